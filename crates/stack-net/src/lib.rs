@@ -1,0 +1,1 @@
+//! Per-stack bridges, veth pairs, IPAM, service-name DNS and published ports over netlink
