@@ -1,0 +1,6 @@
+//! The engine: turns a desired stack and what is observed on the host into a
+//! plan, executes that plan over its dependency graph, and supervises what
+//! runs (restart policies with backoff).
+
+pub mod dag;
+pub mod restart;
