@@ -2,5 +2,7 @@
 //! plan, executes that plan over its dependency graph, and supervises what
 //! runs (restart policies with backoff).
 
+pub mod atomic;
 pub mod dag;
+pub mod lock;
 pub mod restart;
