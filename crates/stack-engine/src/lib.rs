@@ -5,4 +5,5 @@
 pub mod atomic;
 pub mod dag;
 pub mod lock;
+pub mod logs;
 pub mod restart;
