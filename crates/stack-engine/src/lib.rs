@@ -6,4 +6,5 @@ pub mod atomic;
 pub mod dag;
 pub mod lock;
 pub mod logs;
+pub mod pidfd;
 pub mod restart;
