@@ -110,6 +110,8 @@ pub fn become_subreaper() -> io::Result<()> {
 }
 
 #[cfg(test)]
+// The pidfd under test reaps these children, not `Child::wait`.
+#[allow(clippy::zombie_processes)]
 mod tests {
     use std::process::Command;
     use std::time::Duration;
