@@ -4,6 +4,7 @@
 
 pub mod atomic;
 pub mod dag;
+pub mod health;
 pub mod lock;
 pub mod logs;
 pub mod pidfd;
