@@ -4,8 +4,12 @@
 
 pub mod atomic;
 pub mod dag;
+pub mod hash;
 pub mod health;
 pub mod lock;
 pub mod logs;
+pub mod observed;
 pub mod pidfd;
+pub mod plan;
+pub mod reconcile;
 pub mod restart;

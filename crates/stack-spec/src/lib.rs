@@ -1,1 +1,36 @@
-//! The stack file: Compose-compatible loading, interpolation, merging, validation and normalisation to a typed Project
+//! The stack file: Compose-compatible loading, interpolation, merging,
+//! validation and normalisation to a typed [`Project`].
+//!
+//! ```no_run
+//! let opts = stack_spec::LoadOptions::new(std::env::current_dir().unwrap())
+//!     .with_environment(std::env::vars());
+//! match stack_spec::load(&opts) {
+//!     Ok(loaded) => println!("{} services", loaded.project.services.len()),
+//!     Err(errors) => eprintln!("{errors}"),
+//! }
+//! ```
+
+pub mod dotenv;
+pub mod error;
+mod extends;
+pub mod interpolate;
+mod load;
+mod merge;
+pub mod model;
+mod node;
+mod normalize;
+pub mod ports;
+mod schema;
+pub mod units;
+mod validate;
+mod volumes;
+mod yaml;
+
+pub use error::{ErrorKind, LoadError, LoadErrors, Span, Warning};
+pub use load::{LoadOptions, Loaded, Source, find_stack_file, load, normalize_project_name, STACK_FILE_NAMES};
+pub use model::*;
+
+/// The JSON schema of [`Project`] (what `stack config --format json` prints).
+pub fn project_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Project)).unwrap_or(serde_json::Value::Null)
+}

@@ -1,0 +1,51 @@
+//! What is on the host now, as the reconciler sees it: plain data, gathered
+//! by the engine from its state store and the kernel before planning.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// Docker's container states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Exited,
+    Dead,
+}
+
+impl ContainerState {
+    /// Up, as far as `stack up` is concerned: nothing to start.
+    pub fn is_up(self) -> bool {
+        matches!(self, Self::Running | Self::Paused | Self::Restarting)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedContainer {
+    pub name: String,
+    pub service: String,
+    /// The replica number, from 1.
+    pub number: u32,
+    /// The hash the container was created with (see `hash`).
+    pub config_hash: String,
+    /// The hashed form it was created from, to name what changed.
+    pub config: serde_json::Value,
+    /// The image digest it was created from.
+    pub image_digest: Option<String>,
+    pub state: ContainerState,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    pub containers: Vec<ObservedContainer>,
+    /// Networks of this project that exist, by full name.
+    pub networks: BTreeSet<String>,
+    /// Named volumes that exist, by full name.
+    pub volumes: BTreeSet<String>,
+    /// Images in the store: reference as written in the file → digest.
+    pub images: BTreeMap<String, String>,
+}

@@ -1,0 +1,191 @@
+//! A plan: the operations that take the host from what is observed to what
+//! the stack file asks for, each with the resource it acts on, why, and what
+//! must be done before it. Plans print deterministically, one line each.
+
+use std::fmt;
+
+use stack_spec::DependsOnCondition;
+
+use crate::dag::{Dag, NodeId};
+
+/// Index of an operation in its plan.
+pub type OpId = usize;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    Network(String),
+    Volume(String),
+    Image(String),
+    Container {
+        service: String,
+        number: u32,
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Pull,
+    Start,
+    /// Stop, remove, and create again under the same name.
+    Recreate,
+    /// Restart in place (a `depends_on` with `restart: true` was restarted).
+    Restart,
+    /// Stop if running, then remove.
+    Remove,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    NotFound,
+    ConfigChanged(Vec<String>),
+    ImageUpdated,
+    ForceRecreate,
+    HashVersionChanged,
+    /// The container exists but is not running.
+    NotRunning,
+    /// A service whose namespaces it shares, or that it restarts with, changed.
+    DependencyChanged(String),
+    ScaleDown,
+    Orphan,
+    PullAlways,
+    Down,
+}
+
+/// A condition a start waits for before running: `depends_on` as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wait {
+    pub service: String,
+    pub condition: DependsOnCondition,
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    pub action: Action,
+    pub resource: Resource,
+    pub cause: Cause,
+    /// Operations of this plan that must be done first.
+    pub after: Vec<OpId>,
+    /// For starts: the conditions to wait for.
+    pub waits: Vec<Wait>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub operations: Vec<Operation>,
+    /// Things worth telling the user that are not operations (orphans kept).
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    pub fn push(&mut self, action: Action, resource: Resource, cause: Cause) -> OpId {
+        self.operations.push(Operation {
+            action,
+            resource,
+            cause,
+            after: Vec::new(),
+            waits: Vec::new(),
+        });
+        self.operations.len() - 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.operations.is_empty()
+    }
+
+    /// The plan as a graph for the executor.
+    pub fn to_dag(&self) -> (Dag<OpId>, Vec<NodeId>) {
+        let mut dag = Dag::new();
+        let nodes: Vec<NodeId> = (0..self.operations.len()).map(|i| dag.add(i)).collect();
+        for (i, op) in self.operations.iter().enumerate() {
+            for &dep in &op.after {
+                dag.depend(nodes[i], nodes[dep]);
+            }
+        }
+        (dag, nodes)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Create => "create",
+            Action::Pull => "pull",
+            Action::Start => "start",
+            Action::Recreate => "recreate",
+            Action::Restart => "restart",
+            Action::Remove => "remove",
+        })
+    }
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Resource::Network(name) => write!(f, "network {name}"),
+            Resource::Volume(name) => write!(f, "volume {name}"),
+            Resource::Image(name) => write!(f, "image {name}"),
+            Resource::Container { name, .. } => write!(f, "container {name}"),
+        }
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::NotFound => f.write_str("not found"),
+            Cause::ConfigChanged(paths) => write!(f, "config changed: {}", paths.join(", ")),
+            Cause::ImageUpdated => f.write_str("image updated"),
+            Cause::ForceRecreate => f.write_str("--force-recreate"),
+            Cause::HashVersionChanged => f.write_str("made by another stack version"),
+            Cause::NotRunning => f.write_str("not running"),
+            Cause::DependencyChanged(s) => write!(f, "dependency {s} changed"),
+            Cause::ScaleDown => f.write_str("scale down"),
+            Cause::Orphan => f.write_str("orphan"),
+            Cause::PullAlways => f.write_str("pull_policy: always"),
+            Cause::Down => f.write_str("down"),
+        }
+    }
+}
+
+fn condition_word(c: DependsOnCondition) -> &'static str {
+    match c {
+        DependsOnCondition::ServiceStarted => "started",
+        DependsOnCondition::ServiceHealthy => "healthy",
+        DependsOnCondition::ServiceCompletedSuccessfully => "completed successfully",
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, op) in self.operations.iter().enumerate() {
+            write!(f, "#{} {} {} ({})", i + 1, op.action, op.resource, op.cause)?;
+            if !op.after.is_empty() {
+                f.write_str(" after")?;
+                for dep in &op.after {
+                    write!(f, " #{}", dep + 1)?;
+                }
+            }
+            if !op.waits.is_empty() {
+                f.write_str("; waits for")?;
+                for (n, w) in op.waits.iter().enumerate() {
+                    let sep = if n == 0 { " " } else { ", " };
+                    let optional = if w.required { "" } else { " (optional)" };
+                    write!(
+                        f,
+                        "{sep}{} {}{optional}",
+                        w.service,
+                        condition_word(w.condition)
+                    )?;
+                }
+            }
+            writeln!(f)?;
+        }
+        for note in &self.notes {
+            writeln!(f, "note: {note}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,361 @@
+//! `reconcile(project, observed, options) -> Plan`: decide, without doing
+//! anything, what `stack up` must do. Pure, so every decision is tested as
+//! golden text without root.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use stack_spec::{MountType, NetworkMode, Project, PullPolicy, Service};
+
+use crate::hash::{HASH_VERSION, changed_paths, config_hash, hashed_form};
+use crate::observed::{Observed, ObservedContainer};
+use crate::plan::{Action, Cause, OpId, Plan, Resource, Wait};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileOptions {
+    pub force_recreate: bool,
+    pub no_recreate: bool,
+    pub remove_orphans: bool,
+    /// `--scale SERVICE=N`, over `deploy.replicas` and `scale`.
+    pub scale: BTreeMap<String, u32>,
+}
+
+/// The network a service joins when it names none.
+pub const DEFAULT_NETWORK: &str = "default";
+
+/// The full name of a project network: its `name:` or `<project>_<key>`.
+pub fn network_name(project: &Project, key: &str) -> String {
+    project
+        .networks
+        .get(key)
+        .and_then(|n| n.name.clone())
+        .unwrap_or_else(|| format!("{}_{key}", project.name))
+}
+
+/// The full name of a named volume: its `name:` or `<project>_<key>`.
+pub fn volume_name(project: &Project, key: &str) -> String {
+    project
+        .volumes
+        .get(key)
+        .and_then(|v| v.name.clone())
+        .unwrap_or_else(|| format!("{}_{key}", project.name))
+}
+
+/// `<project>-<service>-<n>`, or `container_name`.
+pub fn container_name(project: &str, service_name: &str, service: &Service, number: u32) -> String {
+    match &service.container_name {
+        Some(name) => name.clone(),
+        None => format!("{project}-{service_name}-{number}"),
+    }
+}
+
+/// How many containers the service should have.
+pub fn replicas(name: &str, service: &Service, options: &ReconcileOptions) -> u32 {
+    options
+        .scale
+        .get(name)
+        .copied()
+        .or_else(|| service.deploy.as_ref().and_then(|d| d.replicas))
+        .or(service.scale)
+        .unwrap_or(1)
+}
+
+/// The network keys a service joins (none for host/none/shared namespaces).
+pub fn service_networks(service: &Service) -> Vec<String> {
+    match &service.network_mode {
+        None | Some(NetworkMode::Bridge) => {
+            if service.networks.is_empty() {
+                vec![DEFAULT_NETWORK.to_owned()]
+            } else {
+                service.networks.keys().cloned().collect()
+            }
+        }
+        Some(_) => Vec::new(),
+    }
+}
+
+/// Services whose namespaces this one joins (`network_mode: service:x`,
+/// `ipc: service:x`, `pid: service:x`): recreating them recreates it.
+pub fn namespace_parents(service: &Service) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(NetworkMode::Service(parent)) = &service.network_mode {
+        out.push(parent.clone());
+    }
+    for mode in [&service.ipc, &service.pid].into_iter().flatten() {
+        if let Some(parent) = mode.strip_prefix("service:") {
+            out.push(parent.to_owned());
+        }
+    }
+    out
+}
+
+pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOptions) -> Plan {
+    let mut plan = Plan::default();
+
+    // Networks and volumes first: containers are created after them.
+    let mut network_ops: HashMap<String, OpId> = HashMap::new();
+    let used_networks: BTreeSet<String> = project
+        .services
+        .values()
+        .flat_map(service_networks)
+        .collect();
+    for key in &used_networks {
+        let external = project.networks.get(key).is_some_and(|n| n.external);
+        let name = network_name(project, key);
+        if !external && !observed.networks.contains(&name) {
+            let op = plan.push(Action::Create, Resource::Network(name), Cause::NotFound);
+            network_ops.insert(key.clone(), op);
+        }
+    }
+    let mut volume_ops: HashMap<String, OpId> = HashMap::new();
+    for (key, volume) in &project.volumes {
+        let name = volume_name(project, key);
+        if !volume.external && !observed.volumes.contains(&name) {
+            let op = plan.push(Action::Create, Resource::Volume(name), Cause::NotFound);
+            volume_ops.insert(key.clone(), op);
+        }
+    }
+    let mut image_ops: HashMap<String, OpId> = HashMap::new();
+    for service in project.services.values() {
+        let Some(image) = &service.image else {
+            continue;
+        };
+        if image_ops.contains_key(image) {
+            continue;
+        }
+        let cause = match service.pull_policy {
+            Some(PullPolicy::Never) => continue,
+            Some(PullPolicy::Always) => Cause::PullAlways,
+            _ if observed.images.contains_key(image) => continue,
+            _ => Cause::NotFound,
+        };
+        let op = plan.push(Action::Pull, Resource::Image(image.clone()), cause);
+        image_ops.insert(image.clone(), op);
+    }
+
+    let mut by_service: BTreeMap<&str, Vec<&ObservedContainer>> = BTreeMap::new();
+    for c in &observed.containers {
+        by_service.entry(c.service.as_str()).or_default().push(c);
+    }
+    for list in by_service.values_mut() {
+        list.sort_by_key(|c| c.number);
+    }
+
+    // Per service, in dependency order: what happens to each replica.
+    let mut start_ops: HashMap<&str, Vec<OpId>> = HashMap::new();
+    let mut recreated: BTreeSet<&str> = BTreeSet::new();
+    for name in project.start_order() {
+        let Some(service) = project.services.get(name) else {
+            continue;
+        };
+        let want = replicas(name, service, options);
+        let hash = config_hash(service);
+        let form = hashed_form(service);
+        let digest = service.image.as_ref().and_then(|i| observed.images.get(i));
+        let changed_parent = namespace_parents(service)
+            .into_iter()
+            .find(|p| recreated.contains(p.as_str()));
+        let restarted_dependency = service
+            .depends_on
+            .iter()
+            .find(|(dep, d)| d.restart && recreated.contains(dep.as_str()))
+            .map(|(dep, _)| dep.clone());
+
+        let mut create_after: Vec<OpId> = service_networks(service)
+            .iter()
+            .filter_map(|n| network_ops.get(n).copied())
+            .collect();
+        create_after.extend(
+            service
+                .volumes
+                .iter()
+                .filter(|v| v.kind == MountType::Volume)
+                .filter_map(|v| v.source.as_ref().and_then(|s| volume_ops.get(s)).copied()),
+        );
+        if let Some(op) = service.image.as_ref().and_then(|i| image_ops.get(i)) {
+            create_after.push(*op);
+        }
+        let mut start_after: Vec<OpId> = service
+            .depends_on
+            .keys()
+            .chain(namespace_parents(service).iter())
+            .flat_map(|dep| start_ops.get(dep.as_str()).cloned().unwrap_or_default())
+            .collect();
+        start_after.sort_unstable();
+        start_after.dedup();
+        let waits: Vec<Wait> = service
+            .depends_on
+            .iter()
+            .map(|(dep, d)| Wait {
+                service: dep.clone(),
+                condition: d.condition,
+                required: d.required,
+            })
+            .collect();
+
+        let existing = by_service.get(name).cloned().unwrap_or_default();
+        let mut starts = Vec::new();
+        for number in 1..=want {
+            let cname = container_name(&project.name, name, service, number);
+            let resource = Resource::Container {
+                service: name.to_owned(),
+                number,
+                name: cname,
+            };
+            let current = existing.iter().find(|c| c.number == number);
+            let step = match current {
+                None => Some((Action::Create, Cause::NotFound)),
+                Some(c) => {
+                    let cause = if options.no_recreate {
+                        None
+                    } else if options.force_recreate {
+                        Some(Cause::ForceRecreate)
+                    } else if !c.config_hash.starts_with(&format!("{HASH_VERSION}-")) {
+                        Some(Cause::HashVersionChanged)
+                    } else if c.config_hash != hash {
+                        Some(Cause::ConfigChanged(changed_paths(&c.config, &form)))
+                    } else if digest.is_some() && c.image_digest.as_ref() != digest {
+                        Some(Cause::ImageUpdated)
+                    } else {
+                        changed_parent.clone().map(Cause::DependencyChanged)
+                    };
+                    match cause {
+                        Some(cause) => Some((Action::Recreate, cause)),
+                        None => match &restarted_dependency {
+                            Some(dep) => {
+                                Some((Action::Restart, Cause::DependencyChanged(dep.clone())))
+                            }
+                            None if !c.state.is_up() => Some((Action::Start, Cause::NotRunning)),
+                            None => None,
+                        },
+                    }
+                }
+            };
+            let Some((action, cause)) = step else {
+                continue;
+            };
+            if action == Action::Recreate {
+                recreated.insert(name);
+            }
+            let start = match action {
+                Action::Create | Action::Recreate => {
+                    let made = plan.push(action, resource.clone(), cause.clone());
+                    plan.operations[made].after = create_after.clone();
+                    let start = plan.push(Action::Start, resource, cause);
+                    plan.operations[start].after = std::iter::once(made)
+                        .chain(start_after.iter().copied())
+                        .collect();
+                    start
+                }
+                _ => {
+                    let op = plan.push(action, resource, cause);
+                    plan.operations[op].after = start_after.clone();
+                    op
+                }
+            };
+            plan.operations[start].waits = waits.clone();
+            starts.push(start);
+        }
+        start_ops.insert(name, starts);
+
+        // Scale down: the highest-numbered replicas go first.
+        for c in existing.iter().rev().filter(|c| c.number > want) {
+            plan.push(
+                Action::Remove,
+                Resource::Container {
+                    service: name.to_owned(),
+                    number: c.number,
+                    name: c.name.clone(),
+                },
+                Cause::ScaleDown,
+            );
+        }
+    }
+
+    // Containers of services no longer in the file.
+    for (service, list) in &by_service {
+        if project.services.contains_key(*service) {
+            continue;
+        }
+        for c in list.iter().rev() {
+            if options.remove_orphans {
+                plan.push(
+                    Action::Remove,
+                    Resource::Container {
+                        service: (*service).to_owned(),
+                        number: c.number,
+                        name: c.name.clone(),
+                    },
+                    Cause::Orphan,
+                );
+            } else {
+                plan.notes.push(format!(
+                    "orphan container {} (service {service} is not in the file); --remove-orphans removes it",
+                    c.name
+                ));
+            }
+        }
+    }
+    plan
+}
+
+/// `stack down`: every container of the project (dependents before what they
+/// depend on), then its networks, then with `volumes` its named volumes.
+pub fn plan_down(project: Option<&Project>, observed: &Observed, volumes: bool) -> Plan {
+    let mut plan = Plan::default();
+    let order: Vec<&str> = project.map(|p| p.start_order()).unwrap_or_default();
+    let rank = |service: &str| {
+        order
+            .iter()
+            .position(|s| *s == service)
+            .map_or(usize::MAX, |i| i)
+    };
+    let mut containers: Vec<&ObservedContainer> = observed.containers.iter().collect();
+    // Reverse start order; unknown (orphan) services first, then by name.
+    containers.sort_by(|a, b| {
+        rank(&b.service)
+            .cmp(&rank(&a.service))
+            .then_with(|| a.service.cmp(&b.service))
+            .then_with(|| b.number.cmp(&a.number))
+    });
+    let mut removed: HashMap<&str, Vec<OpId>> = HashMap::new();
+    let mut all = Vec::new();
+    for c in containers {
+        let op = plan.push(
+            Action::Remove,
+            Resource::Container {
+                service: c.service.clone(),
+                number: c.number,
+                name: c.name.clone(),
+            },
+            Cause::Down,
+        );
+        // A container is removed after the containers that depend on it or
+        // share its namespaces.
+        if let Some(p) = project {
+            plan.operations[op].after = p
+                .services
+                .iter()
+                .filter(|(_, s)| {
+                    s.depends_on.contains_key(&c.service)
+                        || namespace_parents(s).contains(&c.service)
+                })
+                .flat_map(|(dependent, _)| {
+                    removed.get(dependent.as_str()).cloned().unwrap_or_default()
+                })
+                .collect();
+        }
+        removed.entry(c.service.as_str()).or_default().push(op);
+        all.push(op);
+    }
+    for name in &observed.networks {
+        let op = plan.push(Action::Remove, Resource::Network(name.clone()), Cause::Down);
+        plan.operations[op].after = all.clone();
+    }
+    if volumes {
+        for name in &observed.volumes {
+            let op = plan.push(Action::Remove, Resource::Volume(name.clone()), Cause::Down);
+            plan.operations[op].after = all.clone();
+        }
+    }
+    plan
+}

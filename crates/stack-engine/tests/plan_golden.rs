@@ -1,0 +1,270 @@
+//! Golden-text tests of the reconciler: for each situation, the exact plan.
+
+use stack_engine::hash::{config_hash, hashed_form};
+use stack_engine::observed::{ContainerState, Observed, ObservedContainer};
+use stack_engine::reconcile::{
+    ReconcileOptions, container_name, network_name, plan_down, reconcile, replicas,
+    service_networks, volume_name,
+};
+use stack_spec::Project;
+
+const STACK: &str = r#"
+name: shop
+services:
+  db:
+    image: postgres:16
+    volumes: [dbdata:/var/lib/postgresql/data]
+    healthcheck:
+      test: ["CMD", "pg_isready"]
+  migrate:
+    image: shop/app:1
+    command: ["migrate"]
+    depends_on:
+      db: {condition: service_healthy}
+  api:
+    image: shop/app:1
+    environment:
+      FOO: "1"
+    depends_on:
+      db: {condition: service_healthy}
+      migrate: {condition: service_completed_successfully}
+  web:
+    image: nginx:1.27
+    depends_on:
+      api: {condition: service_started, restart: true}
+  sidecar:
+    image: busybox
+    network_mode: "service:api"
+  debug:
+    image: busybox
+    profiles: [debug]
+volumes:
+  dbdata:
+"#;
+
+fn load(text: &str, profiles: &[&str]) -> Project {
+    let mut options = stack_spec::LoadOptions::new("/tmp").with_content("stack.yaml", text);
+    options.profiles = profiles.iter().map(|p| p.to_string()).collect();
+    stack_spec::load(&options)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .project
+}
+
+/// What the host looks like after a successful `up` of `project`.
+fn converged(project: &Project, options: &ReconcileOptions) -> Observed {
+    let mut observed = Observed::default();
+    for (name, service) in &project.services {
+        for number in 1..=replicas(name, service, options) {
+            observed.containers.push(ObservedContainer {
+                name: container_name(&project.name, name, service, number),
+                service: name.clone(),
+                number,
+                config_hash: config_hash(service),
+                config: hashed_form(service),
+                image_digest: service.image.as_ref().map(|i| format!("sha256:{i}")),
+                state: ContainerState::Running,
+            });
+        }
+        for net in service_networks(service) {
+            observed.networks.insert(network_name(project, &net));
+        }
+        if let Some(image) = &service.image {
+            observed
+                .images
+                .insert(image.clone(), format!("sha256:{image}"));
+        }
+    }
+    for key in project.volumes.keys() {
+        observed.volumes.insert(volume_name(project, key));
+    }
+    observed
+}
+
+fn plan(project: &Project, observed: &Observed, options: &ReconcileOptions) -> String {
+    reconcile(project, observed, options).to_string()
+}
+
+#[test]
+fn first_up_creates_everything_in_dependency_order() {
+    let project = load(STACK, &[]);
+    let got = plan(&project, &Observed::default(), &ReconcileOptions::default());
+    let want = "\
+#1 create network shop_default (not found)
+#2 create volume shop_dbdata (not found)
+#3 pull image postgres:16 (not found)
+#4 pull image shop/app:1 (not found)
+#5 pull image nginx:1.27 (not found)
+#6 pull image busybox (not found)
+#7 create container shop-db-1 (not found) after #1 #2 #3
+#8 start container shop-db-1 (not found) after #7
+#9 create container shop-migrate-1 (not found) after #1 #4
+#10 start container shop-migrate-1 (not found) after #9 #8; waits for db healthy
+#11 create container shop-api-1 (not found) after #1 #4
+#12 start container shop-api-1 (not found) after #11 #8 #10; waits for db healthy, migrate completed successfully
+#13 create container shop-web-1 (not found) after #1 #5
+#14 start container shop-web-1 (not found) after #13 #12; waits for api started
+#15 create container shop-sidecar-1 (not found) after #6
+#16 start container shop-sidecar-1 (not found) after #15 #12
+";
+    assert_eq!(got, want, "\n{got}");
+}
+
+#[test]
+fn second_up_is_a_no_op() {
+    let project = load(STACK, &[]);
+    let options = ReconcileOptions::default();
+    let observed = converged(&project, &options);
+    assert_eq!(plan(&project, &observed, &options), "");
+}
+
+#[test]
+fn changed_environment_recreates_it_and_what_shares_or_restarts_with_it() {
+    let before = load(STACK, &[]);
+    let observed = converged(&before, &ReconcileOptions::default());
+    let after = load(&STACK.replace("FOO: \"1\"", "FOO: \"2\""), &[]);
+    let got = plan(&after, &observed, &ReconcileOptions::default());
+    let want = "\
+#1 recreate container shop-api-1 (config changed: environment.FOO)
+#2 start container shop-api-1 (config changed: environment.FOO) after #1; waits for db healthy, migrate completed successfully
+#3 restart container shop-web-1 (dependency api changed) after #2; waits for api started
+#4 recreate container shop-sidecar-1 (dependency api changed)
+#5 start container shop-sidecar-1 (dependency api changed) after #4 #2
+";
+    assert_eq!(got, want, "\n{got}");
+}
+
+#[test]
+fn updated_image_recreates_its_users() {
+    let project = load(STACK, &[]);
+    let mut observed = converged(&project, &ReconcileOptions::default());
+    observed
+        .images
+        .insert("nginx:1.27".into(), "sha256:newer".into());
+    let got = plan(&project, &observed, &ReconcileOptions::default());
+    let want = "\
+#1 recreate container shop-web-1 (image updated)
+#2 start container shop-web-1 (image updated) after #1; waits for api started
+";
+    assert_eq!(got, want, "\n{got}");
+}
+
+#[test]
+fn removed_service_is_an_orphan() {
+    let project = load(STACK, &[]);
+    let observed = converged(&project, &ReconcileOptions::default());
+    let smaller = load(
+        &STACK.replace(
+            "  sidecar:\n    image: busybox\n    network_mode: \"service:api\"\n",
+            "",
+        ),
+        &[],
+    );
+    let got = plan(&smaller, &observed, &ReconcileOptions::default());
+    assert_eq!(
+        got,
+        "note: orphan container shop-sidecar-1 (service sidecar is not in the file); --remove-orphans removes it\n"
+    );
+    let options = ReconcileOptions {
+        remove_orphans: true,
+        ..ReconcileOptions::default()
+    };
+    assert_eq!(
+        plan(&smaller, &observed, &options),
+        "#1 remove container shop-sidecar-1 (orphan)\n"
+    );
+}
+
+#[test]
+fn scale_up_adds_replicas_and_scale_down_removes_the_highest() {
+    let project = load(STACK, &[]);
+    let observed = converged(&project, &ReconcileOptions::default());
+    let mut options = ReconcileOptions::default();
+    options.scale.insert("web".into(), 3);
+    let got = plan(&project, &observed, &options);
+    let want = "\
+#1 create container shop-web-2 (not found)
+#2 start container shop-web-2 (not found) after #1; waits for api started
+#3 create container shop-web-3 (not found)
+#4 start container shop-web-3 (not found) after #3; waits for api started
+";
+    assert_eq!(got, want, "\n{got}");
+
+    let three = converged(&project, &options);
+    options.scale.insert("web".into(), 1);
+    let got = plan(&project, &three, &options);
+    let want = "\
+#1 remove container shop-web-3 (scale down)
+#2 remove container shop-web-2 (scale down)
+";
+    assert_eq!(got, want, "\n{got}");
+}
+
+#[test]
+fn profiles_add_their_services() {
+    let project = load(STACK, &["debug"]);
+    let observed = converged(&load(STACK, &[]), &ReconcileOptions::default());
+    let got = plan(&project, &observed, &ReconcileOptions::default());
+    let want = "\
+#1 create container shop-debug-1 (not found)
+#2 start container shop-debug-1 (not found) after #1
+";
+    assert_eq!(got, want, "\n{got}");
+}
+
+#[test]
+fn stopped_containers_are_started_and_flags_are_honoured() {
+    let project = load(STACK, &[]);
+    let mut observed = converged(&project, &ReconcileOptions::default());
+    for c in &mut observed.containers {
+        if c.service == "migrate" {
+            c.state = ContainerState::Exited;
+        }
+    }
+    assert_eq!(
+        plan(&project, &observed, &ReconcileOptions::default()),
+        "#1 start container shop-migrate-1 (not running); waits for db healthy\n"
+    );
+    let changed = load(&STACK.replace("FOO: \"1\"", "FOO: \"2\""), &[]);
+    let no_recreate = ReconcileOptions {
+        no_recreate: true,
+        ..ReconcileOptions::default()
+    };
+    assert_eq!(
+        plan(&changed, &observed, &no_recreate),
+        "#1 start container shop-migrate-1 (not running); waits for db healthy\n"
+    );
+    let force = ReconcileOptions {
+        force_recreate: true,
+        ..ReconcileOptions::default()
+    };
+    assert_eq!(
+        reconcile(&project, &observed, &force)
+            .operations
+            .iter()
+            .filter(|op| op.action == stack_engine::plan::Action::Recreate)
+            .count(),
+        5
+    );
+}
+
+#[test]
+fn down_removes_dependents_first_then_networks_and_with_v_volumes() {
+    let project = load(STACK, &[]);
+    let observed = converged(&project, &ReconcileOptions::default());
+    let got = plan_down(Some(&project), &observed, true).to_string();
+    let want = "\
+#1 remove container shop-sidecar-1 (down)
+#2 remove container shop-web-1 (down)
+#3 remove container shop-api-1 (down) after #2 #1
+#4 remove container shop-migrate-1 (down) after #3
+#5 remove container shop-db-1 (down) after #4 #3
+#6 remove network shop_default (down) after #1 #2 #3 #4 #5
+#7 remove volume shop_dbdata (down) after #1 #2 #3 #4 #5
+";
+    assert_eq!(got, want, "\n{got}");
+    assert!(
+        !plan_down(Some(&project), &observed, false)
+            .to_string()
+            .contains("volume")
+    );
+}

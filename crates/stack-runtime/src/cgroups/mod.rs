@@ -1,0 +1,355 @@
+//! Cgroups, v1 and v2, detected at run time.
+//!
+//! A hybrid host (v1 controllers plus a cgroup2 mount that holds no
+//! controllers) is treated as v1: the version is whatever `/sys/fs/cgroup`
+//! itself is. Controller files are written directly, one small module per
+//! version, because the runtime needs exact control over ordering (cpuset
+//! inheritance, memsw after the limit) and over the hybrid layout.
+
+mod v1;
+mod v2;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxDevice, LinuxResources};
+use serde::{Deserialize, Serialize};
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no cgroup hierarchy found under {CGROUP_ROOT}")]
+    NoHierarchy,
+    #[error("controller {controller} needed for {what} is not available")]
+    MissingController {
+        controller: &'static str,
+        what: &'static str,
+    },
+    #[error("invalid hugepage size {0:?}")]
+    HugepageSize(String),
+    #[error("freezing {path} did not complete")]
+    FreezeTimeout { path: PathBuf },
+}
+
+pub(crate) fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
+    fs::write(path, value).map_err(|source| CgroupError::Io {
+        op: "write",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+pub(crate) fn read_file(path: &Path) -> Result<String, CgroupError> {
+    fs::read_to_string(path).map_err(|source| CgroupError::Io {
+        op: "read",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Which cgroup version the host runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Version {
+    V1,
+    V2,
+}
+
+/// One mounted v1 hierarchy: its mount point and the controllers it carries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct V1Mount {
+    pub mount_point: PathBuf,
+    pub controllers: Vec<String>,
+}
+
+/// Resource usage read from the cgroup files.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub cpu_usage_ns: u64,
+    pub memory_usage: u64,
+    pub memory_limit: Option<u64>,
+    pub memory_peak: Option<u64>,
+    pub pids_current: u64,
+    pub pids_limit: Option<u64>,
+    pub io_read_bytes: u64,
+    pub io_write_bytes: u64,
+    pub oom_kills: u64,
+}
+
+/// A container's cgroup in whichever hierarchy the host has.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Cgroup {
+    pub version: Version,
+    /// Path relative to each hierarchy root, starting with `/`.
+    pub path: String,
+    pub v1_mounts: Vec<V1Mount>,
+}
+
+/// Parses `/proc/self/mountinfo` for v1 hierarchies (fstype `cgroup`).
+pub fn parse_v1_mounts(mountinfo: &str) -> Vec<V1Mount> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (pre, post) = line.split_once(" - ")?;
+            let mut post = post.split_whitespace();
+            if post.next()? != "cgroup" {
+                return None;
+            }
+            let superopts = post.nth(1)?;
+            let mount_point = PathBuf::from(pre.split_whitespace().nth(4)?);
+            let controllers: Vec<String> = superopts
+                .split(',')
+                .filter(|o| {
+                    !matches!(*o, "rw" | "ro")
+                        && !o.starts_with("release_agent")
+                        && *o != "clone_children"
+                })
+                .map(str::to_string)
+                .collect();
+            (!controllers.is_empty()).then_some(V1Mount {
+                mount_point,
+                controllers,
+            })
+        })
+        .collect()
+}
+
+/// The cgroup path for a container: `linux.cgroupsPath` or `/stack/<id>`.
+pub fn container_path(spec_path: Option<&Path>, id: &str) -> String {
+    match spec_path.and_then(|p| p.to_str()).filter(|p| !p.is_empty()) {
+        Some(p) if p.starts_with('/') => p.to_string(),
+        Some(p) => format!("/{p}"),
+        None => format!("/stack/{id}"),
+    }
+}
+
+pub fn detect_version() -> Result<Version, CgroupError> {
+    let st = nix::sys::statfs::statfs(CGROUP_ROOT).map_err(|e| CgroupError::Io {
+        op: "statfs",
+        path: CGROUP_ROOT.into(),
+        source: e.into(),
+    })?;
+    Ok(if st.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC {
+        Version::V2
+    } else {
+        Version::V1
+    })
+}
+
+impl Cgroup {
+    pub fn new(path: String) -> Result<Self, CgroupError> {
+        let version = detect_version()?;
+        let v1_mounts = if version == Version::V1 {
+            let info = read_file(Path::new("/proc/self/mountinfo"))?;
+            let m = parse_v1_mounts(&info);
+            if m.is_empty() {
+                return Err(CgroupError::NoHierarchy);
+            }
+            m
+        } else {
+            Vec::new()
+        };
+        Ok(Cgroup {
+            version,
+            path,
+            v1_mounts,
+        })
+    }
+
+    /// The directory of this cgroup in the hierarchy carrying `controller` (v1),
+    /// or the single v2 directory.
+    pub fn dir(&self, controller: &str) -> Option<PathBuf> {
+        let rel = self.path.trim_start_matches('/');
+        match self.version {
+            Version::V2 => Some(Path::new(CGROUP_ROOT).join(rel)),
+            Version::V1 => self
+                .v1_mounts
+                .iter()
+                .find(|m| m.controllers.iter().any(|c| c == controller))
+                .map(|m| m.mount_point.join(rel)),
+        }
+    }
+
+    /// Every directory of this cgroup (one per v1 hierarchy, or one for v2).
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        let rel = self.path.trim_start_matches('/');
+        match self.version {
+            Version::V2 => vec![Path::new(CGROUP_ROOT).join(rel)],
+            Version::V1 => self
+                .v1_mounts
+                .iter()
+                .map(|m| m.mount_point.join(rel))
+                .collect(),
+        }
+    }
+
+    /// Whether the cgroup already exists (then the runtime joins but does not own it).
+    pub fn exists(&self) -> bool {
+        self.dirs().first().is_some_and(|d| d.exists())
+    }
+
+    /// Creates the cgroup and applies the resources.
+    pub fn create(
+        &self,
+        resources: Option<&LinuxResources>,
+        devices: &[LinuxDevice],
+    ) -> Result<(), CgroupError> {
+        match self.version {
+            Version::V1 => v1::create(self, resources, devices),
+            Version::V2 => v2::create(self, resources),
+        }
+    }
+
+    pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
+        for d in self.dirs() {
+            write_file(&d.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
+        let d = self
+            .dirs()
+            .into_iter()
+            .next()
+            .ok_or(CgroupError::NoHierarchy)?;
+        let body = read_file(&d.join("cgroup.procs"))?;
+        Ok(body.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
+    pub fn freeze(&self, frozen: bool) -> Result<(), CgroupError> {
+        match self.version {
+            Version::V1 => v1::freeze(self, frozen),
+            Version::V2 => v2::freeze(self, frozen),
+        }
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        match self.version {
+            Version::V1 => v1::is_frozen(self),
+            Version::V2 => v2::is_frozen(self),
+        }
+    }
+
+    pub fn stats(&self) -> Result<Stats, CgroupError> {
+        match self.version {
+            Version::V1 => v1::stats(self),
+            Version::V2 => v2::stats(self),
+        }
+    }
+
+    /// How many times the kernel OOM-killed a process in this cgroup.
+    pub fn oom_kills(&self) -> u64 {
+        match self.version {
+            Version::V1 => v1::oom_kills(self),
+            Version::V2 => v2::oom_kills(self),
+        }
+    }
+
+    /// Removes the cgroup directories; processes must be gone. Retries briefly,
+    /// as the kernel frees a cgroup shortly after its last task exits.
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        let mut dirs = self.dirs();
+        // Children of a v2 cgroup (e.g. made by the container) go first.
+        dirs.sort();
+        for d in dirs.iter().rev() {
+            if !d.exists() {
+                continue;
+            }
+            remove_tree(d)?;
+        }
+        Ok(())
+    }
+}
+
+fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_tree(&e.path())?;
+            }
+        }
+    }
+    let mut last = None;
+    for _ in 0..200 {
+        match fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                last = Some(e);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+    Err(CgroupError::Io {
+        op: "rmdir",
+        path: dir.to_path_buf(),
+        source: last.unwrap_or_else(|| std::io::Error::other("busy")),
+    })
+}
+
+/// Reads `key value` lines (memory.stat, memory.events, cpu.stat) for one key.
+pub(crate) fn keyed(body: &str, key: &str) -> Option<u64> {
+    body.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+25 30 0:23 / /sys rw,nosuid shared:7 - sysfs sysfs rw
+26 25 0:24 / /sys/fs/cgroup ro,nosuid shared:8 - tmpfs tmpfs ro,mode=755
+27 26 0:25 / /sys/fs/cgroup/unified rw shared:9 - cgroup2 cgroup2 rw,nsdelegate
+28 26 0:26 / /sys/fs/cgroup/systemd rw shared:10 - cgroup cgroup rw,xattr,name=systemd
+31 26 0:29 / /sys/fs/cgroup/cpu rw shared:13 - cgroup cgroup rw,cpu
+32 26 0:30 / /sys/fs/cgroup/memory rw shared:14 - cgroup cgroup rw,memory
+";
+
+    #[test]
+    fn v1_mounts_from_mountinfo() {
+        let m = parse_v1_mounts(MOUNTINFO);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].controllers, vec!["xattr", "name=systemd"]);
+        assert_eq!(
+            m[1],
+            V1Mount {
+                mount_point: "/sys/fs/cgroup/cpu".into(),
+                controllers: vec!["cpu".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(container_path(None, "x"), "/stack/x");
+        assert_eq!(container_path(Some(Path::new("/a/b")), "x"), "/a/b");
+        assert_eq!(container_path(Some(Path::new("a/b")), "x"), "/a/b");
+        let cg = Cgroup {
+            version: Version::V1,
+            path: "/stack/x".into(),
+            v1_mounts: parse_v1_mounts(MOUNTINFO),
+        };
+        assert_eq!(
+            cg.dir("memory"),
+            Some(PathBuf::from("/sys/fs/cgroup/memory/stack/x"))
+        );
+        assert_eq!(cg.dir("pids"), None);
+    }
+
+    #[test]
+    fn keyed_lines() {
+        assert_eq!(keyed("low 0\noom 2\noom_kill 1\n", "oom_kill"), Some(1));
+        assert_eq!(keyed("usage_usec 5\n", "nothing"), None);
+    }
+}

@@ -1,0 +1,204 @@
+//! cgroup v2: one directory; controllers enabled down the tree via
+//! `cgroup.subtree_control`, limits in the unified file names.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::LinuxResources;
+
+use super::{CGROUP_ROOT, Cgroup, CgroupError, Stats, keyed, read_file, write_file};
+use crate::plan::{blkio_weight_to_io, shares_to_weight};
+
+fn dir(cg: &Cgroup) -> PathBuf {
+    Path::new(CGROUP_ROOT).join(cg.path.trim_start_matches('/'))
+}
+
+/// Enables every available controller in each ancestor so the leaf gets them.
+fn enable_controllers(leaf: &Path) -> Result<(), CgroupError> {
+    let root = Path::new(CGROUP_ROOT);
+    let available = read_file(&root.join("cgroup.controllers"))?;
+    let enable: String = available
+        .split_whitespace()
+        .map(|c| format!("+{c} "))
+        .collect();
+    let rel = leaf.strip_prefix(root).unwrap_or(leaf);
+    let mut cur = root.to_path_buf();
+    for comp in rel.components() {
+        // Best effort per controller: some (e.g. cpuset in a threaded tree) may refuse.
+        if write_file(&cur.join("cgroup.subtree_control"), enable.trim()).is_err() {
+            for c in available.split_whitespace() {
+                let _ = write_file(&cur.join("cgroup.subtree_control"), &format!("+{c}"));
+            }
+        }
+        cur = cur.join(comp);
+        if !cur.exists() {
+            fs::create_dir(&cur).map_err(|source| CgroupError::Io {
+                op: "mkdir",
+                path: cur.clone(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn max_or(v: i64) -> String {
+    if v < 0 { "max".into() } else { v.to_string() }
+}
+
+pub(super) fn create(cg: &Cgroup, res: Option<&LinuxResources>) -> Result<(), CgroupError> {
+    let d = dir(cg);
+    enable_controllers(&d)?;
+    let Some(res) = res else { return Ok(()) };
+    if let Some(m) = res.memory() {
+        if let Some(l) = m.limit() {
+            write_file(&d.join("memory.max"), &max_or(l))?;
+            if let Some(s) = m.swap() {
+                // v1 swap is memory+swap; v2 counts swap alone.
+                let v = if s < 0 {
+                    "max".into()
+                } else {
+                    (s - l).max(0).to_string()
+                };
+                write_file(&d.join("memory.swap.max"), &v)?;
+            }
+        }
+        if let Some(r) = m.reservation() {
+            write_file(&d.join("memory.low"), &max_or(r))?;
+        }
+        if m.disable_oom_killer() == Some(true) {
+            // v2 has no switch; the closest is never reclaiming below the limit.
+            tracing::warn!("disableOOMKiller is not supported on cgroup v2; ignored");
+        }
+    }
+    if let Some(c) = res.cpu() {
+        if let Some(s) = c.shares() {
+            write_file(&d.join("cpu.weight"), &shares_to_weight(s).to_string())?;
+        }
+        if c.quota().is_some() || c.period().is_some() {
+            let q = c
+                .quota()
+                .filter(|q| *q > 0)
+                .map(|q| q.to_string())
+                .unwrap_or_else(|| "max".into());
+            let p = c.period().unwrap_or(100_000);
+            write_file(&d.join("cpu.max"), &format!("{q} {p}"))?;
+        }
+        if let Some(s) = c.cpus() {
+            write_file(&d.join("cpuset.cpus"), s)?;
+        }
+        if let Some(s) = c.mems() {
+            write_file(&d.join("cpuset.mems"), s)?;
+        }
+    }
+    if let Some(p) = res.pids() {
+        write_file(
+            &d.join("pids.max"),
+            &if p.limit() > 0 {
+                p.limit().to_string()
+            } else {
+                "max".into()
+            },
+        )?;
+    }
+    if let Some(b) = res.block_io() {
+        if let Some(w) = b.weight() {
+            write_file(
+                &d.join("io.weight"),
+                &format!("default {}", blkio_weight_to_io(u64::from(w))),
+            )?;
+        }
+        for wd in b.weight_device().iter().flatten() {
+            if let Some(w) = wd.weight() {
+                let v = blkio_weight_to_io(u64::from(w));
+                write_file(
+                    &d.join("io.weight"),
+                    &format!("{}:{} {v}", wd.major(), wd.minor()),
+                )?;
+            }
+        }
+        let throttles = [
+            ("rbps", b.throttle_read_bps_device()),
+            ("wbps", b.throttle_write_bps_device()),
+            ("riops", b.throttle_read_iops_device()),
+            ("wiops", b.throttle_write_iops_device()),
+        ];
+        for (key, list) in throttles {
+            for t in list.iter().flatten() {
+                write_file(
+                    &d.join("io.max"),
+                    &format!("{}:{} {key}={}", t.major(), t.minor(), t.rate()),
+                )?;
+            }
+        }
+    }
+    for h in res.hugepage_limits().iter().flatten() {
+        let f = d.join(format!("hugetlb.{}.max", h.page_size()));
+        if !f.exists() {
+            return Err(CgroupError::HugepageSize(h.page_size().clone()));
+        }
+        write_file(&f, &h.limit().to_string())?;
+    }
+    for (k, v) in res.unified().iter().flatten() {
+        write_file(&d.join(k), v)?;
+    }
+    Ok(())
+}
+
+pub(super) fn freeze(cg: &Cgroup, frozen: bool) -> Result<(), CgroupError> {
+    let d = dir(cg);
+    write_file(&d.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
+    for _ in 0..1000 {
+        if is_frozen(cg) == frozen {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Err(CgroupError::FreezeTimeout { path: d })
+}
+
+pub(super) fn is_frozen(cg: &Cgroup) -> bool {
+    fs::read_to_string(dir(cg).join("cgroup.events"))
+        .ok()
+        .and_then(|b| keyed(&b, "frozen"))
+        == Some(1)
+}
+
+pub(super) fn oom_kills(cg: &Cgroup) -> u64 {
+    fs::read_to_string(dir(cg).join("memory.events"))
+        .ok()
+        .and_then(|b| keyed(&b, "oom_kill"))
+        .unwrap_or(0)
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+pub(super) fn stats(cg: &Cgroup) -> Result<Stats, CgroupError> {
+    let d = dir(cg);
+    let cpu = fs::read_to_string(d.join("cpu.stat")).unwrap_or_default();
+    let mut s = Stats {
+        cpu_usage_ns: keyed(&cpu, "usage_usec").unwrap_or(0) * 1000,
+        memory_usage: read_u64(&d.join("memory.current")).unwrap_or(0),
+        memory_limit: read_u64(&d.join("memory.max")),
+        memory_peak: read_u64(&d.join("memory.peak")),
+        pids_current: read_u64(&d.join("pids.current")).unwrap_or(0),
+        pids_limit: read_u64(&d.join("pids.max")),
+        oom_kills: oom_kills(cg),
+        ..Stats::default()
+    };
+    for l in fs::read_to_string(d.join("io.stat"))
+        .unwrap_or_default()
+        .lines()
+    {
+        for kv in l.split_whitespace().skip(1) {
+            match kv.split_once('=') {
+                Some(("rbytes", v)) => s.io_read_bytes += v.parse::<u64>().unwrap_or(0),
+                Some(("wbytes", v)) => s.io_write_bytes += v.parse::<u64>().unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    Ok(s)
+}

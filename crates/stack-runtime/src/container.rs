@@ -1,0 +1,773 @@
+//! The library API: create/start/state/kill/delete/pause/resume/exec/stats/wait.
+
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use oci_spec::runtime::{Process, Spec};
+
+use crate::cgroups::{self, Cgroup, CgroupError, Stats};
+use crate::hooks::{self, HookError};
+use crate::init::{INIT_ENV, InitConfig, Mode};
+use crate::plan::{self, PlanError};
+use crate::protocol::{self, FromInit, ProtocolError, Step, ToInit};
+use crate::seccomp::{self, SeccompError};
+use crate::state::{self, State, StateError, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("container {0} already exists")]
+    Exists(String),
+    #[error("container {0} does not exist")]
+    NotFound(String),
+    #[error("loading {path}: {source}")]
+    Spec {
+        path: PathBuf,
+        source: oci_spec::OciSpecError,
+    },
+    #[error("invalid spec: {0}")]
+    InvalidSpec(&'static str),
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("spawning init stage {path}: {source}")]
+    Spawn {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("container init failed at step {step}: {message}")]
+    Init {
+        step: Step,
+        errno: Option<i32>,
+        message: String,
+    },
+    #[error("init stage: {0}")]
+    Protocol(#[from] ProtocolError),
+    #[error("container {id} is {status}, cannot {op}")]
+    BadState {
+        id: String,
+        status: Status,
+        op: &'static str,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("cgroup: {0}")]
+    Cgroup(#[from] CgroupError),
+    #[error("seccomp: {0}")]
+    Seccomp(#[from] SeccompError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    #[error("{op}: {source}")]
+    Sys {
+        op: &'static str,
+        source: nix::Error,
+    },
+    #[error("{first}; cleanup also failed: {cleanup}")]
+    WithCleanup {
+        first: Box<Error>,
+        cleanup: Box<Error>,
+    },
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Standard streams for the container process; `None` inherits the caller's.
+#[derive(Debug, Default)]
+pub struct Stdio {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// Inputs of [`Container::create`].
+#[derive(Debug)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    /// State root (`<root>/<id>/state.json`).
+    pub root: PathBuf,
+    /// The spec to run; `None` reads `<bundle>/config.json`.
+    pub spec: Option<Spec>,
+    /// A binary whose `main` calls [`crate::init_main`] first (e.g. `stack-runtime`).
+    pub init_binary: PathBuf,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub stdio: Stdio,
+    /// Apply Docker's default seccomp profile when the spec has none.
+    pub default_seccomp: bool,
+}
+
+impl CreateOptions {
+    pub fn new(
+        id: impl Into<String>,
+        bundle: impl Into<PathBuf>,
+        root: impl Into<PathBuf>,
+    ) -> Self {
+        CreateOptions {
+            id: id.into(),
+            bundle: bundle.into(),
+            root: root.into(),
+            spec: None,
+            init_binary: PathBuf::from("/proc/self/exe"),
+            console_socket: None,
+            pid_file: None,
+            stdio: Stdio::default(),
+            default_seccomp: false,
+        }
+    }
+}
+
+/// Inputs of [`Container::exec`].
+#[derive(Debug)]
+pub struct ExecOptions {
+    pub init_binary: PathBuf,
+    pub stdio: Stdio,
+    pub console_socket: Option<PathBuf>,
+}
+
+/// How a container process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ExitInfo {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    /// The kernel OOM killer killed a process in the container's cgroup.
+    pub oom_killed: bool,
+}
+
+impl ExitInfo {
+    /// The shell-style status: the code, or 128 + signal.
+    pub fn status(&self) -> i32 {
+        self.code.unwrap_or_else(|| 128 + self.signal.unwrap_or(0))
+    }
+}
+
+/// A container known to the runtime (its state directory exists).
+#[derive(Debug)]
+pub struct Container {
+    pub state: State,
+    dir: PathBuf,
+}
+
+/// What the init stage handshake produced.
+struct Launched {
+    pid: i32,
+}
+
+fn spawn_init(
+    init_binary: &Path,
+    stdio: Stdio,
+) -> Result<(std::process::Child, UnixStream), Error> {
+    let (ours, theirs) = UnixStream::pair().map_err(io_err("socketpair", Path::new("")))?;
+    let fd = theirs.as_raw_fd();
+    let mut cmd = Command::new(init_binary);
+    cmd.arg0("stack-runtime-init")
+        .env_clear()
+        .env(INIT_ENV, fd.to_string());
+    if let Some(f) = stdio.stdin {
+        cmd.stdin(f);
+    }
+    if let Some(f) = stdio.stdout {
+        cmd.stdout(f);
+    }
+    if let Some(f) = stdio.stderr {
+        cmd.stderr(f);
+    }
+    // SAFETY: fcntl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|source| Error::Spawn {
+        path: init_binary.to_path_buf(),
+        source,
+    })?;
+    drop(theirs);
+    Ok((child, ours))
+}
+
+fn write_id_maps(pid: u32, spec: &Spec) -> Result<(), Error> {
+    let linux = spec.linux().clone().unwrap_or_default();
+    for (file, maps) in [
+        ("uid_map", linux.uid_mappings()),
+        ("gid_map", linux.gid_mappings()),
+    ] {
+        let body: String = maps
+            .iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect();
+        if body.is_empty() {
+            continue;
+        }
+        let p = PathBuf::from(format!("/proc/{pid}/{file}"));
+        fs::write(&p, body).map_err(io_err("write", &p))?;
+    }
+    Ok(())
+}
+
+/// Runs the handshake up to `Ready`; on failure kills what was started.
+fn handshake(
+    mut child: std::process::Child,
+    mut sock: UnixStream,
+    cfg: InitConfig,
+    cgroup: Option<&Cgroup>,
+) -> Result<Launched, Error> {
+    let spec = cfg.spec.clone();
+    let mut pid: Option<i32> = None;
+    let result = (|| -> Result<(), Error> {
+        if let Some(cg) = cgroup {
+            cg.add_pid(child.id() as i32)?;
+        }
+        protocol::send(&mut sock, &ToInit::Create(Box::new(cfg)))?;
+        loop {
+            match protocol::recv::<FromInit>(&mut sock) {
+                Ok(FromInit::MapsReq) => {
+                    write_id_maps(child.id(), &spec)?;
+                    protocol::send(&mut sock, &ToInit::MapsDone)?;
+                }
+                Ok(FromInit::Pid(p)) => {
+                    pid = Some(p);
+                    let _ = child.wait();
+                }
+                Ok(FromInit::Warning(w)) => tracing::warn!(container = true, "{w}"),
+                Ok(FromInit::Ready) => return Ok(()),
+                Ok(FromInit::Failed {
+                    step,
+                    errno,
+                    message,
+                }) => {
+                    return Err(Error::Init {
+                        step,
+                        errno,
+                        message,
+                    });
+                }
+                Err(ProtocolError::Closed) => {
+                    let status = child.wait().ok();
+                    return Err(Error::Init {
+                        step: Step::ReadConfig,
+                        errno: None,
+                        message: format!("init stage exited without reporting ({status:?})"),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    })();
+    match (result, pid) {
+        (Ok(()), Some(pid)) => Ok(Launched { pid }),
+        (Ok(()), None) => Err(Error::Protocol(ProtocolError::Unexpected(
+            "ready before pid".into(),
+        ))),
+        (Err(e), pid) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            if let Some(p) = pid {
+                let _ = nix::sys::signal::kill(Pid::from_raw(p), Signal::SIGKILL);
+                let _ = waitpid(Pid::from_raw(p), None);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn caps_of(process: &Process) -> Vec<String> {
+    process
+        .capabilities()
+        .as_ref()
+        .and_then(|c| c.bounding().clone())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            serde_json::to_value(c)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+        })
+        .collect()
+}
+
+fn seccomp_for(
+    spec: &Spec,
+    process: &Process,
+    root: &Path,
+    default: bool,
+) -> Result<Option<Vec<u8>>, Error> {
+    let cache = root.join(".seccomp-cache");
+    let profile = match spec.linux().as_ref().and_then(|l| l.seccomp().clone()) {
+        Some(p) => p,
+        None if default => seccomp::docker_default(&caps_of(process)),
+        None => return Ok(None),
+    };
+    Ok(Some(seccomp::compile_cached(&profile, &cache)?))
+}
+
+impl Container {
+    fn dir_of(root: &Path, id: &str) -> PathBuf {
+        root.join(id)
+    }
+
+    /// Creates the container: namespaces, cgroup and root filesystem are set
+    /// up and the init waits for [`Container::start`] before running the program.
+    pub fn create(opts: CreateOptions) -> Result<Container, Error> {
+        plan::validate_id(&opts.id)?;
+        let bundle =
+            fs::canonicalize(&opts.bundle).map_err(io_err("resolve bundle", &opts.bundle))?;
+        let spec = match opts.spec {
+            Some(s) => s,
+            None => {
+                let p = bundle.join("config.json");
+                Spec::load(&p).map_err(|source| Error::Spec { path: p, source })?
+            }
+        };
+        if !spec.version().starts_with("1.") {
+            return Err(Error::InvalidSpec("unsupported ociVersion"));
+        }
+        let process = spec
+            .process()
+            .clone()
+            .ok_or(Error::InvalidSpec("spec has no process"))?;
+        if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+            return Err(Error::InvalidSpec("process.args is empty"));
+        }
+        let root_path = spec
+            .root()
+            .as_ref()
+            .map(|r| r.path().clone())
+            .ok_or(Error::InvalidSpec("spec has no root"))?;
+        let rootfs = if root_path.is_absolute() {
+            root_path
+        } else {
+            bundle.join(root_path)
+        };
+        let rootfs = fs::canonicalize(&rootfs).map_err(io_err("resolve rootfs", &rootfs))?;
+        let linux = spec.linux().clone().unwrap_or_default();
+        plan::namespace_plan(linux.namespaces().as_deref().unwrap_or(&[]))?;
+        if process.terminal() == Some(true) && opts.console_socket.is_none() {
+            return Err(Error::InvalidSpec(
+                "process.terminal needs a console socket",
+            ));
+        }
+
+        fs::create_dir_all(&opts.root).map_err(io_err("mkdir", &opts.root))?;
+        let dir = Self::dir_of(&opts.root, &opts.id);
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Exists(opts.id));
+            }
+            Err(e) => return Err(io_err("mkdir", &dir)(e)),
+        }
+        let mut owned_cgroup = None;
+        let result = (|| -> Result<Container, Error> {
+            let fifo = dir.join("exec.fifo");
+            nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)).map_err(
+                |source| Error::Sys {
+                    op: "mkfifo",
+                    source,
+                },
+            )?;
+            let seccomp = seccomp_for(&spec, &process, &opts.root, opts.default_seccomp)?;
+
+            let cg = Cgroup::new(cgroups::container_path(
+                linux.cgroups_path().as_deref(),
+                &opts.id,
+            ))?;
+            let owned = !cg.exists();
+            if owned {
+                owned_cgroup = Some(cg.clone());
+            }
+            cg.create(
+                linux.resources().as_ref(),
+                linux.devices().as_deref().unwrap_or(&[]),
+            )?;
+
+            let (child, sock) = spawn_init(&opts.init_binary, opts.stdio)?;
+            let cfg = InitConfig {
+                mode: Mode::Create,
+                spec: spec.clone(),
+                bundle: bundle.clone(),
+                rootfs: rootfs.clone(),
+                fifo: Some(fifo),
+                seccomp,
+                cgroup: Some(cg.clone()),
+                console_socket: opts.console_socket.clone(),
+            };
+            let launched = handshake(child, sock, cfg, Some(&cg))?;
+            let start_time = state::proc_stat(launched.pid)
+                .map(|s| s.start_time)
+                .unwrap_or(0);
+            let state = State {
+                oci_version: spec.version().clone(),
+                id: opts.id.clone(),
+                status: Status::Created,
+                pid: launched.pid,
+                start_time,
+                bundle: bundle.clone(),
+                rootfs: rootfs.clone(),
+                annotations: spec.annotations().clone().unwrap_or_default(),
+                cgroup: cg,
+                cgroup_owned: owned,
+                created: state::now_rfc3339(),
+                config: Box::new(spec.clone()),
+            };
+            state.save(&dir)?;
+            let c = Container {
+                state,
+                dir: dir.clone(),
+            };
+            if let Some(pf) = &opts.pid_file {
+                state::write_atomic(pf, launched.pid.to_string().as_bytes())?;
+            }
+            if let Some(h) = spec.hooks() {
+                let json = c.oci_state_json();
+                let mut list = h.create_runtime().clone().unwrap_or_default();
+                list.splice(0..0, h.prestart().clone().unwrap_or_default());
+                hooks::run(&list, &json)?;
+            }
+            Ok(c)
+        })();
+        match result {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                if let Ok(s) = State::load(&dir) {
+                    let _ = nix::sys::signal::kill(Pid::from_raw(s.pid), Signal::SIGKILL);
+                    let _ = waitpid(Pid::from_raw(s.pid), None);
+                }
+                let mut cleanup = None;
+                if let Some(cg) = owned_cgroup
+                    && let Err(ce) =
+                        kill_cgroup(&cg).and_then(|()| cg.remove().map_err(Error::from))
+                {
+                    cleanup = Some(ce);
+                }
+                let _ = fs::remove_dir_all(&dir);
+                Err(match cleanup {
+                    Some(c) => Error::WithCleanup {
+                        first: Box::new(e),
+                        cleanup: Box::new(c),
+                    },
+                    None => e,
+                })
+            }
+        }
+    }
+
+    /// Loads a container's state from `<root>/<id>`.
+    pub fn load(root: &Path, id: &str) -> Result<Container, Error> {
+        plan::validate_id(id)?;
+        let dir = Self::dir_of(root, id);
+        if !State::path(&dir).exists() {
+            return Err(Error::NotFound(id.to_string()));
+        }
+        Ok(Container {
+            state: State::load(&dir)?,
+            dir,
+        })
+    }
+
+    /// All containers under `root`.
+    pub fn list(root: &Path) -> Result<Vec<Container>, Error> {
+        let mut out = Vec::new();
+        let Ok(rd) = fs::read_dir(root) else {
+            return Ok(out);
+        };
+        for e in rd.flatten() {
+            if let Some(id) = e.file_name().to_str()
+                && !id.starts_with('.')
+                && let Ok(c) = Self::load(root, id)
+            {
+                out.push(c);
+            }
+        }
+        out.sort_by(|a, b| a.state.id.cmp(&b.state.id));
+        Ok(out)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.state.id
+    }
+    pub fn pid(&self) -> i32 {
+        self.state.pid
+    }
+    pub fn start_time(&self) -> u64 {
+        self.state.start_time
+    }
+    pub fn cgroup(&self) -> &Cgroup {
+        &self.state.cgroup
+    }
+
+    /// The live status, from the process and the cgroup rather than the file.
+    pub fn status(&self) -> Status {
+        if !state::is_alive(self.state.pid, self.state.start_time) {
+            return Status::Stopped;
+        }
+        if self.dir.join("exec.fifo").exists() {
+            return Status::Created;
+        }
+        if self.state.cgroup.is_frozen() {
+            return Status::Paused;
+        }
+        Status::Running
+    }
+
+    /// The OCI state document.
+    pub fn oci_state(&self) -> serde_json::Value {
+        self.state.oci_json(self.status())
+    }
+
+    fn oci_state_json(&self) -> String {
+        self.oci_state().to_string()
+    }
+
+    fn require(&self, ok: bool, op: &'static str) -> Result<(), Error> {
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::BadState {
+                id: self.state.id.clone(),
+                status: self.status(),
+                op,
+            })
+        }
+    }
+
+    /// Lets the created container run its program.
+    pub fn start(&mut self) -> Result<(), Error> {
+        self.require(self.status().can_start(), "start")?;
+        let fifo = self.dir.join("exec.fifo");
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .map_err(io_err("open", &fifo))?;
+        let mut buf = [0u8; 8];
+        loop {
+            let mut pfd = [nix::poll::PollFd::new(
+                std::os::fd::AsFd::as_fd(&f),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(10u8));
+            match nix::unistd::read(&f, &mut buf) {
+                Ok(n) if n > 0 => break,
+                _ => {}
+            }
+            if !state::is_alive(self.state.pid, self.state.start_time) {
+                let _ = fs::remove_file(&fifo);
+                return Err(Error::BadState {
+                    id: self.state.id.clone(),
+                    status: Status::Stopped,
+                    op: "start",
+                });
+            }
+        }
+        fs::remove_file(&fifo).map_err(io_err("remove", &fifo))?;
+        self.state.status = Status::Running;
+        self.state.save(&self.dir)?;
+        if let Some(h) = self.state.config.hooks().clone()
+            && let Some(list) = h.poststart()
+            && let Err(e) = hooks::run(list, &self.oci_state_json())
+        {
+            tracing::warn!("poststart hook failed: {e}");
+            eprintln!("stack-runtime: warning: {e}");
+        }
+        Ok(())
+    }
+
+    /// Sends `signal` to the container's init.
+    pub fn kill(&self, signal: Signal) -> Result<(), Error> {
+        self.require(self.status().can_kill(), "kill")?;
+        nix::sys::signal::kill(Pid::from_raw(self.state.pid), signal)
+            .map_err(|source| Error::Sys { op: "kill", source })
+    }
+
+    /// Sends `signal` to every process in the container's cgroup.
+    pub fn kill_all(&self, signal: Signal) -> Result<(), Error> {
+        self.require(self.status().can_kill(), "kill")?;
+        for p in self.state.cgroup.pids()? {
+            let _ = nix::sys::signal::kill(Pid::from_raw(p), signal);
+        }
+        Ok(())
+    }
+
+    pub fn pause(&mut self) -> Result<(), Error> {
+        self.require(self.status().can_pause(), "pause")?;
+        self.state.cgroup.freeze(true)?;
+        self.state.status = Status::Paused;
+        Ok(self.state.save(&self.dir)?)
+    }
+
+    pub fn resume(&mut self) -> Result<(), Error> {
+        self.require(self.status().can_resume(), "resume")?;
+        self.state.cgroup.freeze(false)?;
+        self.state.status = Status::Running;
+        Ok(self.state.save(&self.dir)?)
+    }
+
+    pub fn stats(&self) -> Result<Stats, Error> {
+        Ok(self.state.cgroup.stats()?)
+    }
+
+    /// Pids of every process in the container (host pid namespace).
+    pub fn pids(&self) -> Result<Vec<i32>, Error> {
+        Ok(self.state.cgroup.pids()?)
+    }
+
+    /// Waits for the container's init to exit. Only the process that created
+    /// the container (its parent) can wait; others see `ECHILD`.
+    pub fn wait(&self) -> Result<ExitInfo, Error> {
+        let st = loop {
+            match waitpid(Pid::from_raw(self.state.pid), None) {
+                Err(nix::Error::EINTR) => continue,
+                r => {
+                    break r.map_err(|source| Error::Sys {
+                        op: "waitpid",
+                        source,
+                    })?;
+                }
+            }
+        };
+        Ok(self.exit_info(st))
+    }
+
+    /// Interprets a wait status for this container (OOM from the cgroup counters).
+    pub fn exit_info(&self, st: WaitStatus) -> ExitInfo {
+        let (code, signal) = match st {
+            WaitStatus::Exited(_, c) => (Some(c), None),
+            WaitStatus::Signaled(_, s, _) => (None, Some(s as i32)),
+            _ => (None, None),
+        };
+        let oom_killed = self.state.cgroup.oom_kills() > 0 && signal == Some(libc::SIGKILL);
+        ExitInfo {
+            code,
+            signal,
+            oom_killed,
+        }
+    }
+
+    /// Runs another process inside the running container. The process is a
+    /// child of the caller; wait for it with `waitpid` on the returned pid.
+    pub fn exec(&self, process: Process, opts: ExecOptions) -> Result<i32, Error> {
+        self.require(
+            matches!(self.status(), Status::Running | Status::Created),
+            "exec",
+        )?;
+        if process.terminal() == Some(true) && opts.console_socket.is_none() {
+            return Err(Error::InvalidSpec(
+                "process.terminal needs a console socket",
+            ));
+        }
+        let root = self.dir.parent().unwrap_or(Path::new("/"));
+        let default = self
+            .state
+            .config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .is_none();
+        let mut spec = (*self.state.config).clone();
+        let seccomp = if default {
+            None
+        } else {
+            seccomp_for(&spec, &process, root, false)?
+        };
+        spec.set_process(Some(process));
+        let (child, sock) = spawn_init(&opts.init_binary, opts.stdio)?;
+        let cfg = InitConfig {
+            mode: Mode::Exec {
+                pid: self.state.pid,
+            },
+            spec,
+            bundle: self.state.bundle.clone(),
+            rootfs: self.state.rootfs.clone(),
+            fifo: None,
+            seccomp,
+            cgroup: None,
+            console_socket: opts.console_socket,
+        };
+        let launched = handshake(child, sock, cfg, Some(&self.state.cgroup))?;
+        Ok(launched.pid)
+    }
+
+    /// Deletes the container: refused while it runs unless `force`, which kills it.
+    /// Removes the cgroup the runtime created and the state directory.
+    pub fn delete(self, force: bool) -> Result<(), Error> {
+        let status = self.status();
+        self.require(
+            status.can_delete(force) || status == Status::Created && force,
+            "delete",
+        )?;
+        if status != Status::Stopped {
+            let pid = Pid::from_raw(self.state.pid);
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            if status == Status::Paused {
+                let _ = self.state.cgroup.freeze(false);
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while state::is_alive(self.state.pid, self.state.start_time)
+                && Instant::now() < deadline
+            {
+                let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        // Reap it if it is our child (library callers), so no zombie is left.
+        let _ = waitpid(Pid::from_raw(self.state.pid), Some(WaitPidFlag::WNOHANG));
+        if self.state.cgroup_owned {
+            kill_cgroup(&self.state.cgroup)?;
+            self.state.cgroup.remove()?;
+        }
+        let json = self.state.oci_json(Status::Stopped).to_string();
+        fs::remove_dir_all(&self.dir).map_err(io_err("remove", &self.dir))?;
+        if let Some(h) = self.state.config.hooks().clone()
+            && let Some(list) = h.poststop()
+            && let Err(e) = hooks::run(list, &json)
+        {
+            tracing::warn!("poststop hook failed: {e}");
+            eprintln!("stack-runtime: warning: {e}");
+        }
+        Ok(())
+    }
+}
+
+/// Kills whatever is left in a cgroup (processes that escaped a shared pid ns).
+fn kill_cgroup(cg: &Cgroup) -> Result<(), Error> {
+    if !cg.exists() {
+        return Ok(());
+    }
+    let frozen = cg.is_frozen();
+    for p in cg.pids().unwrap_or_default() {
+        let _ = nix::sys::signal::kill(Pid::from_raw(p), Signal::SIGKILL);
+    }
+    if frozen {
+        cg.freeze(false)?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cg.pids().unwrap_or_default().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(())
+}
+
+use std::os::unix::fs::OpenOptionsExt;

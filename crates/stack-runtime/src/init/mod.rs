@@ -1,0 +1,317 @@
+//! The init stage: `init_main` in a freshly exec'd, single-threaded process.
+//! See [`crate::protocol`] for the message flow.
+
+mod process;
+mod rootfs;
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use nix::sched::{CloneFlags, setns, unshare};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use serde::{Deserialize, Serialize};
+
+use crate::cgroups::Cgroup;
+use crate::plan;
+use crate::protocol::{self, FromInit, Step, ToInit};
+
+/// Environment variable carrying the channel's fd number to the init stage.
+pub const INIT_ENV: &str = "_STACK_RUNTIME_INIT";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Mode {
+    /// A new container from `spec`.
+    Create,
+    /// `spec.process` inside the running container whose init is `pid`.
+    Exec { pid: i32 },
+}
+
+/// Everything the init stage needs; sent as the first message.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InitConfig {
+    pub mode: Mode,
+    pub spec: Spec,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// `exec.fifo` the container init blocks on until `start` (create only).
+    pub fifo: Option<PathBuf>,
+    /// Compiled seccomp filter to install right before `execve`.
+    pub seccomp: Option<Vec<u8>>,
+    pub cgroup: Option<Cgroup>,
+    /// Where to send the pty master when `process.terminal` is true.
+    pub console_socket: Option<PathBuf>,
+}
+
+static WARNINGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Queues a warning for the caller; the container's own stderr stays clean.
+pub(crate) fn warn(msg: String) {
+    if let Ok(mut w) = WARNINGS.lock() {
+        w.push(msg);
+    }
+}
+
+/// A setup failure: the step and the OS error.
+#[derive(Debug)]
+pub(crate) struct StepError {
+    pub step: Step,
+    pub errno: Option<i32>,
+    pub message: String,
+}
+
+pub(crate) fn fail(step: Step) -> impl Fn(nix::Error) -> StepError {
+    move |e| StepError {
+        step,
+        errno: Some(e as i32),
+        message: e.desc().to_string(),
+    }
+}
+
+pub(crate) fn fail_io(step: Step, what: String) -> impl Fn(std::io::Error) -> StepError {
+    move |e| StepError {
+        step,
+        errno: e.raw_os_error(),
+        message: format!("{what}: {e}"),
+    }
+}
+
+pub(crate) fn fail_msg(step: Step, message: String) -> StepError {
+    StepError {
+        step,
+        errno: None,
+        message,
+    }
+}
+
+/// Call first thing in `main` of any binary used as the init stage. Returns
+/// at once unless this process was started as an init stage; then it never returns.
+pub fn init_main() {
+    let Ok(fd) = std::env::var(INIT_ENV) else {
+        return;
+    };
+    let Ok(fd) = fd.parse::<RawFd>() else {
+        std::process::exit(120)
+    };
+    // SAFETY: the runtime passed this fd to us for exactly this purpose.
+    let sock = unsafe { UnixStream::from_raw_fd(fd) };
+    let _ = nix::fcntl::fcntl(
+        &sock,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    std::process::exit(run(sock))
+}
+
+fn report(sock: &mut UnixStream, e: StepError) -> i32 {
+    let _ = protocol::send(
+        sock,
+        &FromInit::Failed {
+            step: e.step,
+            errno: e.errno,
+            message: e.message,
+        },
+    );
+    1
+}
+
+fn run(mut sock: UnixStream) -> i32 {
+    let cfg = match protocol::recv::<ToInit>(&mut sock) {
+        Ok(ToInit::Create(cfg)) => *cfg,
+        Ok(other) => {
+            return report(
+                &mut sock,
+                fail_msg(Step::ReadConfig, format!("unexpected {other:?}")),
+            );
+        }
+        Err(e) => return report(&mut sock, fail_msg(Step::ReadConfig, e.to_string())),
+    };
+    match stage_one(&mut sock, &cfg) {
+        Ok(Some(gate)) => match container_init(&mut sock, &cfg, gate) {
+            Ok(never) => match never {},
+            Err(e) => report(&mut sock, e),
+        },
+        Ok(None) => 0,
+        Err(e) => report(&mut sock, e),
+    }
+}
+
+fn open_ns(path: &std::path::Path) -> Result<OwnedFd, StepError> {
+    std::fs::File::open(path)
+        .map(OwnedFd::from)
+        .map_err(fail_io(
+            Step::JoinNamespace,
+            format!("open {}", path.display()),
+        ))
+}
+
+/// Joins/creates namespaces and clones the container init. Returns in the child
+/// (with the read end of the gate pipe) or `None` in the init stage, which exits.
+fn stage_one(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Option<OwnedFd>, StepError> {
+    match cfg.mode {
+        Mode::Create => {
+            let list = cfg
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.namespaces().clone())
+                .unwrap_or_default();
+            let plan = plan::namespace_plan(&list)
+                .map_err(|e| fail_msg(Step::JoinNamespace, e.to_string()))?;
+            for (t, path) in &plan.join {
+                let fd = open_ns(path)?;
+                setns(&fd, plan::ns_flag(*t)).map_err(|e| StepError {
+                    step: Step::JoinNamespace,
+                    errno: Some(e as i32),
+                    message: format!(
+                        "setns {} ({}): {}",
+                        path.display(),
+                        plan::ns_proc_name(*t),
+                        e.desc()
+                    ),
+                })?;
+            }
+            if plan.new_user {
+                unshare(CloneFlags::CLONE_NEWUSER).map_err(fail(Step::Unshare))?;
+                protocol::send(sock, &FromInit::MapsReq)
+                    .map_err(|e| fail_msg(Step::UserMappings, e.to_string()))?;
+                match protocol::recv::<ToInit>(sock) {
+                    Ok(ToInit::MapsDone) => {}
+                    other => {
+                        return Err(fail_msg(
+                            Step::UserMappings,
+                            format!("unexpected {other:?}"),
+                        ));
+                    }
+                }
+                become_root();
+            } else if plan
+                .join
+                .iter()
+                .any(|(t, _)| *t == LinuxNamespaceType::User)
+            {
+                become_root();
+            }
+            unshare(plan.unshare).map_err(fail(Step::Unshare))?;
+        }
+        Mode::Exec { pid } => {
+            // The user namespace first: it grants the rights to join the others.
+            let order = [
+                LinuxNamespaceType::User,
+                LinuxNamespaceType::Ipc,
+                LinuxNamespaceType::Uts,
+                LinuxNamespaceType::Network,
+                LinuxNamespaceType::Pid,
+                LinuxNamespaceType::Cgroup,
+                LinuxNamespaceType::Mount,
+            ];
+            for t in order {
+                let name = plan::ns_proc_name(t);
+                let theirs = PathBuf::from(format!("/proc/{pid}/ns/{name}"));
+                let ours = PathBuf::from(format!("/proc/self/ns/{name}"));
+                let same = match (std::fs::read_link(&theirs), std::fs::read_link(&ours)) {
+                    (Ok(a), Ok(b)) => a == b,
+                    _ => true,
+                };
+                if same {
+                    continue;
+                }
+                let fd = open_ns(&theirs)?;
+                setns(&fd, plan::ns_flag(t)).map_err(fail(Step::JoinNamespace))?;
+                if t == LinuxNamespaceType::User {
+                    become_root();
+                }
+            }
+        }
+    }
+
+    let (gate_r, gate_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(fail(Step::Clone))?;
+    // SAFETY: this process is single-threaded (a fresh exec of the init stage),
+    // so a fork-like clone is safe. CLONE_PARENT makes the container init a
+    // child of the runtime's caller, which can then wait for it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if rc < 0 {
+        return Err(fail(Step::Clone)(nix::Error::last()));
+    }
+    if rc == 0 {
+        drop(gate_w);
+        return Ok(Some(gate_r));
+    }
+    drop(gate_r);
+    protocol::send(sock, &FromInit::Pid(rc as i32))
+        .map_err(|e| fail_msg(Step::Clone, e.to_string()))?;
+    // Only now may the child talk: the caller reads Pid before anything else.
+    let mut w = std::fs::File::from(gate_w);
+    let _ = w.write_all(&[1]);
+    Ok(None)
+}
+
+fn become_root() {
+    let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
+    let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
+}
+
+/// Runs in the container init (or the exec'd process) until `execve`.
+fn container_init(
+    sock: &mut UnixStream,
+    cfg: &InitConfig,
+    gate: OwnedFd,
+) -> Result<std::convert::Infallible, StepError> {
+    let mut b = [0u8; 1];
+    let _ = std::fs::File::from(gate).read(&mut b);
+    let process = cfg
+        .spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| fail_msg(Step::Exec, "spec has no process".into()))?;
+
+    if process.terminal() == Some(true) || matches!(cfg.mode, Mode::Create) {
+        let _ = nix::unistd::setsid();
+    }
+    let mut fifo = None;
+    if let Mode::Create = cfg.mode {
+        if let Some(path) = &cfg.fifo {
+            // O_PATH now, reopened for writing after pivot_root through /proc/self/fd.
+            let fd = nix::fcntl::open(
+                path,
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(fail(Step::Fifo))?;
+            fifo = Some(fd);
+        }
+        rootfs::setup(cfg)?;
+    }
+    if process.terminal() == Some(true) {
+        process::setup_terminal(cfg)?;
+    }
+    let exe = process::prepare(cfg, process)?;
+
+    let warnings = WARNINGS
+        .lock()
+        .map(|mut w| std::mem::take(&mut *w))
+        .unwrap_or_default();
+    for w in warnings {
+        let _ = protocol::send(sock, &FromInit::Warning(w));
+    }
+    protocol::send(sock, &FromInit::Ready).map_err(|e| fail_msg(Step::Fifo, e.to_string()))?;
+    if let Some(fd) = fifo {
+        let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(fail_io(Step::Fifo, path))?;
+        let _ = f.write_all(b"0");
+    }
+    process::exec(cfg, process, &exe)
+}

@@ -1,0 +1,99 @@
+//! The same bundle through runc, crun and stack-runtime: the container's own
+//! observations must match. Needs the Debian packages `runc` and `crun`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::Bundle;
+
+const CHECKS: &str = r#"
+echo "pid1=$$"
+echo "hostname=$(hostname)"
+echo "ifaces=$(ls /sys/class/net | tr '\n' ' ')"
+m=$(ls /proc | grep -E '^[0-9]+$' | sort -n | tail -n 1); [ "$m" -lt 20 ] && echo "fewpids=yes" || echo "fewpids=no"
+test -e /work && echo "hostfs=visible" || echo "hostfs=hidden"
+echo "id=$(id)"
+(echo x > /proc/sys/kernel/domainname) 2>/dev/null && echo "procsys=rw" || echo "procsys=ro"
+(touch /sys/stack-test) 2>/dev/null && echo "sys=rw" || echo "sys=ro"
+(touch /stack-test) 2>/dev/null && echo "root=rw" || echo "root=ro"
+echo "masked=$(cat /proc/timer_list /proc/keys | wc -c)"
+echo "firmware=$(ls /sys/firmware | wc -l)"
+grep -E 'CapEff|CapBnd|CapPrm|NoNewPrivs|Seccomp:' /proc/self/status | tr -d '\t' | sed 's/:/=/'
+unshare -n true 2>/dev/null && echo "unshare=allowed" || echo "unshare=denied"
+mount -t tmpfs none /tmp 2>/dev/null && echo "mount=allowed" || echo "mount=denied"
+echo "nofile=$(ulimit -n)"
+echo "devs=$(ls /dev | sort | tr '\n' ' ')"
+echo "mounts=$(awk '{print $2}' /proc/mounts | sort | tr '\n' ' ')"
+"#;
+
+fn bundle() -> Bundle {
+    Bundle::new(&["sh", "-c", CHECKS], |v| {
+        v["hostname"] = "difftest".into();
+        let caps: Vec<&str> = stack_runtime::plan::DEFAULT_CAPS.to_vec();
+        v["linux"]["seccomp"] = serde_json::to_value(stack_runtime::seccomp::docker_default(&caps)).unwrap();
+    })
+}
+
+fn need(bin: &str) {
+    let ok = Command::new(bin).arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(ok, "{bin} not found: apt-get install {bin}");
+}
+
+fn run_cli(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("spawn runtime");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{cmd:?} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+fn ours(b: &Path) -> String {
+    let root = tempfile::tempdir().unwrap();
+    let id = common::unique_id("diff");
+    run_cli(Command::new(common::INIT).args(["--root"]).arg(root.path()).args(["run", "--bundle"]).arg(b).arg(&id))
+}
+
+fn runc(b: &Path) -> String {
+    need("runc");
+    let root = tempfile::tempdir().unwrap();
+    let id = common::unique_id("diff-runc");
+    run_cli(Command::new("runc").arg("--root").arg(root.path()).args(["run", "--bundle"]).arg(b).arg(&id))
+}
+
+/// crun 1.8 refuses the hybrid cgroup layout; in a private mount namespace
+/// without the (empty) unified hierarchy it sees a plain v1 host.
+fn crun(b: &Path) -> String {
+    need("crun");
+    let root = tempfile::tempdir().unwrap();
+    let id = common::unique_id("diff-crun");
+    let script = format!(
+        "umount /sys/fs/cgroup/unified 2>/dev/null; exec crun --root {} run --bundle {} {id}",
+        root.path().display(),
+        b.display()
+    );
+    run_cli(Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]))
+}
+
+fn lines(s: &str) -> Vec<&str> {
+    s.lines().filter(|l| !l.is_empty()).collect()
+}
+
+#[test]
+fn same_observations_as_runc() {
+    common::require_root();
+    let b = bundle();
+    let (a, r) = (ours(b.path()), runc(b.path()));
+    // The one known difference: like crun, we add the /dev/core -> /proc/kcore
+    // link that runc 1.1 leaves out.
+    let a = a.replace("devs=core ", "devs=");
+    assert_eq!(lines(&a), lines(&r), "stack-runtime vs runc");
+}
+
+#[test]
+fn same_observations_as_crun() {
+    common::require_root();
+    let b = bundle();
+    let (a, c) = (ours(b.path()), crun(b.path()));
+    assert_eq!(lines(&a), lines(&c), "stack-runtime vs crun");
+}
