@@ -13,3 +13,4 @@ pub mod pidfd;
 pub mod plan;
 pub mod reconcile;
 pub mod restart;
+pub mod supervise;

@@ -1,0 +1,8 @@
+//! Supervision: one monitor task per container watches its exits (pidfd,
+//! no polling), applies the restart policy with backoff, and reports events.
+
+pub mod events;
+pub mod monitor;
+
+pub use events::{Event, EventKind};
+pub use monitor::{Command, Launcher, MonitorConfig, MonitorHandle, Snapshot, spawn_monitor};

@@ -1,0 +1,309 @@
+//! The monitor of one container: start it, wait for its exit, decide with
+//! the restart policy, wait the backoff, start it again; obey stop and kill
+//! from the user at any point. Time comes from tokio's clock, so tests can
+//! pause and drive it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::observed::ContainerState;
+use crate::pidfd::{ExitStatus, PidFd};
+use crate::restart::{Backoff, Decision, Exit, RestartPolicy, RestartState, decide};
+use crate::supervise::events::{Event, EventKind};
+
+/// What actually starts and signals a container: the runtime in production,
+/// plain processes in the monitor's own tests.
+pub trait Launcher: Send + Sync + 'static {
+    type Error: std::fmt::Display + Send;
+
+    /// Starts the container's main process and returns its pid.
+    fn start(&self, container: &str) -> impl Future<Output = Result<i32, Self::Error>> + Send;
+
+    /// Sends `signal` to the container's main process.
+    fn signal(&self, container: &str, pid: i32, signal: i32) -> Result<(), Self::Error>;
+
+    /// Turns a raw exit into Docker's terms; this is where an OOM kill
+    /// reported by the cgroup is recognised.
+    fn classify(&self, container: &str, status: ExitStatus) -> Exit;
+}
+
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    pub container: String,
+    pub policy: RestartPolicy,
+    pub backoff: Backoff,
+    pub stop_signal: i32,
+    pub stop_grace: Duration,
+}
+
+/// The monitor's current view, for `ps` and `inspect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub state: ContainerState,
+    pub pid: Option<i32>,
+    pub restart_count: u32,
+    pub last_exit: Option<Exit>,
+    /// When the next restart is due, while `Restarting`.
+    pub next_attempt: Option<Instant>,
+    pub stopped_by_user: bool,
+}
+
+#[derive(Debug)]
+pub enum Command {
+    /// `stack stop`: the stop signal, then SIGKILL after the grace period.
+    /// Answers once the container is down.
+    Stop { done: oneshot::Sender<()> },
+    /// `stack kill -s SIG`.
+    Kill { signal: i32 },
+    /// `stack start` after a stop.
+    Start,
+}
+
+#[derive(Debug, Clone)]
+pub struct MonitorHandle {
+    pub commands: mpsc::Sender<Command>,
+    pub snapshot: watch::Receiver<Snapshot>,
+}
+
+struct Monitor<L: Launcher> {
+    launcher: Arc<L>,
+    config: MonitorConfig,
+    events: broadcast::Sender<Event>,
+    epoch: Instant,
+    snapshot: watch::Sender<Snapshot>,
+    restart: RestartState,
+}
+
+/// Starts monitoring; with `adopt`, takes over an already running process
+/// instead of starting one (after a supervisor restart).
+pub fn spawn_monitor<L: Launcher>(
+    launcher: Arc<L>,
+    config: MonitorConfig,
+    events: broadcast::Sender<Event>,
+    epoch: Instant,
+    adopt: Option<i32>,
+) -> MonitorHandle {
+    let (commands, rx) = mpsc::channel(16);
+    let (snapshot, snapshot_rx) = watch::channel(Snapshot {
+        state: ContainerState::Created,
+        pid: None,
+        restart_count: 0,
+        last_exit: None,
+        next_attempt: None,
+        stopped_by_user: false,
+    });
+    let monitor = Monitor {
+        launcher,
+        config,
+        events,
+        epoch,
+        snapshot,
+        restart: RestartState::default(),
+    };
+    tokio::spawn(monitor.run(rx, adopt));
+    MonitorHandle {
+        commands,
+        snapshot: snapshot_rx,
+    }
+}
+
+enum Next {
+    Start,
+    Idle,
+    Finished,
+}
+
+impl<L: Launcher> Monitor<L> {
+    fn emit(&self, kind: EventKind) {
+        let at_ms = Instant::now().duration_since(self.epoch).as_millis() as u64;
+        // Nobody listening is fine: events are also a log, not a protocol.
+        let _ = self.events.send(Event {
+            container: self.config.container.clone(),
+            at_ms,
+            kind,
+        });
+    }
+
+    fn set(&self, f: impl FnOnce(&mut Snapshot)) {
+        self.snapshot.send_modify(f);
+    }
+
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, adopt: Option<i32>) {
+        let mut next = match adopt {
+            Some(pid) => self.watch(pid, &mut commands).await,
+            None => Next::Start,
+        };
+        loop {
+            next = match next {
+                Next::Start => self.start_and_watch(&mut commands).await,
+                Next::Idle => match commands.recv().await {
+                    Some(Command::Start) => {
+                        self.restart.stopped_by_user = false;
+                        self.set(|s| s.stopped_by_user = false);
+                        Next::Start
+                    }
+                    Some(Command::Stop { done }) => {
+                        let _ = done.send(());
+                        Next::Idle
+                    }
+                    Some(Command::Kill { .. }) => Next::Idle,
+                    None => Next::Finished,
+                },
+                Next::Finished => return,
+            }
+        }
+    }
+
+    async fn start_and_watch(&mut self, commands: &mut mpsc::Receiver<Command>) -> Next {
+        match self.launcher.start(&self.config.container).await {
+            Ok(pid) => self.watch(pid, commands).await,
+            Err(err) => {
+                self.emit(EventKind::StartFailed {
+                    error: err.to_string(),
+                });
+                self.set(|s| {
+                    s.state = ContainerState::Exited;
+                    s.pid = None;
+                });
+                Next::Idle
+            }
+        }
+    }
+
+    /// Watches `pid` until it exits, then decides what comes next.
+    async fn watch(&mut self, pid: i32, commands: &mut mpsc::Receiver<Command>) -> Next {
+        let started = Instant::now();
+        let pidfd = match PidFd::open(pid) {
+            Ok(fd) => fd,
+            // Gone before we could watch it: an exit whose status is lost.
+            Err(_) => {
+                return self
+                    .after_exit(Exit::Code(-1), Duration::ZERO, commands)
+                    .await;
+            }
+        };
+        self.emit(EventKind::Start { pid });
+        self.set(|s| {
+            s.state = ContainerState::Running;
+            s.pid = Some(pid);
+            s.next_attempt = None;
+        });
+        let mut stopping: Option<oneshot::Sender<()>> = None;
+        let mut kill_at: Option<Instant> = None;
+        let status = loop {
+            tokio::select! {
+                status = pidfd.exited() => break status.unwrap_or(ExitStatus::Unknown),
+                cmd = commands.recv(), if stopping.is_none() => match cmd {
+                    Some(Command::Stop { done }) => {
+                        self.restart.stopped_by_user = true;
+                        self.set(|s| s.stopped_by_user = true);
+                        self.emit(EventKind::Stop);
+                        let _ = self.launcher.signal(&self.config.container, pid, self.config.stop_signal);
+                        kill_at = Some(Instant::now() + self.config.stop_grace);
+                        stopping = Some(done);
+                    }
+                    Some(Command::Kill { signal }) => {
+                        // A user kill counts as a user stop, as in Docker.
+                        self.restart.stopped_by_user = true;
+                        self.set(|s| s.stopped_by_user = true);
+                        let _ = self.launcher.signal(&self.config.container, pid, signal);
+                    }
+                    Some(Command::Start) => {}
+                    None => {
+                        // The supervisor is going away; the container keeps
+                        // running and will be adopted by the next one.
+                        return Next::Finished;
+                    }
+                },
+                () = sleep_until_opt(kill_at) => {
+                    let _ = self.launcher.signal(&self.config.container, pid, libc::SIGKILL);
+                    kill_at = None;
+                }
+            }
+        };
+        let exit = self.launcher.classify(&self.config.container, status);
+        let next = self
+            .after_exit(exit, Instant::now().duration_since(started), commands)
+            .await;
+        if let Some(done) = stopping {
+            let _ = done.send(());
+        }
+        next
+    }
+
+    async fn after_exit(
+        &mut self,
+        exit: Exit,
+        ran_for: Duration,
+        commands: &mut mpsc::Receiver<Command>,
+    ) -> Next {
+        let (exit_code, signal) = match exit {
+            Exit::Code(c) => (Some(c), None),
+            Exit::Signal(s) => (None, Some(s)),
+            Exit::OomKilled => (None, Some(libc::SIGKILL)),
+        };
+        if exit == Exit::OomKilled {
+            self.emit(EventKind::Oom);
+        }
+        self.emit(EventKind::Die { exit_code, signal });
+        self.set(|s| {
+            s.pid = None;
+            s.last_exit = Some(exit);
+        });
+        let (decision, next_state) = decide(
+            self.config.policy,
+            &self.config.backoff,
+            &self.restart,
+            exit,
+            ran_for,
+        );
+        let Decision::Restart { after } = decision else {
+            self.set(|s| s.state = ContainerState::Exited);
+            return Next::Idle;
+        };
+        let due = Instant::now() + after;
+        self.emit(EventKind::Restarting {
+            delay_ms: after.as_millis() as u64,
+            attempt: next_state.restart_count,
+        });
+        self.set(|s| {
+            s.state = ContainerState::Restarting;
+            s.next_attempt = Some(due);
+        });
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(due) => break,
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Stop { done }) => {
+                        // Stopping a container that waits to restart: it
+                        // stays down.
+                        self.restart.stopped_by_user = true;
+                        self.set(|s| {
+                            s.stopped_by_user = true;
+                            s.state = ContainerState::Exited;
+                            s.next_attempt = None;
+                        });
+                        let _ = done.send(());
+                        return Next::Idle;
+                    }
+                    Some(Command::Kill { .. }) | Some(Command::Start) => {}
+                    None => return Next::Finished,
+                },
+            }
+        }
+        self.restart = next_state;
+        self.set(|s| s.restart_count = next_state.restart_count);
+        Next::Start
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
