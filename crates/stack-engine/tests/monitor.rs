@@ -251,6 +251,8 @@ async fn stop_uses_the_stop_signal_then_sigkill_and_is_not_restarted() {
     stopped.await.unwrap();
 }
 
+// The monitor's pidfd reaps the adopted child.
+#[allow(clippy::zombie_processes)]
 #[tokio::test(start_paused = true)]
 async fn an_adopted_process_is_not_restarted_until_it_exits() {
     let shell = Shell::new("c", "exit 5");
