@@ -4,6 +4,7 @@
 
 pub mod atomic;
 pub mod dag;
+pub mod execute;
 pub mod hash;
 pub mod health;
 pub mod lock;

@@ -1,0 +1,284 @@
+//! The executor: walks a plan's graph with bounded parallelism and performs
+//! each operation through a [`Driver`]. It makes no decisions of its own;
+//! the first failure stops what has not started, and the report says which
+//! operation failed and why.
+
+use std::fmt;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crate::dag::Outcome;
+use crate::plan::{Action, Operation, Plan, Resource, Wait};
+
+/// Performs operations on the host: the real one uses the runtime, image and
+/// network crates.
+pub trait Driver: Sync {
+    type Error: fmt::Display + Send;
+
+    fn create_network(&self, name: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn remove_network(&self, name: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn create_volume(&self, name: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn remove_volume(&self, name: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn pull_image(&self, reference: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn create_container(
+        &self,
+        service: &str,
+        number: u32,
+        name: &str,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    /// Stop (grace period, then SIGKILL), remove, create again.
+    fn recreate_container(
+        &self,
+        service: &str,
+        number: u32,
+        name: &str,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn start_container(&self, name: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn restart_container(&self, name: &str)
+    -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn remove_container(&self, name: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    /// Resolves when `wait.service` meets `wait.condition`, fails when it
+    /// cannot any more (unhealthy, exited, exited non-zero).
+    fn wait_for(&self, wait: &Wait) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+#[derive(Debug)]
+pub struct Failure<E> {
+    pub operation: Operation,
+    pub error: E,
+}
+
+impl<E: fmt::Display> fmt::Display for Failure<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} failed: {}",
+            self.operation.action, self.operation.resource, self.error
+        )
+    }
+}
+
+#[derive(Debug)]
+pub struct Report<E> {
+    /// Indexes of the operations done.
+    pub done: Vec<usize>,
+    /// The first failure, if any; what it blocked did not run.
+    pub failure: Option<Failure<E>>,
+    /// Operations not run because of the failure.
+    pub not_run: Vec<usize>,
+}
+
+impl<E> Report<E> {
+    pub fn is_success(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// Runs `plan` through `driver`, at most `limit` operations at once.
+pub async fn execute<D: Driver>(
+    plan: &Plan,
+    driver: &D,
+    limit: usize,
+    on_done: impl Fn(&Operation, Duration) + Sync,
+) -> Report<D::Error> {
+    let (dag, _) = plan.to_dag();
+    let outcomes = dag
+        .execute(limit, async |_, &index| {
+            let op = &plan.operations[index];
+            let started = Instant::now();
+            perform(driver, op).await?;
+            on_done(op, started.elapsed());
+            Ok(())
+        })
+        .await;
+    let outcomes = match outcomes {
+        Ok(outcomes) => outcomes,
+        // Plans come from the reconciler, whose edges always point backwards.
+        Err(cycle) => unreachable!("a plan has no cycles: {cycle}"),
+    };
+    let mut report = Report {
+        done: Vec::new(),
+        failure: None,
+        not_run: Vec::new(),
+    };
+    for (index, outcome) in outcomes.into_iter().enumerate() {
+        match outcome {
+            Outcome::Done => report.done.push(index),
+            Outcome::Failed(error) => {
+                report.failure = Some(Failure {
+                    operation: plan.operations[index].clone(),
+                    error,
+                })
+            }
+            Outcome::Blocked { .. } | Outcome::Aborted => report.not_run.push(index),
+        }
+    }
+    report
+}
+
+async fn perform<D: Driver>(driver: &D, op: &Operation) -> Result<(), D::Error> {
+    match (&op.action, &op.resource) {
+        (Action::Create, Resource::Network(name)) => driver.create_network(name).await,
+        (Action::Remove, Resource::Network(name)) => driver.remove_network(name).await,
+        (Action::Create, Resource::Volume(name)) => driver.create_volume(name).await,
+        (Action::Remove, Resource::Volume(name)) => driver.remove_volume(name).await,
+        (Action::Pull, Resource::Image(reference)) => driver.pull_image(reference).await,
+        (
+            Action::Create,
+            Resource::Container {
+                service,
+                number,
+                name,
+            },
+        ) => driver.create_container(service, *number, name).await,
+        (
+            Action::Recreate,
+            Resource::Container {
+                service,
+                number,
+                name,
+            },
+        ) => driver.recreate_container(service, *number, name).await,
+        (Action::Start, Resource::Container { name, .. }) => {
+            for wait in &op.waits {
+                driver.wait_for(wait).await?;
+            }
+            driver.start_container(name).await
+        }
+        (Action::Restart, Resource::Container { name, .. }) => {
+            for wait in &op.waits {
+                driver.wait_for(wait).await?;
+            }
+            driver.restart_container(name).await
+        }
+        (Action::Remove, Resource::Container { name, .. }) => driver.remove_container(name).await,
+        (action, resource) => unreachable!("the reconciler never plans {action} {resource}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use stack_spec::DependsOnCondition;
+
+    use super::*;
+    use crate::plan::Cause;
+
+    /// Records calls; fails the ones named in `fail`. Only the executor's
+    /// ordering and failure handling are under test here; the real driver is
+    /// tested with real containers.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Mutex<Vec<String>>,
+        fail: Vec<String>,
+    }
+
+    impl Recorder {
+        async fn call(&self, what: String) -> Result<(), String> {
+            tokio::task::yield_now().await;
+            self.calls.lock().unwrap().push(what.clone());
+            if self.fail.contains(&what) {
+                Err(format!("{what} exited with code 3"))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    impl Driver for Recorder {
+        type Error = String;
+        async fn create_network(&self, n: &str) -> Result<(), String> {
+            self.call(format!("create-network {n}")).await
+        }
+        async fn remove_network(&self, n: &str) -> Result<(), String> {
+            self.call(format!("remove-network {n}")).await
+        }
+        async fn create_volume(&self, n: &str) -> Result<(), String> {
+            self.call(format!("create-volume {n}")).await
+        }
+        async fn remove_volume(&self, n: &str) -> Result<(), String> {
+            self.call(format!("remove-volume {n}")).await
+        }
+        async fn pull_image(&self, r: &str) -> Result<(), String> {
+            self.call(format!("pull {r}")).await
+        }
+        async fn create_container(&self, _: &str, _: u32, n: &str) -> Result<(), String> {
+            self.call(format!("create {n}")).await
+        }
+        async fn recreate_container(&self, _: &str, _: u32, n: &str) -> Result<(), String> {
+            self.call(format!("recreate {n}")).await
+        }
+        async fn start_container(&self, n: &str) -> Result<(), String> {
+            self.call(format!("start {n}")).await
+        }
+        async fn restart_container(&self, n: &str) -> Result<(), String> {
+            self.call(format!("restart {n}")).await
+        }
+        async fn remove_container(&self, n: &str) -> Result<(), String> {
+            self.call(format!("remove {n}")).await
+        }
+        async fn wait_for(&self, w: &Wait) -> Result<(), String> {
+            self.call(format!("wait {}", w.service)).await
+        }
+    }
+
+    fn container(name: &str) -> Resource {
+        Resource::Container {
+            service: name.into(),
+            number: 1,
+            name: name.into(),
+        }
+    }
+
+    fn two_services() -> Plan {
+        let mut plan = Plan::default();
+        let net = plan.push(
+            Action::Create,
+            Resource::Network("n".into()),
+            Cause::NotFound,
+        );
+        let c1 = plan.push(Action::Create, container("migrate"), Cause::NotFound);
+        let s1 = plan.push(Action::Start, container("migrate"), Cause::NotFound);
+        let c2 = plan.push(Action::Create, container("api"), Cause::NotFound);
+        let s2 = plan.push(Action::Start, container("api"), Cause::NotFound);
+        plan.operations[c1].after = vec![net];
+        plan.operations[s1].after = vec![c1];
+        plan.operations[c2].after = vec![net];
+        plan.operations[s2].after = vec![c2, s1];
+        plan.operations[s2].waits = vec![Wait {
+            service: "migrate".into(),
+            condition: DependsOnCondition::ServiceCompletedSuccessfully,
+            required: true,
+        }];
+        plan
+    }
+
+    #[tokio::test]
+    async fn waits_run_before_the_start_they_gate() {
+        let driver = Recorder::default();
+        let report = execute(&two_services(), &driver, 4, |_, _| {}).await;
+        assert!(report.is_success());
+        let calls = driver.calls.into_inner().unwrap();
+        let pos = |s: &str| calls.iter().position(|c| c == s).unwrap();
+        assert!(pos("start migrate") < pos("wait migrate"));
+        assert!(pos("wait migrate") < pos("start api"));
+        assert_eq!(report.done.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_failed_wait_names_the_operation_and_stops_its_start() {
+        let driver = Recorder {
+            fail: vec!["wait migrate".into()],
+            ..Recorder::default()
+        };
+        let report = execute(&two_services(), &driver, 4, |_, _| {}).await;
+        let failure = report.failure.expect("fails");
+        assert_eq!(
+            failure.to_string(),
+            "start container api failed: wait migrate exited with code 3"
+        );
+        let calls = driver.calls.into_inner().unwrap();
+        assert!(!calls.contains(&"start api".to_owned()));
+    }
+}
