@@ -14,4 +14,5 @@ pub mod pidfd;
 pub mod plan;
 pub mod reconcile;
 pub mod restart;
+pub mod store;
 pub mod supervise;
