@@ -14,5 +14,6 @@ pub mod pidfd;
 pub mod plan;
 pub mod reconcile;
 pub mod restart;
+pub mod spec;
 pub mod store;
 pub mod supervise;
