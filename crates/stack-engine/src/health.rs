@@ -210,3 +210,76 @@ mod tests {
         assert_eq!(next_probe_in(&timing, secs(10)), secs(30));
     }
 }
+
+/// A health check ready to run: the probe's argv inside the container and
+/// its timing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub argv: Vec<String>,
+    pub timing: Timing,
+}
+
+/// The service's `healthcheck:` over the image's HEALTHCHECK, field by field
+/// as Docker does; `None` when there is no test or it is `NONE`/disabled.
+pub fn resolve_check(
+    service: Option<&stack_spec::Healthcheck>,
+    image: Option<&stack_image::model::Healthcheck>,
+) -> Option<Check> {
+    if service.is_some_and(|s| s.disable) {
+        return None;
+    }
+    let test = service
+        .and_then(|s| s.test.clone())
+        .or_else(|| image.and_then(|i| i.test.clone()))?;
+    let argv = match test.first().map(String::as_str) {
+        Some("CMD") => test[1..].to_vec(),
+        Some("CMD-SHELL") => vec!["/bin/sh".into(), "-c".into(), test[1..].join(" ")],
+        Some("NONE") | None => return None,
+        // A bare string in the file is a shell command.
+        Some(_) => vec!["/bin/sh".into(), "-c".into(), test.join(" ")],
+    };
+    if argv.is_empty() {
+        return None;
+    }
+    let defaults = Timing::default();
+    // The image's numbers are nanoseconds; 0 means "not set".
+    let from_image = |get: fn(&stack_image::model::Healthcheck) -> Option<u64>| {
+        image
+            .and_then(get)
+            .filter(|&ns| ns > 0)
+            .map(Duration::from_nanos)
+    };
+    let pick = |svc: Option<Duration>, img: Option<Duration>, default: Duration| {
+        svc.or(img).unwrap_or(default)
+    };
+    let s = service;
+    Some(Check {
+        argv,
+        timing: Timing {
+            interval: pick(
+                s.and_then(|s| s.interval).map(|d| d.as_duration()),
+                from_image(|i| i.interval),
+                defaults.interval,
+            ),
+            timeout: pick(
+                s.and_then(|s| s.timeout).map(|d| d.as_duration()),
+                from_image(|i| i.timeout),
+                defaults.timeout,
+            ),
+            retries: s
+                .and_then(|s| s.retries)
+                .or(image.and_then(|i| i.retries).filter(|&r| r > 0))
+                .unwrap_or(defaults.retries),
+            start_period: pick(
+                s.and_then(|s| s.start_period).map(|d| d.as_duration()),
+                from_image(|i| i.start_period),
+                defaults.start_period,
+            ),
+            start_interval: pick(
+                s.and_then(|s| s.start_interval).map(|d| d.as_duration()),
+                from_image(|i| i.start_interval),
+                defaults.start_interval,
+            ),
+        },
+    })
+}

@@ -7,6 +7,7 @@ pub mod dag;
 pub mod execute;
 pub mod hash;
 pub mod health;
+pub mod host;
 pub mod lock;
 pub mod logs;
 pub mod observed;

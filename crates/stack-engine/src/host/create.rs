@@ -1,0 +1,289 @@
+//! Making and removing a container's pieces: root filesystem, network
+//! namespace and files, OCI spec, record.
+
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use stack_image::merge::{ServiceProcess, resolve_process};
+use stack_net::{AttachRequest, NetworkAttachment};
+use stack_spec::{NetworkMode, Service};
+
+use super::Host;
+use crate::hash::{config_hash, hashed_form};
+use crate::observed::ContainerState;
+use crate::reconcile::service_networks;
+use crate::spec::{self, Bind, DeviceNumbers, SpecInput};
+use crate::store::{ContainerRecord, StoreError, new_container_id};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("no service {0} in the stack file")]
+    NoService(String),
+    #[error("no record of container {0}")]
+    NoRecord(String),
+    #[error("service {0} has no image (building images is not supported yet)")]
+    NoImage(String),
+    #[error("image {image}: {source}")]
+    Image {
+        image: String,
+        #[source]
+        source: stack_image::store::StoreError,
+    },
+    #[error("{0}")]
+    Process(#[from] stack_image::merge::MergeError),
+    #[error("network: {0}")]
+    Net(#[from] stack_net::NetError),
+    #[error("{0}")]
+    Spec(#[from] spec::SpecError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("runtime: {0}")]
+    Runtime(#[from] stack_runtime::Error),
+    #[error("invalid address {0:?}")]
+    Address(String),
+}
+
+pub(super) fn io<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> CreateError + 'a {
+    move |source| CreateError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+fn device_numbers(path: &str) -> Option<DeviceNumbers> {
+    let meta = fs::metadata(path).ok()?;
+    let kind = meta.file_type();
+    if !kind.is_block_device() && !kind.is_char_device() {
+        return None;
+    }
+    let rdev = meta.rdev();
+    Some((
+        libc::major(rdev) as i64,
+        libc::minor(rdev) as i64,
+        kind.is_block_device(),
+    ))
+}
+
+fn service_process(service: &Service) -> ServiceProcess {
+    ServiceProcess {
+        entrypoint: service.entrypoint.clone(),
+        command: service.command.clone(),
+        env: service
+            .environment
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+            .collect(),
+        working_dir: service.working_dir.clone(),
+        user: service.user.clone(),
+    }
+}
+
+impl Host {
+    pub(super) fn service(&self, name: &str) -> Result<Service, CreateError> {
+        self.project()
+            .services
+            .get(name)
+            .cloned()
+            .ok_or_else(|| CreateError::NoService(name.to_owned()))
+    }
+
+    /// Everything but running it: rootfs, network, files, spec, record.
+    pub(super) async fn create(
+        &self,
+        service_name: &str,
+        number: u32,
+        name: &str,
+    ) -> Result<(), CreateError> {
+        let project = self.project();
+        let service = self.service(service_name)?;
+        let image = service
+            .image
+            .clone()
+            .ok_or_else(|| CreateError::NoImage(service_name.to_owned()))?;
+        let image_err = |source| CreateError::Image {
+            image: image.clone(),
+            source,
+        };
+        let image_id = self.images.resolve(&image).map_err(image_err)?;
+        let image_config = self.images.config(&image_id).map_err(image_err)?;
+        let id = new_container_id().map_err(io("generate an id for", Path::new(name)))?;
+        let dir = self.container_dir(name);
+        fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+
+        let mut record = ContainerRecord {
+            id: id.clone(),
+            name: name.to_owned(),
+            project: project.name.clone(),
+            service: service_name.to_owned(),
+            number,
+            config_hash: config_hash(&service),
+            config: hashed_form(&service),
+            image: image.clone(),
+            image_digest: Some(image_id.as_str().to_owned()),
+            created_ms: now_ms(),
+            state: ContainerState::Created,
+            pid: None,
+            pid_start_time: None,
+            restart_count: 0,
+            stopped_by_user: false,
+            last_exit: None,
+        };
+        // The record goes first so that a crash from here on leaves a
+        // container `down` knows to clean up.
+        self.store.save(&record)?;
+
+        let rootfs = self
+            .images
+            .prepare_rootfs(&image_id, &id)
+            .map_err(image_err)?;
+        let process = resolve_process(&image_config.config, &service_process(&service))?;
+        let hostname = service
+            .hostname
+            .clone()
+            .unwrap_or_else(|| id[..12].to_owned());
+
+        let mut binds = Vec::new();
+        let netns = match &service.network_mode {
+            None | Some(NetworkMode::Bridge) => {
+                let networks = service_networks(&service)
+                    .into_iter()
+                    .map(|key| {
+                        let settings = service.networks.get(&key).cloned().flatten();
+                        let ipv4_address =
+                            match settings.as_ref().and_then(|s| s.ipv4_address.clone()) {
+                                Some(a) => Some(
+                                    a.parse::<Ipv4Addr>().map_err(|_| CreateError::Address(a))?,
+                                ),
+                                None => None,
+                            };
+                        Ok(NetworkAttachment {
+                            network: key,
+                            aliases: settings.map(|s| s.aliases).unwrap_or_default(),
+                            ipv4_address,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, CreateError>>()?;
+                let extra_hosts = service
+                    .extra_hosts
+                    .iter()
+                    .filter_map(|h| {
+                        let (host, addr) = h.split_once([':', '='])?;
+                        Some((host.to_owned(), addr.parse::<IpAddr>().ok()?))
+                    })
+                    .collect();
+                let attachment = self
+                    .net
+                    .attach(&AttachRequest {
+                        project: project.name.clone(),
+                        container_id: id.clone(),
+                        container_name: name.to_owned(),
+                        service: service_name.to_owned(),
+                        hostname: Some(hostname.clone()),
+                        networks,
+                        dns: service.dns.iter().filter_map(|d| d.parse().ok()).collect(),
+                        dns_search: service.dns_search.clone(),
+                        extra_hosts,
+                    })
+                    .await?;
+                for (file, content) in [
+                    ("resolv.conf", &attachment.resolv_conf),
+                    ("hosts", &attachment.hosts),
+                    ("hostname", &attachment.hostname),
+                ] {
+                    let path = dir.join(file);
+                    crate::atomic::write(&path, content.as_bytes()).map_err(io("write", &path))?;
+                    binds.push(Bind {
+                        source: path,
+                        target: format!("/etc/{file}"),
+                        read_only: false,
+                    });
+                }
+                Some(attachment.netns)
+            }
+            Some(NetworkMode::None) => Some(self.net.attach_none(&project.name, &id).await?),
+            _ => None,
+        };
+
+        let read = |p: &str| fs::read_to_string(rootfs.path.join(p)).unwrap_or_default();
+        let (passwd, group) = (read("etc/passwd"), read("etc/group"));
+        let volume_dir = |source: Option<&str>, target: &str| -> Option<PathBuf> {
+            let dir = match source {
+                Some(key) => self.volume_dir(&crate::reconcile::volume_name(&project, key)),
+                // Anonymous volumes live and die with the container.
+                None => dir
+                    .join("anonymous")
+                    .join(target.trim_start_matches('/').replace('/', "_")),
+            };
+            fs::create_dir_all(&dir).ok()?;
+            Some(dir)
+        };
+        let spec = spec::build(&SpecInput {
+            service: &service,
+            process: &process,
+            rootfs: &rootfs.path,
+            hostname: &hostname,
+            netns: netns.as_deref(),
+            binds,
+            cgroup_path: format!("/stack/{}/{name}", project.name),
+            passwd: &passwd,
+            group: &group,
+            volume_dir: &volume_dir,
+            device: &device_numbers,
+        })?;
+        let config = dir.join("config.json");
+        let text = serde_json::to_vec_pretty(&spec).expect("specs serialise");
+        crate::atomic::write(&config, &text).map_err(io("write", &config))?;
+        record.state = ContainerState::Created;
+        self.store.save(&record)?;
+        Ok(())
+    }
+
+    /// Takes a container away: stops it (grace period, then SIGKILL),
+    /// deletes it from the runtime, detaches its network, releases its
+    /// root filesystem and forgets it. Each step tolerates what is already
+    /// gone, so it also cleans up after a crash.
+    pub(super) async fn destroy(&self, name: &str) -> Result<(), CreateError> {
+        self.stop(name).await;
+        let Some(record) = self.store.load(&self.project().name, name)? else {
+            return Ok(());
+        };
+        let runtime_root = self.runtime_root();
+        let id = record.id.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Ok(c) = stack_runtime::Container::load(&runtime_root, &id) {
+                let _ = c.delete(true);
+            }
+        })
+        .await
+        .ok();
+        self.net.detach(&record.id).await?;
+        self.images
+            .release_rootfs(&record.id)
+            .map_err(|source| CreateError::Image {
+                image: record.image.clone(),
+                source,
+            })?;
+        self.store.remove(&record.project, name)?;
+        Ok(())
+    }
+}

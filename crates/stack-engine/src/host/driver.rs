@@ -1,0 +1,436 @@
+//! The plan's operations on the real host, and the waits that gate starts.
+
+use std::sync::Arc;
+
+use stack_image::reference::Reference;
+use stack_net::NetworkSpec;
+use stack_spec::DependsOnCondition;
+use tokio::sync::oneshot;
+
+use super::create::CreateError;
+use super::launch::{restart_policy, stop_grace, stop_signal};
+use super::{Host, Watched};
+use crate::execute::Driver;
+use crate::health::{Status as HealthStatus, resolve_check};
+use crate::observed::ContainerState;
+use crate::plan::Wait;
+use crate::restart::{Backoff, Exit};
+use crate::supervise::{Command, EventKind, MonitorConfig, spawn_monitor};
+
+/// Why an operation failed, in the words `stack up` prints.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(transparent)]
+    Create(#[from] CreateError),
+    #[error("network {0} is not in the stack file")]
+    UnknownNetwork(String),
+    #[error("{0}")]
+    Net(#[from] stack_net::NetError),
+    #[error("pull {reference}: {message}")]
+    Pull { reference: String, message: String },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to start: {0}")]
+    Start(String),
+    #[error("dependency {service} has no container")]
+    MissingDependency { service: String },
+    #[error("dependency {service} has no health check, so it cannot become healthy")]
+    NoHealthCheck { service: String },
+    #[error("dependency {service} is unhealthy")]
+    Unhealthy { service: String },
+    #[error("dependency {service} exited with code {code}")]
+    DependencyExited { service: String, code: i32 },
+    #[error("dependency {service} failed to start")]
+    DependencyNotStarted { service: String },
+}
+
+impl Host {
+    pub(super) fn emit(&self, container: &str, kind: EventKind) {
+        let at_ms = tokio::time::Instant::now()
+            .duration_since(self.epoch)
+            .as_millis() as u64;
+        let _ = self.events.send(crate::supervise::Event {
+            container: container.to_owned(),
+            at_ms,
+            kind,
+        });
+    }
+
+    fn network_key(&self, full_name: &str) -> Result<String, DriverError> {
+        let project = self.project();
+        project
+            .networks
+            .keys()
+            .cloned()
+            .chain(std::iter::once("default".to_owned()))
+            .find(|key| crate::reconcile::network_name(&project, key) == full_name)
+            .ok_or_else(|| DriverError::UnknownNetwork(full_name.to_owned()))
+    }
+
+    /// Starts watching (and so running) a created container; resolves once
+    /// its process runs, or with the reason it could not start.
+    pub async fn run(self: &Arc<Self>, name: &str) -> Result<(), DriverError> {
+        let record = self.record(name)?;
+        let service = self.service(&record.service)?;
+        let image_config = self
+            .images
+            .resolve(&record.image)
+            .and_then(|id| self.images.config(&id))
+            .ok();
+        let image_stop = image_config
+            .as_ref()
+            .and_then(|c| c.config.stop_signal.clone());
+        let config = MonitorConfig {
+            container: name.to_owned(),
+            policy: restart_policy(&service),
+            backoff: Backoff::default(),
+            stop_signal: stop_signal(&service, image_stop.as_deref()),
+            stop_grace: stop_grace(&service),
+        };
+        let mut events = self.events.subscribe();
+        let monitor = spawn_monitor(self.clone(), config, self.events.clone(), self.epoch, None);
+        let check = resolve_check(
+            service.healthcheck.as_ref(),
+            image_config
+                .as_ref()
+                .and_then(|c| c.config.healthcheck.as_ref()),
+        );
+        let (health, prober) = match check {
+            Some(check) => {
+                let (rx, task) = self.spawn_prober(name, check);
+                (Some(rx), Some(task))
+            }
+            None => (None, None),
+        };
+        self.watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                name.to_owned(),
+                Watched {
+                    monitor,
+                    health,
+                    prober,
+                },
+            );
+        loop {
+            match events.recv().await {
+                Ok(e) if e.container == name => match e.kind {
+                    EventKind::Start { .. } => return Ok(()),
+                    EventKind::StartFailed { error } => return Err(DriverError::Start(error)),
+                    _ => {}
+                },
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return Err(DriverError::Start("the supervisor is stopping".into())),
+            }
+        }
+    }
+
+    /// Stops a container (its stop signal, SIGKILL after the grace period)
+    /// and stops watching it.
+    pub async fn stop(&self, name: &str) {
+        let watched = self
+            .watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        match watched {
+            Some(w) => {
+                if let Some(p) = w.prober {
+                    p.abort();
+                }
+                let (done, stopped) = oneshot::channel();
+                if w.monitor
+                    .commands
+                    .send(Command::Stop { done })
+                    .await
+                    .is_ok()
+                {
+                    let _ = stopped.await;
+                }
+            }
+            None => {
+                // Not ours (left by a crashed supervisor): signal it directly.
+                let Ok(record) = self.record(name) else {
+                    return;
+                };
+                if let (Some(pid), Some(start)) = (record.pid, record.pid_start_time)
+                    && stack_runtime::state::is_alive(pid, start)
+                {
+                    let pid = nix::unistd::Pid::from_raw(pid);
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+                    while stack_runtime::state::is_alive(pid.as_raw(), start)
+                        && tokio::time::Instant::now() < deadline
+                    {
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn containers_of(&self, service: &str) -> Vec<String> {
+        let project = self.project();
+        self.store
+            .containers(&project.name)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.service == service)
+            .map(|r| r.name)
+            .collect()
+    }
+
+    async fn wait_one(
+        &self,
+        service: &str,
+        name: &str,
+        condition: DependsOnCondition,
+    ) -> Result<(), DriverError> {
+        let (mut snapshot, health) = {
+            let watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(w) = watched.get(name) else {
+                return Err(DriverError::DependencyNotStarted {
+                    service: service.to_owned(),
+                });
+            };
+            (w.monitor.snapshot.clone(), w.health.clone())
+        };
+        let exited_code = |s: &crate::supervise::Snapshot| match (s.state, s.last_exit) {
+            (ContainerState::Exited, Some(exit)) => Some(exit.code()),
+            (ContainerState::Exited, None) => Some(-1),
+            _ => None,
+        };
+        match condition {
+            DependsOnCondition::ServiceStarted => Ok(()),
+            DependsOnCondition::ServiceCompletedSuccessfully => {
+                let s = snapshot
+                    .wait_for(|s| exited_code(s).is_some())
+                    .await
+                    .map_err(|_| DriverError::DependencyNotStarted {
+                        service: service.to_owned(),
+                    })?
+                    .clone();
+                match s.last_exit {
+                    Some(Exit::Code(0)) => Ok(()),
+                    _ => Err(DriverError::DependencyExited {
+                        service: service.to_owned(),
+                        code: exited_code(&s).unwrap_or(-1),
+                    }),
+                }
+            }
+            DependsOnCondition::ServiceHealthy => {
+                let Some(mut health) = health else {
+                    return Err(DriverError::NoHealthCheck {
+                        service: service.to_owned(),
+                    });
+                };
+                loop {
+                    let status = health.borrow_and_update().status;
+                    match status {
+                        HealthStatus::Healthy => return Ok(()),
+                        HealthStatus::Unhealthy => {
+                            return Err(DriverError::Unhealthy {
+                                service: service.to_owned(),
+                            });
+                        }
+                        HealthStatus::Starting => {}
+                    }
+                    let current = snapshot.borrow_and_update().clone();
+                    if let Some(code) = exited_code(&current) {
+                        return Err(DriverError::DependencyExited {
+                            service: service.to_owned(),
+                            code,
+                        });
+                    }
+                    tokio::select! {
+                        r = health.changed() => if r.is_err() {
+                            return Err(DriverError::DependencyNotStarted { service: service.to_owned() });
+                        },
+                        r = snapshot.changed() => if r.is_err() {
+                            return Err(DriverError::DependencyNotStarted { service: service.to_owned() });
+                        },
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The driver is the shared host; `Arc` so monitors can hold it too.
+pub struct HostDriver(pub Arc<Host>);
+
+impl Driver for HostDriver {
+    type Error = DriverError;
+
+    async fn create_network(&self, name: &str) -> Result<(), DriverError> {
+        let host = &self.0;
+        let key = host.network_key(name)?;
+        let project = host.project();
+        let declared = project.networks.get(&key);
+        let pool = declared
+            .and_then(|n| n.ipam.as_ref())
+            .and_then(|i| i.config.first());
+        let spec = NetworkSpec {
+            subnet: pool
+                .and_then(|p| p.subnet.as_ref())
+                .and_then(|s| s.parse().ok()),
+            gateway: pool
+                .and_then(|p| p.gateway.as_ref())
+                .and_then(|g| g.parse().ok()),
+            internal: declared.is_some_and(|n| n.internal),
+            external: None,
+        };
+        host.net.ensure_network(&project.name, &key, &spec).await?;
+        let mut known = host.known_networks();
+        if !known.contains(&key) {
+            known.push(key);
+        }
+        host.remember_networks(&known)
+            .map_err(|source| DriverError::Io {
+                what: "record networks of",
+                path: project.name.clone(),
+                source,
+            })
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<(), DriverError> {
+        let host = &self.0;
+        let key = host.network_key(name)?;
+        host.net.remove_network(&host.project().name, &key).await?;
+        let known: Vec<String> = host
+            .known_networks()
+            .into_iter()
+            .filter(|k| *k != key)
+            .collect();
+        host.remember_networks(&known)
+            .map_err(|source| DriverError::Io {
+                what: "record networks of",
+                path: host.project().name.clone(),
+                source,
+            })
+    }
+
+    async fn create_volume(&self, name: &str) -> Result<(), DriverError> {
+        let dir = self.0.volume_dir(name);
+        std::fs::create_dir_all(&dir).map_err(|source| DriverError::Io {
+            what: "create volume",
+            path: dir.display().to_string(),
+            source,
+        })
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), DriverError> {
+        let dir = self.0.root().join("volumes").join(name);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DriverError::Io {
+                what: "remove volume",
+                path: dir.display().to_string(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn pull_image(&self, reference: &str) -> Result<(), DriverError> {
+        let pull_err = |message: String| DriverError::Pull {
+            reference: reference.to_owned(),
+            message,
+        };
+        let parsed = Reference::parse(reference).map_err(|e| pull_err(e.to_string()))?;
+        let options = stack_image::pull::PullOptions {
+            registries: self.0.config.registries.clone(),
+            progress: stack_image::progress::ProgressMode::Quiet,
+            ..Default::default()
+        };
+        // The pull's future is not `Send`; it runs on a blocking thread of
+        // its own, driven by the same runtime.
+        let images = self.0.images.clone();
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            handle
+                .block_on(images.pull(&parsed, &options))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| pull_err(e.to_string()))?
+        .map_err(pull_err)
+    }
+
+    async fn create_container(
+        &self,
+        service: &str,
+        number: u32,
+        name: &str,
+    ) -> Result<(), DriverError> {
+        self.0
+            .create(service, number, name)
+            .await
+            .map_err(Into::into)
+    }
+
+    async fn recreate_container(
+        &self,
+        service: &str,
+        number: u32,
+        name: &str,
+    ) -> Result<(), DriverError> {
+        self.0.destroy(name).await?;
+        self.0
+            .create(service, number, name)
+            .await
+            .map_err(Into::into)
+    }
+
+    async fn start_container(&self, name: &str) -> Result<(), DriverError> {
+        let already = self
+            .0
+            .watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .map(|w| w.monitor.commands.clone());
+        match already {
+            Some(commands) => {
+                let _ = commands.send(Command::Start).await;
+                Ok(())
+            }
+            None => self.0.run(name).await,
+        }
+    }
+
+    async fn restart_container(&self, name: &str) -> Result<(), DriverError> {
+        self.0.stop(name).await;
+        self.0.run(name).await
+    }
+
+    async fn remove_container(&self, name: &str) -> Result<(), DriverError> {
+        self.0.destroy(name).await.map_err(Into::into)
+    }
+
+    async fn wait_for(&self, wait: &Wait) -> Result<(), DriverError> {
+        let names = self.0.containers_of(&wait.service);
+        if names.is_empty() {
+            return if wait.required {
+                Err(DriverError::MissingDependency {
+                    service: wait.service.clone(),
+                })
+            } else {
+                Ok(())
+            };
+        }
+        for name in names {
+            self.0
+                .wait_one(&wait.service, &name, wait.condition)
+                .await?;
+        }
+        Ok(())
+    }
+}

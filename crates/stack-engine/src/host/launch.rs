@@ -1,0 +1,261 @@
+//! Running a created container's process, again after each exit: the
+//! monitor's [`Launcher`], with the container's output piped into its log.
+
+use std::fs::{self, File};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use nix::fcntl::OFlag;
+use nix::sys::signal::Signal;
+use oci_spec::runtime::Spec;
+use stack_runtime::{Container, CreateOptions, Stdio};
+use stack_spec::{RestartPolicy as SpecPolicy, Service};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::Host;
+use super::create::{CreateError, io};
+use crate::logs::{LogWriter, Rotation, Stream};
+use crate::observed::ContainerState;
+use crate::pidfd::ExitStatus;
+use crate::restart::{Exit, RestartPolicy};
+use crate::store::LastExit;
+use crate::supervise::Launcher;
+
+/// One line of container output, for attached `up` and `logs -f`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub container: String,
+    pub service: String,
+    pub stream: Stream,
+    pub line: String,
+}
+
+/// The engine's restart policy for a service: `restart:` or
+/// `deploy.restart_policy`.
+pub fn restart_policy(service: &Service) -> RestartPolicy {
+    if let Some(p) = service
+        .deploy
+        .as_ref()
+        .and_then(|d| d.restart_policy.as_ref())
+    {
+        let max = p.max_attempts;
+        return match p.condition.as_deref() {
+            Some("none") => RestartPolicy::No,
+            Some("on-failure") => RestartPolicy::OnFailure { max_retries: max },
+            _ => RestartPolicy::Always,
+        };
+    }
+    match service.restart.unwrap_or_default() {
+        SpecPolicy::No => RestartPolicy::No,
+        SpecPolicy::Always => RestartPolicy::Always,
+        SpecPolicy::OnFailure { max_retries } => RestartPolicy::OnFailure { max_retries },
+        SpecPolicy::UnlessStopped => RestartPolicy::UnlessStopped,
+    }
+}
+
+/// `stop_signal` as a signal number; SIGTERM by default.
+pub fn stop_signal(service: &Service, image_default: Option<&str>) -> i32 {
+    let name = service
+        .stop_signal
+        .as_deref()
+        .or(image_default)
+        .unwrap_or("SIGTERM");
+    if let Ok(n) = name.parse::<i32>() {
+        return n;
+    }
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&full)
+        .map(|s| s as i32)
+        .unwrap_or(libc::SIGTERM)
+}
+
+pub fn stop_grace(service: &Service) -> Duration {
+    service
+        .stop_grace_period
+        .map(|d| d.as_duration())
+        .unwrap_or(Duration::from_secs(10))
+}
+
+fn rotation(service: &Service) -> Rotation {
+    let mut r = Rotation::default();
+    let Some(logging) = &service.logging else {
+        return r;
+    };
+    let opt = |k: &str| logging.options.get(k).cloned().flatten();
+    if let Some(size) = opt("max-size").and_then(|s| stack_spec::units::parse_bytes(&s).ok()) {
+        r.max_size = size.max(1) as u64;
+    }
+    if let Some(n) = opt("max-file").and_then(|s| s.parse().ok()) {
+        r.max_file = n;
+    }
+    r
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), CreateError> {
+    nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| CreateError::Io {
+        what: "create a pipe for",
+        path: "container output".into(),
+        source: e.into(),
+    })
+}
+
+impl Host {
+    pub(super) fn log_path(&self, name: &str) -> std::path::PathBuf {
+        self.container_dir(name).join("container.log")
+    }
+
+    async fn launch(&self, name: &str) -> Result<i32, CreateError> {
+        let mut record = self.record(name)?;
+        let service = self.service(&record.service)?;
+        let dir = self.container_dir(name);
+        let config = dir.join("config.json");
+        let spec: Spec = serde_json::from_slice(&fs::read(&config).map_err(io("read", &config))?)
+            .map_err(|e| CreateError::Io {
+            what: "parse",
+            path: config.clone(),
+            source: e.into(),
+        })?;
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let devnull = File::open("/dev/null").map_err(io("open", Path::new("/dev/null")))?;
+        let mut options = CreateOptions::new(record.id.clone(), dir.clone(), self.runtime_root());
+        options.spec = Some(spec);
+        options.init_binary = self.config.init_binary.clone();
+        options.default_seccomp = !service.privileged;
+        options.stdio = Stdio {
+            stdin: Some(devnull.into()),
+            stdout: Some(out_w),
+            stderr: Some(err_w),
+        };
+        let runtime_root = self.runtime_root();
+        let id = record.id.clone();
+        let container =
+            tokio::task::spawn_blocking(move || -> Result<Container, stack_runtime::Error> {
+                // A previous run of this container leaves its runtime state.
+                if let Ok(old) = Container::load(&runtime_root, &id) {
+                    let _ = old.delete(true);
+                }
+                let mut c = Container::create(options)?;
+                c.start()?;
+                Ok(c)
+            })
+            .await
+            .map_err(|e| CreateError::Io {
+                what: "run",
+                path: dir.clone(),
+                source: std::io::Error::other(e),
+            })??;
+
+        let writer = LogWriter::open(&self.log_path(name), rotation(&service))
+            .map_err(io("open the log of", &dir))?;
+        let writer = Arc::new(Mutex::new(writer));
+        for (fd, stream) in [(out_r, Stream::Stdout), (err_r, Stream::Stderr)] {
+            self.pump(fd, stream, name, &record.service, writer.clone());
+        }
+
+        if record.state != ContainerState::Created {
+            record.restart_count += 1;
+        }
+        record.pid = Some(container.pid());
+        record.pid_start_time = Some(container.start_time());
+        record.state = ContainerState::Running;
+        self.store.save(&record)?;
+        Ok(container.pid())
+    }
+
+    /// Copies one output stream of a container into its log, line by line
+    /// with a timestamp, and to anyone following the logs.
+    fn pump(
+        &self,
+        fd: OwnedFd,
+        stream: Stream,
+        name: &str,
+        service: &str,
+        writer: Arc<Mutex<LogWriter>>,
+    ) {
+        let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
+            return;
+        };
+        let logs = self.logs.clone();
+        let (container, service) = (name.to_owned(), service.to_owned());
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(pipe).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let text = format!("{line}\n");
+                if let Err(e) = writer.lock().unwrap_or_else(|e| e.into_inner()).write(
+                    stream,
+                    &text,
+                    SystemTime::now(),
+                ) {
+                    tracing::warn!("log of {container}: {e}");
+                }
+                let _ = logs.send(LogLine {
+                    container: container.clone(),
+                    service: service.clone(),
+                    stream,
+                    line,
+                });
+            }
+        });
+    }
+}
+
+impl Launcher for Host {
+    type Error = CreateError;
+
+    async fn start(&self, container: &str) -> Result<i32, Self::Error> {
+        self.launch(container).await
+    }
+
+    fn signal(&self, _: &str, pid: i32, signal: i32) -> Result<(), Self::Error> {
+        let signal = Signal::try_from(signal).unwrap_or(Signal::SIGKILL);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).map_err(|e| {
+            CreateError::Io {
+                what: "signal",
+                path: pid.to_string().into(),
+                source: e.into(),
+            }
+        })
+    }
+
+    fn classify(&self, container: &str, status: ExitStatus) -> Exit {
+        let record = self.record(container).ok();
+        let oom = record.as_ref().is_some_and(|r| {
+            Container::load(&self.runtime_root(), &r.id)
+                .map(|c| c.cgroup().oom_kills() > 0)
+                .unwrap_or(false)
+        });
+        let exit = match status {
+            ExitStatus::Signaled(libc::SIGKILL) if oom => Exit::OomKilled,
+            ExitStatus::Exited(code) if oom && code == 137 => Exit::OomKilled,
+            ExitStatus::Exited(code) => Exit::Code(code),
+            ExitStatus::Signaled(sig) => Exit::Signal(sig),
+            ExitStatus::Unknown => Exit::Code(-1),
+        };
+        if let Some(mut record) = record {
+            record.state = ContainerState::Exited;
+            record.pid = None;
+            record.pid_start_time = None;
+            record.last_exit = Some(LastExit {
+                code: (status != ExitStatus::Unknown).then(|| exit.code()),
+                oom_killed: exit == Exit::OomKilled,
+                at_ms: SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or_default(),
+            });
+            if let Err(e) = self.store.save(&record) {
+                tracing::warn!("saving {container}: {e}");
+            }
+        }
+        exit
+    }
+}
