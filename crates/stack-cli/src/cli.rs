@@ -25,10 +25,19 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Directory for images, volumes, containers and state.
-    #[arg(long, global = true, env = "STACK_ROOT", default_value = "/var/lib/stack")]
+    #[arg(
+        long,
+        global = true,
+        env = "STACK_ROOT",
+        default_value = "/var/lib/stack"
+    )]
     pub root: PathBuf,
-    /// More log output (-v info, -vv debug, -vvv trace); STACK_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    /// Directory for supervisor sockets and locks.
+    #[arg(long, global = true, env = "STACK_RUN", default_value = "/run/stack")]
+    pub run_dir: PathBuf,
+    /// More log output (once: info, twice: debug, three times: trace);
+    /// STACK_LOG overrides. (`-v` belongs to `down -v`, as in compose.)
+    #[arg(long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }
 
@@ -39,6 +48,31 @@ pub enum Command {
     /// Manage images: pull, load, list, inspect, tag, remove, prune.
     #[command(subcommand)]
     Image(commands::image::ImageCommand),
+    /// Create and start the stack's containers, networks and volumes.
+    Up(commands::up::UpArgs),
+    /// Stop and remove the stack's containers and networks (`-v`: volumes too).
+    Down(commands::down::DownArgs),
+    /// List the stack's containers.
+    Ps(commands::ps::PsArgs),
+    /// Show the services' output.
+    Logs(commands::logs::LogsArgs),
     /// Print a shell completion script.
     Completion(commands::completion::CompletionArgs),
+    /// Run a project's supervisor (started by the other commands).
+    #[command(name = "__supervise", hide = true)]
+    Supervise(commands::supervise::SuperviseArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Catches clashing flags in any subcommand (clap checks lazily, at
+    /// parse time of that subcommand, otherwise).
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

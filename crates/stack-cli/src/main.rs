@@ -1,13 +1,18 @@
 //! `stack`: Compose-style multi-container stacks on one Linux host.
 
 mod cli;
+mod client;
 mod commands;
+mod project_args;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // The same binary is the containers' init stage: when started as one,
+    // this never returns.
+    stack_runtime::init_main();
     let cli = cli::Cli::parse();
     init_tracing(cli.global.verbose);
     match commands::run(cli) {

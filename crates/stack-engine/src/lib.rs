@@ -3,6 +3,7 @@
 //! runs (restart policies with backoff).
 
 pub mod atomic;
+pub mod control;
 pub mod dag;
 pub mod execute;
 pub mod hash;
@@ -18,3 +19,4 @@ pub mod restart;
 pub mod spec;
 pub mod store;
 pub mod supervise;
+pub mod supervisor;

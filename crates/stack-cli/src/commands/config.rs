@@ -1,14 +1,123 @@
 //! `stack config`: load, validate and print the normalised project.
 
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use crate::cli::GlobalArgs;
+use crate::project_args::ProjectArgs;
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum Format {
+    #[default]
+    Yaml,
+    Json,
+}
 
 #[derive(Debug, Args)]
-pub struct ConfigArgs {}
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Yaml)]
+    pub format: Format,
+    /// Print the service names, one per line.
+    #[arg(long)]
+    pub services: bool,
+    /// Print the volume names, one per line.
+    #[arg(long)]
+    pub volumes: bool,
+    /// Print the profile names used by services, one per line.
+    #[arg(long = "profiles", id = "list_profiles")]
+    pub list_profiles: bool,
+    /// Only validate: print nothing, exit 0 when valid and 1 when not.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
 
-pub fn run(_global: &GlobalArgs, _args: ConfigArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("stack config is not available yet")
+pub fn run(_global: &GlobalArgs, args: ConfigArgs) -> anyhow::Result<ExitCode> {
+    let mut project_args = args.project.clone();
+    if args.list_profiles {
+        // Every profile in the file, whichever are active.
+        project_args.profiles = vec!["*".into()];
+    }
+    let Some(loaded) = project_args.load()? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    if args.quiet {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let project = &loaded.project;
+    let mut out = String::new();
+    if args.services || args.volumes || args.list_profiles {
+        if args.services {
+            for name in project.services.keys() {
+                out.push_str(name);
+                out.push('\n');
+            }
+        }
+        if args.volumes {
+            for name in project.volumes.keys() {
+                out.push_str(name);
+                out.push('\n');
+            }
+        }
+        if args.list_profiles {
+            let all: BTreeSet<&str> = project
+                .services
+                .values()
+                .flat_map(|s| s.profiles.iter().map(String::as_str))
+                .collect();
+            for p in all {
+                out.push_str(p);
+                out.push('\n');
+            }
+        }
+    } else {
+        out = match args.format {
+            Format::Json => serde_json::to_string_pretty(project)? + "\n",
+            Format::Yaml => serde_saphyr::to_string(project)?,
+        };
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn arguments_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn project_arguments_parse() {
+        let cli = Cli::try_parse_from([
+            "stack",
+            "config",
+            "-f",
+            "a.yaml",
+            "-f",
+            "b.yaml",
+            "-p",
+            "demo",
+            "--profile",
+            "x",
+            "--profiles",
+            "-q",
+        ])
+        .unwrap();
+        let Command::Config(args) = cli.command else {
+            panic!("not config")
+        };
+        assert_eq!(args.project.files.len(), 2);
+        assert_eq!(args.project.project_name.as_deref(), Some("demo"));
+        assert_eq!(args.project.profiles, ["x"]);
+        assert!(args.list_profiles && args.quiet);
+    }
 }

@@ -2,7 +2,12 @@
 
 pub mod completion;
 pub mod config;
+pub mod down;
 pub mod image;
+pub mod logs;
+pub mod ps;
+pub mod supervise;
+pub mod up;
 
 use std::process::ExitCode;
 
@@ -13,5 +18,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(args) => config::run(&cli.global, args),
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::Completion(args) => completion::run(args),
+        Command::Up(args) => up::run(&cli.global, args),
+        Command::Down(args) => down::run(&cli.global, args),
+        Command::Ps(args) => ps::run(&cli.global, args),
+        Command::Logs(args) => logs::run(&cli.global, args),
+        Command::Supervise(args) => supervise::run(&cli.global, args),
     }
 }

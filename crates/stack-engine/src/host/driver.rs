@@ -132,6 +132,69 @@ impl Host {
         }
     }
 
+    /// Watches a container that is already running (after a supervisor
+    /// restart) without restarting it.
+    pub async fn watch_running(self: &Arc<Self>, name: &str) -> Result<(), DriverError> {
+        let record = self.record(name)?;
+        let service = self.service(&record.service)?;
+        let pid = record
+            .pid
+            .ok_or_else(|| DriverError::Start(format!("{name} has no pid")))?;
+        let image_config = self
+            .images
+            .resolve(&record.image)
+            .and_then(|id| self.images.config(&id))
+            .ok();
+        let image_stop = image_config
+            .as_ref()
+            .and_then(|c| c.config.stop_signal.clone());
+        let config = MonitorConfig {
+            container: name.to_owned(),
+            policy: restart_policy(&service),
+            backoff: Backoff::default(),
+            stop_signal: stop_signal(&service, image_stop.as_deref()),
+            stop_grace: stop_grace(&service),
+        };
+        let monitor = spawn_monitor(
+            self.clone(),
+            config,
+            self.events.clone(),
+            self.epoch,
+            Some(pid),
+        );
+        let check = resolve_check(
+            service.healthcheck.as_ref(),
+            image_config
+                .as_ref()
+                .and_then(|c| c.config.healthcheck.as_ref()),
+        );
+        let (health, prober) = match check {
+            Some(check) => {
+                let (rx, task) = self.spawn_prober(name, check);
+                (Some(rx), Some(task))
+            }
+            None => (None, None),
+        };
+        self.watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                name.to_owned(),
+                Watched {
+                    monitor,
+                    health,
+                    prober,
+                },
+            );
+        Ok(())
+    }
+
+    /// Removes what is left of the project's networks (bridges, rules, DNS,
+    /// leases), also after a crash.
+    pub async fn cleanup_network(&self) -> Result<(), stack_net::NetError> {
+        self.net.cleanup_project(&self.project().name).await
+    }
+
     /// Stops a container (its stop signal, SIGKILL after the grace period)
     /// and stops watching it.
     pub async fn stop(&self, name: &str) {

@@ -114,6 +114,10 @@ impl Host {
         .await
         .map_err(|e| e.to_string())??;
         let pidfd = PidFd::open(pid).map_err(|e| e.to_string())?;
+        // Reaped by a task of its own, so that a probe abandoned at its
+        // timeout never leaves a zombie in the container's pid namespace
+        // (its pid 1 could not exit until the zombie is reaped).
+        let waiter = tokio::spawn(async move { pidfd.exited().await });
         let mut output = Vec::new();
         let reader = async {
             if let Ok(mut pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(read) {
@@ -126,8 +130,8 @@ impl Host {
                 }
             }
         };
-        let (status, ()) = tokio::join!(pidfd.exited(), reader);
-        let code = match status.map_err(|e| e.to_string())? {
+        let (status, ()) = tokio::join!(waiter, reader);
+        let code = match status.map_err(|e| e.to_string())?.map_err(|e| e.to_string())? {
             ExitStatus::Exited(c) => c,
             ExitStatus::Signaled(s) => 128 + s,
             ExitStatus::Unknown => -1,

@@ -1,0 +1,129 @@
+//! Talking to a project's supervisor: find it, start it when it is not
+//! running (it then adopts whatever runs), and send it requests.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use stack_engine::control::{Channel, Request, socket_path};
+use stack_engine::host::HostConfig;
+
+use crate::cli::GlobalArgs;
+
+/// The engine's settings from the global options and the environment.
+pub fn host_config(global: &GlobalArgs) -> anyhow::Result<HostConfig> {
+    let init_binary = std::env::current_exe().context("cannot find the stack binary")?;
+    let registries = stack_image::registry_config::RegistriesConfig::from_env()
+        .context("reading the registry configuration")?;
+    Ok(HostConfig {
+        root: global.root.clone(),
+        run_dir: global.run_dir.clone(),
+        init_binary,
+        net: stack_net::NetOptions::default(),
+        registries,
+    })
+}
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn log_file(global: &GlobalArgs, project: &str) -> anyhow::Result<std::fs::File> {
+    let dir = global.root.join("projects").join(project);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("supervisor.log");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))
+}
+
+/// Connects to the project's supervisor, starting one when none answers.
+pub async fn connect(global: &GlobalArgs, project: &str) -> anyhow::Result<Channel> {
+    let path = socket_path(&global.run_dir, project);
+    if let Ok(channel) = Channel::connect(&path).await {
+        return Ok(channel);
+    }
+    spawn_supervisor(global, project)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Channel::connect(&path).await {
+            Ok(channel) => return Ok(channel),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(5)).await
+            }
+            Err(e) => {
+                let log = global
+                    .root
+                    .join("projects")
+                    .join(project)
+                    .join("supervisor.log");
+                bail!(
+                    "the supervisor of {project} did not start ({e}); see {}",
+                    log.display()
+                )
+            }
+        }
+    }
+}
+
+fn spawn_supervisor(global: &GlobalArgs, project: &str) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("cannot find the stack binary")?;
+    let log = log_file(global, project)?;
+    let mut command = Command::new(exe);
+    command
+        .arg("--root")
+        .arg(&global.root)
+        .arg("--run-dir")
+        .arg(&global.run_dir)
+        .args(["__supervise", project])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe; the child does nothing else
+    // before exec. A new session keeps the supervisor alive when the
+    // terminal that ran `stack up` goes away.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    command.spawn().context("cannot start the supervisor")?;
+    Ok(())
+}
+
+/// Sends a request and prints its progress; returns whether it succeeded.
+pub async fn call(global: &GlobalArgs, project: &str, request: &Request) -> anyhow::Result<bool> {
+    let mut channel = connect(global, project).await?;
+    let (ok, message) = channel
+        .call(request, |line| eprintln!("{line}"))
+        .await
+        .with_context(|| format!("talking to the supervisor of {project}"))?;
+    if !ok {
+        eprintln!("error: {message}");
+    }
+    Ok(ok)
+}
+
+/// The project name from `-p`, or from loading the stack file.
+pub fn project_name(args: &crate::project_args::ProjectArgs) -> anyhow::Result<Option<String>> {
+    if let Some(name) = &args.project_name {
+        return Ok(Some(stack_spec::normalize_project_name(name)));
+    }
+    Ok(args.load()?.map(|loaded| loaded.project.name))
+}
+
+pub fn container_dir(root: &Path, project: &str, name: &str) -> PathBuf {
+    root.join("projects")
+        .join(project)
+        .join("containers")
+        .join(name)
+}

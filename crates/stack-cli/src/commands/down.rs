@@ -1,0 +1,43 @@
+//! `stack down`: stop and remove the project's containers and networks
+//! (and with `-v` its named volumes).
+
+use std::process::ExitCode;
+
+use clap::Args;
+use stack_engine::control::Request;
+
+use crate::cli::GlobalArgs;
+use crate::client;
+use crate::project_args::ProjectArgs;
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Also remove the named volumes declared in the file.
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+    /// Also remove containers of services no longer in the file (always
+    /// done: `down` removes every container of the project).
+    #[arg(long)]
+    pub remove_orphans: bool,
+}
+
+pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
+    let Some(name) = client::project_name(&args.project)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    if !global.root.join("projects").join(&name).exists() {
+        eprintln!("{name}: nothing to remove");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let request = Request::Down {
+        remove_volumes: args.volumes,
+    };
+    let ok = client::runtime()?.block_on(client::call(global, &name, &request))?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,170 @@
+//! `stack logs`: the services' output with compose's `service-1  | `
+//! prefixes, from the log files the supervisor writes.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
+
+use clap::Args;
+use stack_engine::logs::{Entry, read_all, tail};
+use stack_engine::store::Store;
+
+use crate::cli::GlobalArgs;
+use crate::client;
+use crate::project_args::ProjectArgs;
+
+/// `-f` follows, as in `docker compose logs -f`; the stack file is given
+/// with `--file` here.
+#[derive(Debug, Args)]
+#[command(mut_arg("files", |a| a.short(None)))]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Keep printing new output.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only the last N lines of each container.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// Show timestamps.
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// No colours.
+    #[arg(long)]
+    pub no_color: bool,
+    /// Only these services.
+    pub services: Vec<String>,
+}
+
+const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
+
+struct Printer {
+    width: usize,
+    colour: bool,
+    timestamps: bool,
+}
+
+impl Printer {
+    fn print(&self, out: &mut impl Write, index: usize, name: &str, e: &Entry) {
+        let prefix = format!("{name:<width$} | ", width = self.width);
+        let prefix = if self.colour {
+            format!("\x1b[{}m{prefix}\x1b[0m", COLOURS[index % COLOURS.len()])
+        } else {
+            prefix
+        };
+        let time = if self.timestamps {
+            let t = UNIX_EPOCH + Duration::from_nanos(e.time_ns as u64);
+            format!("{} ", humanish(t))
+        } else {
+            String::new()
+        };
+        let _ = write!(out, "{prefix}{time}{}", e.log);
+    }
+}
+
+/// RFC 3339 in UTC, seconds precision, without a date crate.
+fn humanish(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn containers(
+    global: &GlobalArgs,
+    project: &str,
+    services: &[String],
+) -> anyhow::Result<Vec<String>> {
+    Ok(Store::new(&global.root)
+        .containers(project)?
+        .into_iter()
+        .filter(|r| services.is_empty() || services.contains(&r.service))
+        .map(|r| r.name)
+        .collect())
+}
+
+async fn follow(
+    global: &GlobalArgs,
+    project: &str,
+    services: &[String],
+    printer: &Printer,
+    mut seen: HashMap<String, usize>,
+) -> anyhow::Result<()> {
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let names = containers(global, project, services)?;
+        let mut out = std::io::stdout().lock();
+        for (i, name) in names.iter().enumerate() {
+            let path = client::container_dir(&global.root, project, name).join("container.log");
+            let entries = read_all(&path).unwrap_or_default();
+            let done = seen.entry(name.clone()).or_insert(0);
+            // Rotation makes the kept history shorter: start over from it.
+            if entries.len() < *done {
+                *done = 0;
+            }
+            for e in &entries[*done..] {
+                printer.print(&mut out, i, name, e);
+            }
+            *done = entries.len();
+        }
+        out.flush()?;
+    }
+}
+
+/// Follows the output of every container of the project (attached `up`).
+pub async fn follow_all(global: &GlobalArgs, project: &str) -> anyhow::Result<()> {
+    let names = containers(global, project, &[])?;
+    let printer = Printer {
+        width: names.iter().map(String::len).max().unwrap_or(0),
+        colour: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        timestamps: false,
+    };
+    follow(global, project, &[], &printer, HashMap::new()).await
+}
+
+pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {
+    let Some(project) = client::project_name(&args.project)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let names = containers(global, &project, &args.services)?;
+    let printer = Printer {
+        width: names.iter().map(String::len).max().unwrap_or(0),
+        colour: !args.no_color && std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        timestamps: args.timestamps,
+    };
+    let mut seen = HashMap::new();
+    let mut out = std::io::stdout().lock();
+    for (i, name) in names.iter().enumerate() {
+        let path = client::container_dir(&global.root, &project, name).join("container.log");
+        let entries = read_all(&path)?;
+        let shown = match args.tail {
+            Some(n) => tail(&entries, n),
+            None => &entries[..],
+        };
+        for e in shown {
+            printer.print(&mut out, i, name, e);
+        }
+        seen.insert(name.clone(), entries.len());
+    }
+    out.flush()?;
+    drop(out);
+    if args.follow {
+        client::runtime()?.block_on(follow(global, &project, &args.services, &printer, seen))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,109 @@
+//! `stack up`: make the host match the stack file.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use stack_engine::control::{Request, UpOptions};
+use stack_engine::host::Host;
+use stack_engine::reconcile::{ReconcileOptions, reconcile};
+
+use crate::cli::GlobalArgs;
+use crate::client;
+use crate::project_args::ProjectArgs;
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Return once the services are started instead of following their logs.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Recreate containers even if their configuration did not change.
+    #[arg(long, conflicts_with = "no_recreate")]
+    pub force_recreate: bool,
+    /// Keep existing containers even if their configuration changed.
+    #[arg(long)]
+    pub no_recreate: bool,
+    /// Remove containers of services no longer in the file.
+    #[arg(long)]
+    pub remove_orphans: bool,
+    /// Run N containers of SERVICE (overrides `scale` and `deploy.replicas`).
+    #[arg(long, value_name = "SERVICE=N", value_parser = parse_scale)]
+    pub scale: Vec<(String, u32)>,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn parse_scale(s: &str) -> Result<(String, u32), String> {
+    let (service, n) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected SERVICE=N, found {s:?}"))?;
+    let n = n
+        .parse()
+        .map_err(|_| format!("expected a number of replicas, found {n:?}"))?;
+    Ok((service.to_owned(), n))
+}
+
+pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
+    // A bad file starts nothing: load and validate before anything else.
+    let Some(loaded) = args.project.load()? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let project = loaded.project;
+    let options = UpOptions {
+        force_recreate: args.force_recreate,
+        no_recreate: args.no_recreate,
+        remove_orphans: args.remove_orphans,
+        scale: args.scale.into_iter().collect(),
+    };
+    let rt = client::runtime()?;
+    if args.dry_run {
+        let host = Host::new(client::host_config(global)?, project)?;
+        let observed = host.observe()?;
+        let plan = reconcile(
+            &host.project(),
+            &observed,
+            &ReconcileOptions {
+                force_recreate: options.force_recreate,
+                no_recreate: options.no_recreate,
+                remove_orphans: options.remove_orphans,
+                scale: options.scale,
+            },
+        );
+        print!("{plan}");
+        if plan.is_empty() {
+            println!("nothing to do");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let name = project.name.clone();
+    let request = Request::Up {
+        project: Box::new(project),
+        options,
+    };
+    let ok = rt.block_on(client::call(global, &name, &request))?;
+    if !ok {
+        return Ok(ExitCode::FAILURE);
+    }
+    if args.detach {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Attached: follow every service's logs until Ctrl-C, then stop them.
+    rt.block_on(async {
+        let follow = super::logs::follow_all(global, &name);
+        tokio::select! {
+            r = follow => r,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("stopping {name} (Ctrl-C again to force)");
+                let request = Request::Stop { services: vec![] };
+                let stop = client::call(global, &name, &request);
+                tokio::select! {
+                    r = stop => r.map(|_| ()),
+                    _ = tokio::signal::ctrl_c() => Ok(()),
+                }
+            }
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

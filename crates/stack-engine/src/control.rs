@@ -1,0 +1,195 @@
+//! The control socket between the `stack` command and a project's
+//! supervisor: one JSON object per line, each request answered by progress
+//! lines and one final reply. Versioned so that a newer `stack` talking to
+//! an older supervisor gets a clear error rather than a misreading.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use stack_spec::Project;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+
+/// Bumped on any incompatible change of [`Request`] or [`Reply`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpOptions {
+    pub force_recreate: bool,
+    pub no_recreate: bool,
+    pub remove_orphans: bool,
+    pub scale: std::collections::BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    Up {
+        project: Box<Project>,
+        options: UpOptions,
+    },
+    Down {
+        remove_volumes: bool,
+    },
+    /// Stop every container (or those of `services`), keeping them.
+    Stop {
+        services: Vec<String>,
+    },
+    Ping,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    /// One line of progress ("web-1: started 84 ms").
+    Progress { line: String },
+    /// The request finished.
+    Done { ok: bool, message: String },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope<T> {
+    version: u32,
+    #[serde(flatten)]
+    body: T,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("supervisor socket {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the supervisor speaks protocol {theirs}, this stack speaks {PROTOCOL_VERSION}; run `stack down` with the stack that started it"
+    )]
+    Version { theirs: u32 },
+    #[error("malformed message from the supervisor: {0}")]
+    Malformed(#[from] serde_json::Error),
+    #[error("the supervisor closed the connection before answering")]
+    Closed,
+}
+
+/// The socket of a project's supervisor.
+pub fn socket_path(run_dir: &Path, project: &str) -> PathBuf {
+    run_dir.join("supervisors").join(format!("{project}.sock"))
+}
+
+/// One side of a connection.
+pub struct Channel {
+    reader: tokio::io::Lines<BufReader<OwnedReadHalf>>,
+    writer: OwnedWriteHalf,
+    path: PathBuf,
+}
+
+impl Channel {
+    pub fn new(stream: UnixStream, path: &Path) -> Self {
+        let (r, w) = stream.into_split();
+        Self {
+            reader: BufReader::new(r).lines(),
+            writer: w,
+            path: path.to_owned(),
+        }
+    }
+
+    pub async fn connect(path: &Path) -> Result<Self, ControlError> {
+        let stream = UnixStream::connect(path)
+            .await
+            .map_err(|source| ControlError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Self::new(stream, path))
+    }
+
+    fn io(&self) -> impl FnOnce(std::io::Error) -> ControlError + '_ {
+        move |source| ControlError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub async fn send<T: Serialize>(&mut self, body: &T) -> Result<(), ControlError> {
+        let mut line = serde_json::to_vec(&Envelope {
+            version: PROTOCOL_VERSION,
+            body,
+        })?;
+        line.push(b'\n');
+        let result = self.writer.write_all(&line).await;
+        result.map_err(self.io())
+    }
+
+    /// The next message, or `None` at the end of the stream.
+    pub async fn recv<T: for<'de> Deserialize<'de>>(&mut self) -> Result<Option<T>, ControlError> {
+        let next = self.reader.next_line().await;
+        let Some(line) = next.map_err(self.io())? else {
+            return Ok(None);
+        };
+        let value: serde_json::Value = serde_json::from_str(&line)?;
+        let theirs = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+        if theirs != PROTOCOL_VERSION {
+            return Err(ControlError::Version { theirs });
+        }
+        let envelope: Envelope<T> = serde_json::from_value(value)?;
+        Ok(Some(envelope.body))
+    }
+
+    /// Sends `request` and calls `progress` for each progress line; returns
+    /// the final reply.
+    pub async fn call(
+        &mut self,
+        request: &Request,
+        mut progress: impl FnMut(&str),
+    ) -> Result<(bool, String), ControlError> {
+        self.send(request).await?;
+        loop {
+            match self.recv::<Reply>().await? {
+                Some(Reply::Progress { line }) => progress(&line),
+                Some(Reply::Done { ok, message }) => return Ok((ok, message)),
+                None => return Err(ControlError::Closed),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn requests_round_trip_with_the_project() {
+        let mut options = stack_spec::LoadOptions::new("/tmp").with_content(
+            "stack.yaml",
+            "services:\n  web:\n    image: busybox\n    ports: ['8080:80']\n    healthcheck:\n      test: wget -q localhost\n      interval: 2s\n    deploy:\n      resources:\n        limits: {cpus: '0.5', memory: 64m}\n",
+        );
+        options.project_name = Some("p".into());
+        let project = stack_spec::load(&options).unwrap().project;
+        let (a, b) = UnixStream::pair().unwrap();
+        let (mut a, mut b) = (
+            Channel::new(a, Path::new("a")),
+            Channel::new(b, Path::new("b")),
+        );
+        let request = Request::Up {
+            project: Box::new(project),
+            options: UpOptions::default(),
+        };
+        a.send(&request).await.unwrap();
+        let got: Request = b.recv().await.unwrap().unwrap();
+        assert_eq!(got, request);
+    }
+
+    #[tokio::test]
+    async fn a_different_version_is_refused_clearly() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (_, mut w) = a.into_split();
+        w.write_all(b"{\"version\":99,\"reply\":\"done\",\"ok\":true,\"message\":\"\"}\n")
+            .await
+            .unwrap();
+        let mut b = Channel::new(b, Path::new("b"));
+        let err = b.recv::<Reply>().await.unwrap_err();
+        assert!(err.to_string().contains("protocol 99"), "{err}");
+    }
+}

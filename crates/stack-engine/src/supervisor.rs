@@ -1,0 +1,268 @@
+//! A project's supervisor: the long-lived process that owns its containers
+//! (their parent and reaper), executes plans for the `stack` command over
+//! the control socket, and re-adopts running containers after its own
+//! crash.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stack_spec::Project;
+use tokio::net::UnixListener;
+use tokio::sync::mpsc;
+
+use crate::control::{Channel, ControlError, Reply, Request, UpOptions, socket_path};
+use crate::execute::execute;
+use crate::host::{Host, HostConfig, HostDriver, HostError, restart_policy};
+use crate::lock::{LockError, ProjectLock};
+use crate::plan::{Action, Plan};
+use crate::reconcile::{ReconcileOptions, plan_down, reconcile};
+use crate::restart::start_on_boot;
+
+/// How many operations of a plan run at once.
+pub const PARALLELISM: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Host(#[from] HostError),
+    #[error("socket {path}: {source}")]
+    Socket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot become the reaper of the containers: {0}")]
+    Subreaper(std::io::Error),
+}
+
+fn project_file(host: &Host, name: &str) -> PathBuf {
+    host.records().project_dir(name).join("project.json")
+}
+
+/// Runs the supervisor of `project` until a `down` request ends it.
+pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorError> {
+    crate::pidfd::become_subreaper().map_err(SupervisorError::Subreaper)?;
+    let _lock = ProjectLock::acquire(&config.run_dir, project, "stack supervisor", Duration::ZERO)?;
+    let path = socket_path(&config.run_dir, project);
+    let socket_err = |source| SupervisorError::Socket {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(path.parent().expect("socket has a parent")).map_err(socket_err)?;
+    // We hold the project lock, so a socket file left here is stale.
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).map_err(socket_err)?;
+
+    let empty = Project {
+        name: project.to_owned(),
+        ..Project::default()
+    };
+    let host = Host::new(config, empty)?;
+    let saved = std::fs::read(project_file(&host, project))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Project>(&bytes).ok());
+    if let Some(saved) = saved {
+        host.set_project(saved);
+        adopt(&host).await;
+    }
+
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let mut channel = Channel::new(stream, &path);
+        let request = match channel.recv::<Request>().await {
+            Ok(Some(request)) => request,
+            Ok(None) => continue,
+            Err(e) => {
+                let _ = channel
+                    .send(&Reply::Done {
+                        ok: false,
+                        message: e.to_string(),
+                    })
+                    .await;
+                continue;
+            }
+        };
+        let finished = matches!(request, Request::Down { .. });
+        let result = handle(&host, &mut channel, request).await;
+        let (ok, message) = match result {
+            Ok(message) => (true, message),
+            Err(message) => (false, message),
+        };
+        let _ = channel.send(&Reply::Done { ok, message }).await;
+        if finished && ok {
+            let _ = std::fs::remove_file(&path);
+            return Ok(());
+        }
+    }
+}
+
+/// Takes over the containers a previous supervisor started: running ones
+/// are watched again (not restarted); ones that died meanwhile are started
+/// again when their policy says so.
+async fn adopt(host: &Arc<Host>) {
+    let project = host.project();
+    let records = host.records().containers(&project.name).unwrap_or_default();
+    for record in records {
+        let alive = matches!(
+            (record.pid, record.pid_start_time),
+            (Some(pid), Some(start)) if stack_runtime::state::is_alive(pid, start)
+        );
+        let Some(service) = project.services.get(&record.service) else {
+            continue;
+        };
+        if alive {
+            if let Err(e) = host.watch_running(&record.name).await {
+                tracing::warn!("adopting {}: {e}", record.name);
+            }
+        } else if record.state != crate::observed::ContainerState::Created
+            && start_on_boot(restart_policy(service), record.stopped_by_user)
+            && let Err(e) = host.run(&record.name).await
+        {
+            tracing::warn!("restarting {}: {e}", record.name);
+        }
+    }
+}
+
+async fn handle(
+    host: &Arc<Host>,
+    channel: &mut Channel,
+    request: Request,
+) -> Result<String, String> {
+    match request {
+        Request::Ping => Ok("pong".into()),
+        Request::Up { project, options } => up(host, channel, *project, options).await,
+        Request::Down { remove_volumes } => down(host, channel, remove_volumes).await,
+        Request::Stop { services } => {
+            let project = host.project();
+            for record in host.records().containers(&project.name).unwrap_or_default() {
+                if services.is_empty() || services.contains(&record.service) {
+                    host.stop(&record.name).await;
+                    let _ = channel
+                        .send(&Reply::Progress {
+                            line: format!("{}: stopped", record.name),
+                        })
+                        .await;
+                }
+            }
+            Ok(String::new())
+        }
+    }
+}
+
+async fn run_plan(host: &Arc<Host>, channel: &mut Channel, plan: &Plan) -> Result<(), String> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let driver = HostDriver(host.clone());
+    let work = execute(plan, &driver, PARALLELISM, |op, took| {
+        let verb = match op.action {
+            Action::Create => "created",
+            Action::Pull => "pulled",
+            Action::Start => "started",
+            Action::Recreate => "recreated",
+            Action::Restart => "restarted",
+            Action::Remove => "removed",
+        };
+        let _ = tx.send(format!(
+            "{}: {verb} ({}) {} ms",
+            op.resource,
+            op.cause,
+            took.as_millis()
+        ));
+    });
+    tokio::pin!(work);
+    let report = loop {
+        tokio::select! {
+            report = &mut work => break report,
+            Some(line) = rx.recv() => {
+                let _ = channel.send(&Reply::Progress { line }).await;
+            }
+        }
+    };
+    while let Ok(line) = rx.try_recv() {
+        let _ = channel.send(&Reply::Progress { line }).await;
+    }
+    match report.failure {
+        Some(failure) => Err(failure.to_string()),
+        None => Ok(()),
+    }
+}
+
+async fn up(
+    host: &Arc<Host>,
+    channel: &mut Channel,
+    project: Project,
+    options: UpOptions,
+) -> Result<String, String> {
+    let name = project.name.clone();
+    let bytes = serde_json::to_vec_pretty(&project).map_err(|e| e.to_string())?;
+    let dir = host.records().project_dir(&name);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    crate::atomic::write(&project_file(host, &name), &bytes).map_err(|e| e.to_string())?;
+    host.set_project(project);
+    let observed = host.observe().map_err(|e| e.to_string())?;
+    let options = ReconcileOptions {
+        force_recreate: options.force_recreate,
+        no_recreate: options.no_recreate,
+        remove_orphans: options.remove_orphans,
+        scale: options.scale,
+    };
+    let plan = reconcile(&host.project(), &observed, &options);
+    for note in &plan.notes {
+        let _ = channel
+            .send(&Reply::Progress {
+                line: format!("warning: {note}"),
+            })
+            .await;
+    }
+    run_plan(host, channel, &plan).await?;
+    Ok(if plan.is_empty() {
+        "nothing to do".into()
+    } else {
+        format!("{} operations", plan.operations.len())
+    })
+}
+
+async fn down(
+    host: &Arc<Host>,
+    channel: &mut Channel,
+    remove_volumes: bool,
+) -> Result<String, String> {
+    let project = host.project();
+    let observed = host.observe().map_err(|e| e.to_string())?;
+    let plan = plan_down(Some(&project), &observed, remove_volumes);
+    run_plan(host, channel, &plan).await?;
+    host.cleanup_network().await.map_err(|e| e.to_string())?;
+    remove_project_cgroups(&project.name);
+    host.records()
+        .forget_project(&project.name)
+        .map_err(|e| e.to_string())?;
+    Ok(format!("{} removed", project.name))
+}
+
+/// The error a client sees when no supervisor answers.
+pub fn is_not_running(e: &ControlError) -> bool {
+    matches!(e, ControlError::Io { source, .. }
+        if matches!(source.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused))
+}
+
+/// Removes the project's parent cgroups (`/stack/<project>` in every
+/// hierarchy); the runtime removes each container's own cgroup, but not the
+/// parents it created on the way.
+fn remove_project_cgroups(project: &str) {
+    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else { return };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("stack").join(project))
+        .collect();
+    // cgroup v2 mounted directly at /sys/fs/cgroup.
+    dirs.push(PathBuf::from("/sys/fs/cgroup/stack").join(project));
+    for dir in dirs {
+        // rmdir, not remove_dir_all: a cgroup directory is removed whole, and
+        // only when it has no processes and no children left.
+        let _ = std::fs::remove_dir(&dir);
+    }
+}
