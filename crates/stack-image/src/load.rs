@@ -142,6 +142,7 @@ impl Store {
         input: impl Read,
         label: &Path,
     ) -> Result<Vec<LoadedImage>, LoadError> {
+        let _gc = self.gc_lock(false)?;
         let staged = self.stage(input, label)?;
         if staged.files.contains_key("index.json") && staged.files.contains_key("oci-layout") {
             self.load_oci(&staged)

@@ -29,7 +29,8 @@ impl Progress {
             m => m,
         };
         Self {
-            multi: (mode == ProgressMode::Bars).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            multi: (mode == ProgressMode::Bars)
+                .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
             lines: mode == ProgressMode::Lines,
         }
     }
@@ -54,7 +55,12 @@ impl Progress {
             b.set_prefix(label.clone());
             b
         });
-        LayerProgress { bar, lines: self.lines, label, size }
+        LayerProgress {
+            bar,
+            lines: self.lines,
+            label,
+            size,
+        }
     }
 }
 
@@ -71,7 +77,10 @@ impl LayerProgress {
             b.set_position(offset);
         } else if self.lines {
             if offset > 0 {
-                eprintln!("{}: resuming at {offset} of {} bytes", self.label, self.size);
+                eprintln!(
+                    "{}: resuming at {offset} of {} bytes",
+                    self.label, self.size
+                );
             } else {
                 eprintln!("{}: downloading {} bytes", self.label, self.size);
             }

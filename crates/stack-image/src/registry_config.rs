@@ -16,9 +16,15 @@ pub const DEFAULT_REGISTRIES_CONFIG: &str = "/etc/stack/registries.json";
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryConfigError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: invalid JSON: {source}")]
-    Json { path: PathBuf, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("{path}: credentials for {registry}: auth is not base64 user:password")]
     BadAuth { path: PathBuf, registry: String },
 }
@@ -42,8 +48,12 @@ impl RegistriesConfig {
             .map_or_else(|| PathBuf::from(DEFAULT_REGISTRIES_CONFIG), PathBuf::from);
         let mut cfg = Self::read(&path)?;
         if let Ok(env) = std::env::var("STACK_REGISTRY_MIRRORS") {
-            let mut mirrors: Vec<String> =
-                env.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+            let mut mirrors: Vec<String> = env
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
             mirrors.append(&mut cfg.registry_mirrors);
             cfg.registry_mirrors = mirrors;
         }
@@ -52,15 +62,25 @@ impl RegistriesConfig {
 
     pub fn read(path: &Path) -> Result<Self, RegistryConfigError> {
         match std::fs::read(path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|source| RegistryConfigError::Json { path: path.into(), source }),
+            Ok(b) => serde_json::from_slice(&b).map_err(|source| RegistryConfigError::Json {
+                path: path.into(),
+                source,
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(source) => Err(RegistryConfigError::Io { path: path.into(), source }),
+            Err(source) => Err(RegistryConfigError::Io {
+                path: path.into(),
+                source,
+            }),
         }
     }
 
     /// Plain HTTP for loopback registries and those listed as insecure.
     pub fn is_insecure(&self, host: &str) -> bool {
-        is_loopback(host) || self.insecure_registries.iter().any(|r| strip_scheme(r) == host)
+        is_loopback(host)
+            || self
+                .insecure_registries
+                .iter()
+                .any(|r| strip_scheme(r) == host)
     }
 
     /// Mirror hosts for `registry`, with whether each is plain HTTP.
@@ -80,7 +100,10 @@ impl RegistriesConfig {
 }
 
 fn strip_scheme(s: &str) -> &str {
-    let s = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")).unwrap_or(s);
+    let s = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s);
     s.trim_end_matches('/')
 }
 
@@ -89,9 +112,19 @@ pub fn is_loopback(host: &str) -> bool {
     let name = if let Some(rest) = host.strip_prefix('[') {
         rest.split(']').next().unwrap_or("")
     } else {
-        host.rsplit_once(':').map_or(host, |(h, p)| if p.bytes().all(|b| b.is_ascii_digit()) { h } else { host })
+        host.rsplit_once(':').map_or(host, |(h, p)| {
+            if p.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        })
     };
-    name == "localhost" || name == "::1" || name.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+    name == "localhost"
+        || name == "::1"
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[derive(Deserialize)]
@@ -119,30 +152,57 @@ pub fn docker_config_path() -> Option<PathBuf> {
 }
 
 /// Basic credentials for `registry` from a docker config file, if any.
-pub fn docker_credentials(path: &Path, registry: &str) -> Result<Option<(String, String)>, RegistryConfigError> {
+pub fn docker_credentials(
+    path: &Path,
+    registry: &str,
+) -> Result<Option<(String, String)>, RegistryConfigError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(RegistryConfigError::Io { path: path.into(), source }),
+        Err(source) => {
+            return Err(RegistryConfigError::Io {
+                path: path.into(),
+                source,
+            });
+        }
     };
     let cfg: DockerConfig =
-        serde_json::from_slice(&bytes).map_err(|source| RegistryConfigError::Json { path: path.into(), source })?;
+        serde_json::from_slice(&bytes).map_err(|source| RegistryConfigError::Json {
+            path: path.into(),
+            source,
+        })?;
     let keys: &[&str] = if registry == DOCKER_HUB {
-        &["https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io"]
+        &[
+            "https://index.docker.io/v1/",
+            "index.docker.io",
+            "docker.io",
+            "registry-1.docker.io",
+        ]
     } else {
         &[registry]
     };
     let found = cfg.auths.iter().find(|(k, _)| {
         let k = strip_scheme(k);
-        keys.iter().any(|want| strip_scheme(want) == k || k.strip_suffix("/v1").or(k.strip_suffix("/v2")) == Some(want))
+        keys.iter().any(|want| {
+            strip_scheme(want) == k || k.strip_suffix("/v1").or(k.strip_suffix("/v2")) == Some(want)
+        })
     });
-    let Some((_, auth)) = found else { return Ok(None) };
+    let Some((_, auth)) = found else {
+        return Ok(None);
+    };
     if let (Some(u), Some(p)) = (&auth.username, &auth.password) {
         return Ok(Some((u.clone(), p.clone())));
     }
-    let bad = || RegistryConfigError::BadAuth { path: path.into(), registry: registry.to_owned() };
-    let Some(encoded) = &auth.auth else { return Ok(None) };
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
+    let bad = || RegistryConfigError::BadAuth {
+        path: path.into(),
+        registry: registry.to_owned(),
+    };
+    let Some(encoded) = &auth.auth else {
+        return Ok(None);
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| bad())?;
     let text = String::from_utf8(decoded).map_err(|_| bad())?;
     let (u, p) = text.split_once(':').ok_or_else(bad)?;
     Ok(Some((u.to_owned(), p.to_owned())))
@@ -154,13 +214,22 @@ mod tests {
 
     #[test]
     fn loopback_hosts_are_insecure() {
-        for h in ["localhost", "localhost:5000", "127.0.0.1:5000", "127.1.2.3", "[::1]:5000"] {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+        ] {
             assert!(is_loopback(h), "{h}");
         }
         for h in ["docker.io", "10.0.0.1:5000", "example.com:5000"] {
             assert!(!is_loopback(h), "{h}");
         }
-        let cfg = RegistriesConfig { insecure_registries: vec!["http://reg.lan:5000".into()], ..Default::default() };
+        let cfg = RegistriesConfig {
+            insecure_registries: vec!["http://reg.lan:5000".into()],
+            ..Default::default()
+        };
         assert!(cfg.is_insecure("reg.lan:5000"));
         assert!(!cfg.is_insecure("reg.lan"));
     }
@@ -168,12 +237,18 @@ mod tests {
     #[test]
     fn mirrors_apply_to_docker_hub_only() {
         let cfg = RegistriesConfig {
-            registry_mirrors: vec!["https://mirror.example.com/".into(), "http://10.0.0.2:5000".into()],
+            registry_mirrors: vec![
+                "https://mirror.example.com/".into(),
+                "http://10.0.0.2:5000".into(),
+            ],
             ..Default::default()
         };
         assert_eq!(
             cfg.mirrors_for("docker.io"),
-            vec![("mirror.example.com".to_owned(), false), ("10.0.0.2:5000".to_owned(), true)]
+            vec![
+                ("mirror.example.com".to_owned(), false),
+                ("10.0.0.2:5000".to_owned(), true)
+            ]
         );
         assert!(cfg.mirrors_for("quay.io").is_empty());
     }
@@ -188,10 +263,19 @@ mod tests {
                 "127.0.0.1:5000":{"username":"a","password":"b:c"},"bad.io":{"auth":"!!"}}}"#,
         )
         .unwrap();
-        assert_eq!(docker_credentials(&path, "docker.io").unwrap(), Some(("user".into(), "pass".into())));
-        assert_eq!(docker_credentials(&path, "127.0.0.1:5000").unwrap(), Some(("a".into(), "b:c".into())));
+        assert_eq!(
+            docker_credentials(&path, "docker.io").unwrap(),
+            Some(("user".into(), "pass".into()))
+        );
+        assert_eq!(
+            docker_credentials(&path, "127.0.0.1:5000").unwrap(),
+            Some(("a".into(), "b:c".into()))
+        );
         assert_eq!(docker_credentials(&path, "quay.io").unwrap(), None);
         assert!(docker_credentials(&path, "bad.io").is_err());
-        assert_eq!(docker_credentials(&dir.path().join("missing"), "x").unwrap(), None);
+        assert_eq!(
+            docker_credentials(&dir.path().join("missing"), "x").unwrap(),
+            None
+        );
     }
 }

@@ -66,6 +66,9 @@ impl Store {
         }
         for d in [&m.path, &m.upper, &m.work] {
             fs::create_dir_all(d).map_err(io_at(d))?;
+            // The upper dir's root is the container's `/`: independent of our umask.
+            fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .map_err(io_at(d))?;
         }
         atomic_write(&base.join("image"), image.as_str().as_bytes())?;
         let data = overlay_options(&layers, &m.upper, &m.work);

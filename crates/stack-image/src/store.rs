@@ -201,6 +201,28 @@ impl Store {
         })
     }
 
+    /// Held (shared) by pulls and loads for their whole run, and exclusively by
+    /// garbage collection, so blobs that are downloaded but not yet referenced
+    /// by an image are never collected under a running pull.
+    pub(crate) fn gc_lock(&self, exclusive: bool) -> Result<nix::fcntl::Flock<File>> {
+        let path = self.dir.join("gc.lock");
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_at(&path))?;
+        let arg = if exclusive {
+            nix::fcntl::FlockArg::LockExclusive
+        } else {
+            nix::fcntl::FlockArg::LockShared
+        };
+        nix::fcntl::Flock::lock(f, arg).map_err(|(_, e)| StoreError::Io {
+            path,
+            source: e.into(),
+        })
+    }
+
     pub(crate) fn temp_path(&self, label: &str) -> PathBuf {
         self.tmp_dir()
             .join(format!("{label}.{}.{}", std::process::id(), unique()))
@@ -414,6 +436,7 @@ impl Store {
     /// an id). Refuses an image a container root filesystem still uses.
     /// Returns the removed image's id, if it was removed.
     pub fn remove(&self, name: &str) -> Result<Option<ImageId>> {
+        let _gc = self.gc_lock(true)?;
         let _lock = self.lock()?;
         let mut index = self.read_index()?;
         let id = resolve_in(&index, name)?;
@@ -446,6 +469,7 @@ impl Store {
     /// `in_use` or under a container's root filesystem, then every blob and
     /// unpacked layer no remaining image references.
     pub fn prune(&self, in_use: &HashSet<ImageId>, all: bool) -> Result<PruneReport> {
+        let _gc = self.gc_lock(true)?;
         let _lock = self.lock()?;
         let mut index = self.read_index()?;
         let mounted: HashSet<ImageId> = self
@@ -498,7 +522,39 @@ impl Store {
                 report.layers += 1;
             }
         }
+        self.sweep_tmp()?;
         Ok(report)
+    }
+
+    /// Removes leftovers of killed pulls and loads. Partial downloads are kept
+    /// for a day so an interrupted pull can resume them.
+    fn sweep_tmp(&self) -> Result<()> {
+        let tmp = self.tmp_dir();
+        let now = std::time::SystemTime::now();
+        for e in fs::read_dir(&tmp).map_err(io_at(&tmp))? {
+            let e = e.map_err(io_at(&tmp))?;
+            let keep_for = if e.file_name().to_string_lossy().ends_with(".partial") {
+                std::time::Duration::from_secs(24 * 3600)
+            } else {
+                std::time::Duration::from_secs(3600)
+            };
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|age| age > keep_for);
+            if old {
+                let p = e.path();
+                let r = if p.is_dir() {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
+                r.map_err(io_at(p))?;
+            }
+        }
+        Ok(())
     }
 
     /// Container id → image id for every prepared root filesystem.

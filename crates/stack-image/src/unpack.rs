@@ -101,9 +101,12 @@ pub fn unpack_layer(
         "unpack-{}-{}-{}",
         layer.chars().take(16).collect::<String>(),
         std::process::id(),
-        unique()
+        crate::store::unique()
     ));
     std::fs::create_dir(&tmp).map_err(io_err)?;
+    // The layer root becomes the container's `/` unless the layer says otherwise.
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(io_err)?;
     let result = File::open(blob)
         .map_err(io_err)
         .and_then(|f| unpack_into(f, &tmp, &layer))
@@ -133,15 +136,6 @@ pub fn unpack_layer(
             Err(e)
         }
     }
-}
-
-fn unique() -> u128 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    t ^ u128::from(N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Wraps `raw` in the decompressor its magic bytes call for.

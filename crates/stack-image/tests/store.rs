@@ -353,3 +353,45 @@ fn config_round_trips_docker_fields() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "layer three\n");
     store.release_rootfs("cfg-1").unwrap();
 }
+
+#[test]
+fn an_oci_archive_with_a_tampered_blob_is_refused() {
+    let root = TempRoot::new();
+    let store = Store::open(root.path()).unwrap();
+    let layout = root.path().join("layout");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(fixtures().join("busybox-oci"))
+        .arg(&layout)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_owned();
+    let path = layout.join("blobs/sha256").join(manifest);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes.push(b' ');
+    fs::write(&path, bytes).unwrap();
+    let archive = root.path().join("tampered.tar");
+    tar_dir(&layout, &archive);
+    let err = store.load_archive(&archive).unwrap_err().to_string();
+    assert!(err.contains("has digest"), "{err}");
+    assert!(store.list().unwrap().is_empty());
+    assert!(tree(&store.dir().join("blobs/sha256")).is_empty());
+    assert!(tree(&store.dir().join("tmp")).is_empty());
+    // Not an image at all.
+    let junk = root.path().join("junk.tar");
+    tar_dir(&root.path().join("layout/blobs"), &junk);
+    assert!(
+        store
+            .load_archive(&junk)
+            .unwrap_err()
+            .to_string()
+            .contains("neither")
+    );
+}

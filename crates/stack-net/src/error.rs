@@ -37,13 +37,17 @@ pub enum NetError {
     UnknownExternalNetwork(String),
     #[error("container {0} is not attached")]
     NotAttached(String),
+    #[error("network {0} exists with a different configuration; remove it first")]
+    NetworkChanged(String),
     #[error("network {0} still has containers attached")]
     NetworkInUse(String),
     #[error("container {0} has no network that can publish ports")]
     NothingToPublish(String),
     #[error("container {0} is already attached")]
     AlreadyAttached(String),
-    #[error("no free subnet in the pool (all /{prefix} of {pool} overlap host routes or other networks)")]
+    #[error(
+        "no free subnet in the pool (all /{prefix} of {pool} overlap host routes or other networks)"
+    )]
     SubnetPoolExhausted { pool: String, prefix: u8 },
     #[error("subnet {subnet} overlaps {other}")]
     SubnetOverlap { subnet: Subnet, other: String },
@@ -60,7 +64,10 @@ pub enum NetError {
     #[error("too many interfaces for project {0}")]
     NamesExhausted(String),
     #[error("nft {action}: {detail}")]
-    Nft { action: &'static str, detail: String },
+    Nft {
+        action: &'static str,
+        detail: String,
+    },
     #[error("running nft: {0}")]
     NftSpawn(io::Error),
     #[error("invalid port mapping {0:?}: {1}")]

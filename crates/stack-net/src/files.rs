@@ -8,7 +8,11 @@ use std::net::{IpAddr, Ipv4Addr};
 /// network's embedded server on its gateway.
 pub fn resolv_conf(dns: &[IpAddr], embedded: Option<Ipv4Addr>, search: &[String]) -> String {
     let mut s = String::new();
-    let servers: Vec<IpAddr> = if dns.is_empty() { embedded.into_iter().map(IpAddr::V4).collect() } else { dns.to_vec() };
+    let servers: Vec<IpAddr> = if dns.is_empty() {
+        embedded.into_iter().map(IpAddr::V4).collect()
+    } else {
+        dns.to_vec()
+    };
     for ip in servers {
         let _ = writeln!(s, "nameserver {ip}");
     }
@@ -45,10 +49,16 @@ mod tests {
     #[test]
     fn resolv_conf_prefers_explicit_dns() {
         let gw = Some("10.1.0.1".parse().unwrap());
-        assert_eq!(resolv_conf(&[], gw, &[]), "nameserver 10.1.0.1\noptions ndots:0\n");
+        assert_eq!(
+            resolv_conf(&[], gw, &[]),
+            "nameserver 10.1.0.1\noptions ndots:0\n"
+        );
         let dns = ["9.9.9.9".parse().unwrap()];
         let s = resolv_conf(&dns, gw, &["example.org".into(), "corp".into()]);
-        assert_eq!(s, "nameserver 9.9.9.9\nsearch example.org corp\noptions ndots:0\n");
+        assert_eq!(
+            s,
+            "nameserver 9.9.9.9\nsearch example.org corp\noptions ndots:0\n"
+        );
     }
 
     #[test]

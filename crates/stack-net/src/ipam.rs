@@ -72,7 +72,11 @@ impl Subnet {
     /// The `prefix`-sized subnets inside this one, in address order.
     pub fn split(&self, prefix: u8) -> impl Iterator<Item = Subnet> + '_ {
         let step: u64 = 1u64 << (32 - u32::from(prefix.max(self.prefix)));
-        let count: u64 = if prefix < self.prefix { 0 } else { 1u64 << (prefix - self.prefix) };
+        let count: u64 = if prefix < self.prefix {
+            0
+        } else {
+            1u64 << (prefix - self.prefix)
+        };
         (0..count).map(move |i| Subnet {
             network: Ipv4Addr::from((u64::from(self.first()) + i * step) as u32),
             prefix,
@@ -81,7 +85,11 @@ impl Subnet {
 }
 
 fn mask(prefix: u8) -> u32 {
-    if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) }
+    if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix))
+    }
 }
 
 impl fmt::Display for Subnet {
@@ -126,7 +134,11 @@ pub fn pick_subnet(pool: &[Subnet], prefix: u8, used: &[Subnet]) -> Result<Subne
         .flat_map(|p| p.split(prefix))
         .find(|candidate| !used.iter().any(|u| u.overlaps(candidate)))
         .ok_or_else(|| NetError::SubnetPoolExhausted {
-            pool: pool.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            pool: pool
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
             prefix,
         })
 }
@@ -134,7 +146,10 @@ pub fn pick_subnet(pool: &[Subnet], prefix: u8, used: &[Subnet]) -> Result<Subne
 /// Checks an explicitly configured subnet against what is already in use.
 pub fn check_subnet(subnet: Subnet, used: &[(Subnet, String)]) -> Result<()> {
     match used.iter().find(|(u, _)| u.overlaps(&subnet)) {
-        Some((_, what)) => Err(NetError::SubnetOverlap { subnet, other: what.clone() }),
+        Some((_, what)) => Err(NetError::SubnetOverlap {
+            subnet,
+            other: what.clone(),
+        }),
         None => Ok(()),
     }
 }
@@ -156,7 +171,10 @@ pub fn pick_address(
             return Err(NetError::AddressOutsideSubnet { address, subnet });
         }
         if taken.contains(&address) {
-            return Err(NetError::AddressInUse { address, network: network_name.to_string() });
+            return Err(NetError::AddressInUse {
+                address,
+                network: network_name.to_string(),
+            });
         }
         return Ok(address);
     }
@@ -183,7 +201,10 @@ mod tests {
         assert!("10.1.2.3/24".parse::<Subnet>().is_err());
         assert!("10.1.2.0/33".parse::<Subnet>().is_err());
         assert!("nonsense".parse::<Subnet>().is_err());
-        assert_eq!(Subnet::new("10.1.2.3".parse().unwrap(), 24).unwrap(), s("10.1.2.0/24"));
+        assert_eq!(
+            Subnet::new("10.1.2.3".parse().unwrap(), 24).unwrap(),
+            s("10.1.2.0/24")
+        );
     }
 
     #[test]
@@ -223,23 +244,48 @@ mod tests {
 
     #[test]
     fn address_lowest_free_then_previous_then_requested() {
+        let ip = |x: &str| x.parse::<Ipv4Addr>().unwrap();
         let net = s("10.1.0.0/29");
-        let mut taken: BTreeSet<Ipv4Addr> = ["10.1.0.1", "10.1.0.2"].iter().map(|a| a.parse().unwrap()).collect();
-        assert_eq!(pick_address(net, "n", &taken, None, None).unwrap(), "10.1.0.3".parse::<Ipv4Addr>().unwrap());
-        let prev = Some("10.1.0.5".parse().unwrap());
-        assert_eq!(pick_address(net, "n", &taken, None, prev).unwrap(), prev.unwrap());
-        taken.insert(prev.unwrap());
-        assert_eq!(pick_address(net, "n", &taken, None, prev).unwrap(), "10.1.0.3".parse::<Ipv4Addr>().unwrap());
-        let req = Some("10.1.0.6".parse().unwrap());
-        assert_eq!(pick_address(net, "n", &taken, req, prev).unwrap(), req.unwrap());
-        assert!(matches!(pick_address(net, "n", &taken, Some("10.1.0.2".parse().unwrap()), None), Err(NetError::AddressInUse { .. })));
-        assert!(matches!(pick_address(net, "n", &taken, Some("10.1.0.7".parse().unwrap()), None), Err(NetError::AddressOutsideSubnet { .. })));
+        let mut taken: BTreeSet<Ipv4Addr> = [ip("10.1.0.1"), ip("10.1.0.2")].into();
+        assert_eq!(
+            pick_address(net, "n", &taken, None, None).unwrap(),
+            ip("10.1.0.3")
+        );
+        let prev = ip("10.1.0.5");
+        assert_eq!(
+            pick_address(net, "n", &taken, None, Some(prev)).unwrap(),
+            prev
+        );
+        taken.insert(prev);
+        assert_eq!(
+            pick_address(net, "n", &taken, None, Some(prev)).unwrap(),
+            ip("10.1.0.3")
+        );
+        let req = ip("10.1.0.6");
+        assert_eq!(
+            pick_address(net, "n", &taken, Some(req), Some(prev)).unwrap(),
+            req
+        );
+        assert!(matches!(
+            pick_address(net, "n", &taken, Some(ip("10.1.0.2")), None),
+            Err(NetError::AddressInUse { .. })
+        ));
+        assert!(matches!(
+            pick_address(net, "n", &taken, Some(ip("10.1.0.7")), None),
+            Err(NetError::AddressOutsideSubnet { .. })
+        ));
     }
 
     #[test]
     fn address_pool_exhausted_is_an_error() {
         let net = s("10.1.0.0/30");
-        let taken: BTreeSet<Ipv4Addr> = ["10.1.0.1", "10.1.0.2"].iter().map(|a| a.parse().unwrap()).collect();
-        assert!(matches!(pick_address(net, "n", &taken, None, None), Err(NetError::AddressPoolExhausted(_))));
+        let taken: BTreeSet<Ipv4Addr> = ["10.1.0.1", "10.1.0.2"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert!(matches!(
+            pick_address(net, "n", &taken, None, None),
+            Err(NetError::AddressPoolExhausted(_))
+        ));
     }
 }

@@ -24,8 +24,8 @@ pub use ipam::Subnet;
 pub use manager::NetworkManager;
 pub use naming::PREFIX as NAME_PREFIX;
 pub use types::{
-    AttachRequest, Attachment, ExternalRef, Interface, NetOptions, Network, NetworkAttachment, NetworkSpec,
-    PortMapping, Protocol, PublishedPort,
+    AttachRequest, Attachment, ExternalRef, Interface, NetOptions, Network, NetworkAttachment,
+    NetworkSpec, PortMapping, Protocol, PublishedPort,
 };
 
 /// Prefix of every kernel object (links, netns files, nft table) of `project`
@@ -35,5 +35,8 @@ pub fn project_object_prefix(state_dir: &std::path::Path, project: &str) -> Resu
     let store = state::Store::new(state_dir.join("net"));
     let lock = store.lock()?;
     let st = store.load(&lock)?;
-    Ok(st.projects.get(project).map(|p| naming::link_prefix(&p.tag)))
+    Ok(st
+        .projects
+        .get(project)
+        .map(|p| naming::link_prefix(&p.tag)))
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader};
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::error::{NetError, Result};
 use crate::ipam::Subnet;
@@ -60,17 +60,29 @@ pub async fn get(h: &Handle, name: &str) -> Result<Option<(u32, u32)>> {
 
 /// Interfaces whose name starts with `prefix`.
 pub async fn list(h: &Handle, prefix: &str) -> Result<Vec<(u32, String)>> {
-    let links: Vec<LinkMessage> = h.link().get().execute().try_collect().await.map_err(nl("list links"))?;
+    let links: Vec<LinkMessage> = h
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(nl("list links"))?;
     Ok(links
         .iter()
-        .filter_map(|m| name_of(m).filter(|n| n.starts_with(prefix)).map(|n| (m.header.index, n.to_string())))
+        .filter_map(|m| {
+            name_of(m)
+                .filter(|n| n.starts_with(prefix))
+                .map(|n| (m.header.index, n.to_string()))
+        })
         .collect())
 }
 
 /// Deletes the interface `name`; an absent one is fine (deleting one end of a
 /// veth pair removes the other).
 pub async fn delete(h: &Handle, name: &str) -> Result<()> {
-    let Some((index, _)) = get(h, name).await? else { return Ok(()) };
+    let Some((index, _)) = get(h, name).await? else {
+        return Ok(());
+    };
     match h.link().del(index).execute().await {
         Ok(()) => Ok(()),
         Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(()),
@@ -78,17 +90,32 @@ pub async fn delete(h: &Handle, name: &str) -> Result<()> {
     }
 }
 
+/// A locally administered unicast MAC derived from the bridge name.
+fn bridge_mac(name: &str) -> [u8; 6] {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(name.as_bytes());
+    [0x02, h[0], h[1], h[2], h[3], h[4]]
+}
+
 /// Creates (or adopts) the bridge with `gateway/prefix` on it, up; returns
 /// its MTU.
 pub async fn ensure_bridge(h: &Handle, name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<u32> {
     if get(h, name).await?.is_none() {
-        match h.link().add(LinkBridge::new(name).build()).execute().await {
+        // A fixed address: otherwise the bridge takes the lowest MAC of its
+        // ports and changes it when containers come and go, leaving stale
+        // gateway entries in the containers' ARP caches.
+        let msg = LinkBridge::new(name)
+            .address(bridge_mac(name).to_vec())
+            .build();
+        match h.link().add(msg).execute().await {
             Ok(()) => {}
             Err(e) if errno(&e) == Some(libc::EEXIST) => {}
             Err(e) => return Err(nl(format!("add bridge {name}"))(e)),
         }
     }
-    let (index, mtu) = get(h, name).await?.ok_or_else(|| NetError::LinkNotFound(name.to_string()))?;
+    let (index, mtu) = get(h, name)
+        .await?
+        .ok_or_else(|| NetError::LinkNotFound(name.to_string()))?;
     h.address()
         .add(index, IpAddr::V4(gateway), prefix)
         .replace()
@@ -105,7 +132,14 @@ pub async fn ensure_bridge(h: &Handle, name: &str, gateway: Ipv4Addr, prefix: u8
 
 /// Creates a veth pair whose host end `host` is enslaved to `bridge_index` and
 /// up, and whose other end is created directly inside `netns` as `inside`.
-pub async fn add_veth(h: &Handle, host: &str, inside: &str, netns: &Path, bridge_index: u32, mtu: u32) -> Result<()> {
+pub async fn add_veth(
+    h: &Handle,
+    host: &str,
+    inside: &str,
+    netns: &Path,
+    bridge_index: u32,
+    mtu: u32,
+) -> Result<()> {
     let ns = std::fs::File::open(netns).map_err(|source| NetError::Netns {
         path: netns.to_path_buf(),
         op: "open",
@@ -119,9 +153,22 @@ pub async fn add_veth(h: &Handle, host: &str, inside: &str, netns: &Path, bridge
         .controller(bridge_index)
         .up()
         .build();
-    h.link().add(msg).execute().await.map_err(nl(format!("add veth {host}")))?;
+    h.link()
+        .add(msg)
+        .execute()
+        .await
+        .map_err(nl(format!("add veth {host}")))?;
     drop(ns);
-    Ok(())
+    // With br_netfilter, a container reaching its own published port through
+    // a host address is DNATed back out of the port it came in on.
+    let (index, _) = get(h, host)
+        .await?
+        .ok_or_else(|| NetError::LinkNotFound(host.to_string()))?;
+    h.link()
+        .set_port(LinkBridgePort::new(index).hairpin(true).build())
+        .execute()
+        .await
+        .map_err(nl(format!("set hairpin on {host}")))
 }
 
 /// One address to configure inside a container.
@@ -134,28 +181,42 @@ pub struct InsideAddress {
 
 /// Inside the namespace: `lo` up, each interface up with its address, and the
 /// default route via `gateway` when there is one.
-pub fn configure_inside(netns: &Path, addrs: Vec<InsideAddress>, gateway: Option<Ipv4Addr>) -> Result<()> {
+pub fn configure_inside(
+    netns: &Path,
+    addrs: Vec<InsideAddress>,
+    gateway: Option<Ipv4Addr>,
+) -> Result<()> {
     crate::netns::run_in(netns, move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|source| NetError::Thread { what: "namespace runtime", source })?;
+            .map_err(|source| NetError::Thread {
+                what: "namespace runtime",
+                source,
+            })?;
         rt.block_on(async move {
             let h = connect()?;
-            let (lo, _) = get(&h, "lo").await?.ok_or_else(|| NetError::LinkNotFound("lo".into()))?;
+            let (lo, _) = get(&h, "lo")
+                .await?
+                .ok_or_else(|| NetError::LinkNotFound("lo".into()))?;
             h.link()
                 .set(LinkUnspec::new_with_index(lo).up().build())
                 .execute()
                 .await
                 .map_err(nl("set lo up"))?;
             for a in &addrs {
-                let (index, _) = get(&h, &a.ifname).await?.ok_or_else(|| NetError::LinkNotFound(a.ifname.clone()))?;
+                let (index, _) = get(&h, &a.ifname)
+                    .await?
+                    .ok_or_else(|| NetError::LinkNotFound(a.ifname.clone()))?;
                 h.address()
                     .add(index, IpAddr::V4(a.address), a.prefix)
                     .replace()
                     .execute()
                     .await
-                    .map_err(nl(format!("add {}/{} to {}", a.address, a.prefix, a.ifname)))?;
+                    .map_err(nl(format!(
+                        "add {}/{} to {}",
+                        a.address, a.prefix, a.ifname
+                    )))?;
                 h.link()
                     .set(LinkUnspec::new_with_index(index).up().build())
                     .execute()
@@ -164,7 +225,12 @@ pub fn configure_inside(netns: &Path, addrs: Vec<InsideAddress>, gateway: Option
             }
             if let Some(gw) = gateway {
                 let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).build();
-                h.route().add(route).replace().execute().await.map_err(nl(format!("default route via {gw}")))?;
+                h.route()
+                    .add(route)
+                    .replace()
+                    .execute()
+                    .await
+                    .map_err(nl(format!("default route via {gw}")))?;
             }
             Ok(())
         })
@@ -175,7 +241,13 @@ pub fn configure_inside(netns: &Path, addrs: Vec<InsideAddress>, gateway: Option
 /// error messages.
 pub async fn host_routes(h: &Handle) -> Result<Vec<(Subnet, String)>> {
     let req = RouteMessageBuilder::<Ipv4Addr>::new().build();
-    let routes: Vec<_> = h.route().get(req).execute().try_collect().await.map_err(nl("list routes"))?;
+    let routes: Vec<_> = h
+        .route()
+        .get(req)
+        .execute()
+        .try_collect()
+        .await
+        .map_err(nl("list routes"))?;
     let mut out = Vec::new();
     for r in routes {
         if r.header.table != RouteHeader::RT_TABLE_MAIN || r.header.destination_prefix_length == 0 {

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -16,7 +17,8 @@ use crate::link::{self, InsideAddress};
 use crate::naming::{self, LinkKind};
 use crate::state::{EndpointRecord, NetworkRecord, State, Store, StoreLock, network_key};
 use crate::types::{
-    AttachRequest, Attachment, Interface, NetOptions, Network, NetworkSpec, PortMapping, PublishedPort,
+    AttachRequest, Attachment, Interface, NetOptions, Network, NetworkSpec, PortMapping,
+    PublishedPort,
 };
 use crate::{files, netns, nft, ports};
 
@@ -40,19 +42,31 @@ pub struct NetworkManager {
 }
 
 fn blocking_err(e: tokio::task::JoinError) -> NetError {
-    NetError::Thread { what: "blocking task", source: std::io::Error::other(e.to_string()) }
+    NetError::Thread {
+        what: "blocking task",
+        source: std::io::Error::other(e.to_string()),
+    }
 }
 
 fn write_sysctl(path: &str, value: &str) -> Result<()> {
-    if std::fs::read_to_string(path).map(|v| v.trim() == value).unwrap_or(false) {
+    if std::fs::read_to_string(path)
+        .map(|v| v.trim() == value)
+        .unwrap_or(false)
+    {
         return Ok(());
     }
-    std::fs::write(path, value).map_err(|source| NetError::Sysctl { path: path.to_string(), source })
+    std::fs::write(path, value).map_err(|source| NetError::Sysctl {
+        path: path.to_string(),
+        source,
+    })
 }
 
 fn registered_names(req: &AttachRequest) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
-    let hostname = req.hostname.clone().unwrap_or_else(|| req.container_name.clone());
+    let hostname = req
+        .hostname
+        .clone()
+        .unwrap_or_else(|| req.container_name.clone());
     for n in [&req.service, &req.container_name, &hostname] {
         if !n.is_empty() && !names.contains(n) {
             names.push(n.clone());
@@ -93,7 +107,9 @@ impl NetworkManager {
     /// State lives under `state_dir/net`, namespaces under `run_dir/netns`.
     pub fn new(state_dir: &Path, run_dir: &Path, options: NetOptions) -> Self {
         let upstream = options.upstream_dns.clone().unwrap_or_else(|| {
-            std::fs::read_to_string("/etc/resolv.conf").map(|c| dns::parse_resolv_conf(&c)).unwrap_or_default()
+            std::fs::read_to_string("/etc/resolv.conf")
+                .map(|c| dns::parse_resolv_conf(&c))
+                .unwrap_or_default()
         });
         Self {
             store: Store::new(state_dir.join("net")),
@@ -113,16 +129,57 @@ impl NetworkManager {
     async fn locked(&self) -> Result<(tokio::sync::MutexGuard<'_, ()>, StoreLock)> {
         let guard = self.guard.lock().await;
         let store = self.store.clone();
-        let lock = tokio::task::spawn_blocking(move || store.lock()).await.map_err(blocking_err)??;
+        let lock = tokio::task::spawn_blocking(move || store.lock())
+            .await
+            .map_err(blocking_err)??;
         Ok((guard, lock))
     }
 
-    fn apply_nft(&self, st: &State, project: &str) -> Result<()> {
-        let Some(rec) = st.projects.get(project) else { return Ok(()) };
-        let networks: Vec<&Network> = st.owned_networks().map(|(_, n)| n).filter(|n| n.project == project).collect();
-        let ports: Vec<PublishedPort> =
-            st.endpoints.values().filter(|e| e.project == project).flat_map(|e| e.ports.clone()).collect();
-        nft::apply(&nft::render(&rec.tag, &networks, &ports))
+    /// Replaces the project's nft table to match `st` (`nft` runs off the
+    /// async threads).
+    async fn apply_nft(&self, st: &State, project: &str) -> Result<()> {
+        let Some(rec) = st.projects.get(project) else {
+            return Ok(());
+        };
+        let networks: Vec<&Network> = st
+            .owned_networks()
+            .map(|(_, n)| n)
+            .filter(|n| n.project == project)
+            .collect();
+        let ports: Vec<PublishedPort> = st
+            .endpoints
+            .values()
+            .filter(|e| e.project == project)
+            .flat_map(|e| e.ports.clone())
+            .collect();
+        let script = nft::render(&rec.tag, &networks, &ports);
+        tokio::task::spawn_blocking(move || nft::apply(&script))
+            .await
+            .map_err(blocking_err)?
+    }
+
+    /// Rebuilds the zone of network `key` from the state file when another
+    /// process has changed it since the zone was built.
+    fn refresher(&self, key: &str) -> dns::Refresh {
+        let path = self.store.path();
+        let stamp = |p: &Path| {
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| (m.ino(), m.mtime(), m.mtime_nsec()))
+        };
+        let last = Mutex::new(stamp(&path));
+        let key = key.to_string();
+        Arc::new(move |zone: &SharedZone| {
+            let now = stamp(&path);
+            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            if now == *last {
+                return;
+            }
+            if let Ok(st) = Store::read_unlocked(&path) {
+                *zone.write().unwrap_or_else(|e| e.into_inner()) = zone_for(&st, &key);
+                *last = now;
+            }
+        })
     }
 
     async fn start_dns(&self, key: &str, net: &Network, st: &State) -> Result<()> {
@@ -133,8 +190,28 @@ impl NetworkManager {
         }
         let zone = Arc::new(RwLock::new(zone));
         let addr = SocketAddr::new(IpAddr::V4(net.gateway), self.options.dns_port);
-        let server = DnsServer::start(addr, net.subnet, zone.clone(), self.upstream.clone()).await?;
-        self.dns.lock().unwrap_or_else(|e| e.into_inner()).insert(key.to_string(), DnsEntry { zone, _server: server });
+        let refresh = self.refresher(key);
+        let upstream = self.upstream.clone();
+        let server = match DnsServer::start(addr, net.subnet, zone.clone(), refresh, upstream).await
+        {
+            Ok(server) => server,
+            // Another process sharing this state serves the network; it picks
+            // up our changes from the state file.
+            Err(NetError::DnsBind { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                tracing::info!(network = key, %addr, "dns already served by another process");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        self.dns.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            key.to_string(),
+            DnsEntry {
+                zone,
+                _server: server,
+            },
+        );
         Ok(())
     }
 
@@ -149,7 +226,12 @@ impl NetworkManager {
 
     /// Creates the network (bridge, address, NAT rules, DNS server) or adopts
     /// it when it already exists; `external` joins another project's network.
-    pub async fn ensure_network(&self, project: &str, name: &str, spec: &NetworkSpec) -> Result<Network> {
+    pub async fn ensure_network(
+        &self,
+        project: &str,
+        name: &str,
+        spec: &NetworkSpec,
+    ) -> Result<Network> {
         let (_guard, lock) = self.locked().await?;
         let mut st = self.store.load(&lock)?;
         let key = network_key(project, name);
@@ -157,15 +239,31 @@ impl NetworkManager {
             let (target_key, target) = st
                 .resolve_network(&ext.project, &ext.name)
                 .map(|(k, n)| (k, n.clone()))
-                .ok_or_else(|| NetError::UnknownExternalNetwork(network_key(&ext.project, &ext.name)))?;
+                .ok_or_else(|| {
+                    NetError::UnknownExternalNetwork(network_key(&ext.project, &ext.name))
+                })?;
             st.project_mut(project);
-            st.networks.insert(key, NetworkRecord::External { project: ext.project.clone(), name: ext.name.clone() });
+            st.networks.insert(
+                key,
+                NetworkRecord::External {
+                    project: ext.project.clone(),
+                    name: ext.name.clone(),
+                },
+            );
             self.store.save(&lock, &st)?;
             self.start_dns(&target_key, &target, &st).await?;
             return Ok(target);
         }
         let (net, created) = match st.networks.get(&key) {
-            Some(NetworkRecord::Owned(n)) => (n.clone(), false),
+            Some(NetworkRecord::Owned(n)) => {
+                let differs = spec.subnet.is_some_and(|s| s != n.subnet)
+                    || spec.gateway.is_some_and(|g| g != n.gateway)
+                    || spec.internal != n.internal;
+                if differs {
+                    return Err(NetError::NetworkChanged(key));
+                }
+                (n.clone(), false)
+            }
             _ => (self.plan_network(&mut st, project, name, spec).await?, true),
         };
         if created {
@@ -177,13 +275,18 @@ impl NetworkManager {
                 Ok(n)
             }
             Err(e) if created => {
-                self.dns.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
-                if let Err(undo) = async { link::delete(&link::connect()?, &net.bridge).await }.await {
+                self.dns
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&key);
+                if let Err(undo) =
+                    async { link::delete(&link::connect()?, &net.bridge).await }.await
+                {
                     tracing::warn!(bridge = %net.bridge, error = %undo, "undo of failed network creation failed");
                 }
                 st.networks.remove(&key);
                 self.store.save(&lock, &st)?;
-                let _ = self.apply_nft(&st, project);
+                let _ = self.apply_nft(&st, project).await;
                 Err(e)
             }
             Err(e) => Err(e),
@@ -192,9 +295,18 @@ impl NetworkManager {
 
     /// Chooses subnet, gateway and bridge name of a new network (no side effects
     /// besides reading the host's routes).
-    async fn plan_network(&self, st: &mut State, project: &str, name: &str, spec: &NetworkSpec) -> Result<Network> {
+    async fn plan_network(
+        &self,
+        st: &mut State,
+        project: &str,
+        name: &str,
+        spec: &NetworkSpec,
+    ) -> Result<Network> {
         let mut used = link::host_routes(&link::connect()?).await?;
-        used.extend(st.owned_networks().map(|(k, n)| (n.subnet, format!("network {k}"))));
+        used.extend(
+            st.owned_networks()
+                .map(|(k, n)| (n.subnet, format!("network {k}"))),
+        );
         let subnet = match spec.subnet {
             Some(s) => {
                 ipam::check_subnet(s, &used)?;
@@ -220,20 +332,27 @@ impl NetworkManager {
             internal: spec.internal,
             mtu: 1500,
         };
-        st.networks.insert(network_key(project, name), NetworkRecord::Owned(net.clone()));
+        st.networks.insert(
+            network_key(project, name),
+            NetworkRecord::Owned(net.clone()),
+        );
         Ok(net)
     }
 
     async fn realise_network(&self, st: &mut State, key: &str, net: &Network) -> Result<Network> {
         let h = link::connect()?;
         let mtu = link::ensure_bridge(&h, &net.bridge, net.gateway, net.subnet.prefix()).await?;
-        write_sysctl(&format!("/proc/sys/net/ipv4/conf/{}/route_localnet", net.bridge), "1")?;
+        write_sysctl(
+            &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", net.bridge),
+            "1",
+        )?;
         if !net.internal {
             write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
         }
         let net = Network { mtu, ..net.clone() };
-        st.networks.insert(key.to_string(), NetworkRecord::Owned(net.clone()));
-        self.apply_nft(st, &net.project)?;
+        st.networks
+            .insert(key.to_string(), NetworkRecord::Owned(net.clone()));
+        self.apply_nft(st, &net.project).await?;
         self.start_dns(key, &net, st).await?;
         Ok(net)
     }
@@ -250,7 +369,9 @@ impl NetworkManager {
         let previous = st.previous.get(&id).cloned().unwrap_or_default();
         let tag = st.project_mut(&req.project).tag.clone();
         let ns_counter = next_counter(&mut st, &req.project, None)?;
-        let netns_path = self.netns_dir().join(naming::netns_name(&tag, ns_counter, &id));
+        let netns_path = self
+            .netns_dir()
+            .join(naming::netns_name(&tag, ns_counter, &id));
         let mut interfaces = Vec::new();
         let mut keys = Vec::new();
         let mut nets = Vec::new();
@@ -259,10 +380,25 @@ impl NetworkManager {
             let (key, net) = st
                 .resolve_network(&req.project, &a.network)
                 .map(|(k, n)| (k, n.clone()))
-                .ok_or_else(|| NetError::UnknownNetwork { project: req.project.clone(), name: a.network.clone() })?;
+                .ok_or_else(|| NetError::UnknownNetwork {
+                    project: req.project.clone(),
+                    name: a.network.clone(),
+                })?;
             let mut taken = st.taken_addresses(&key, net.gateway);
-            taken.extend(interfaces.iter().zip(&keys).filter(|(_, k)| **k == key).map(|(i, _): (&Interface, _)| i.address));
-            let address = ipam::pick_address(net.subnet, &key, &taken, a.ipv4_address, previous.get(&key).copied())?;
+            taken.extend(
+                interfaces
+                    .iter()
+                    .zip(&keys)
+                    .filter(|(_, k)| **k == key)
+                    .map(|(i, _): (&Interface, _)| i.address),
+            );
+            let address = ipam::pick_address(
+                net.subnet,
+                &key,
+                &taken,
+                a.ipv4_address,
+                previous.get(&key).copied(),
+            )?;
             let counter = next_counter(&mut st, &req.project, Some(LinkKind::Veth))?;
             interfaces.push(Interface {
                 network: a.network.clone(),
@@ -303,7 +439,10 @@ impl NetworkManager {
             self.update_zones(&st, &keys);
         }
 
-        let hostname = req.hostname.clone().unwrap_or_else(|| req.container_name.clone());
+        let hostname = req
+            .hostname
+            .clone()
+            .unwrap_or_else(|| req.container_name.clone());
         let first = interfaces.first();
         let names = [hostname.as_str(), req.container_name.as_str()];
         Ok(Attachment {
@@ -315,20 +454,44 @@ impl NetworkManager {
         })
     }
 
-    async fn setup_endpoint(&self, netns_path: &Path, interfaces: &[Interface], nets: &[Network]) -> Result<()> {
+    async fn setup_endpoint(
+        &self,
+        netns_path: &Path,
+        interfaces: &[Interface],
+        nets: &[Network],
+    ) -> Result<()> {
         let path = netns_path.to_path_buf();
-        tokio::task::spawn_blocking(move || netns::create(&path)).await.map_err(blocking_err)??;
+        tokio::task::spawn_blocking(move || netns::create(&path))
+            .await
+            .map_err(blocking_err)??;
         let h = link::connect()?;
         for (iface, net) in interfaces.iter().zip(nets) {
-            let (bridge_index, _) =
-                link::get(&h, &net.bridge).await?.ok_or_else(|| NetError::LinkNotFound(net.bridge.clone()))?;
-            link::add_veth(&h, &iface.host_veth, &iface.ifname, netns_path, bridge_index, net.mtu).await?;
+            let (bridge_index, _) = link::get(&h, &net.bridge)
+                .await?
+                .ok_or_else(|| NetError::LinkNotFound(net.bridge.clone()))?;
+            link::add_veth(
+                &h,
+                &iface.host_veth,
+                &iface.ifname,
+                netns_path,
+                bridge_index,
+                net.mtu,
+            )
+            .await?;
         }
         let addrs: Vec<InsideAddress> = interfaces
             .iter()
-            .map(|i| InsideAddress { ifname: i.ifname.clone(), address: i.address, prefix: i.prefix })
+            .map(|i| InsideAddress {
+                ifname: i.ifname.clone(),
+                address: i.address,
+                prefix: i.prefix,
+            })
             .collect();
-        let gateway = interfaces.iter().zip(nets).find(|(_, n)| !n.internal).map(|(i, _)| i.gateway);
+        let gateway = interfaces
+            .iter()
+            .zip(nets)
+            .find(|(_, n)| !n.internal)
+            .map(|(i, _)| i.gateway);
         let path = netns_path.to_path_buf();
         tokio::task::spawn_blocking(move || link::configure_inside(&path, addrs, gateway))
             .await
@@ -350,7 +513,10 @@ impl NetworkManager {
     pub async fn netns_of(&self, container_id: &str) -> Result<PathBuf> {
         let (_guard, lock) = self.locked().await?;
         let st = self.store.load(&lock)?;
-        st.endpoints.get(container_id).map(|e| e.netns.clone()).ok_or_else(|| NetError::NotAttached(container_id.into()))
+        st.endpoints
+            .get(container_id)
+            .map(|e| e.netns.clone())
+            .ok_or_else(|| NetError::NotAttached(container_id.into()))
     }
 
     /// Disconnects the container: unpublishes its ports, forgets its names,
@@ -360,19 +526,25 @@ impl NetworkManager {
         let ep = {
             let (_guard, lock) = self.locked().await?;
             let mut st = self.store.load(&lock)?;
-            let ep = st.endpoints.remove(container_id).ok_or_else(|| NetError::NotAttached(container_id.into()))?;
+            let ep = st
+                .endpoints
+                .remove(container_id)
+                .ok_or_else(|| NetError::NotAttached(container_id.into()))?;
             let prev = st.previous.entry(container_id.to_string()).or_default();
             for (k, i) in ep.network_keys.iter().zip(&ep.interfaces) {
                 prev.insert(k.clone(), i.address);
             }
             if !ep.ports.is_empty() {
-                self.apply_nft(&st, &ep.project)?;
+                self.apply_nft(&st, &ep.project).await?;
             }
             self.store.save(&lock, &st)?;
             self.update_zones(&st, &ep.network_keys);
             ep
         };
-        self.reservations.lock().unwrap_or_else(|e| e.into_inner()).remove(container_id);
+        self.reservations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(container_id);
         let h = link::connect()?;
         let mut first_err = None;
         for i in &ep.interfaces {
@@ -381,7 +553,10 @@ impl NetworkManager {
             }
         }
         let path = ep.netns.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || netns::remove(&path)).await.map_err(blocking_err)? {
+        if let Err(e) = tokio::task::spawn_blocking(move || netns::remove(&path))
+            .await
+            .map_err(blocking_err)?
+        {
             first_err.get_or_insert(e);
         }
         first_err.map_or(Ok(()), Err)
@@ -389,11 +564,18 @@ impl NetworkManager {
 
     /// Publishes ports of an attached container on the host (DNAT to its first
     /// non-internal address); host ports left open are chosen at random.
-    pub async fn publish(&self, container_id: &str, mappings: &[PortMapping]) -> Result<Vec<PublishedPort>> {
+    pub async fn publish(
+        &self,
+        container_id: &str,
+        mappings: &[PortMapping],
+    ) -> Result<Vec<PublishedPort>> {
         let wanted = ports::expand(mappings)?;
         let (_guard, lock) = self.locked().await?;
         let mut st = self.store.load(&lock)?;
-        let ep = st.endpoints.get(container_id).ok_or_else(|| NetError::NotAttached(container_id.into()))?;
+        let ep = st
+            .endpoints
+            .get(container_id)
+            .ok_or_else(|| NetError::NotAttached(container_id.into()))?;
         let container_ip = ep
             .interfaces
             .iter()
@@ -418,9 +600,14 @@ impl NetworkManager {
         if let Some(ep) = st.endpoints.get_mut(container_id) {
             ep.ports.extend(published.iter().cloned());
         }
-        self.apply_nft(&st, &project)?;
+        self.apply_nft(&st, &project).await?;
         self.store.save(&lock, &st)?;
-        self.reservations.lock().unwrap_or_else(|e| e.into_inner()).entry(container_id.to_string()).or_default().extend(fds);
+        self.reservations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(container_id.to_string())
+            .or_default()
+            .extend(fds);
         Ok(published)
     }
 
@@ -433,7 +620,11 @@ impl NetworkManager {
             .endpoints
             .iter()
             .filter(|(_, e)| e.project == project)
-            .flat_map(|(id, e)| e.interfaces.iter().map(move |i| (id.clone(), i.network.clone(), i.address)))
+            .flat_map(|(id, e)| {
+                e.interfaces
+                    .iter()
+                    .map(move |i| (id.clone(), i.network.clone(), i.address))
+            })
             .collect())
     }
 
@@ -441,7 +632,10 @@ impl NetworkManager {
     pub async fn published(&self, container_id: &str) -> Result<Vec<PublishedPort>> {
         let (_guard, lock) = self.locked().await?;
         let st = self.store.load(&lock)?;
-        st.endpoints.get(container_id).map(|e| e.ports.clone()).ok_or_else(|| NetError::NotAttached(container_id.into()))
+        st.endpoints
+            .get(container_id)
+            .map(|e| e.ports.clone())
+            .ok_or_else(|| NetError::NotAttached(container_id.into()))
     }
 
     /// Removes a network that no container uses any more.
@@ -449,14 +643,19 @@ impl NetworkManager {
         let (_guard, lock) = self.locked().await?;
         let mut st = self.store.load(&lock)?;
         let key = network_key(project, name);
-        let Some(rec) = st.networks.get(&key).cloned() else { return Ok(()) };
+        let Some(rec) = st.networks.get(&key).cloned() else {
+            return Ok(());
+        };
         if let NetworkRecord::Owned(net) = &rec {
             if st.endpoints.values().any(|e| e.network_keys.contains(&key)) {
                 return Err(NetError::NetworkInUse(key));
             }
             st.networks.remove(&key);
-            self.apply_nft(&st, project)?;
-            self.dns.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+            self.apply_nft(&st, project).await?;
+            self.dns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key);
             link::delete(&link::connect()?, &net.bridge).await?;
         } else {
             st.networks.remove(&key);
@@ -469,10 +668,20 @@ impl NetworkManager {
     pub async fn cleanup_project(&self, project: &str) -> Result<()> {
         let (_guard, lock) = self.locked().await?;
         let mut st = self.store.load(&lock)?;
-        let Some(tag) = st.projects.get(project).map(|p| p.tag.clone()) else { return Ok(()) };
-        let own_keys: Vec<String> = st.owned_networks().filter(|(_, n)| n.project == project).map(|(k, _)| k.clone()).collect();
-        let containers: Vec<String> =
-            st.endpoints.iter().filter(|(_, e)| e.project == project).map(|(id, _)| id.clone()).collect();
+        let Some(tag) = st.projects.get(project).map(|p| p.tag.clone()) else {
+            return Ok(());
+        };
+        let own_keys: Vec<String> = st
+            .owned_networks()
+            .filter(|(_, n)| n.project == project)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let containers: Vec<String> = st
+            .endpoints
+            .iter()
+            .filter(|(_, e)| e.project == project)
+            .map(|(id, _)| id.clone())
+            .collect();
         {
             let mut dns = self.dns.lock().unwrap_or_else(|e| e.into_inner());
             for k in &own_keys {
@@ -494,14 +703,21 @@ impl NetworkManager {
         }
         let (dir, prefix) = (self.netns_dir(), naming::netns_prefix(&tag));
         let removed = tokio::task::spawn_blocking(move || {
-            netns::list(&dir, &prefix).iter().map(|p| netns::remove(p)).find_map(|r| r.err())
+            netns::list(&dir, &prefix)
+                .iter()
+                .map(|p| netns::remove(p))
+                .find_map(|r| r.err())
         })
         .await
         .map_err(blocking_err)?;
         if let Some(e) = removed {
             first_err.get_or_insert(e);
         }
-        if let Err(e) = nft::delete(&tag) {
+        let t = tag.clone();
+        let deleted = tokio::task::spawn_blocking(move || nft::delete(&t))
+            .await
+            .map_err(blocking_err)?;
+        if let Err(e) = deleted {
             first_err.get_or_insert(e);
         }
         let prefix = format!("{project}/");
@@ -526,7 +742,7 @@ impl NetworkManager {
             self.start_dns(key, net, &st).await?;
         }
         for project in st.projects.keys() {
-            self.apply_nft(&st, project)?;
+            self.apply_nft(&st, project).await?;
         }
         let mut res = self.reservations.lock().unwrap_or_else(|e| e.into_inner());
         for (id, ep) in &st.endpoints {

@@ -58,7 +58,13 @@ pub fn netns_name(tag: &str, counter: u16, container_id: &str) -> String {
     let id: String = container_id
         .chars()
         .take(32)
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("{PREFIX}{tag}-{counter:04x}-{id}")
 }
@@ -79,7 +85,10 @@ mod tests {
 
     #[test]
     fn link_names_fit_ifnamsiz() {
-        let tag = project_tag("a-very-long-project-name-that-would-not-fit", [].iter().copied());
+        let tag = project_tag(
+            "a-very-long-project-name-that-would-not-fit",
+            [].iter().copied(),
+        );
         for kind in [LinkKind::Bridge, LinkKind::Veth] {
             let n = link_name(&tag, kind, u16::MAX);
             assert_eq!(n.len(), IFNAME_MAX, "{n}");
@@ -95,7 +104,10 @@ mod tests {
         let taken = [a.as_str()];
         let b = project_tag("web", taken.iter().copied());
         assert_ne!(a, b);
-        assert_ne!(project_tag("web", [].iter().copied()), project_tag("db", [].iter().copied()));
+        assert_ne!(
+            project_tag("web", [].iter().copied()),
+            project_tag("db", [].iter().copied())
+        );
     }
 
     #[test]

@@ -17,7 +17,11 @@ use nix::sched::{CloneFlags, setns, unshare};
 use crate::error::{NetError, Result};
 
 fn err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> NetError + 'a {
-    move |source| NetError::Netns { path: path.to_path_buf(), op, source }
+    move |source| NetError::Netns {
+        path: path.to_path_buf(),
+        op,
+        source,
+    }
 }
 
 /// Creates a new network namespace and pins it at `path`.
@@ -44,7 +48,11 @@ pub fn create(path: &Path) -> Result<()> {
     });
     if let Err(e) = res {
         let _ = fs::remove_file(path);
-        return Err(NetError::Netns { path: target, op: "unshare and bind mount", source: e });
+        return Err(NetError::Netns {
+            path: target,
+            op: "unshare and bind mount",
+            source: e,
+        });
     }
     Ok(())
 }
@@ -53,12 +61,22 @@ pub fn create(path: &Path) -> Result<()> {
 pub fn remove(path: &Path) -> Result<()> {
     match umount2(path, MntFlags::MNT_DETACH) {
         Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
-        Err(e) => return Err(NetError::Netns { path: path.to_path_buf(), op: "unmount", source: e.into() }),
+        Err(e) => {
+            return Err(NetError::Netns {
+                path: path.to_path_buf(),
+                op: "unmount",
+                source: e.into(),
+            });
+        }
     }
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(NetError::Netns { path: path.to_path_buf(), op: "remove", source: e }),
+        Err(e) => Err(NetError::Netns {
+            path: path.to_path_buf(),
+            op: "remove",
+            source: e,
+        }),
     }
 }
 
@@ -76,14 +94,19 @@ pub fn run_in<R: Send>(path: &Path, f: impl FnOnce() -> R + Send) -> Result<R> {
         })
         .join()
         .unwrap_or_else(|_| {
-            Err(NetError::Thread { what: "namespace worker panicked", source: io::Error::other("panic") })
+            Err(NetError::Thread {
+                what: "namespace worker panicked",
+                source: io::Error::other("panic"),
+            })
         })
     })
 }
 
 /// Pinned namespace files under `dir` whose name starts with `prefix`.
 pub fn list(dir: &Path, prefix: &str) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
     entries
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))

@@ -21,10 +21,21 @@ pub fn render(tag: &str, networks: &[&Network], ports: &[PublishedPort]) -> Stri
     }
     let w = &mut s;
     let _ = writeln!(w, "table ip {table} {{");
-    let _ = writeln!(w, "  chain forward {{\n    type filter hook forward priority 0; policy accept;");
+    let _ = writeln!(
+        w,
+        "  chain forward {{\n    type filter hook forward priority 0; policy accept;"
+    );
     for n in networks.iter().filter(|n| n.internal) {
-        let _ = writeln!(w, "    iifname \"{b}\" oifname != \"{b}\" drop", b = n.bridge);
-        let _ = writeln!(w, "    oifname \"{b}\" iifname != \"{b}\" drop", b = n.bridge);
+        let _ = writeln!(
+            w,
+            "    iifname \"{b}\" oifname != \"{b}\" drop",
+            b = n.bridge
+        );
+        let _ = writeln!(
+            w,
+            "    oifname \"{b}\" iifname != \"{b}\" drop",
+            b = n.bridge
+        );
     }
     // Published ports stay reachable across networks, replies included.
     let _ = writeln!(w, "    ct status dnat accept");
@@ -37,16 +48,31 @@ pub fn render(tag: &str, networks: &[&Network], ports: &[PublishedPort]) -> Stri
         );
     }
     let _ = writeln!(w, "  }}");
-    let _ = writeln!(w, "  chain postrouting {{\n    type nat hook postrouting priority 100; policy accept;");
+    let _ = writeln!(
+        w,
+        "  chain postrouting {{\n    type nat hook postrouting priority 100; policy accept;"
+    );
     for n in networks {
         if !n.internal {
-            let _ = writeln!(w, "    ip saddr {} oifname != \"{}\" masquerade", n.subnet, n.bridge);
+            let _ = writeln!(
+                w,
+                "    ip saddr {} oifname != \"{}\" masquerade",
+                n.subnet, n.bridge
+            );
         }
         // 127.0.0.1:port DNATed to a container needs a routable source.
-        let _ = writeln!(w, "    oifname \"{}\" ip saddr 127.0.0.0/8 masquerade", n.bridge);
+        let _ = writeln!(
+            w,
+            "    oifname \"{}\" ip saddr 127.0.0.0/8 masquerade",
+            n.bridge
+        );
         // Hairpin: a container reaching a peer through a host address must
         // see the reply come back from that address.
-        let _ = writeln!(w, "    oifname \"{}\" ip saddr {} ct status dnat masquerade", n.bridge, n.subnet);
+        let _ = writeln!(
+            w,
+            "    oifname \"{}\" ip saddr {} ct status dnat masquerade",
+            n.bridge, n.subnet
+        );
     }
     let _ = writeln!(w, "  }}");
     for (chain, hook) in [("prerouting", "prerouting"), ("output", "output")] {
@@ -57,7 +83,10 @@ pub fn render(tag: &str, networks: &[&Network], ports: &[PublishedPort]) -> Stri
     }
     let _ = writeln!(w, "  chain published {{");
     for p in ports {
-        let daddr = p.host_ip.map(|ip| format!("ip daddr {ip} ")).unwrap_or_default();
+        let daddr = p
+            .host_ip
+            .map(|ip| format!("ip daddr {ip} "))
+            .unwrap_or_default();
         let _ = writeln!(
             w,
             "    {daddr}{proto} dport {hp} dnat to {cip}:{cp}",
@@ -122,7 +151,10 @@ mod tests {
 
     #[test]
     fn empty_project_only_deletes_its_table() {
-        assert_eq!(render("abc123", &[], &[]), "table ip stk-abc123\ndelete table ip stk-abc123\n");
+        assert_eq!(
+            render("abc123", &[], &[]),
+            "table ip stk-abc123\ndelete table ip stk-abc123\n"
+        );
     }
 
     #[test]
@@ -146,12 +178,31 @@ mod tests {
             },
         ];
         let s = render("abc123", &[&a, &b], &ports);
-        assert!(s.contains("ip saddr 10.1.0.0/24 oifname != \"stk-abc123b0000\" masquerade"), "{s}");
-        assert!(!s.contains("ip saddr 10.2.0.0/24 oifname != \"stk-abc123b0001\" masquerade"), "{s}");
-        assert!(s.contains("iifname \"stk-abc123b0001\" oifname != \"stk-abc123b0001\" drop"), "{s}");
-        assert!(s.contains("iifname \"stk-abc123b0000\" oifname \"stk-*\" oifname != \"stk-abc123b0000\" drop"));
-        assert!(s.contains("    tcp dport 8080 dnat to 10.1.0.2:80\n"), "{s}");
-        assert!(s.contains("ip daddr 127.0.0.1 udp dport 5353 dnat to 10.1.0.2:53"), "{s}");
-        assert!(s.starts_with("table ip stk-abc123\ndelete table ip stk-abc123\ntable ip stk-abc123 {"));
+        assert!(
+            s.contains("ip saddr 10.1.0.0/24 oifname != \"stk-abc123b0000\" masquerade"),
+            "{s}"
+        );
+        assert!(
+            !s.contains("ip saddr 10.2.0.0/24 oifname != \"stk-abc123b0001\" masquerade"),
+            "{s}"
+        );
+        assert!(
+            s.contains("iifname \"stk-abc123b0001\" oifname != \"stk-abc123b0001\" drop"),
+            "{s}"
+        );
+        assert!(s.contains(
+            "iifname \"stk-abc123b0000\" oifname \"stk-*\" oifname != \"stk-abc123b0000\" drop"
+        ));
+        assert!(
+            s.contains("    tcp dport 8080 dnat to 10.1.0.2:80\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("ip daddr 127.0.0.1 udp dport 5353 dnat to 10.1.0.2:53"),
+            "{s}"
+        );
+        assert!(
+            s.starts_with("table ip stk-abc123\ndelete table ip stk-abc123\ntable ip stk-abc123 {")
+        );
     }
 }

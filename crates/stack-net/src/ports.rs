@@ -63,7 +63,11 @@ pub fn reserve(w: &Wanted) -> Result<(OwnedFd, u16)> {
         Protocol::Udp => SockType::Datagram,
     };
     let fd = socket(AddressFamily::Inet, ty, SockFlag::SOCK_CLOEXEC, None).map_err(err)?;
-    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(SocketAddrV4::new(ip, port))).map_err(err)?;
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::from(SocketAddrV4::new(ip, port)),
+    )
+    .map_err(err)?;
     let bound: SockaddrIn = getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd)).map_err(err)?;
     Ok((fd, bound.port()))
 }
@@ -73,14 +77,22 @@ mod tests {
     use super::*;
 
     fn m(host: Option<u16>, c: (u16, u16)) -> PortMapping {
-        PortMapping { host_ip: None, host_port: host, container_ports: c, protocol: Protocol::Tcp }
+        PortMapping {
+            host_ip: None,
+            host_port: host,
+            container_ports: c,
+            protocol: Protocol::Tcp,
+        }
     }
 
     #[test]
     fn ranges_expand_pairwise() {
         let w = expand(&[m(Some(8000), (80, 82))]).unwrap();
         let pairs: Vec<_> = w.iter().map(|w| (w.host_port, w.container_port)).collect();
-        assert_eq!(pairs, [(Some(8000), 80), (Some(8001), 81), (Some(8002), 82)]);
+        assert_eq!(
+            pairs,
+            [(Some(8000), 80), (Some(8001), 81), (Some(8002), 82)]
+        );
         let w = expand(&[m(None, (53, 53))]).unwrap();
         assert_eq!(w[0].host_port, None);
     }
@@ -94,10 +106,21 @@ mod tests {
 
     #[test]
     fn random_port_is_reserved_and_conflicts_are_reported() {
-        let w = Wanted { host_ip: Some(Ipv4Addr::LOCALHOST), host_port: None, container_port: 1, protocol: Protocol::Udp };
+        let w = Wanted {
+            host_ip: Some(Ipv4Addr::LOCALHOST),
+            host_port: None,
+            container_port: 1,
+            protocol: Protocol::Udp,
+        };
         let (_fd, port) = reserve(&w).unwrap();
         assert_ne!(port, 0);
-        let again = Wanted { host_port: Some(port), ..w };
-        assert!(matches!(reserve(&again), Err(NetError::PortUnavailable { .. })));
+        let again = Wanted {
+            host_port: Some(port),
+            ..w
+        };
+        assert!(matches!(
+            reserve(&again),
+            Err(NetError::PortUnavailable { .. })
+        ));
     }
 }

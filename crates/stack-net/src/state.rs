@@ -66,8 +66,15 @@ impl State {
     /// The project's record, created with a fresh unique tag if new.
     pub fn project_mut(&mut self, project: &str) -> &mut ProjectRecord {
         if !self.projects.contains_key(project) {
-            let tag = crate::naming::project_tag(project, self.projects.values().map(|p| p.tag.as_str()));
-            self.projects.insert(project.to_string(), ProjectRecord { tag, next_counter: 0 });
+            let tag =
+                crate::naming::project_tag(project, self.projects.values().map(|p| p.tag.as_str()));
+            self.projects.insert(
+                project.to_string(),
+                ProjectRecord {
+                    tag,
+                    next_counter: 0,
+                },
+            );
         }
         self.projects.get_mut(project).expect("inserted above")
     }
@@ -103,7 +110,10 @@ impl State {
             NetworkRecord::Owned(n) => Some(n.bridge.clone()),
             NetworkRecord::External { .. } => None,
         });
-        let veths = self.endpoints.values().flat_map(|e| e.interfaces.iter().map(|i| i.host_veth.clone()));
+        let veths = self
+            .endpoints
+            .values()
+            .flat_map(|e| e.interfaces.iter().map(|i| i.host_veth.clone()));
         bridges.chain(veths).collect()
     }
 
@@ -131,12 +141,25 @@ impl Store {
         Self { dir }
     }
 
-    fn path(&self) -> PathBuf {
+    pub fn path(&self) -> PathBuf {
         self.dir.join("state.json")
     }
 
+    /// Reads the state without the lock: renames make every read see a
+    /// whole file. For readers that only observe (DNS refresh).
+    pub fn read_unlocked(path: &Path) -> Result<State> {
+        let bytes = fs::read(path).map_err(Self::io_err(path))?;
+        serde_json::from_slice(&bytes).map_err(|source| NetError::StateCorrupt {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
     fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> NetError + '_ {
-        move |source| NetError::StateIo { path: path.to_path_buf(), source }
+        move |source| NetError::StateIo {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     /// Takes the cross-process lock. Blocks only while another process holds
@@ -150,15 +173,19 @@ impl Store {
             .write(true)
             .open(&path)
             .map_err(Self::io_err(&path))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, errno)| NetError::StateIo { path, source: errno.into() })?;
+        let lock =
+            Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| NetError::StateIo {
+                path,
+                source: errno.into(),
+            })?;
         Ok(StoreLock { _lock: lock })
     }
 
     pub fn load(&self, _lock: &StoreLock) -> Result<State> {
         let path = self.path();
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| NetError::StateCorrupt { path, source }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| NetError::StateCorrupt { path, source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
             Err(e) => Err(NetError::StateIo { path, source: e }),
         }
@@ -188,11 +215,17 @@ mod tests {
         assert!(store.load(&lock).unwrap().projects.is_empty());
         let mut st = State::default();
         let tag = st.project_mut("p").tag.clone();
-        st.previous.entry("c".into()).or_default().insert("p/n".into(), "10.0.0.2".parse().unwrap());
+        st.previous
+            .entry("c".into())
+            .or_default()
+            .insert("p/n".into(), "10.0.0.2".parse().unwrap());
         store.save(&lock, &st).unwrap();
         let back = store.load(&lock).unwrap();
         assert_eq!(back.projects["p"].tag, tag);
-        assert_eq!(back.previous["c"]["p/n"], "10.0.0.2".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(
+            back.previous["c"]["p/n"],
+            "10.0.0.2".parse::<Ipv4Addr>().unwrap()
+        );
         assert!(!dir.path().join("net/state.json.tmp").exists());
     }
 

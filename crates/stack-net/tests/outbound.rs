@@ -28,16 +28,33 @@ impl Internet {
             Ipv4Addr::new(base[0], base[1], base[2], 1),
             Ipv4Addr::new(base[0], base[1], base[2], 2),
         );
-        let me = Self { name: name.clone(), host_if: host_if.clone() };
+        let me = Self {
+            name: name.clone(),
+            host_if: host_if.clone(),
+        };
         let run = |args: &[&str]| {
             let out = Command::new("ip").args(args).output().unwrap();
-            assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         };
         run(&["netns", "add", &name]);
-        run(&["link", "add", &host_if, "type", "veth", "peer", "name", "eth0", "netns", &name]);
+        run(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", "eth0", "netns", &name,
+        ]);
         run(&["addr", "add", &format!("{host_ip}/24"), "dev", &host_if]);
         run(&["link", "set", &host_if, "up"]);
-        run(&["-n", &name, "addr", "add", &format!("{peer_ip}/24"), "dev", "eth0"]);
+        run(&[
+            "-n",
+            &name,
+            "addr",
+            "add",
+            &format!("{peer_ip}/24"),
+            "dev",
+            "eth0",
+        ]);
         run(&["-n", &name, "link", "set", "eth0", "up"]);
         run(&["-n", &name, "link", "set", "lo", "up"]);
         me
@@ -50,8 +67,12 @@ impl Internet {
 
 impl Drop for Internet {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.host_if]).status();
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -86,15 +107,41 @@ async fn outbound_is_masqueraded_and_internal_networks_stay_inside() {
     peer_reporting_server(&inet.path(), 9000);
     let target = SocketAddr::from((Ipv4Addr::new(10, 201, 31, 2), 9000));
 
-    env.mgr.ensure_network(&env.project, "default", &spec(test_subnet(32))).await.unwrap();
-    let internal = NetworkSpec { internal: true, ..spec(test_subnet(33)) };
-    env.mgr.ensure_network(&env.project, "private", &internal).await.unwrap();
-    let app = env.mgr.attach(&env.request("app-1", "app", &[("default", &[])])).await.unwrap();
-    let locked = env.mgr.attach(&env.request("locked-1", "locked", &[("private", &[])])).await.unwrap();
+    env.mgr
+        .ensure_network(&env.project, "default", &spec(test_subnet(32)))
+        .await
+        .unwrap();
+    let internal = NetworkSpec {
+        internal: true,
+        ..spec(test_subnet(33))
+    };
+    env.mgr
+        .ensure_network(&env.project, "private", &internal)
+        .await
+        .unwrap();
+    let app = env
+        .mgr
+        .attach(&env.request("app-1", "app", &[("default", &[])]))
+        .await
+        .unwrap();
+    let locked = env
+        .mgr
+        .attach(&env.request("locked-1", "locked", &[("private", &[])]))
+        .await
+        .unwrap();
 
-    let seen = in_netns(&app.netns, move || read_from(target)).join().unwrap().unwrap();
-    assert_eq!(seen, "10.201.31.1", "the peer must see the host's address, not {}", app.interfaces[0].address);
+    let seen = in_netns(&app.netns, move || read_from(target))
+        .join()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        seen, "10.201.31.1",
+        "the peer must see the host's address, not {}",
+        app.interfaces[0].address
+    );
 
-    let r = in_netns(&locked.netns, move || read_from(target)).join().unwrap();
+    let r = in_netns(&locked.netns, move || read_from(target))
+        .join()
+        .unwrap();
     assert!(r.is_err(), "internal network reached the outside: {r:?}");
 }

@@ -11,9 +11,21 @@ use stack_net::{PortMapping, Protocol};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_ports_answer_on_loopback_and_hairpin() {
     let env = Env::new("ports");
-    let net = env.mgr.ensure_network(&env.project, "default", &spec(test_subnet(21))).await.unwrap();
-    let web = env.mgr.attach(&env.request("web-1", "web", &[("default", &[])])).await.unwrap();
-    let peer = env.mgr.attach(&env.request("peer-1", "peer", &[("default", &[])])).await.unwrap();
+    let net = env
+        .mgr
+        .ensure_network(&env.project, "default", &spec(test_subnet(21)))
+        .await
+        .unwrap();
+    let web = env
+        .mgr
+        .attach(&env.request("web-1", "web", &[("default", &[])]))
+        .await
+        .unwrap();
+    let peer = env
+        .mgr
+        .attach(&env.request("peer-1", "peer", &[("default", &[])]))
+        .await
+        .unwrap();
     tcp_echo_server(&web.netns, 80);
     udp_echo_server(&web.netns, 5353);
     let id = format!("{}-web-1", env.project);
@@ -23,20 +35,46 @@ async fn published_ports_answer_on_loopback_and_hairpin() {
         .publish(
             &id,
             &[
-                PortMapping { host_ip: None, host_port: None, container_ports: (80, 80), protocol: Protocol::Tcp },
-                PortMapping { host_ip: lo, host_port: None, container_ports: (5353, 5353), protocol: Protocol::Udp },
-                PortMapping { host_ip: lo, host_port: None, container_ports: (80, 80), protocol: Protocol::Tcp },
+                PortMapping {
+                    host_ip: None,
+                    host_port: None,
+                    container_ports: (80, 80),
+                    protocol: Protocol::Tcp,
+                },
+                PortMapping {
+                    host_ip: lo,
+                    host_port: None,
+                    container_ports: (5353, 5353),
+                    protocol: Protocol::Udp,
+                },
+                PortMapping {
+                    host_ip: lo,
+                    host_port: None,
+                    container_ports: (80, 80),
+                    protocol: Protocol::Tcp,
+                },
             ],
         )
         .await
         .unwrap();
     assert_eq!(published.len(), 3);
-    assert!(published.iter().all(|p| p.host_port != 0 && p.container_ip == web.interfaces[0].address));
-    assert_eq!(env.mgr.published(&id).await.unwrap(), published, "`stack port` reports the chosen ports");
-    let (any_tcp, lo_udp, lo_tcp) = (published[0].host_port, published[1].host_port, published[2].host_port);
+    assert!(
+        published
+            .iter()
+            .all(|p| p.host_port != 0 && p.container_ip == web.interfaces[0].address)
+    );
+    assert_eq!(
+        env.mgr.published(&id).await.unwrap(),
+        published,
+        "`stack port` reports the chosen ports"
+    );
+    let (any_tcp, lo_udp, lo_tcp) = (
+        published[0].host_port,
+        published[1].host_port,
+        published[2].host_port,
+    );
 
     let local = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    if std::env::var_os("PAUSE").is_some() { eprintln!("PAUSE {published:?}"); std::thread::sleep(std::time::Duration::from_secs(40)); }
     assert_eq!(tcp_roundtrip(local(any_tcp), "tcp-any").unwrap(), "tcp-any");
     assert_eq!(udp_roundtrip(local(lo_udp), "udp-lo").unwrap(), "udp-lo");
     assert_eq!(tcp_roundtrip(local(lo_tcp), "tcp-lo").unwrap(), "tcp-lo");
@@ -46,18 +84,34 @@ async fn published_ports_answer_on_loopback_and_hairpin() {
     let gateway = net.gateway;
     let gw = move |port| SocketAddr::from((gateway, port));
     assert_eq!(tcp_roundtrip(gw(any_tcp), "tcp-gw").unwrap(), "tcp-gw");
-    assert!(tcp_roundtrip(gw(lo_tcp), "no").is_err(), "host_ip 127.0.0.1 answered on {}", net.gateway);
+    assert!(
+        tcp_roundtrip(gw(lo_tcp), "no").is_err(),
+        "host_ip 127.0.0.1 answered on {}",
+        net.gateway
+    );
 
     // Hairpin: a peer and the container itself reach it through the host address.
-    let r = in_netns(&peer.netns, move || tcp_roundtrip(gw(any_tcp), "hairpin")).join().unwrap();
+    let r = in_netns(&peer.netns, move || tcp_roundtrip(gw(any_tcp), "hairpin"))
+        .join()
+        .unwrap();
     assert_eq!(r.unwrap(), "hairpin");
-    let r = in_netns(&web.netns, move || tcp_roundtrip(gw(any_tcp), "self")).join().unwrap();
+    let r = in_netns(&web.netns, move || tcp_roundtrip(gw(any_tcp), "self"))
+        .join()
+        .unwrap();
     assert_eq!(r.unwrap(), "self");
 
     // A taken host port is a clear error.
     let err = env
         .mgr
-        .publish(&id, &[PortMapping { host_ip: lo, host_port: Some(lo_tcp), container_ports: (80, 80), protocol: Protocol::Tcp }])
+        .publish(
+            &id,
+            &[PortMapping {
+                host_ip: lo,
+                host_port: Some(lo_tcp),
+                container_ports: (80, 80),
+                protocol: Protocol::Tcp,
+            }],
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("not available"), "{err}");

@@ -113,6 +113,10 @@ pub struct CreateOptions {
     pub stdio: Stdio,
     /// Apply Docker's default seccomp profile when the spec has none.
     pub default_seccomp: bool,
+    /// Fork the init stage instead of re-executing `init_binary`, when the
+    /// calling process has a single thread (checked; otherwise re-exec). For
+    /// the CLI; a tokio program always gets the re-exec.
+    pub fork_init: bool,
 }
 
 impl CreateOptions {
@@ -131,6 +135,7 @@ impl CreateOptions {
             pid_file: None,
             stdio: Stdio::default(),
             default_seccomp: false,
+            fork_init: false,
         }
     }
 }
@@ -227,9 +232,84 @@ fn write_id_maps(pid: u32, spec: &Spec) -> Result<(), Error> {
     Ok(())
 }
 
+/// The init stage process: re-exec'd (always safe) or forked (single-threaded callers).
+enum InitProc {
+    Spawned(std::process::Child),
+    Forked(Pid),
+}
+
+impl InitProc {
+    fn id(&self) -> u32 {
+        match self {
+            InitProc::Spawned(c) => c.id(),
+            InitProc::Forked(p) => p.as_raw() as u32,
+        }
+    }
+    fn wait(&mut self) -> Option<String> {
+        match self {
+            InitProc::Spawned(c) => c.wait().ok().map(|s| s.to_string()),
+            InitProc::Forked(p) => waitpid(*p, None).ok().map(|s| format!("{s:?}")),
+        }
+    }
+    fn kill(&mut self) {
+        match self {
+            InitProc::Spawned(c) => {
+                let _ = c.kill();
+            }
+            InitProc::Forked(p) => {
+                let _ = nix::sys::signal::kill(*p, Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+fn single_threaded() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim() == "1"))
+        })
+        .unwrap_or(false)
+}
+
+/// Starts the init stage: by fork when allowed and the caller has one thread
+/// (saves an exec), otherwise by re-exec of `init_binary`.
+fn start_init(
+    init_binary: &Path,
+    stdio: Stdio,
+    fork: bool,
+) -> Result<(InitProc, UnixStream), Error> {
+    if !(fork && single_threaded()) {
+        let (child, sock) = spawn_init(init_binary, stdio)?;
+        return Ok((InitProc::Spawned(child), sock));
+    }
+    let (ours, theirs) = UnixStream::pair().map_err(io_err("socketpair", Path::new("")))?;
+    // SAFETY: the process has a single thread (checked above), so the child
+    // may run arbitrary code until it execs or exits.
+    match unsafe { nix::unistd::fork() }.map_err(|source| Error::Sys { op: "fork", source })? {
+        nix::unistd::ForkResult::Child => {
+            drop(ours);
+            for (fd, target) in [(stdio.stdin, 0), (stdio.stdout, 1), (stdio.stderr, 2)] {
+                if let Some(f) = fd {
+                    // SAFETY: dup2 onto a stdio number in the child.
+                    unsafe { libc::dup2(f.as_raw_fd(), target) };
+                }
+            }
+            let code = crate::init::run(theirs);
+            // SAFETY: leave without running the parent's atexit handlers or destructors.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(theirs);
+            Ok((InitProc::Forked(child), ours))
+        }
+    }
+}
+
 /// Runs the handshake up to `Ready`; on failure kills what was started.
 fn handshake(
-    mut child: std::process::Child,
+    mut child: InitProc,
     mut sock: UnixStream,
     cfg: InitConfig,
     cgroup: Option<&Cgroup>,
@@ -237,10 +317,14 @@ fn handshake(
     let spec = cfg.spec.clone();
     let mut pid: Option<i32> = None;
     let result = (|| -> Result<(), Error> {
-        if let Some(cg) = cgroup {
-            cg.add_pid(child.id() as i32)?;
-        }
         protocol::send(&mut sock, &ToInit::Create(Box::new(cfg)))?;
+        if let Some(cg) = cgroup {
+            let t = Instant::now();
+            cg.add_pid(child.id() as i32)?;
+            tracing::debug!(elapsed = ?t.elapsed(), "init stage moved into the cgroup");
+        }
+        // If the init stage already failed, its report is read below.
+        let _ = protocol::send(&mut sock, &ToInit::CgroupJoined);
         loop {
             match protocol::recv::<FromInit>(&mut sock) {
                 Ok(FromInit::MapsReq) => {
@@ -248,6 +332,7 @@ fn handshake(
                     protocol::send(&mut sock, &ToInit::MapsDone)?;
                 }
                 Ok(FromInit::Pid(p)) => {
+                    tracing::debug!("container init cloned");
                     pid = Some(p);
                     let _ = child.wait();
                 }
@@ -265,7 +350,7 @@ fn handshake(
                     });
                 }
                 Err(ProtocolError::Closed) => {
-                    let status = child.wait().ok();
+                    let status = child.wait();
                     return Err(Error::Init {
                         step: Step::ReadConfig,
                         errno: None,
@@ -282,7 +367,7 @@ fn handshake(
             "ready before pid".into(),
         ))),
         (Err(e), pid) => {
-            let _ = child.kill();
+            child.kill();
             let _ = child.wait();
             if let Some(p) = pid {
                 let _ = nix::sys::signal::kill(Pid::from_raw(p), Signal::SIGKILL);
@@ -369,6 +454,10 @@ impl Container {
                 "process.terminal needs a console socket",
             ));
         }
+        if process.apparmor_profile().is_some() || process.selinux_label().is_some() {
+            // Neither LSM is supported; the label is ignored rather than refused.
+            tracing::warn!("apparmor/selinux labels are not supported and are ignored");
+        }
 
         fs::create_dir_all(&opts.root).map_err(io_err("mkdir", &opts.root))?;
         let dir = Self::dir_of(&opts.root, &opts.id);
@@ -380,6 +469,7 @@ impl Container {
             Err(e) => return Err(io_err("mkdir", &dir)(e)),
         }
         let mut owned_cgroup = None;
+        let t0 = Instant::now();
         let result = (|| -> Result<Container, Error> {
             let fifo = dir.join("exec.fifo");
             nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622)).map_err(
@@ -388,6 +478,10 @@ impl Container {
                     source,
                 },
             )?;
+            // Writable by others despite the umask: a container root in a user
+            // namespace is an unprivileged host uid.
+            fs::set_permissions(&fifo, std::os::unix::fs::PermissionsExt::from_mode(0o622))
+                .map_err(io_err("chmod", &fifo))?;
             let seccomp = seccomp_for(&spec, &process, &opts.root, opts.default_seccomp)?;
 
             let cg = Cgroup::new(cgroups::container_path(
@@ -403,7 +497,9 @@ impl Container {
                 linux.devices().as_deref().unwrap_or(&[]),
             )?;
 
-            let (child, sock) = spawn_init(&opts.init_binary, opts.stdio)?;
+            tracing::debug!(elapsed = ?t0.elapsed(), "cgroup ready");
+            let (child, sock) = start_init(&opts.init_binary, opts.stdio, opts.fork_init)?;
+            tracing::debug!(elapsed = ?t0.elapsed(), "init stage spawned");
             let cfg = InitConfig {
                 mode: Mode::Create,
                 spec: spec.clone(),
@@ -415,6 +511,7 @@ impl Container {
                 console_socket: opts.console_socket.clone(),
             };
             let launched = handshake(child, sock, cfg, Some(&cg))?;
+            tracing::debug!(elapsed = ?t0.elapsed(), "container init ready");
             let start_time = state::proc_stat(launched.pid)
                 .map(|s| s.start_time)
                 .unwrap_or(0);
@@ -429,6 +526,7 @@ impl Container {
                 annotations: spec.annotations().clone().unwrap_or_default(),
                 cgroup: cg,
                 cgroup_owned: owned,
+                default_seccomp: opts.default_seccomp,
                 created: state::now_rfc3339(),
                 config: Box::new(spec.clone()),
             };
@@ -679,21 +777,10 @@ impl Container {
             ));
         }
         let root = self.dir.parent().unwrap_or(Path::new("/"));
-        let default = self
-            .state
-            .config
-            .linux()
-            .as_ref()
-            .and_then(|l| l.seccomp().as_ref())
-            .is_none();
         let mut spec = (*self.state.config).clone();
-        let seccomp = if default {
-            None
-        } else {
-            seccomp_for(&spec, &process, root, false)?
-        };
+        let seccomp = seccomp_for(&spec, &process, root, self.state.default_seccomp)?;
         spec.set_process(Some(process));
-        let (child, sock) = spawn_init(&opts.init_binary, opts.stdio)?;
+        let (child, sock) = start_init(&opts.init_binary, opts.stdio, false)?;
         let cfg = InitConfig {
             mode: Mode::Exec {
                 pid: self.state.pid,

@@ -4,13 +4,15 @@
 //!  caller (library, may be multi-threaded)   init stage I (re-exec'd binary)      container init C
 //!  ───────────────────────────────────────   ────────────────────────────────     ────────────────
 //!  socketpair(); spawn I (fd in env) ──────► init_main() sees the fd
-//!  create cgroup, write I's pid into it
+//!  create cgroup
 //!  send Config ────────────────────────────► setns(joined namespaces)
+//!  write I's pid into the cgroup
 //!                                            unshare(CLONE_NEWUSER)      (user ns only)
 //!  ◄──────────────────────────── MapsReq     (user ns only)
 //!  write /proc/I/{uid,gid}_map
 //!  send MapsDone ──────────────────────────►
-//!                                            unshare(other new namespaces)
+//!                                            unshare(other new namespaces but cgroup)
+//!  send CgroupJoined ──────────────────────► unshare(CLONE_NEWCGROUP)
 //!                                            clone(CLONE_PARENT) ─────────────────► pid 1 of the new pid ns,
 //!  ◄──────────────────────────── Pid(C)      exit(0)                                 child of the caller
 //!  reap I                                                                            mounts, /dev, pivot_root,
@@ -80,6 +82,9 @@ impl std::fmt::Display for Step {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToInit {
     Create(Box<crate::init::InitConfig>),
+    /// The init stage is now in the container's cgroup (sent right after
+    /// `Create`, so the cgroup migration overlaps namespace creation).
+    CgroupJoined,
     MapsDone,
 }
 

@@ -71,6 +71,10 @@ pub struct State {
     pub cgroup: crate::cgroups::Cgroup,
     /// Whether the runtime created that cgroup (and so removes it on delete).
     pub cgroup_owned: bool,
+    /// Docker's default seccomp profile was applied (the spec had none), so
+    /// `exec`'d processes get it too.
+    #[serde(default)]
+    pub default_seccomp: bool,
     pub created: String,
     /// The bundle's config as it was at create, so later edits to it have no effect.
     pub config: Box<oci_spec::runtime::Spec>,
@@ -108,8 +112,9 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), StateError> {
         std::process::id()
     ));
     let mut f = fs::File::create(&tmp).map_err(io("create", &tmp))?;
+    // No fsync: the rename alone keeps readers from seeing a torn file, and
+    // state lives on /run (tmpfs) by default, where a sync buys nothing.
     f.write_all(contents).map_err(io("write", &tmp))?;
-    f.sync_all().map_err(io("sync", &tmp))?;
     fs::rename(&tmp, path).map_err(io("rename", path))
 }
 

@@ -32,33 +32,56 @@ fn bundle() -> Bundle {
     Bundle::new(&["sh", "-c", CHECKS], |v| {
         v["hostname"] = "difftest".into();
         let caps: Vec<&str> = stack_runtime::plan::DEFAULT_CAPS.to_vec();
-        v["linux"]["seccomp"] = serde_json::to_value(stack_runtime::seccomp::docker_default(&caps)).unwrap();
+        v["linux"]["seccomp"] =
+            serde_json::to_value(stack_runtime::seccomp::docker_default(&caps)).unwrap();
     })
 }
 
 fn need(bin: &str) {
-    let ok = Command::new(bin).arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    let ok = Command::new(bin)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     assert!(ok, "{bin} not found: apt-get install {bin}");
 }
 
 fn run_cli(cmd: &mut Command) -> String {
     let out = cmd.output().expect("spawn runtime");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{cmd:?} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
 fn ours(b: &Path) -> String {
     let root = tempfile::tempdir().unwrap();
     let id = common::unique_id("diff");
-    run_cli(Command::new(common::INIT).args(["--root"]).arg(root.path()).args(["run", "--bundle"]).arg(b).arg(&id))
+    run_cli(
+        Command::new(common::INIT)
+            .args(["--root"])
+            .arg(root.path())
+            .args(["run", "--bundle"])
+            .arg(b)
+            .arg(&id),
+    )
 }
 
 fn runc(b: &Path) -> String {
     need("runc");
     let root = tempfile::tempdir().unwrap();
     let id = common::unique_id("diff-runc");
-    run_cli(Command::new("runc").arg("--root").arg(root.path()).args(["run", "--bundle"]).arg(b).arg(&id))
+    run_cli(
+        Command::new("runc")
+            .arg("--root")
+            .arg(root.path())
+            .args(["run", "--bundle"])
+            .arg(b)
+            .arg(&id),
+    )
 }
 
 /// crun 1.8 refuses the hybrid cgroup layout; in a private mount namespace
@@ -77,6 +100,46 @@ fn crun(b: &Path) -> String {
 
 fn lines(s: &str) -> Vec<&str> {
     s.lines().filter(|l| !l.is_empty()).collect()
+}
+
+const USER_CHECKS: &str = r#"
+id; pwd; echo "FOO=$FOO"; umask
+grep -E 'CapEff|CapBnd|CapPrm|CapInh|CapAmb|NoNewPrivs' /proc/self/status | tr -d '\t'
+echo "nofile=$(ulimit -n) core=$(ulimit -c) nproc=$(ulimit -u)"
+cat /proc/self/oom_score_adj
+"#;
+
+fn user_bundle() -> Bundle {
+    Bundle::new(&["sh", "-c", USER_CHECKS], |v| {
+        v["process"]["user"] =
+            serde_json::json!({"uid": 1000, "gid": 1000, "additionalGids": [100, 1], "umask": 23});
+        v["process"]["cwd"] = "/home/app".into();
+        v["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push("FOO=bar baz".into());
+        v["process"]["oomScoreAdj"] = 200.into();
+        v["process"]["capabilities"]["inheritable"] = serde_json::json!(["CAP_NET_BIND_SERVICE"]);
+        v["process"]["capabilities"]["ambient"] = serde_json::json!(["CAP_NET_BIND_SERVICE"]);
+        v["process"]["rlimits"] = serde_json::json!([
+            {"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024},
+            {"type": "RLIMIT_CORE", "soft": 0, "hard": 0},
+            {"type": "RLIMIT_NPROC", "soft": 300, "hard": 300}
+        ]);
+    })
+}
+
+#[test]
+fn same_user_and_process_setup_as_runc_and_crun() {
+    common::require_root();
+    let b = user_bundle();
+    let a = ours(b.path());
+    assert!(
+        a.contains("uid=1000(app) gid=1000(app) groups=1(daemon),100(users)"),
+        "{a}"
+    );
+    assert_eq!(lines(&a), lines(&runc(b.path())), "stack-runtime vs runc");
+    assert_eq!(lines(&a), lines(&crun(b.path())), "stack-runtime vs crun");
 }
 
 #[test]

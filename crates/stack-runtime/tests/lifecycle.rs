@@ -267,3 +267,55 @@ fn joins_network_namespace_by_path() {
     assert_eq!(info.code, Some(0), "{out}");
     assert!(out.contains("stkva0") && out.contains("lo"), "{out}");
 }
+
+#[test]
+fn user_namespace_with_id_maps() {
+    let b = Bundle::new(
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/self/gid_map; id -u; ls -ln /bin/busybox",
+        ],
+        |v| {
+            let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
+            ns.push(serde_json::json!({"type": "user"}));
+            v["linux"]["uidMappings"] =
+                serde_json::json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+            v["linux"]["gidMappings"] =
+                serde_json::json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        },
+    );
+    let (out, info, _g) = run(&b, "userns", false);
+    assert_eq!(info.code, Some(0), "{out}");
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(
+        &words[..7],
+        &["0", "200000", "65536", "0", "200000", "65536", "0"],
+        "{out}"
+    );
+    // Files owned by host root are unmapped in the container: the overflow id.
+    assert!(out.contains(" 65534 "), "{out}");
+}
+
+#[test]
+fn seccomp_profile_from_the_spec() {
+    let b = Bundle::new(
+        &[
+            "sh",
+            "-c",
+            "mkdir /tmp/x && echo made; grep Seccomp: /proc/self/status",
+        ],
+        |v| {
+            v["linux"]["seccomp"] = serde_json::json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64"],
+                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+            });
+        },
+    );
+    let (out, info, _g) = run(&b, "seccomp", false);
+    assert_eq!(info.code, Some(0), "{out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert!(!out.contains("made"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+}

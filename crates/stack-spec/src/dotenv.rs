@@ -14,7 +14,10 @@ pub enum DotenvError {
     #[error("line {line}: unterminated quoted value")]
     Unterminated { line: usize },
     #[error("line {line}: {source}")]
-    Template { line: usize, source: crate::interpolate::TemplateError },
+    Template {
+        line: usize,
+        source: crate::interpolate::TemplateError,
+    },
 }
 
 /// Parse `text`; `lookup` resolves `${VAR}` in values and bare `KEY` lines.
@@ -30,14 +33,20 @@ pub fn parse(text: &str, lookup: &Vars) -> Result<IndexMap<String, Option<String
         if raw.is_empty() || raw.starts_with('#') {
             continue;
         }
-        let raw = raw.strip_prefix("export ").map(str::trim_start).unwrap_or(raw);
+        let raw = raw
+            .strip_prefix("export ")
+            .map(str::trim_start)
+            .unwrap_or(raw);
         let (key, rest) = match raw.find(['=', ':']) {
             Some(p) => (&raw[..p], Some(&raw[p + 1..])),
             None => (raw.trim_end(), None),
         };
         let key_trim = key.trim_end();
         if key_trim.is_empty() || key_trim.contains(char::is_whitespace) {
-            return Err(DotenvError::BadName { line: lineno, name: key.to_string() });
+            return Err(DotenvError::BadName {
+                line: lineno,
+                name: key.to_string(),
+            });
         }
         let Some(rest) = rest else {
             let v = lookup.get(key_trim).cloned();
@@ -54,7 +63,9 @@ pub fn parse(text: &str, lookup: &Vars) -> Result<IndexMap<String, Option<String
         let value = if let Some(q) = rest.strip_prefix('\'') {
             let mut buf = q.to_string();
             while !buf.contains('\'') {
-                let Some(next) = lines.get(i) else { return Err(DotenvError::Unterminated { line: lineno }) };
+                let Some(next) = lines.get(i) else {
+                    return Err(DotenvError::Unterminated { line: lineno });
+                };
                 buf.push('\n');
                 buf.push_str(next);
                 i += 1;
@@ -66,21 +77,29 @@ pub fn parse(text: &str, lookup: &Vars) -> Result<IndexMap<String, Option<String
                 if let Some(e) = closing_quote(&buf) {
                     break e;
                 }
-                let Some(next) = lines.get(i) else { return Err(DotenvError::Unterminated { line: lineno }) };
+                let Some(next) = lines.get(i) else {
+                    return Err(DotenvError::Unterminated { line: lineno });
+                };
                 buf.push('\n');
                 buf.push_str(next);
                 i += 1;
             };
             let unescaped = unescape(&buf[..end]);
             let mut unset = Vec::new();
-            substitute(&unescaped, &vars, &mut unset).map_err(|source| DotenvError::Template { line: lineno, source })?
+            substitute(&unescaped, &vars, &mut unset).map_err(|source| DotenvError::Template {
+                line: lineno,
+                source,
+            })?
         } else {
             let v = match rest.find(" #") {
                 Some(p) => &rest[..p],
                 None => rest,
             };
             let mut unset = Vec::new();
-            substitute(v.trim_end(), &vars, &mut unset).map_err(|source| DotenvError::Template { line: lineno, source })?
+            substitute(v.trim_end(), &vars, &mut unset).map_err(|source| DotenvError::Template {
+                line: lineno,
+                source,
+            })?
         };
         out.insert(key_trim.to_string(), Some(value));
     }
@@ -127,7 +146,11 @@ mod tests {
     fn compose_dotenv_forms() {
         let mut lookup = Vars::new();
         lookup.insert("HOME".into(), "/root".into());
-        let env = parse("# c\nA=1\nexport B='x y'\nC=\"a\\nb ${A}\"\nD=v # note\nHOME\nE=${HOME}/x\n", &lookup).unwrap();
+        let env = parse(
+            "# c\nA=1\nexport B='x y'\nC=\"a\\nb ${A}\"\nD=v # note\nHOME\nE=${HOME}/x\n",
+            &lookup,
+        )
+        .unwrap();
         assert_eq!(env["A"].as_deref(), Some("1"));
         assert_eq!(env["B"].as_deref(), Some("x y"));
         assert_eq!(env["C"].as_deref(), Some("a\nb 1"));

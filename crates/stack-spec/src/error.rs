@@ -19,7 +19,11 @@ impl Span {
 
     /// A position for values that do not come from a file (command line, defaults).
     pub fn synthetic(what: &str) -> Self {
-        Self { file: Arc::from(what), line: 0, col: 0 }
+        Self {
+            file: Arc::from(what),
+            line: 0,
+            col: 0,
+        }
     }
 }
 
@@ -68,8 +72,18 @@ pub struct LoadError {
 }
 
 impl LoadError {
-    pub fn new(kind: ErrorKind, span: Span, path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { kind, span, path: path.into(), message: message.into() }
+    pub fn new(
+        kind: ErrorKind,
+        span: Span,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind,
+            span,
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -139,11 +153,16 @@ pub struct Diagnostics {
 
 impl Diagnostics {
     pub fn error(&mut self, kind: ErrorKind, span: &Span, path: &str, message: impl Into<String>) {
-        self.errors.push(LoadError::new(kind, span.clone(), path, message));
+        self.errors
+            .push(LoadError::new(kind, span.clone(), path, message));
     }
 
     pub fn warn(&mut self, span: &Span, path: &str, message: impl Into<String>) {
-        self.warnings.push(Warning { span: span.clone(), path: path.to_string(), message: message.into() });
+        self.warnings.push(Warning {
+            span: span.clone(),
+            path: path.to_string(),
+            message: message.into(),
+        });
     }
 
     pub fn has_errors(&self) -> bool {

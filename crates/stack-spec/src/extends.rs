@@ -60,7 +60,14 @@ pub fn rebase_service(svc: &mut Node, dir: &Path) {
             }
         }
     }
-    if let Some(Entry { node: Node { value: Value::Seq(vols), .. }, .. }) = m.get_mut("volumes") {
+    if let Some(Entry {
+        node: Node {
+            value: Value::Seq(vols),
+            ..
+        },
+        ..
+    }) = m.get_mut("volumes")
+    {
         for v in vols {
             match &mut v.value {
                 Value::Str(s) if s.starts_with('.') || s.starts_with('~') => {
@@ -80,7 +87,13 @@ pub fn rebase_service(svc: &mut Node, dir: &Path) {
     }
 }
 
-pub fn resolve_extends(doc: &mut Node, dir: &Path, loader: &mut dyn FileLoader, diags: &mut Diagnostics, depth: usize) {
+pub fn resolve_extends(
+    doc: &mut Node,
+    dir: &Path,
+    loader: &mut dyn FileLoader,
+    diags: &mut Diagnostics,
+    depth: usize,
+) {
     let names: Vec<String> = match doc.get("services").and_then(Node::as_map) {
         Some(m) => m.keys().cloned().collect(),
         None => return,
@@ -100,37 +113,68 @@ fn resolve_one(
     visiting: &mut Vec<String>,
     depth: usize,
 ) {
-    let Some(svc) = doc.get("services").and_then(|s| s.get(name)) else { return };
-    let Some(ext) = svc.get("extends").cloned() else { return };
+    let Some(svc) = doc.get("services").and_then(|s| s.get(name)) else {
+        return;
+    };
+    let Some(ext) = svc.get("extends").cloned() else {
+        return;
+    };
     let path = format!("services.{name}.extends");
     if visiting.iter().any(|v| v == name) {
         visiting.push(name.to_string());
-        diags.error(ErrorKind::Cycle, &ext.span, &path, format!("extends cycle: {}", visiting.join(" -> ")));
+        diags.error(
+            ErrorKind::Cycle,
+            &ext.span,
+            &path,
+            format!("extends cycle: {}", visiting.join(" -> ")),
+        );
         return;
     }
     let (base_name, file) = match &ext.value {
         Value::Str(s) => (Some(s.clone()), None),
         Value::Map(_) => (
-            ext.get("service").and_then(Node::as_str).map(str::to_string),
+            ext.get("service")
+                .and_then(Node::as_str)
+                .map(str::to_string),
             ext.get("file").and_then(Node::as_str).map(str::to_string),
         ),
         _ => (None, None),
     };
     let Some(base_name) = base_name else {
-        diags.error(ErrorKind::Extends, &ext.span, &path, "extends needs `service`: the name of the service to extend");
+        diags.error(
+            ErrorKind::Extends,
+            &ext.span,
+            &path,
+            "extends needs `service`: the name of the service to extend",
+        );
         return;
     };
     let base = match file {
         Some(f) => {
             if depth >= MAX_NESTING {
-                diags.error(ErrorKind::Cycle, &ext.span, &path, "extends nested too deeply (a cycle between files?)");
+                diags.error(
+                    ErrorKind::Cycle,
+                    &ext.span,
+                    &path,
+                    "extends nested too deeply (a cycle between files?)",
+                );
                 return;
             }
             let p = PathBuf::from(absolutize(dir, &f));
-            let Some(mut other) = loader.load_file(&p, diags) else { return };
+            let Some(mut other) = loader.load_file(&p, diags) else {
+                return;
+            };
             let odir = p.parent().map(Path::to_path_buf).unwrap_or_default();
             let mut v = Vec::new();
-            resolve_one(&mut other, &base_name, &odir, loader, diags, &mut v, depth + 1);
+            resolve_one(
+                &mut other,
+                &base_name,
+                &odir,
+                loader,
+                diags,
+                &mut v,
+                depth + 1,
+            );
             match other.get("services").and_then(|s| s.get(&base_name)) {
                 Some(b) => {
                     let mut b = b.clone();
@@ -138,7 +182,12 @@ fn resolve_one(
                     b
                 }
                 None => {
-                    diags.error(ErrorKind::Extends, &ext.span, &path, format!("service {base_name:?} not found in {}", p.display()));
+                    diags.error(
+                        ErrorKind::Extends,
+                        &ext.span,
+                        &path,
+                        format!("service {base_name:?} not found in {}", p.display()),
+                    );
                     return;
                 }
             }
@@ -150,14 +199,23 @@ fn resolve_one(
             match doc.get("services").and_then(|s| s.get(&base_name)) {
                 Some(b) => b.clone(),
                 None => {
-                    diags.error(ErrorKind::Extends, &ext.span, &path, format!("cannot extend undefined service {base_name:?}"));
+                    diags.error(
+                        ErrorKind::Extends,
+                        &ext.span,
+                        &path,
+                        format!("cannot extend undefined service {base_name:?}"),
+                    );
                     return;
                 }
             }
         }
     };
-    let Some(services) = doc.get_mut("services") else { return };
-    let Some(svc) = services.get_mut(name) else { return };
+    let Some(services) = doc.get_mut("services") else {
+        return;
+    };
+    let Some(svc) = services.get_mut(name) else {
+        return;
+    };
     let mut over = svc.clone();
     if let Some(m) = over.as_map_mut() {
         m.shift_remove("extends");
@@ -175,10 +233,20 @@ fn resolve_one(
 
 /// Resolve top-level `include`: each included project's resources are added
 /// unless this document defines them itself.
-pub fn resolve_include(doc: &mut Node, dir: &Path, loader: &mut dyn IncludeLoader, diags: &mut Diagnostics, stack: &mut HashSet<PathBuf>) {
+pub fn resolve_include(
+    doc: &mut Node,
+    dir: &Path,
+    loader: &mut dyn IncludeLoader,
+    diags: &mut Diagnostics,
+    stack: &mut HashSet<PathBuf>,
+) {
     let Some(map) = doc.as_map_mut() else { return };
-    let Some(inc) = map.shift_remove("include") else { return };
-    let Value::Seq(items) = inc.node.value else { return };
+    let Some(inc) = map.shift_remove("include") else {
+        return;
+    };
+    let Value::Seq(items) = inc.node.value else {
+        return;
+    };
     for item in items {
         let (paths, env_files, project_dir) = match &item.value {
             Value::Str(s) => (vec![s.clone()], Vec::new(), None),
@@ -186,15 +254,27 @@ pub fn resolve_include(doc: &mut Node, dir: &Path, loader: &mut dyn IncludeLoade
                 let list = |k: &str| -> Vec<String> {
                     match item.get(k).map(|n| &n.value) {
                         Some(Value::Str(s)) => vec![s.clone()],
-                        Some(Value::Seq(v)) => v.iter().filter_map(|n| n.as_str().map(str::to_string)).collect(),
+                        Some(Value::Seq(v)) => v
+                            .iter()
+                            .filter_map(|n| n.as_str().map(str::to_string))
+                            .collect(),
                         _ => Vec::new(),
                     }
                 };
-                (list("path"), list("env_file"), item.get("project_directory").and_then(Node::as_str).map(str::to_string))
+                (
+                    list("path"),
+                    list("env_file"),
+                    item.get("project_directory")
+                        .and_then(Node::as_str)
+                        .map(str::to_string),
+                )
             }
             _ => continue,
         };
-        let paths: Vec<PathBuf> = paths.iter().map(|p| PathBuf::from(absolutize(dir, p))).collect();
+        let paths: Vec<PathBuf> = paths
+            .iter()
+            .map(|p| PathBuf::from(absolutize(dir, p)))
+            .collect();
         if paths.is_empty() {
             continue;
         }
@@ -202,7 +282,10 @@ pub fn resolve_include(doc: &mut Node, dir: &Path, loader: &mut dyn IncludeLoade
             diags.error(ErrorKind::Cycle, &item.span, "include", "include cycle");
             continue;
         }
-        let env_files: Vec<PathBuf> = env_files.iter().map(|p| PathBuf::from(absolutize(dir, p))).collect();
+        let env_files: Vec<PathBuf> = env_files
+            .iter()
+            .map(|p| PathBuf::from(absolutize(dir, p)))
+            .collect();
         let pdir = project_dir.map(|d| PathBuf::from(absolutize(dir, &d)));
         stack.extend(paths.iter().cloned());
         let included = loader.load_included(&paths, &env_files, pdir.as_deref(), diags, stack);
@@ -210,9 +293,13 @@ pub fn resolve_include(doc: &mut Node, dir: &Path, loader: &mut dyn IncludeLoade
             stack.remove(p);
         }
         let Some(included) = included else { continue };
-        let Some(inc_map) = included.as_map() else { continue };
+        let Some(inc_map) = included.as_map() else {
+            continue;
+        };
         for kind in ["services", "networks", "volumes", "secrets", "configs"] {
-            let Some(src) = inc_map.get(kind).and_then(|e| e.node.as_map()) else { continue };
+            let Some(src) = inc_map.get(kind).and_then(|e| e.node.as_map()) else {
+                continue;
+            };
             let dst = map.entry(kind.to_string()).or_insert_with(|| Entry {
                 key_span: item.span.clone(),
                 node: Node::new(Value::Map(Map::new()), item.span.clone()),

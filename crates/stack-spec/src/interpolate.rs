@@ -21,7 +21,11 @@ pub enum TemplateError {
 
 /// Substitute `template`; names of unset variables used without a default
 /// are pushed to `unset` (they become empty strings).
-pub fn substitute(template: &str, vars: &Vars, unset: &mut Vec<String>) -> Result<String, TemplateError> {
+pub fn substitute(
+    template: &str,
+    vars: &Vars,
+    unset: &mut Vec<String>,
+) -> Result<String, TemplateError> {
     if !template.contains('$') {
         return Ok(template.to_string());
     }
@@ -69,8 +73,15 @@ pub fn substitute(template: &str, vars: &Vars, unset: &mut Vec<String>) -> Resul
 
 /// Handle `${...}` whose content starts at `start`; returns the text and the
 /// index just past the closing brace.
-fn braced(t: &str, start: usize, vars: &Vars, unset: &mut Vec<String>) -> Result<(String, usize), TemplateError> {
-    let invalid = || TemplateError::Invalid { template: t.to_string() };
+fn braced(
+    t: &str,
+    start: usize,
+    vars: &Vars,
+    unset: &mut Vec<String>,
+) -> Result<(String, usize), TemplateError> {
+    let invalid = || TemplateError::Invalid {
+        template: t.to_string(),
+    };
     let b = t.as_bytes();
     let mut i = start;
     if i < b.len() && (b[i].is_ascii_alphabetic() || b[i] == b'_') {
@@ -170,7 +181,11 @@ pub fn interpolate_tree(node: &mut Node, path: &mut String, vars: &Vars, diags: 
                 Err(e) => diags.error(ErrorKind::Interpolation, &node.span, path, e.to_string()),
             }
             for name in unset {
-                diags.warn(&node.span, path, format!("variable {name} is not set, using an empty string"));
+                diags.warn(
+                    &node.span,
+                    path,
+                    format!("variable {name} is not set, using an empty string"),
+                );
             }
         }
         Value::Seq(items) => {
@@ -201,18 +216,30 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vars {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn basic_forms() {
         let v = vars(&[("FOO", "first"), ("BAR", "")]);
         let mut unset = Vec::new();
-        assert_eq!(substitute("$$FOO ${FOO}", &v, &mut unset).unwrap(), "$FOO first");
-        assert_eq!(substitute("${NOPE:-${FOO}}", &v, &mut unset).unwrap(), "first");
+        assert_eq!(
+            substitute("$$FOO ${FOO}", &v, &mut unset).unwrap(),
+            "$FOO first"
+        );
+        assert_eq!(
+            substitute("${NOPE:-${FOO}}", &v, &mut unset).unwrap(),
+            "first"
+        );
         assert!(unset.is_empty());
         assert_eq!(substitute("$NOPE", &v, &mut unset).unwrap(), "");
         assert_eq!(unset, vec!["NOPE".to_string()]);
-        assert!(matches!(substitute("${BAR:?need}", &v, &mut unset), Err(TemplateError::MissingRequired { .. })));
+        assert!(matches!(
+            substitute("${BAR:?need}", &v, &mut unset),
+            Err(TemplateError::MissingRequired { .. })
+        ));
     }
 }

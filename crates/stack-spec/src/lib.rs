@@ -27,7 +27,9 @@ mod volumes;
 mod yaml;
 
 pub use error::{ErrorKind, LoadError, LoadErrors, Span, Warning};
-pub use load::{LoadOptions, Loaded, Source, find_stack_file, load, normalize_project_name, STACK_FILE_NAMES};
+pub use load::{
+    LoadOptions, Loaded, STACK_FILE_NAMES, Source, find_stack_file, load, normalize_project_name,
+};
 pub use model::*;
 
 /// The JSON schema of [`Project`] (what `stack config --format json` prints).

@@ -20,15 +20,24 @@ use crate::node::{Node, SpanTable, Value};
 use crate::normalize::{Ctx, absolutize, normalize_project};
 
 /// File names looked up, in order, in the working directory and its parents.
-pub const STACK_FILE_NAMES: &[&str] =
-    &["stack.yaml", "stack.yml", "compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
+pub const STACK_FILE_NAMES: &[&str] = &[
+    "stack.yaml",
+    "stack.yml",
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.yml",
+];
 
 /// Where a stack file comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Path(PathBuf),
     /// Content given directly (`-f -` reads stdin into this); `name` is shown in errors.
-    Inline { name: String, content: String },
+    Inline {
+        name: String,
+        content: String,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -49,10 +58,16 @@ pub struct LoadOptions {
 
 impl LoadOptions {
     pub fn new(working_dir: impl Into<PathBuf>) -> Self {
-        Self { working_dir: working_dir.into(), ..Self::default() }
+        Self {
+            working_dir: working_dir.into(),
+            ..Self::default()
+        }
     }
 
-    pub fn with_environment<K: Into<String>, V: Into<String>>(mut self, env: impl IntoIterator<Item = (K, V)>) -> Self {
+    pub fn with_environment<K: Into<String>, V: Into<String>>(
+        mut self,
+        env: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
         self.environment = env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
         self
     }
@@ -63,7 +78,10 @@ impl LoadOptions {
     }
 
     pub fn with_content(mut self, name: impl Into<String>, content: impl Into<String>) -> Self {
-        self.files.push(Source::Inline { name: name.into(), content: content.into() });
+        self.files.push(Source::Inline {
+            name: name.into(),
+            content: content.into(),
+        });
         self
     }
 }
@@ -116,7 +134,12 @@ impl Loader {
                 match std::fs::read_to_string(p) {
                     Ok(t) => Some((name, t)),
                     Err(e) => {
-                        diags.error(ErrorKind::Io, &Span::synthetic(&name), "", format!("cannot read stack file: {e}"));
+                        diags.error(
+                            ErrorKind::Io,
+                            &Span::synthetic(&name),
+                            "",
+                            format!("cannot read stack file: {e}"),
+                        );
                         None
                     }
                 }
@@ -140,7 +163,15 @@ impl Loader {
                 Value::Null => continue,
                 Value::Map(_) => {}
                 _ => {
-                    diags.error(ErrorKind::Schema, &doc.span, "", format!("the top level must be a mapping, found a {}", doc.type_name()));
+                    diags.error(
+                        ErrorKind::Schema,
+                        &doc.span,
+                        "",
+                        format!(
+                            "the top level must be a mapping (found: {})",
+                            doc.type_name()
+                        ),
+                    );
                     return None;
                 }
             }
@@ -151,7 +182,12 @@ impl Loader {
             }
         }
         if out.is_none() && single {
-            diags.error(ErrorKind::Empty, &Span::new(name, 1, 1), "", "empty stack file");
+            diags.error(
+                ErrorKind::Empty,
+                &Span::new(name, 1, 1),
+                "",
+                "empty stack file",
+            );
         }
         out
     }
@@ -167,7 +203,9 @@ struct SubLoader<'a> {
 
 impl FileLoader for SubLoader<'_> {
     fn load_file(&mut self, path: &Path, diags: &mut Diagnostics) -> Option<Node> {
-        let l = Loader { vars: self.vars.clone() };
+        let l = Loader {
+            vars: self.vars.clone(),
+        };
         let mut doc = l.parse(&Source::Path(path.to_path_buf()), diags, true)?;
         l.interpolate(&mut doc, diags);
         Some(doc)
@@ -187,8 +225,11 @@ impl IncludeLoader for SubLoader<'_> {
             .map(Path::to_path_buf)
             .or_else(|| paths[0].parent().map(Path::to_path_buf))
             .unwrap_or_default();
-        let env_files: Vec<PathBuf> =
-            if env_files.is_empty() { vec![dir.join(".env")] } else { env_files.to_vec() };
+        let env_files: Vec<PathBuf> = if env_files.is_empty() {
+            vec![dir.join(".env")]
+        } else {
+            env_files.to_vec()
+        };
         let mut vars = self.vars.clone();
         let mut dot = Vars::new();
         for f in &env_files {
@@ -204,7 +245,9 @@ impl IncludeLoader for SubLoader<'_> {
         let l = Loader { vars: vars.clone() };
         let mut merged: Option<Node> = None;
         for p in paths {
-            let Some(mut doc) = l.parse(&Source::Path(p.clone()), diags, true) else { continue };
+            let Some(mut doc) = l.parse(&Source::Path(p.clone()), diags, true) else {
+                continue;
+            };
             l.interpolate(&mut doc, diags);
             // Relative paths in an included file are relative to its project directory.
             let mut sub = SubLoader { vars: &vars };
@@ -218,7 +261,11 @@ impl IncludeLoader for SubLoader<'_> {
             for kind in ["secrets", "configs"] {
                 if let Some(items) = doc.get_mut(kind).and_then(Node::as_map_mut) {
                     for e in items.values_mut() {
-                        if let Some(Node { value: Value::Str(f), .. }) = e.node.get_mut("file") {
+                        if let Some(Node {
+                            value: Value::Str(f),
+                            ..
+                        }) = e.node.get_mut("file")
+                        {
                             *f = absolutize(&dir, f);
                         }
                     }
@@ -234,7 +281,9 @@ impl IncludeLoader for SubLoader<'_> {
 }
 
 fn fail(diags: Diagnostics) -> LoadErrors {
-    LoadErrors { errors: diags.errors }
+    LoadErrors {
+        errors: diags.errors,
+    }
 }
 
 /// Load, validate and normalise a project. All errors found are returned together.
@@ -248,7 +297,10 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
                     ErrorKind::Empty,
                     Span::synthetic(&opts.working_dir.display().to_string()),
                     "",
-                    format!("no stack file found here or in a parent directory (looked for {})", STACK_FILE_NAMES.join(", ")),
+                    format!(
+                        "no stack file found here or in a parent directory (looked for {})",
+                        STACK_FILE_NAMES.join(", ")
+                    ),
                 )));
             }
         }
@@ -262,13 +314,22 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
             .collect()
     };
     let first_dir = match &files[0] {
-        Source::Path(p) => p.parent().map(Path::to_path_buf).unwrap_or_else(|| opts.working_dir.clone()),
+        Source::Path(p) => p
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| opts.working_dir.clone()),
         Source::Inline { .. } => opts.working_dir.clone(),
     };
     let project_dir = opts
         .project_directory
         .as_ref()
-        .map(|d| if d.is_relative() { opts.working_dir.join(d) } else { d.clone() })
+        .map(|d| {
+            if d.is_relative() {
+                opts.working_dir.join(d)
+            } else {
+                d.clone()
+            }
+        })
         .unwrap_or(first_dir);
 
     // Interpolation variables: the environment wins over .env / --env-file.
@@ -277,7 +338,16 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
         let p = project_dir.join(".env");
         if p.is_file() { vec![p] } else { Vec::new() }
     } else {
-        opts.env_files.iter().map(|p| if p.is_relative() { opts.working_dir.join(p) } else { p.clone() }).collect()
+        opts.env_files
+            .iter()
+            .map(|p| {
+                if p.is_relative() {
+                    opts.working_dir.join(p)
+                } else {
+                    p.clone()
+                }
+            })
+            .collect()
     };
     for f in &env_files {
         let span = Span::synthetic(&f.display().to_string());
@@ -292,7 +362,12 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
                 }
                 Err(e) => diags.error(ErrorKind::Value, &span, "", e.to_string()),
             },
-            Err(e) => diags.error(ErrorKind::Io, &span, "", format!("cannot read env file: {e}")),
+            Err(e) => diags.error(
+                ErrorKind::Io,
+                &span,
+                "",
+                format!("cannot read env file: {e}"),
+            ),
         }
     }
 
@@ -325,27 +400,41 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
     }
     let raw_name = if let Some(n) = &opts.project_name {
         n.clone()
-    } else if let Some(n) = vars.get("STACK_PROJECT_NAME").or_else(|| vars.get("COMPOSE_PROJECT_NAME")).filter(|n| !n.is_empty()) {
+    } else if let Some(n) = vars
+        .get("STACK_PROJECT_NAME")
+        .or_else(|| vars.get("COMPOSE_PROJECT_NAME"))
+        .filter(|n| !n.is_empty())
+    {
         n.clone()
-    } else if let Some(Node { value: Value::Str(s), .. }) = &name_from_file {
+    } else if let Some(Node {
+        value: Value::Str(s),
+        ..
+    }) = &name_from_file
+    {
         substitute(s, &vars, &mut Vec::new()).unwrap_or_else(|_| s.clone())
     } else {
-        project_dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+        project_dir
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
     };
     let project_name = normalize_project_name(&raw_name);
     if project_name.is_empty() {
         diags.error(ErrorKind::Value, &Span::synthetic("project name"), "name", format!("project name {raw_name:?} has no usable character: use lowercase letters, digits, '_' or '-'"));
     }
     let mut vars = vars;
-    vars.entry("COMPOSE_PROJECT_NAME".into()).or_insert_with(|| project_name.clone());
-    vars.entry("STACK_PROJECT_NAME".into()).or_insert_with(|| project_name.clone());
+    vars.entry("COMPOSE_PROJECT_NAME".into())
+        .or_insert_with(|| project_name.clone());
+    vars.entry("STACK_PROJECT_NAME".into())
+        .or_insert_with(|| project_name.clone());
     let loader = Loader { vars: vars.clone() };
 
     let mut merged: Option<Node> = None;
     for (mut doc, dir) in docs {
         loader.interpolate(&mut doc, &mut diags);
         let mut sub = SubLoader { vars: &vars };
-        let mut stack = HashSet::new();
+        // The top-level files count as being loaded: including one of them is a cycle.
+        let mut stack: HashSet<PathBuf> = read_files.iter().cloned().collect();
         resolve_include(&mut doc, &dir, &mut sub, &mut diags, &mut stack);
         resolve_extends(&mut doc, &dir, &mut sub, &mut diags, 0);
         if dir != project_dir
@@ -362,7 +451,12 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
         }
     }
     let Some(mut merged) = merged else {
-        diags.error(ErrorKind::Empty, &Span::synthetic("stack file"), "", "empty stack file");
+        diags.error(
+            ErrorKind::Empty,
+            &Span::synthetic("stack file"),
+            "",
+            "empty stack file",
+        );
         return Err(fail(diags));
     };
     strip_resets(&mut merged);
@@ -376,7 +470,12 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
 
     apply_profiles(&mut json, &opts.profiles);
     {
-        let mut ctx = Ctx { spans: &spans, diags: &mut diags, vars: &vars, project_dir: &project_dir };
+        let mut ctx = Ctx {
+            spans: &spans,
+            diags: &mut diags,
+            vars: &vars,
+            project_dir: &project_dir,
+        };
         normalize_project(&mut json, &mut ctx);
     }
     if let serde_json::Value::Object(root) = &mut json {
@@ -390,28 +489,79 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
         Err(e) => {
             let path = e.path().to_string();
             let pointer = format!("/{}", path.replace('.', "/"));
-            let span = crate::node::span_for(&spans, &pointer).unwrap_or_else(|| Span::synthetic("<stack file>"));
+            let span = crate::node::span_for(&spans, &pointer)
+                .unwrap_or_else(|| Span::synthetic("<stack file>"));
             diags.error(ErrorKind::Value, &span, &path, e.into_inner().to_string());
             return Err(fail(diags));
         }
     };
+    let mut project = project;
+    apply_defaults(&mut project);
     crate::validate::check(&project, &spans, &mut diags);
     if diags.has_errors() {
         return Err(fail(diags));
     }
     warn_unsupported(&project, &spans, &mut diags);
-    Ok(Loaded { project, warnings: diags.warnings, files: read_files, project_directory: project_dir })
+    Ok(Loaded {
+        project,
+        warnings: diags.warnings,
+        files: read_files,
+        project_directory: project_dir,
+    })
+}
+
+/// What Compose fills in: the `default` network for services that name no
+/// network, and the real names of networks and volumes (`<project>_<key>`,
+/// or the key itself for external ones).
+fn apply_defaults(project: &mut Project) {
+    let mut uses_default = false;
+    for svc in project.services.values_mut() {
+        if svc.network_mode.is_none() && svc.networks.is_empty() {
+            svc.networks.insert("default".into(), None);
+        }
+        uses_default |= svc.networks.contains_key("default");
+    }
+    if uses_default && !project.networks.contains_key("default") {
+        project
+            .networks
+            .insert("default".into(), crate::model::Network::default());
+    }
+    let name = project.name.clone();
+    for (key, net) in project.networks.iter_mut() {
+        if net.name.is_none() {
+            net.name = Some(if net.external {
+                key.clone()
+            } else {
+                format!("{name}_{key}")
+            });
+        }
+    }
+    for (key, vol) in project.volumes.iter_mut() {
+        if vol.name.is_none() {
+            vol.name = Some(if vol.external {
+                key.clone()
+            } else {
+                format!("{name}_{key}")
+            });
+        }
+    }
 }
 
 fn apply_profiles(json: &mut serde_json::Value, active: &[String]) {
     let all = active.iter().any(|p| p == "*");
-    let Some(serde_json::Value::Object(services)) = json.get_mut("services") else { return };
+    let Some(serde_json::Value::Object(services)) = json.get_mut("services") else {
+        return;
+    };
     services.retain(|_, svc| {
-        let Some(serde_json::Value::Array(profiles)) = svc.get("profiles") else { return true };
+        let Some(serde_json::Value::Array(profiles)) = svc.get("profiles") else {
+            return true;
+        };
         if profiles.is_empty() || all {
             return true;
         }
-        profiles.iter().any(|p| p.as_str().is_some_and(|p| active.iter().any(|a| a == p)))
+        profiles
+            .iter()
+            .any(|p| p.as_str().is_some_and(|p| active.iter().any(|a| a == p)))
     });
 }
 
@@ -420,7 +570,11 @@ fn warn_unsupported(project: &Project, spans: &SpanTable, diags: &mut Diagnostic
         for key in svc.unsupported.keys() {
             let ptr = format!("/services/{name}/{key}");
             if let Some(span) = spans.get(&ptr) {
-                diags.warn(span, &format!("services.{name}.{key}"), "accepted but not supported by stack yet; ignored");
+                diags.warn(
+                    span,
+                    &format!("services.{name}.{key}"),
+                    "accepted but not supported by stack yet; ignored",
+                );
             }
         }
     }

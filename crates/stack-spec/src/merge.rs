@@ -12,15 +12,25 @@ const LIST_OR_DICT: &[&str] = &["environment", "labels", "annotations", "sysctls
 
 /// Turn `["A=1", "B"]` into `{A: "1", B: null}` (the form merges work on).
 pub fn list_to_map(node: &mut Node) {
-    let Value::Seq(items) = &node.value else { return };
+    let Value::Seq(items) = &node.value else {
+        return;
+    };
     let mut map = Map::new();
     for item in items {
-        let Some(text) = item.scalar_text() else { return };
+        let Some(text) = item.scalar_text() else {
+            return;
+        };
         let (k, v) = match text.split_once('=') {
             Some((k, v)) => (k.to_string(), Value::Str(v.to_string())),
             None => (text.clone(), Value::Null),
         };
-        map.insert(k, Entry { key_span: item.span.clone(), node: Node::new(v, item.span.clone()) });
+        map.insert(
+            k,
+            Entry {
+                key_span: item.span.clone(),
+                node: Node::new(v, item.span.clone()),
+            },
+        );
     }
     node.value = Value::Map(map);
 }
@@ -44,12 +54,24 @@ pub fn prepare_service(svc: &mut Node) {
                     let value = if key == "depends_on" {
                         let mut cond = Map::new();
                         let span = item.span.clone();
-                        cond.insert("condition".into(), Entry { key_span: span.clone(), node: Node::new(Value::Str("service_started".into()), span) });
+                        cond.insert(
+                            "condition".into(),
+                            Entry {
+                                key_span: span.clone(),
+                                node: Node::new(Value::Str("service_started".into()), span),
+                            },
+                        );
                         Value::Map(cond)
                     } else {
                         Value::Null
                     };
-                    m.insert(name.to_string(), Entry { key_span: item.span.clone(), node: Node::new(value, item.span.clone()) });
+                    m.insert(
+                        name.to_string(),
+                        Entry {
+                            key_span: item.span.clone(),
+                            node: Node::new(value, item.span.clone()),
+                        },
+                    );
                 }
             }
             e.node.value = Value::Map(m);
@@ -59,7 +81,13 @@ pub fn prepare_service(svc: &mut Node) {
         if let Value::Str(ctx) = &build.node.value {
             let span = build.node.span.clone();
             let mut m = Map::new();
-            m.insert("context".into(), Entry { key_span: span.clone(), node: Node::new(Value::Str(ctx.clone()), span) });
+            m.insert(
+                "context".into(),
+                Entry {
+                    key_span: span.clone(),
+                    node: Node::new(Value::Str(ctx.clone()), span),
+                },
+            );
             build.node.value = Value::Map(m);
         }
         if let Some(args) = build.node.get_mut("args") {
@@ -91,9 +119,16 @@ pub fn merge(base: &mut Node, over: Node, path: &str) {
                     bm.shift_remove(&k);
                     continue;
                 }
-                let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let child = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match bm.get_mut(&k) {
-                    Some(be) if !matches!(e.node.value, Value::Null) || !path_allows_null_merge(&child) => {
+                    Some(be)
+                        if !matches!(e.node.value, Value::Null)
+                            || !path_allows_null_merge(&child) =>
+                    {
                         merge(&mut be.node, e.node, &child)
                     }
                     Some(_) => {}
@@ -106,7 +141,10 @@ pub fn merge(base: &mut Node, over: Node, path: &str) {
         (Value::Seq(bs), Value::Seq(os)) => {
             let ident = identity_fn(path);
             for item in os {
-                match ident.and_then(|f| f(&item)).and_then(|id| bs.iter().position(|b| ident.and_then(|f| f(b)).as_deref() == Some(id.as_str()))) {
+                match ident.and_then(|f| f(&item)).and_then(|id| {
+                    bs.iter()
+                        .position(|b| ident.and_then(|f| f(b)).as_deref() == Some(id.as_str()))
+                }) {
                     Some(i) => bs[i] = item,
                     None => {
                         if !bs.iter().any(|b| same(b, &item)) {
@@ -126,7 +164,10 @@ pub fn merge(base: &mut Node, over: Node, path: &str) {
 /// `networks: {front: null}` over `{front: {aliases: [a]}}` keeps the settings.
 fn path_allows_null_merge(path: &str) -> bool {
     let parts: Vec<&str> = path.split('.').collect();
-    matches!(parts.as_slice(), ["services", _, "networks" | "depends_on", _])
+    matches!(
+        parts.as_slice(),
+        ["services", _, "networks" | "depends_on", _]
+    )
 }
 
 fn replaces(path: &str) -> bool {
@@ -167,7 +208,13 @@ fn port_identity(n: &Node) -> Option<String> {
     match &n.value {
         Value::Map(_) => {
             let f = |k: &str| n.get(k).and_then(Node::scalar_text).unwrap_or_default();
-            Some(format!("{}:{}:{}/{}", f("host_ip"), f("published"), f("target"), f("protocol")))
+            Some(format!(
+                "{}:{}:{}/{}",
+                f("host_ip"),
+                f("published"),
+                f("target"),
+                f("protocol")
+            ))
         }
         _ => n.scalar_text(),
     }
@@ -184,9 +231,13 @@ fn file_ref_identity(n: &Node) -> Option<String> {
 /// Equality of values, ignoring positions.
 pub fn same(a: &Node, b: &Node) -> bool {
     match (&a.value, &b.value) {
-        (Value::Seq(x), Value::Seq(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q)),
+        (Value::Seq(x), Value::Seq(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+        }
         (Value::Map(x), Value::Map(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, e)| y.get(k).is_some_and(|f| same(&e.node, &f.node)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, e)| y.get(k).is_some_and(|f| same(&e.node, &f.node)))
         }
         (x, y) => x == y,
     }
@@ -234,17 +285,34 @@ mod tests {
 
     #[test]
     fn compose_merge_rules() {
-        let mut a = doc("services:\n  w:\n    command: [a, b]\n    environment: [A=1, B=2]\n    ports: ['80:80']\n    volumes: ['./x:/data']\n");
-        let b = doc("services:\n  w:\n    command: [c]\n    environment: {B: '3'}\n    ports: ['81:81']\n    volumes: ['./y:/data']\n");
+        let mut a = doc(
+            "services:\n  w:\n    command: [a, b]\n    environment: [A=1, B=2]\n    ports: ['80:80']\n    volumes: ['./x:/data']\n",
+        );
+        let b = doc(
+            "services:\n  w:\n    command: [c]\n    environment: {B: '3'}\n    ports: ['81:81']\n    volumes: ['./y:/data']\n",
+        );
         merge(&mut a, b, "");
         let w = a.get("services").unwrap().get("w").unwrap();
-        let cmd: Vec<_> = match &w.get("command").unwrap().value { Value::Seq(s) => s.iter().map(|n| n.as_str().unwrap()).collect(), _ => vec![] };
+        let cmd: Vec<_> = match &w.get("command").unwrap().value {
+            Value::Seq(s) => s.iter().map(|n| n.as_str().unwrap()).collect(),
+            _ => vec![],
+        };
         assert_eq!(cmd, ["c"]);
-        assert_eq!(w.get("environment").unwrap().get("B").unwrap().as_str(), Some("3"));
-        assert_eq!(w.get("environment").unwrap().get("A").unwrap().as_str(), Some("1"));
-        let Value::Seq(ports) = &w.get("ports").unwrap().value else { panic!() };
+        assert_eq!(
+            w.get("environment").unwrap().get("B").unwrap().as_str(),
+            Some("3")
+        );
+        assert_eq!(
+            w.get("environment").unwrap().get("A").unwrap().as_str(),
+            Some("1")
+        );
+        let Value::Seq(ports) = &w.get("ports").unwrap().value else {
+            panic!()
+        };
         assert_eq!(ports.len(), 2);
-        let Value::Seq(vols) = &w.get("volumes").unwrap().value else { panic!() };
+        let Value::Seq(vols) = &w.get("volumes").unwrap().value else {
+            panic!()
+        };
         assert_eq!(vols.len(), 1);
         assert_eq!(vols[0].as_str(), Some("./y:/data"));
     }

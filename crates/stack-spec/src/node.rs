@@ -44,7 +44,11 @@ pub type Map = IndexMap<String, Entry>;
 
 impl Node {
     pub fn new(value: Value, span: Span) -> Self {
-        Self { value, span, tag: None }
+        Self {
+            value,
+            span,
+            tag: None,
+        }
     }
 
     pub fn as_str(&self) -> Option<&str> {
@@ -73,7 +77,9 @@ impl Node {
     }
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
-        self.as_map_mut().and_then(|m| m.get_mut(key)).map(|e| &mut e.node)
+        self.as_map_mut()
+            .and_then(|m| m.get_mut(key))
+            .map(|e| &mut e.node)
     }
 
     /// What kind of value this is, for "expected X, found Y" messages.
@@ -130,6 +136,7 @@ impl Node {
                     let len = pointer.len();
                     pointer.push('/');
                     pointer.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                    spans.insert(format!("{pointer}{KEY_SUFFIX}"), e.key_span.clone());
                     out.insert(k.clone(), e.node.to_json(pointer, spans));
                     pointer.truncate(len);
                 }
@@ -146,6 +153,9 @@ pub fn format_float(f: f64) -> String {
         f.to_string()
     }
 }
+
+/// Suffix of the span-table entry holding a mapping key's own position.
+pub const KEY_SUFFIX: &str = "#key";
 
 /// JSON pointer -> source position.
 pub type SpanTable = std::collections::HashMap<String, Span>;
@@ -187,7 +197,10 @@ mod tests {
 
     #[test]
     fn pointer_paths_read_like_keys() {
-        assert_eq!(pointer_to_path("/services/web/ports/1"), "services.web.ports[1]");
+        assert_eq!(
+            pointer_to_path("/services/web/ports/1"),
+            "services.web.ports[1]"
+        );
         assert_eq!(pointer_to_path(""), "");
         assert_eq!(pointer_to_path("/a~1b"), "a/b");
     }

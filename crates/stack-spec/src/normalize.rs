@@ -48,7 +48,10 @@ pub fn absolutize(base: &Path, p: &str) -> String {
         return p.to_string();
     }
     let expanded = if let Some(rest) = p.strip_prefix("~/") {
-        return std::env::var_os("HOME").map_or_else(|| p.to_string(), |h| PathBuf::from(h).join(rest).display().to_string());
+        return std::env::var_os("HOME").map_or_else(
+            || p.to_string(),
+            |h| PathBuf::from(h).join(rest).display().to_string(),
+        );
     } else {
         p
     };
@@ -143,21 +146,41 @@ fn normalize_resource(kind: &str, item: &mut Json, ptr: &str, ctx: &mut Ctx<'_>)
             m.insert("name".into(), n);
         }
         m.insert("external".into(), Json::Bool(true));
-        ctx.warn(&format!("{ptr}/external"), "`external.name` is deprecated, use `name` with `external: true`");
+        ctx.warn(
+            &format!("{ptr}/external"),
+            "`external.name` is deprecated, use `name` with `external: true`",
+        );
     }
-    let external = matches!(m.get("external"), Some(Json::Bool(true)) | Some(Json::String(_)));
-    if external && kind == "volumes" {
-        for conflict in ["driver", "driver_opts", "labels"] {
-            if m.contains_key(conflict) {
-                ctx.err(ErrorKind::Value, ptr, format!("conflicting parameters \"external\" and \"{conflict}\" specified"));
+    let external = matches!(m.get("external"), Some(Json::Bool(true)))
+        || matches!(m.get("external"), Some(Json::String(s)) if s == "true");
+    // An external resource is created elsewhere: settings for creating it make no sense.
+    let conflicts: &[&str] = match kind {
+        "volumes" => &["driver", "driver_opts", "labels"],
+        "networks" => &["driver", "driver_opts", "ipam", "internal"],
+        _ => &["file", "environment", "content"],
+    };
+    if external {
+        for conflict in conflicts {
+            if m.contains_key(*conflict) {
+                ctx.err(
+                    ErrorKind::Value,
+                    ptr,
+                    format!("conflicting parameters \"external\" and \"{conflict}\" specified"),
+                );
             }
         }
     }
     if matches!(kind, "secrets" | "configs") {
-        let sources: Vec<&str> =
-            ["file", "environment", "content"].into_iter().filter(|k| m.contains_key(*k)).collect();
+        let sources: Vec<&str> = ["file", "environment", "content"]
+            .into_iter()
+            .filter(|k| m.contains_key(*k))
+            .collect();
         if sources.len() > 1 {
-            ctx.err(ErrorKind::Value, ptr, format!("{} are mutually exclusive", sources.join(", ")));
+            ctx.err(
+                ErrorKind::Value,
+                ptr,
+                format!("{} are mutually exclusive", sources.join(", ")),
+            );
         }
         if let Some(Json::String(f)) = m.get_mut("file") {
             *f = absolutize(ctx.project_dir, f);
@@ -239,7 +262,11 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
                 Ok(words) => {
                     m.insert(key.into(), json!(words));
                 }
-                Err(e) => ctx.err(ErrorKind::Value, &format!("{ptr}/{key}"), format!("cannot split {s:?} into words: {e}")),
+                Err(e) => ctx.err(
+                    ErrorKind::Value,
+                    &format!("{ptr}/{key}"),
+                    format!("cannot split {s:?} into words: {e}"),
+                ),
             }
         }
     }
@@ -256,9 +283,13 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
                     *item = json!({ "path": s.clone(), "required": true });
                 }
                 let Json::Object(f) = item else { continue };
-                let Some(Json::String(p)) = f.get("path").cloned() else { continue };
-                let required = !matches!(f.get("required"), Some(Json::Bool(false)) | Some(Json::String(_)))
-                    || matches!(f.get("required"), Some(Json::String(s)) if s == "true");
+                let Some(Json::String(p)) = f.get("path").cloned() else {
+                    continue;
+                };
+                let required = !matches!(
+                    f.get("required"),
+                    Some(Json::Bool(false)) | Some(Json::String(_))
+                ) || matches!(f.get("required"), Some(Json::String(s)) if s == "true");
                 let path = absolutize(ctx.project_dir, &p);
                 f.insert("path".into(), Json::String(path.clone()));
                 let raw = matches!(f.get("format"), Some(Json::String(s)) if s == "raw");
@@ -282,7 +313,11 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
                             }
                         }
                     }
-                    Err(e) if required => ctx.err(ErrorKind::Io, &iptr, format!("env file {path} not found: {e}")),
+                    Err(e) if required => ctx.err(
+                        ErrorKind::Io,
+                        &iptr,
+                        format!("env file {path} not found: {e}"),
+                    ),
                     Err(_) => {}
                 }
             }
@@ -300,7 +335,10 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
                     );
                 }
                 let val = match v {
-                    Json::Null => ctx.vars.get(k).map_or(Json::Null, |s| Json::String(s.clone())),
+                    Json::Null => ctx
+                        .vars
+                        .get(k)
+                        .map_or(Json::Null, |s| Json::String(s.clone())),
                     other => Json::String(text(other).unwrap_or_default()),
                 };
                 env.insert(k.clone(), val);
@@ -328,9 +366,17 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
                                 labels.insert(k, Json::String(v.unwrap_or_default()));
                             }
                         }
-                        Err(e) => ctx.err(ErrorKind::Value, &format!("{ptr}/label_file/{i}"), format!("{path}: {e}")),
+                        Err(e) => ctx.err(
+                            ErrorKind::Value,
+                            &format!("{ptr}/label_file/{i}"),
+                            format!("{path}: {e}"),
+                        ),
                     },
-                    Err(e) => ctx.err(ErrorKind::Io, &format!("{ptr}/label_file/{i}"), format!("label file {path}: {e}")),
+                    Err(e) => ctx.err(
+                        ErrorKind::Io,
+                        &format!("{ptr}/label_file/{i}"),
+                        format!("label file {path}: {e}"),
+                    ),
                 }
             }
         }
@@ -351,7 +397,20 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
             string_map(v);
         }
     }
-    for key in ["dns", "dns_search", "dns_opt", "tmpfs", "expose", "cap_add", "cap_drop", "security_opt", "group_add", "profiles", "links", "volumes_from"] {
+    for key in [
+        "dns",
+        "dns_search",
+        "dns_opt",
+        "tmpfs",
+        "expose",
+        "cap_add",
+        "cap_drop",
+        "security_opt",
+        "group_add",
+        "profiles",
+        "links",
+        "volumes_from",
+    ] {
         if let Some(v) = m.get_mut(key) {
             string_list(v);
         }
@@ -372,7 +431,11 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
                             Ok(t) => {
                                 p.insert("target".into(), json!(t));
                             }
-                            Err(_) => ctx.err(ErrorKind::Value, &format!("{iptr}/target"), format!("invalid container port {t:?}")),
+                            Err(_) => ctx.err(
+                                ErrorKind::Value,
+                                &format!("{iptr}/target"),
+                                format!("invalid container port {t:?}"),
+                            ),
                         }
                     }
                     out.push(Json::Object(p));
@@ -380,7 +443,11 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
                 other => {
                     let spec = text(&other).unwrap_or_default();
                     match parse_port_spec(&spec) {
-                        Ok(ports) => out.extend(ports.into_iter().map(|p| serde_json::to_value(p).unwrap_or(Json::Null))),
+                        Ok(ports) => out.extend(
+                            ports
+                                .into_iter()
+                                .map(|p| serde_json::to_value(p).unwrap_or(Json::Null)),
+                        ),
                         Err(e) => ctx.err(ErrorKind::Value, &iptr, e.to_string()),
                     }
                 }
@@ -473,11 +540,21 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
                 check_duration(rp, key, &format!("{dptr}/restart_policy"), ctx);
             }
         }
+        for section in ["update_config", "rollback_config"] {
+            if let Some(Json::Object(c)) = d.get(section) {
+                for key in ["delay", "monitor"] {
+                    check_duration(c, key, &format!("{dptr}/{section}"), ctx);
+                }
+            }
+        }
     }
 
     if let Some(Json::Object(u)) = m.get_mut("ulimits") {
         for v in u.values_mut() {
-            if let Some(n) = v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())) {
+            if let Some(n) = v
+                .as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            {
                 *v = json!({ "soft": n, "hard": n });
             }
         }
@@ -491,7 +568,9 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
                     if let Some(t) = text(i) {
                         out.push(match t.split_once('=') {
                             Some(_) => t.clone(),
-                            None => t.split_once(':').map_or(t.clone(), |(h, ip)| format!("{h}={ip}")),
+                            None => t
+                                .split_once(':')
+                                .map_or(t.clone(), |(h, ip)| format!("{h}={ip}")),
                         });
                     }
                 }
@@ -499,7 +578,9 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
             Json::Object(map) => {
                 for (h, v) in map.iter() {
                     match v {
-                        Json::Array(ips) => out.extend(ips.iter().filter_map(text).map(|ip| format!("{h}={ip}"))),
+                        Json::Array(ips) => {
+                            out.extend(ips.iter().filter_map(text).map(|ip| format!("{h}={ip}")))
+                        }
                         other => out.push(format!("{h}={}", text(other).unwrap_or_default())),
                     }
                 }
@@ -516,7 +597,9 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
                 *d = match parts.as_slice() {
                     [src] => json!({"source": src, "target": src, "permissions": "rwm"}),
                     [src, dst] => json!({"source": src, "target": dst, "permissions": "rwm"}),
-                    [src, dst, perm, ..] => json!({"source": src, "target": dst, "permissions": perm}),
+                    [src, dst, perm, ..] => {
+                        json!({"source": src, "target": dst, "permissions": perm})
+                    }
                     [] => Json::Null,
                 };
             }
@@ -564,7 +647,12 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
     }
 
     if let Some(Json::Object(blk)) = m.get_mut("blkio_config") {
-        for key in ["device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops"] {
+        for key in [
+            "device_read_bps",
+            "device_write_bps",
+            "device_read_iops",
+            "device_write_iops",
+        ] {
             if let Some(Json::Array(items)) = blk.get_mut(key) {
                 for (i, it) in items.iter_mut().enumerate() {
                     if let Json::Object(o) = it {
@@ -600,11 +688,26 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
     }
 
     if let Some(Json::Object(nets)) = m.get_mut("networks") {
-        for v in nets.values_mut() {
-            if let Json::Object(n) = v
-                && let Some(o) = n.get_mut("driver_opts")
-            {
+        for (net, v) in nets.iter_mut() {
+            let Json::Object(n) = v else { continue };
+            if let Some(o) = n.get_mut("driver_opts") {
                 string_map(o);
+            }
+            for (key, v6) in [("ipv4_address", false), ("ipv6_address", true)] {
+                if let Some(Json::String(ip)) = n.get(key) {
+                    let ok = ip
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|a| a.is_ipv6() == v6);
+                    if !ok {
+                        let p = format!("{ptr}/networks/{}/{key}", esc(net));
+                        let want = if v6 { "an IPv6" } else { "an IPv4" };
+                        ctx.err(
+                            ErrorKind::Value,
+                            &p,
+                            format!("{ip:?} is not {want} address"),
+                        );
+                    }
+                }
             }
         }
     }

@@ -9,9 +9,13 @@ use crate::model::{PortMode, PortProtocol, ServicePort};
 pub enum PortError {
     #[error("no port specified in {0:?}")]
     Empty(String),
-    #[error("invalid container port {port:?} in {spec:?}: expected a number 1-65535 or a range like 80-90")]
+    #[error(
+        "invalid container port {port:?} in {spec:?}: expected a number 1-65535 or a range like 80-90"
+    )]
     ContainerPort { spec: String, port: String },
-    #[error("invalid host port {port:?} in {spec:?}: expected a number 0-65535 or a range like 8000-8010")]
+    #[error(
+        "invalid host port {port:?} in {spec:?}: expected a number 0-65535 or a range like 8000-8010"
+    )]
     HostPort { spec: String, port: String },
     #[error("invalid protocol {proto:?} in {spec:?}: expected tcp, udp or sctp")]
     Protocol { spec: String, proto: String },
@@ -44,31 +48,49 @@ pub fn parse_port_spec(spec: &str) -> Result<Vec<ServicePort>, PortError> {
     }
     let (rest, proto) = match spec.rsplit_once('/') {
         Some((r, p)) => {
-            let proto = parse_protocol(p).ok_or_else(|| PortError::Protocol { spec: spec.into(), proto: p.into() })?;
+            let proto = parse_protocol(p).ok_or_else(|| PortError::Protocol {
+                spec: spec.into(),
+                proto: p.into(),
+            })?;
             (r, proto)
         }
         None => (spec, PortProtocol::Tcp),
     };
     // host_ip:published:target, with the IP possibly in brackets (IPv6).
     let (ip, remainder) = if let Some(r) = rest.strip_prefix('[') {
-        let (ip, after) = r.split_once(']').ok_or_else(|| PortError::HostIp { spec: spec.into(), ip: rest.into() })?;
-        let after = after.strip_prefix(':').ok_or_else(|| PortError::HostIp { spec: spec.into(), ip: ip.into() })?;
+        let (ip, after) = r.split_once(']').ok_or_else(|| PortError::HostIp {
+            spec: spec.into(),
+            ip: rest.into(),
+        })?;
+        let after = after.strip_prefix(':').ok_or_else(|| PortError::HostIp {
+            spec: spec.into(),
+            ip: ip.into(),
+        })?;
         (Some(ip.to_string()), after.to_string())
     } else {
         let parts: Vec<&str> = rest.split(':').collect();
         match parts.len() {
             1 | 2 => (None, rest.to_string()),
-            3 => (Some(parts[0].to_string()), format!("{}:{}", parts[1], parts[2])),
+            3 => (
+                Some(parts[0].to_string()),
+                format!("{}:{}", parts[1], parts[2]),
+            ),
             _ => {
                 let (ip, _) = rest.rsplit_once(':').unwrap_or((rest, ""));
-                return Err(PortError::HostIp { spec: spec.into(), ip: ip.into() });
+                return Err(PortError::HostIp {
+                    spec: spec.into(),
+                    ip: ip.into(),
+                });
             }
         }
     };
     if let Some(ip) = &ip
         && ip.parse::<IpAddr>().is_err()
     {
-        return Err(PortError::HostIp { spec: spec.into(), ip: ip.clone() });
+        return Err(PortError::HostIp {
+            spec: spec.into(),
+            ip: ip.clone(),
+        });
     }
     let (published, target) = match remainder.rsplit_once(':') {
         Some((p, t)) => (p.to_string(), t.to_string()),
@@ -76,18 +98,28 @@ pub fn parse_port_spec(spec: &str) -> Result<Vec<ServicePort>, PortError> {
     };
     let (t0, t1) = parse_range(&target)
         .filter(|(a, _)| *a > 0)
-        .ok_or_else(|| PortError::ContainerPort { spec: spec.into(), port: target.clone() })?;
+        .ok_or_else(|| PortError::ContainerPort {
+            spec: spec.into(),
+            port: target.clone(),
+        })?;
     let published_range = if published.is_empty() {
         None
     } else {
-        Some(parse_range(&published).ok_or_else(|| PortError::HostPort { spec: spec.into(), port: published.clone() })?)
+        Some(parse_range(&published).ok_or_else(|| PortError::HostPort {
+            spec: spec.into(),
+            port: published.clone(),
+        })?)
     };
     let tlen = t1 - t0;
     let mut out = Vec::new();
     for (i, target) in (t0..=t1).enumerate() {
         let published = match published_range {
             None => None,
-            Some((p0, p1)) if tlen == 0 => Some(if p0 == p1 { p0.to_string() } else { format!("{p0}-{p1}") }),
+            Some((p0, p1)) if tlen == 0 => Some(if p0 == p1 {
+                p0.to_string()
+            } else {
+                format!("{p0}-{p1}")
+            }),
             Some((p0, p1)) => {
                 if p1 - p0 != tlen {
                     return Err(PortError::RangeMismatch(spec.into()));

@@ -4,9 +4,13 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnitError {
-    #[error("invalid duration {0:?}: expected a sequence of <number><unit> with units ns, us, ms, s, m, h, d, w (e.g. 1m30s)")]
+    #[error(
+        "invalid duration {0:?}: expected a sequence of <number><unit> with units ns, us, ms, s, m, h, d, w (e.g. 1m30s)"
+    )]
     Duration(String),
-    #[error("invalid size {0:?}: expected bytes or <number><unit> with units b, k, m, g, t, p (e.g. 512m, 1.5g, 2GiB)")]
+    #[error(
+        "invalid size {0:?}: expected bytes or <number><unit> with units b, k, m, g, t, p (e.g. 512m, 1.5g, 2GiB)"
+    )]
     Size(String),
 }
 
@@ -25,12 +29,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
     let mut total: u128 = 0;
     let mut rest = body;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return Err(err());
         }
         let (num, after) = rest.split_at(num_len);
-        let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_len);
         let scale: u128 = match unit {
             "ns" => 1,
@@ -47,7 +55,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
         if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
             return Err(err());
         }
-        let int: u128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| err())? };
+        let int: u128 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| err())?
+        };
         let mut part = int.checked_mul(scale).ok_or_else(err)?;
         // Exact decimal fraction, truncated to nanoseconds.
         let mut unit_frac = scale;
@@ -98,7 +110,11 @@ pub fn format_duration(d: Duration) -> String {
         return s;
     }
     let (h, m) = (mins / 60, mins % 60);
-    if h == 0 { format!("{m}m{s}") } else { format!("{h}h{m}m{s}") }
+    if h == 0 {
+        format!("{m}m{s}")
+    } else {
+        format!("{h}h{m}m{s}")
+    }
 }
 
 /// Parse a byte size like docker's go-units `RAMInBytes` (binary units,
@@ -109,9 +125,12 @@ pub fn parse_bytes(s: &str) -> Result<i64, UnitError> {
     if let Ok(v) = s.parse::<i64>() {
         return Ok(v);
     }
-    let num_len = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let num_len = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, rest) = s.split_at(num_len);
-    if num.is_empty() || num.starts_with('.') || num.ends_with('.') || num.matches('.').count() > 1 {
+    if num.is_empty() || num.starts_with('.') || num.ends_with('.') || num.matches('.').count() > 1
+    {
         return Err(err());
     }
     let unit = rest.strip_prefix(' ').unwrap_or(rest).to_ascii_lowercase();
@@ -146,8 +165,19 @@ mod tests {
 
     #[test]
     fn durations_round_trip_like_go() {
-        for (text, shown) in [("1m30s", "1m30s"), ("1.5s", "1.5s"), ("100ms", "100ms"), ("1h", "1h0m0s"), ("0", "0s"), ("1us", "1µs")] {
-            assert_eq!(format_duration(parse_duration(text).unwrap()), shown, "{text}");
+        for (text, shown) in [
+            ("1m30s", "1m30s"),
+            ("1.5s", "1.5s"),
+            ("100ms", "100ms"),
+            ("1h", "1h0m0s"),
+            ("0", "0s"),
+            ("1us", "1µs"),
+        ] {
+            assert_eq!(
+                format_duration(parse_duration(text).unwrap()),
+                shown,
+                "{text}"
+            );
         }
         assert!(parse_duration("1h30").is_err());
         assert!(parse_duration("10 s").is_err());

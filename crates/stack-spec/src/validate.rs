@@ -31,29 +31,58 @@ pub fn check(project: &Project, spans: &SpanTable, diags: &mut Diagnostics) {
         let path = |rest: &str| format!("services.{name}.{rest}");
         for (dep, d) in &svc.depends_on {
             if !project.services.contains_key(dep) && d.required {
-                diags.error(ErrorKind::Reference, &at(&["depends_on", dep]), &path(&format!("depends_on.{dep}")), format!("service {name:?} depends on undefined service {dep:?}"));
+                diags.error(
+                    ErrorKind::Reference,
+                    &at(&["depends_on", dep]),
+                    &path(&format!("depends_on.{dep}")),
+                    format!("service {name:?} depends on undefined service {dep:?}"),
+                );
             }
         }
         for (net, _) in &svc.networks {
             if net != "default" && !project.networks.contains_key(net) {
-                diags.error(ErrorKind::Reference, &at(&["networks", net]), &path(&format!("networks.{net}")), format!("service {name:?} refers to undefined network {net:?}"));
+                diags.error(
+                    ErrorKind::Reference,
+                    &at(&["networks", net]),
+                    &path(&format!("networks.{net}")),
+                    format!("service {name:?} refers to undefined network {net:?}"),
+                );
             }
         }
         if let Some(mode) = &svc.network_mode {
             if !svc.networks.is_empty() {
-                diags.error(ErrorKind::Reference, &at(&["network_mode"]), &path("network_mode"), format!("service {name:?} declares mutually exclusive `network_mode` and `networks`"));
+                diags.error(
+                    ErrorKind::Reference,
+                    &at(&["network_mode"]),
+                    &path("network_mode"),
+                    format!(
+                        "service {name:?} declares mutually exclusive `network_mode` and `networks`"
+                    ),
+                );
             }
             if let NetworkMode::Service(other) = mode
                 && !project.services.contains_key(other)
             {
-                diags.error(ErrorKind::Reference, &at(&["network_mode"]), &path("network_mode"), format!("service {name:?} uses the network of undefined service {other:?}"));
+                diags.error(
+                    ErrorKind::Reference,
+                    &at(&["network_mode"]),
+                    &path("network_mode"),
+                    format!("service {name:?} uses the network of undefined service {other:?}"),
+                );
             }
         }
         for (key, value) in [("ipc", &svc.ipc), ("pid", &svc.pid)] {
             if let Some(other) = value.as_deref().and_then(|v| v.strip_prefix("service:"))
                 && !project.services.contains_key(other)
             {
-                diags.error(ErrorKind::Reference, &at(&[key]), &path(key), format!("service {name:?} depends on undefined service {other:?} (through {key})"));
+                diags.error(
+                    ErrorKind::Reference,
+                    &at(&[key]),
+                    &path(key),
+                    format!(
+                        "service {name:?} depends on undefined service {other:?} (through {key})"
+                    ),
+                );
             }
         }
         let mut targets: HashMap<&str, String> = HashMap::new();
@@ -63,42 +92,80 @@ pub fn check(project: &Project, spans: &SpanTable, diags: &mut Diagnostics) {
                 && let Some(src) = &v.source
                 && !project.volumes.contains_key(src)
             {
-                diags.error(ErrorKind::Reference, &at(&["volumes", &is]), &path(&format!("volumes[{i}]")), format!("service {name:?} refers to undefined volume {src:?}"));
+                diags.error(
+                    ErrorKind::Reference,
+                    &at(&["volumes", &is]),
+                    &path(&format!("volumes[{i}]")),
+                    format!("service {name:?} refers to undefined volume {src:?}"),
+                );
             }
             if let Some(prev) = targets.insert(&v.target, format!("services.{name}.volumes[{i}]")) {
-                diags.error(ErrorKind::Reference, &at(&["volumes", &is]), &path(&format!("volumes[{i}]")), format!("target {} already mounted as {prev}", v.target));
+                diags.error(
+                    ErrorKind::Reference,
+                    &at(&["volumes", &is]),
+                    &path(&format!("volumes[{i}]")),
+                    format!("target {} already mounted as {prev}", v.target),
+                );
             }
         }
         for (i, t) in svc.tmpfs.iter().enumerate() {
             let target = t.split(':').next().unwrap_or(t);
             if let Some(prev) = targets.get(target) {
-                diags.error(ErrorKind::Reference, &at(&["tmpfs", &i.to_string()]), &path(&format!("tmpfs[{i}]")), format!("target {target} already mounted as {prev}"));
+                diags.error(
+                    ErrorKind::Reference,
+                    &at(&["tmpfs", &i.to_string()]),
+                    &path(&format!("tmpfs[{i}]")),
+                    format!("target {target} already mounted as {prev}"),
+                );
             }
         }
-        for (kind, refs, defined) in [("secret", &svc.secrets, &project.secrets), ("config", &svc.configs, &project.configs)] {
+        for (kind, refs, defined) in [
+            ("secret", &svc.secrets, &project.secrets),
+            ("config", &svc.configs, &project.configs),
+        ] {
             for (i, r) in refs.iter().enumerate() {
                 if !defined.contains_key(&r.source) {
                     let key = format!("{kind}s");
-                    diags.error(ErrorKind::Reference, &at(&[&key, &i.to_string()]), &path(&format!("{key}[{i}]")), format!("service {name:?} refers to undefined {kind} {:?}", r.source));
+                    diags.error(
+                        ErrorKind::Reference,
+                        &at(&[&key, &i.to_string()]),
+                        &path(&format!("{key}[{i}]")),
+                        format!("service {name:?} refers to undefined {kind} {:?}", r.source),
+                    );
                 }
             }
         }
         if let Some(dev) = &svc.develop {
             for (i, w) in dev.watch.iter().enumerate() {
                 if w.action.needs_target() && w.target.is_none() {
-                    diags.error(ErrorKind::Reference, &at(&["develop", "watch", &i.to_string()]), &path(&format!("develop.watch[{i}]")), "target is required for sync actions");
+                    diags.error(
+                        ErrorKind::Reference,
+                        &at(&["develop", "watch", &i.to_string()]),
+                        &path(&format!("develop.watch[{i}]")),
+                        "target is required for sync actions",
+                    );
                 }
             }
         }
         if let Some(cn) = &svc.container_name
             && let Some(other) = container_names.insert(cn, name)
         {
-            diags.error(ErrorKind::Reference, &at(&["container_name"]), &path("container_name"), format!("container name {cn:?} is already used by service {other:?}"));
+            diags.error(
+                ErrorKind::Reference,
+                &at(&["container_name"]),
+                &path("container_name"),
+                format!("container name {cn:?} is already used by service {other:?}"),
+            );
         }
         for (i, v) in svc.volumes_from.iter().enumerate() {
             let target = v.split(':').next().unwrap_or(v);
             if !target.starts_with("container:") && !project.services.contains_key(target) {
-                diags.error(ErrorKind::Reference, &at(&["volumes_from", &i.to_string()]), &path(&format!("volumes_from[{i}]")), format!("service {name:?} takes volumes from undefined service {target:?}"));
+                diags.error(
+                    ErrorKind::Reference,
+                    &at(&["volumes_from", &i.to_string()]),
+                    &path(&format!("volumes_from[{i}]")),
+                    format!("service {name:?} takes volumes from undefined service {target:?}"),
+                );
             }
         }
     }
@@ -107,7 +174,11 @@ pub fn check(project: &Project, spans: &SpanTable, diags: &mut Diagnostics) {
 
 fn cycles(project: &Project, spans: &SpanTable, diags: &mut Diagnostics) {
     let mut g = DiGraph::<&str, ()>::new();
-    let idx: HashMap<&str, _> = project.services.keys().map(|n| (n.as_str(), g.add_node(n.as_str()))).collect();
+    let idx: HashMap<&str, _> = project
+        .services
+        .keys()
+        .map(|n| (n.as_str(), g.add_node(n.as_str())))
+        .collect();
     for (name, svc) in &project.services {
         for dep in svc.depends_on.keys() {
             if let Some(&to) = idx.get(dep.as_str()) {
@@ -122,7 +193,10 @@ fn cycles(project: &Project, spans: &SpanTable, diags: &mut Diagnostics) {
         }
         let members: HashSet<_> = scc.iter().copied().collect();
         // Start at the first service in file order and follow edges inside the cycle.
-        let start = *scc.iter().min_by_key(|n| project.services.get_index_of(g[**n]).unwrap_or(0)).unwrap_or(&scc[0]);
+        let start = *scc
+            .iter()
+            .min_by_key(|n| project.services.get_index_of(g[**n]).unwrap_or(0))
+            .unwrap_or(&scc[0]);
         let mut path = vec![g[start]];
         let mut cur = start;
         let mut seen = HashSet::new();
@@ -130,7 +204,9 @@ fn cycles(project: &Project, spans: &SpanTable, diags: &mut Diagnostics) {
         loop {
             let mut next: Vec<_> = g.neighbors(cur).filter(|n| members.contains(n)).collect();
             next.sort_by_key(|n| project.services.get_index_of(g[*n]).unwrap_or(0));
-            let Some(&n) = next.iter().find(|n| **n == start || !seen.contains(*n)) else { break };
+            let Some(&n) = next.iter().find(|n| **n == start || !seen.contains(*n)) else {
+                break;
+            };
             path.push(g[n]);
             if n == start {
                 break;

@@ -9,7 +9,9 @@ pub enum VolumeError {
     Empty,
     #[error("invalid volume specification {spec:?}: {reason}")]
     Invalid { spec: String, reason: &'static str },
-    #[error("unknown volume option {option:?} in {spec:?}: expected ro, rw, z, Z, nocopy, a propagation mode or cached/delegated/consistent")]
+    #[error(
+        "unknown volume option {option:?} in {spec:?}: expected ro, rw, z, Z, nocopy, a propagation mode or cached/delegated/consistent"
+    )]
     Option { spec: String, option: String },
 }
 
@@ -32,7 +34,10 @@ fn split(spec: &str) -> Vec<String> {
 }
 
 fn is_path(s: &str) -> bool {
-    s.starts_with('.') || s.starts_with('/') || s.starts_with('~') || (s.len() > 2 && s.as_bytes()[1] == b':')
+    s.starts_with('.')
+        || s.starts_with('/')
+        || s.starts_with('~')
+        || (s.len() > 2 && s.as_bytes()[1] == b':')
 }
 
 pub fn parse_short(spec: &str) -> Result<Json, VolumeError> {
@@ -44,10 +49,18 @@ pub fn parse_short(spec: &str) -> Result<Json, VolumeError> {
         [t] => (None, t.clone(), None),
         [s, t] => (Some(s.clone()), t.clone(), None),
         [s, t, o] => (Some(s.clone()), t.clone(), Some(o.clone())),
-        _ => return Err(VolumeError::Invalid { spec: spec.into(), reason: "too many ':'" }),
+        _ => {
+            return Err(VolumeError::Invalid {
+                spec: spec.into(),
+                reason: "too many ':'",
+            });
+        }
     };
     if target.is_empty() {
-        return Err(VolumeError::Invalid { spec: spec.into(), reason: "no target path" });
+        return Err(VolumeError::Invalid {
+            spec: spec.into(),
+            reason: "no target path",
+        });
     }
     let mut v = JMap::new();
     let kind = match &source {
@@ -57,7 +70,10 @@ pub fn parse_short(spec: &str) -> Result<Json, VolumeError> {
     v.insert("type".into(), json!(kind));
     if let Some(s) = &source {
         if s.is_empty() {
-            return Err(VolumeError::Invalid { spec: spec.into(), reason: "empty source" });
+            return Err(VolumeError::Invalid {
+                spec: spec.into(),
+                reason: "empty source",
+            });
         }
         v.insert("source".into(), json!(s));
     }
@@ -82,7 +98,12 @@ pub fn parse_short(spec: &str) -> Result<Json, VolumeError> {
             "cached" | "delegated" | "consistent" => {
                 v.insert("consistency".into(), json!(o));
             }
-            _ => return Err(VolumeError::Option { spec: spec.into(), option: o.into() }),
+            _ => {
+                return Err(VolumeError::Option {
+                    spec: spec.into(),
+                    option: o.into(),
+                });
+            }
         }
     }
     if kind == "bind" {

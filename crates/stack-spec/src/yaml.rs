@@ -20,7 +20,13 @@ const MAX_DEPTH: usize = 256;
 
 /// Parse every document of `text`. `file` is the name errors show.
 pub fn parse(text: &str, file: &Arc<str>) -> Result<Vec<Node>, LoadError> {
-    let mut b = Builder { file: file.clone(), anchors: HashMap::new(), expanded: 0, stack: Vec::new(), docs: Vec::new() };
+    let mut b = Builder {
+        file: file.clone(),
+        anchors: HashMap::new(),
+        expanded: 0,
+        stack: Vec::new(),
+        docs: Vec::new(),
+    };
     for ev in Parser::new_from_str(text) {
         let (ev, span) = ev.map_err(|e| {
             let m = e.marker();
@@ -46,8 +52,18 @@ struct Builder {
 }
 
 enum Frame {
-    Seq { node: Node, anchor: usize, items: Vec<Node> },
-    Map { node: Node, anchor: usize, map: Map, merges: Vec<Node>, key: Option<(String, Span, bool)> },
+    Seq {
+        node: Node,
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        node: Node,
+        anchor: usize,
+        map: Map,
+        merges: Vec<Node>,
+        key: Option<(String, Span, bool)>,
+    },
 }
 
 fn merge_tag(tag: Option<&saphyr_parser::Tag>) -> Option<MergeTag> {
@@ -72,7 +88,11 @@ fn count(node: &Node) -> usize {
 
 impl Builder {
     fn span(&self, s: &YSpan) -> Span {
-        Span::new(self.file.clone(), s.start.line() as u32, s.start.col() as u32 + 1)
+        Span::new(
+            self.file.clone(),
+            s.start.line() as u32,
+            s.start.col() as u32 + 1,
+        )
     }
 
     fn err(&self, span: &Span, msg: impl Into<String>) -> LoadError {
@@ -82,9 +102,11 @@ impl Builder {
     fn event(&mut self, ev: Event<'_>, ys: YSpan) -> Result<(), LoadError> {
         let span = self.span(&ys);
         match ev {
-            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart(_) | Event::DocumentEnd => {
-                Ok(())
-            }
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart(_)
+            | Event::DocumentEnd => Ok(()),
             Event::Alias(id) => {
                 let Some((node, size)) = self.anchors.get(&id) else {
                     return Err(self.err(
@@ -96,7 +118,9 @@ impl Builder {
                 if self.expanded > ALIAS_NODE_BUDGET {
                     return Err(self.err(
                         &span,
-                        format!("excessive aliasing: alias expansion exceeds {ALIAS_NODE_BUDGET} nodes"),
+                        format!(
+                            "excessive aliasing: alias expansion exceeds {ALIAS_NODE_BUDGET} nodes"
+                        ),
                     ));
                 }
                 let mut node = node.clone();
@@ -105,7 +129,9 @@ impl Builder {
                 self.push_value(node, true)
             }
             Event::Scalar(text, style, anchor, tag) => {
-                let forced_str = tag.as_ref().is_some_and(|t| t.handle == "tag:yaml.org,2002:" && t.suffix == "str");
+                let forced_str = tag
+                    .as_ref()
+                    .is_some_and(|t| t.handle == "tag:yaml.org,2002:" && t.suffix == "str");
                 let value = if style == ScalarStyle::Plain && !forced_str {
                     resolve_plain(&text)
                 } else {
@@ -113,38 +139,63 @@ impl Builder {
                 };
                 let mut node = Node::new(value, span);
                 node.tag = merge_tag(tag.as_deref());
-                if node.tag == Some(MergeTag::Reset) && matches!(node.value, Value::Str(ref s) if s.is_empty()) {
+                if node.tag == Some(MergeTag::Reset)
+                    && matches!(node.value, Value::Str(ref s) if s.is_empty())
+                {
                     node.value = Value::Null;
                 }
                 if anchor > 0 {
                     self.anchors.insert(anchor, (node.clone(), 1));
                 }
-                let is_merge_key = style == ScalarStyle::Plain && matches!(node.value, Value::Str(ref s) if s == "<<");
+                let is_merge_key = style == ScalarStyle::Plain
+                    && matches!(node.value, Value::Str(ref s) if s == "<<");
                 self.push_scalar(node, is_merge_key)
             }
             Event::SequenceStart(anchor, tag) => {
                 self.depth_check(&span)?;
                 let mut node = Node::new(Value::Null, span);
                 node.tag = merge_tag(tag.as_deref());
-                self.stack.push(Frame::Seq { node, anchor, items: Vec::new() });
+                self.stack.push(Frame::Seq {
+                    node,
+                    anchor,
+                    items: Vec::new(),
+                });
                 Ok(())
             }
             Event::MappingStart(anchor, tag) => {
                 self.depth_check(&span)?;
                 let mut node = Node::new(Value::Null, span);
                 node.tag = merge_tag(tag.as_deref());
-                self.stack.push(Frame::Map { node, anchor, map: Map::new(), merges: Vec::new(), key: None });
+                self.stack.push(Frame::Map {
+                    node,
+                    anchor,
+                    map: Map::new(),
+                    merges: Vec::new(),
+                    key: None,
+                });
                 Ok(())
             }
             Event::SequenceEnd => {
-                let Some(Frame::Seq { mut node, anchor, items }) = self.stack.pop() else {
+                let Some(Frame::Seq {
+                    mut node,
+                    anchor,
+                    items,
+                }) = self.stack.pop()
+                else {
                     return Err(self.err(&span, "unbalanced sequence"));
                 };
                 node.value = Value::Seq(items);
                 self.finish(node, anchor)
             }
             Event::MappingEnd => {
-                let Some(Frame::Map { mut node, anchor, mut map, merges, .. }) = self.stack.pop() else {
+                let Some(Frame::Map {
+                    mut node,
+                    anchor,
+                    mut map,
+                    merges,
+                    ..
+                }) = self.stack.pop()
+                else {
                     return Err(self.err(&span, "unbalanced mapping"));
                 };
                 // Merge keys: explicit keys win, then earlier merge sources win over later ones.
@@ -176,7 +227,10 @@ impl Builder {
     }
 
     fn push_scalar(&mut self, node: Node, is_merge_key: bool) -> Result<(), LoadError> {
-        if let Some(Frame::Map { key: key @ None, .. }) = self.stack.last_mut() {
+        if let Some(Frame::Map {
+            key: key @ None, ..
+        }) = self.stack.last_mut()
+        {
             let key_text = match &node.value {
                 Value::Str(s) => s.clone(),
                 other => {
@@ -206,14 +260,19 @@ impl Builder {
                 items.push(node);
                 Ok(())
             }
-            Some(Frame::Map { key, map, merges, .. }) => {
+            Some(Frame::Map {
+                key, map, merges, ..
+            }) => {
                 let Some((k, key_span, is_merge)) = key.take() else {
                     let _ = from_alias;
                     return Err(LoadError::new(
                         ErrorKind::Yaml,
                         node.span.clone(),
                         "",
-                        format!("non-string key: a {} cannot be a mapping key", node.type_name()),
+                        format!(
+                            "non-string key: a {} cannot be a mapping key",
+                            node.type_name()
+                        ),
                     ));
                 };
                 if is_merge {
@@ -237,7 +296,10 @@ impl Builder {
                                 ErrorKind::Yaml,
                                 node.span.clone(),
                                 "",
-                                format!("merge key `<<` needs a mapping or a sequence of mappings, found a {}", node.type_name()),
+                                format!(
+                                    "merge key `<<` needs a mapping or a sequence of mappings, found a {}",
+                                    node.type_name()
+                                ),
                             ));
                         }
                     }
@@ -248,7 +310,10 @@ impl Builder {
                         ErrorKind::Yaml,
                         key_span,
                         "",
-                        format!("duplicate key `{k}` (first defined at line {})", prev.key_span.line),
+                        format!(
+                            "duplicate key `{k}` (first defined at line {})",
+                            prev.key_span.line
+                        ),
                     ));
                 }
                 map.insert(k, Entry { key_span, node });
@@ -264,7 +329,9 @@ fn resolve_plain(s: &str) -> Value {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Value::Float(f64::INFINITY),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Value::Float(f64::INFINITY);
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
         _ => {}
@@ -296,7 +363,10 @@ fn parse_int(s: &str) -> Option<i64> {
         (o.to_string(), 8)
     } else if let Some(b) = body.strip_prefix("0b") {
         (b.to_string(), 2)
-    } else if body.len() > 1 && body.starts_with('0') && body.bytes().all(|c| (b'0'..=b'7').contains(&c)) {
+    } else if body.len() > 1
+        && body.starts_with('0')
+        && body.bytes().all(|c| (b'0'..=b'7').contains(&c))
+    {
         (body[1..].to_string(), 8)
     } else {
         (body, 10)
@@ -319,7 +389,9 @@ fn is_float(s: &str) -> bool {
         let c = it.next();
         let a_ok = a.bytes().all(|x| x.is_ascii_digit());
         match c {
-            Some(c) => a_ok && c.bytes().all(|x| x.is_ascii_digit()) && !(a.is_empty() && c.is_empty()),
+            Some(c) => {
+                a_ok && c.bytes().all(|x| x.is_ascii_digit()) && !(a.is_empty() && c.is_empty())
+            }
             None => a_ok && !a.is_empty(),
         }
     };
@@ -340,7 +412,8 @@ mod tests {
 
     #[test]
     fn scalars_follow_go_yaml() {
-        let n = doc("a: yes\nb: 0440\nc: 22:22\nd: true\ne: 1.5\nf: '1'\ng: 0o17\nh: ~\ni: 0x1F\n").unwrap();
+        let n = doc("a: yes\nb: 0440\nc: 22:22\nd: true\ne: 1.5\nf: '1'\ng: 0o17\nh: ~\ni: 0x1F\n")
+            .unwrap();
         assert_eq!(n.get("a").unwrap().value, Value::Str("yes".into()));
         assert_eq!(n.get("b").unwrap().value, Value::Int(288));
         assert_eq!(n.get("c").unwrap().value, Value::Str("22:22".into()));

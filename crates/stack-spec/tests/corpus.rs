@@ -24,7 +24,9 @@ fn cases(kind: &str) -> Vec<(PathBuf, Value)> {
         .map(|e| e.unwrap().path())
         .filter(|p| p.join("case.json").is_file())
         .map(|p| {
-            let case: Value = serde_json::from_str(&std::fs::read_to_string(p.join("case.json")).unwrap()).unwrap();
+            let case: Value =
+                serde_json::from_str(&std::fs::read_to_string(p.join("case.json")).unwrap())
+                    .unwrap();
             (p, case)
         })
         .collect();
@@ -45,7 +47,10 @@ fn options(dir: &Path, case: &Value) -> LoadOptions {
         opts.project_name = Some(p.to_string());
     }
     if let Some(env) = case["env"].as_object() {
-        opts.environment = env.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect();
+        opts.environment = env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect();
     }
     opts
 }
@@ -54,19 +59,37 @@ fn options(dir: &Path, case: &Value) -> LoadOptions {
 fn valid_cases_load() {
     let mut failures = Vec::new();
     let all = cases("valid");
+    // What `stack config --format json` prints must match the published schema.
+    let schema = jsonschema::validator_for(&stack_spec::project_schema()).unwrap();
     for (dir, case) in &all {
         let id = case["id"].as_str().unwrap();
         let expect = case["expect"].as_str().unwrap();
         let result = stack_spec::load(&options(dir, case));
         match (expect, result) {
-            (_, Ok(_)) => {}
+            (_, Ok(loaded)) => {
+                let out = serde_json::to_value(&loaded.project).unwrap();
+                if let Err(e) = schema.validate(&out) {
+                    failures.push(format!(
+                        "{id}: output does not match schemas/stack.schema.json: {e}"
+                    ));
+                }
+            }
             // `parse` cases may be refused by the cross-reference checks.
-            ("parse", Err(e)) if e.errors.iter().all(|e| matches!(e.kind, ErrorKind::Reference | ErrorKind::Cycle)) => {}
+            ("parse", Err(e))
+                if e.errors
+                    .iter()
+                    .all(|e| matches!(e.kind, ErrorKind::Reference | ErrorKind::Cycle)) => {}
             ("bounded", Err(_)) => {}
             (_, Err(e)) => failures.push(format!("{id}:\n{e}")),
         }
     }
-    assert!(failures.is_empty(), "{} of {} valid cases failed:\n{}", failures.len(), all.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} valid cases failed:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -79,16 +102,32 @@ fn invalid_cases_are_refused() {
         let id = case["id"].as_str().unwrap();
         let start = std::time::Instant::now();
         match stack_spec::load(&options(dir, case)) {
-            Ok(_) => failures.push(format!("{id}: accepted, expected {} error: {}", case["kind"], case["error"])),
+            Ok(_) => failures.push(format!(
+                "{id}: accepted, expected {} error: {}",
+                case["kind"], case["error"]
+            )),
             Err(e) => {
                 for err in &e.errors {
-                    assert!(err.span.line > 0 || !err.span.file.is_empty(), "{id}: error without position: {err}");
+                    assert!(
+                        err.span.line > 0 || !err.span.file.is_empty(),
+                        "{id}: error without position: {err}"
+                    );
                 }
             }
         }
-        assert!(start.elapsed().as_secs() < 5, "{id} took {:?}", start.elapsed());
+        assert!(
+            start.elapsed().as_secs() < 5,
+            "{id} took {:?}",
+            start.elapsed()
+        );
     }
-    assert!(failures.is_empty(), "{} of {} invalid cases accepted:\n{}", failures.len(), all.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} invalid cases accepted:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
 }
 
 fn table(name: &str) -> Vec<Value> {
@@ -107,15 +146,26 @@ fn interpolation_table() {
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
             .collect();
-        let got = stack_spec::interpolate::substitute(row["template"].as_str().unwrap(), &vars, &mut Vec::new());
+        let got = stack_spec::interpolate::substitute(
+            row["template"].as_str().unwrap(),
+            &vars,
+            &mut Vec::new(),
+        );
         let ok = match (&row["expected"], &got) {
             (Value::String(want), Ok(g)) => want == g,
-            (Value::Null, Err(stack_spec::interpolate::TemplateError::Invalid { .. })) => row["error"]["kind"] == "invalid_template",
-            (Value::Null, Err(stack_spec::interpolate::TemplateError::MissingRequired { .. })) => row["error"]["kind"] == "missing_required",
+            (Value::Null, Err(stack_spec::interpolate::TemplateError::Invalid { .. })) => {
+                row["error"]["kind"] == "invalid_template"
+            }
+            (Value::Null, Err(stack_spec::interpolate::TemplateError::MissingRequired { .. })) => {
+                row["error"]["kind"] == "missing_required"
+            }
             _ => false,
         };
         if !ok {
-            failures.push(format!("{}: {:?} -> {got:?}, want {}", row["id"], row["template"], row));
+            failures.push(format!(
+                "{}: {:?} -> {got:?}, want {}",
+                row["id"], row["template"], row
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -160,11 +210,17 @@ fn ports_table() {
                 want_norm.sort();
                 got.sort();
                 if want_norm != got {
-                    failures.push(format!("{}: {} -> {got:?}, want {want_norm:?}", row["id"], row["input"]));
+                    failures.push(format!(
+                        "{}: {} -> {got:?}, want {want_norm:?}",
+                        row["id"], row["input"]
+                    ));
                 }
             }
             (Value::Null, Err(_)) => {}
-            (_, got) => failures.push(format!("{}: {} -> {got:?}, want {}", row["id"], row["input"], row)),
+            (_, got) => failures.push(format!(
+                "{}: {} -> {got:?}, want {}",
+                row["id"], row["input"], row
+            )),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -178,7 +234,10 @@ fn durations_table() {
         match (row["expected_ns"].as_u64(), got) {
             (Some(want), Ok(d)) if d.as_nanos() == u128::from(want) => {}
             (None, Err(_)) => {}
-            (_, got) => failures.push(format!("{}: {} -> {got:?}, want {}", row["id"], row["input"], row)),
+            (_, got) => failures.push(format!(
+                "{}: {} -> {got:?}, want {}",
+                row["id"], row["input"], row
+            )),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -197,7 +256,10 @@ fn memory_table() {
             // The table went through float64 JSON numbers: compare with that precision.
             (Value::Number(want), Ok(g)) if (want.as_f64().unwrap() - g as f64).abs() <= 8.0 => {}
             (Value::Null, Err(_)) => {}
-            (_, got) => failures.push(format!("{}: {} -> {got:?}, want {}", row["id"], row["input"], row)),
+            (_, got) => failures.push(format!(
+                "{}: {} -> {got:?}, want {}",
+                row["id"], row["input"], row
+            )),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

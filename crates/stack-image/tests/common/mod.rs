@@ -17,7 +17,11 @@ pub fn fixtures() -> &'static Path {
         );
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/images/build.py");
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("image-fixtures");
+        // Keyed by the builder's content, so a changed builder rebuilds.
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&std::fs::read(&script).expect("fixture builder"), &mut h);
+        let key = std::hash::Hasher::finish(&h);
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("image-fixtures-{key:016x}"));
         let stamp = out.join(".complete");
         if !stamp.exists() {
             let tmp = out.with_extension(format!("tmp{}", std::process::id()));
@@ -100,3 +104,5 @@ pub fn tree(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+pub mod registry;

@@ -153,6 +153,8 @@ fn create(cli: &Cli, a: &CreateArgs) -> Result<Container> {
     opts.pid_file = a.pid_file.clone();
     opts.console_socket = a.console_socket.clone();
     opts.default_seccomp = cli.default_seccomp;
+    // This binary is single-threaded: forking the init stage saves an exec.
+    opts.fork_init = true;
     Ok(Container::create(opts)?)
 }
 
@@ -174,10 +176,16 @@ fn run(cli: &Cli) -> Result<i32> {
         Cmd::Delete { force, id } => Container::load(&cli.root, id)?.delete(*force)?,
         Cmd::Run { create: a, detach } => {
             let mut c = create(cli, a)?;
-            c.start()?;
+            if let Err(e) = c.start() {
+                let _ = Container::load(&cli.root, &a.id).map(|c| c.delete(true));
+                return Err(e.into());
+            }
+            tracing::debug!("started");
             if !detach {
                 let info = c.wait()?;
+                tracing::debug!("exited");
                 c.delete(true)?;
+                tracing::debug!("deleted");
                 return Ok(info.status());
             }
         }
@@ -338,7 +346,18 @@ fn log_error(cli: &Cli, err: &anyhow::Error) {
 
 fn main() -> ExitCode {
     stack_runtime::init_main();
-    let cli = Cli::parse();
+    // runc exits 1 on usage errors (clap's default is 2).
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(if cli.debug {
@@ -346,7 +365,7 @@ fn main() -> ExitCode {
         } else {
             tracing::Level::WARN
         })
-        .without_time()
+        .with_timer(tracing_subscriber::fmt::time::uptime())
         .with_target(false)
         .init();
     match run(&cli) {

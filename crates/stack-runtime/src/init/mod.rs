@@ -115,7 +115,7 @@ fn report(sock: &mut UnixStream, e: StepError) -> i32 {
     1
 }
 
-fn run(mut sock: UnixStream) -> i32 {
+pub(crate) fn run(mut sock: UnixStream) -> i32 {
     let cfg = match protocol::recv::<ToInit>(&mut sock) {
         Ok(ToInit::Create(cfg)) => *cfg,
         Ok(other) => {
@@ -148,6 +148,7 @@ fn open_ns(path: &std::path::Path) -> Result<OwnedFd, StepError> {
 /// Joins/creates namespaces and clones the container init. Returns in the child
 /// (with the read end of the gate pipe) or `None` in the init stage, which exits.
 fn stage_one(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Option<OwnedFd>, StepError> {
+    let mut joined = false;
     match cfg.mode {
         Mode::Create => {
             let list = cfg
@@ -175,13 +176,17 @@ fn stage_one(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Option<OwnedFd>,
                 unshare(CloneFlags::CLONE_NEWUSER).map_err(fail(Step::Unshare))?;
                 protocol::send(sock, &FromInit::MapsReq)
                     .map_err(|e| fail_msg(Step::UserMappings, e.to_string()))?;
-                match protocol::recv::<ToInit>(sock) {
-                    Ok(ToInit::MapsDone) => {}
-                    other => {
-                        return Err(fail_msg(
-                            Step::UserMappings,
-                            format!("unexpected {other:?}"),
-                        ));
+                loop {
+                    match protocol::recv::<ToInit>(sock) {
+                        Ok(ToInit::MapsDone) => break,
+                        // The caller sends this unprompted; it may come first.
+                        Ok(ToInit::CgroupJoined) => joined = true,
+                        other => {
+                            return Err(fail_msg(
+                                Step::UserMappings,
+                                format!("unexpected {other:?}"),
+                            ));
+                        }
                     }
                 }
                 become_root();
@@ -192,7 +197,11 @@ fn stage_one(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Option<OwnedFd>,
             {
                 become_root();
             }
-            unshare(plan.unshare).map_err(fail(Step::Unshare))?;
+            unshare(plan.unshare - CloneFlags::CLONE_NEWCGROUP).map_err(fail(Step::Unshare))?;
+            wait_cgroup_joined(sock, joined)?;
+            if plan.unshare.contains(CloneFlags::CLONE_NEWCGROUP) {
+                unshare(CloneFlags::CLONE_NEWCGROUP).map_err(fail(Step::Unshare))?;
+            }
         }
         Mode::Exec { pid } => {
             // The user namespace first: it grants the rights to join the others.
@@ -222,6 +231,7 @@ fn stage_one(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Option<OwnedFd>,
                     become_root();
                 }
             }
+            wait_cgroup_joined(sock, joined)?;
         }
     }
 
@@ -256,6 +266,21 @@ fn stage_one(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Option<OwnedFd>,
     Ok(None)
 }
 
+/// The container's processes must start inside its cgroup: wait until the
+/// caller has moved us there.
+fn wait_cgroup_joined(sock: &mut UnixStream, already: bool) -> Result<(), StepError> {
+    if already {
+        return Ok(());
+    }
+    match protocol::recv::<ToInit>(sock) {
+        Ok(ToInit::CgroupJoined) => Ok(()),
+        other => Err(fail_msg(
+            Step::Clone,
+            format!("waiting for the cgroup: unexpected {other:?}"),
+        )),
+    }
+}
+
 fn become_root() {
     let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
     let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
@@ -278,6 +303,14 @@ fn container_init(
     if process.terminal() == Some(true) || matches!(cfg.mode, Mode::Create) {
         let _ = nix::unistd::setsid();
     }
+    // The console socket path is a host path: connect before pivot_root.
+    let console = match (&cfg.console_socket, process.terminal() == Some(true)) {
+        (Some(path), true) => Some(UnixStream::connect(path).map_err(fail_io(
+            Step::Terminal,
+            format!("connect {}", path.display()),
+        ))?),
+        _ => None,
+    };
     let mut fifo = None;
     if let Mode::Create = cfg.mode {
         if let Some(path) = &cfg.fifo {
@@ -293,7 +326,13 @@ fn container_init(
         rootfs::setup(cfg)?;
     }
     if process.terminal() == Some(true) {
-        process::setup_terminal(cfg)?;
+        let console = console.ok_or_else(|| {
+            fail_msg(
+                Step::Terminal,
+                "process.terminal is set but no console socket was given".into(),
+            )
+        })?;
+        process::setup_terminal(cfg, &console)?;
     }
     let exe = process::prepare(cfg, process)?;
 

@@ -259,15 +259,12 @@ pub(super) fn exec(
 
 /// Opens a pty, sends the master to the console socket, and makes the slave
 /// this process's controlling terminal and stdio.
-pub(super) fn setup_terminal(cfg: &InitConfig) -> Result<(), StepError> {
+pub(super) fn setup_terminal(
+    cfg: &InitConfig,
+    sock: &std::os::unix::net::UnixStream,
+) -> Result<(), StepError> {
     use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
     let step = Step::Terminal;
-    let sock_path = cfg.console_socket.as_ref().ok_or_else(|| {
-        fail_msg(
-            step,
-            "process.terminal is set but no console socket was given".into(),
-        )
-    })?;
     let master = posix_openpt(nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY)
         .map_err(fail(step))?;
     grantpt(&master).map_err(fail(step))?;
@@ -280,8 +277,6 @@ pub(super) fn setup_terminal(cfg: &InitConfig) -> Result<(), StepError> {
         .map_err(fail_io(step, slave_name.clone()))?
         .into();
 
-    let sock = std::os::unix::net::UnixStream::connect(sock_path)
-        .map_err(fail_io(step, format!("connect {}", sock_path.display())))?;
     let fds = [master.as_raw_fd()];
     let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
     let iov = [std::io::IoSlice::new(b"/dev/ptmx")];
@@ -305,12 +300,7 @@ pub(super) fn setup_terminal(cfg: &InitConfig) -> Result<(), StepError> {
             return Err(fail(step)(nix::Error::last()));
         }
     }
-    if let Some(size) = cfg
-        .spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.console_size())
-    {
+    if let Some(size) = cfg.spec.process().as_ref().and_then(|p| p.console_size()) {
         let ws = libc::winsize {
             ws_row: size.height() as u16,
             ws_col: size.width() as u16,

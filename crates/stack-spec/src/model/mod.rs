@@ -9,8 +9,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use policy::{
-    DependsOnCondition, MountType, NetworkMode, PolicyError, PortMode, PortProtocol, PullPolicy, RestartPolicy,
-    WatchAction,
+    DependsOnCondition, MountType, NetworkMode, PolicyError, PortMode, PortProtocol, PullPolicy,
+    RestartPolicy, WatchAction,
 };
 pub use service::*;
 pub use values::{ByteSize, GoDuration};
@@ -48,15 +48,35 @@ pub struct Network {
     pub driver: Option<String>,
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub driver_opts: IndexMap<String, String>,
-    #[serde(default, skip_serializing_if = "is_false", deserialize_with = "values::flex::bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_false",
+        deserialize_with = "values::flex::bool"
+    )]
     pub external: bool,
-    #[serde(default, skip_serializing_if = "is_false", deserialize_with = "values::flex::bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_false",
+        deserialize_with = "values::flex::bool"
+    )]
     pub internal: bool,
-    #[serde(default, skip_serializing_if = "is_false", deserialize_with = "values::flex::bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_false",
+        deserialize_with = "values::flex::bool"
+    )]
     pub attachable: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "values::flex::opt_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "values::flex::opt_bool"
+    )]
     pub enable_ipv4: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "values::flex::opt_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "values::flex::opt_bool"
+    )]
     pub enable_ipv6: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipam: Option<Ipam>,
@@ -95,7 +115,11 @@ pub struct Volume {
     pub driver: Option<String>,
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub driver_opts: IndexMap<String, String>,
-    #[serde(default, skip_serializing_if = "is_false", deserialize_with = "values::flex::bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_false",
+        deserialize_with = "values::flex::bool"
+    )]
     pub external: bool,
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub labels: IndexMap<String, String>,
@@ -114,7 +138,11 @@ pub struct FileObject {
     pub environment: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
-    #[serde(default, skip_serializing_if = "is_false", deserialize_with = "values::flex::bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_false",
+        deserialize_with = "values::flex::bool"
+    )]
     pub external: bool,
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub labels: IndexMap<String, String>,
@@ -130,7 +158,12 @@ impl Project {
     pub fn start_order(&self) -> Vec<&str> {
         let mut order: Vec<&str> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        fn visit<'a>(p: &'a Project, name: &'a str, seen: &mut std::collections::HashSet<&'a str>, order: &mut Vec<&'a str>) {
+        fn visit<'a>(
+            p: &'a Project,
+            name: &'a str,
+            seen: &mut std::collections::HashSet<&'a str>,
+            order: &mut Vec<&'a str>,
+        ) {
             if !seen.insert(name) {
                 return;
             }

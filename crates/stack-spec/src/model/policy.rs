@@ -49,21 +49,32 @@ pub enum RestartPolicy {
     No,
     Always,
     /// Restart after a non-zero exit, at most `max_retries` times when given.
-    OnFailure { max_retries: Option<u32> },
+    OnFailure {
+        max_retries: Option<u32>,
+    },
     UnlessStopped,
 }
 
 impl FromStr for RestartPolicy {
     type Err = PolicyError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || PolicyError { what: "restart policy", found: s.into(), expected: "no, always, on-failure[:N] or unless-stopped" };
+        let err = || PolicyError {
+            what: "restart policy",
+            found: s.into(),
+            expected: "no, always, on-failure[:N] or unless-stopped",
+        };
         match s {
             "no" | "" => Ok(Self::No),
             "always" => Ok(Self::Always),
             "unless-stopped" => Ok(Self::UnlessStopped),
             "on-failure" => Ok(Self::OnFailure { max_retries: None }),
             _ => match s.strip_prefix("on-failure:") {
-                Some(n) => n.parse().map(|n| Self::OnFailure { max_retries: Some(n) }).map_err(|_| err()),
+                Some(n) => n
+                    .parse()
+                    .map(|n| Self::OnFailure {
+                        max_retries: Some(n),
+                    })
+                    .map_err(|_| err()),
                 None => Err(err()),
             },
         }
@@ -76,12 +87,17 @@ impl fmt::Display for RestartPolicy {
             Self::No => f.write_str("no"),
             Self::Always => f.write_str("always"),
             Self::OnFailure { max_retries: None } => f.write_str("on-failure"),
-            Self::OnFailure { max_retries: Some(n) } => write!(f, "on-failure:{n}"),
+            Self::OnFailure {
+                max_retries: Some(n),
+            } => write!(f, "on-failure:{n}"),
             Self::UnlessStopped => f.write_str("unless-stopped"),
         }
     }
 }
-string_serde!(RestartPolicy, "no, always, on-failure[:N] or unless-stopped");
+string_serde!(
+    RestartPolicy,
+    "no, always, on-failure[:N] or unless-stopped"
+);
 
 /// How a service joins the network.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -110,7 +126,11 @@ impl FromStr for NetworkMode {
                 } else if let Some(n) = s.strip_prefix("container:") {
                     Self::Container(n.into())
                 } else if s.is_empty() {
-                    return Err(PolicyError { what: "network_mode", found: s.into(), expected: "bridge, host, none, service:NAME or container:NAME" });
+                    return Err(PolicyError {
+                        what: "network_mode",
+                        found: s.into(),
+                        expected: "bridge, host, none, service:NAME or container:NAME",
+                    });
                 } else {
                     Self::Network(s.into())
                 }
@@ -131,7 +151,10 @@ impl fmt::Display for NetworkMode {
         }
     }
 }
-string_serde!(NetworkMode, "bridge, host, none, service:NAME or container:NAME");
+string_serde!(
+    NetworkMode,
+    "bridge, host, none, service:NAME or container:NAME"
+);
 
 /// When to pull the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -148,7 +171,11 @@ pub enum PullPolicy {
 impl FromStr for PullPolicy {
     type Err = PolicyError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || PolicyError { what: "pull_policy", found: s.into(), expected: "always, never, missing, build, daily, weekly or every_<duration>" };
+        let err = || PolicyError {
+            what: "pull_policy",
+            found: s.into(),
+            expected: "always, never, missing, build, daily, weekly or every_<duration>",
+        };
         Ok(match s {
             "always" => Self::Always,
             "never" => Self::Never,
@@ -175,7 +202,10 @@ impl fmt::Display for PullPolicy {
         }
     }
 }
-string_serde!(PullPolicy, "always, never, missing, build, daily, weekly or every_<duration>");
+string_serde!(
+    PullPolicy,
+    "always, never, missing, build, daily, weekly or every_<duration>"
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -238,7 +268,13 @@ mod tests {
 
     #[test]
     fn restart_policies_round_trip() {
-        for s in ["no", "always", "on-failure", "on-failure:3", "unless-stopped"] {
+        for s in [
+            "no",
+            "always",
+            "on-failure",
+            "on-failure:3",
+            "unless-stopped",
+        ] {
             assert_eq!(s.parse::<RestartPolicy>().unwrap().to_string(), s);
         }
         assert!("sometimes".parse::<RestartPolicy>().is_err());
@@ -246,7 +282,10 @@ mod tests {
 
     #[test]
     fn network_modes() {
-        assert_eq!("service:db".parse::<NetworkMode>().unwrap(), NetworkMode::Service("db".into()));
+        assert_eq!(
+            "service:db".parse::<NetworkMode>().unwrap(),
+            NetworkMode::Service("db".into())
+        );
         assert_eq!("host".parse::<NetworkMode>().unwrap(), NetworkMode::Host);
     }
 }

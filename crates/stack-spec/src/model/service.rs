@@ -5,7 +5,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::policy::{
-    DependsOnCondition, MountType, NetworkMode, PortMode, PortProtocol, PullPolicy, RestartPolicy, WatchAction,
+    DependsOnCondition, MountType, NetworkMode, PortMode, PortProtocol, PullPolicy, RestartPolicy,
+    WatchAction,
 };
 use super::values::{ByteSize, GoDuration, flex};
 
@@ -15,10 +16,6 @@ pub type Unsupported = IndexMap<String, serde_json::Value>;
 
 fn is_false(b: &bool) -> bool {
     !*b
-}
-
-fn is_true(b: &bool) -> bool {
-    *b
 }
 
 fn yes() -> bool {
@@ -58,15 +55,35 @@ pub struct Service {
     pub restart: Option<RestartPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<Deploy>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "flex::opt_u32")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "flex::opt_u32"
+    )]
     pub scale: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "flex::opt_f64")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "flex::opt_f64"
+    )]
     pub cpus: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "flex::opt_i64")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "flex::opt_i64"
+    )]
     pub cpu_shares: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "flex::opt_i64")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "flex::opt_i64"
+    )]
     pub cpu_quota: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "flex::opt_i64")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "flex::opt_i64"
+    )]
     pub cpu_period: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpuset: Option<String>,
@@ -76,15 +93,31 @@ pub struct Service {
     pub mem_reservation: Option<ByteSize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memswap_limit: Option<ByteSize>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "flex::opt_i64")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "flex::opt_i64"
+    )]
     pub mem_swappiness: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shm_size: Option<ByteSize>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "flex::opt_i64")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "flex::opt_i64"
+    )]
     pub pids_limit: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "flex::opt_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "flex::opt_bool"
+    )]
     pub oom_kill_disable: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "flex::opt_i64")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "flex::opt_i64"
+    )]
     pub oom_score_adj: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blkio_config: Option<BlkioConfig>,
@@ -114,15 +147,35 @@ pub struct Service {
     /// `host=ip` entries, one per address.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<String>,
-    #[serde(default, skip_serializing_if = "is_false", deserialize_with = "flex::bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_false",
+        deserialize_with = "flex::bool"
+    )]
     pub read_only: bool,
-    #[serde(default, skip_serializing_if = "is_false", deserialize_with = "flex::bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_false",
+        deserialize_with = "flex::bool"
+    )]
     pub privileged: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "flex::opt_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "flex::opt_bool"
+    )]
     pub init: Option<bool>,
-    #[serde(default, skip_serializing_if = "is_false", deserialize_with = "flex::bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_false",
+        deserialize_with = "flex::bool"
+    )]
     pub tty: bool,
-    #[serde(default, skip_serializing_if = "is_false", deserialize_with = "flex::bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_false",
+        deserialize_with = "flex::bool"
+    )]
     pub stdin_open: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_add: Vec<String>,
@@ -224,7 +277,11 @@ pub struct ServiceVolume {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     pub target: String,
-    #[serde(default, skip_serializing_if = "is_false", deserialize_with = "flex::bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_false",
+        deserialize_with = "flex::bool"
+    )]
     pub read_only: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consistency: Option<String>,
@@ -242,7 +299,7 @@ pub struct ServiceVolume {
 pub struct BindOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagation: Option<String>,
-    #[serde(default = "yes", skip_serializing_if = "is_true", deserialize_with = "flex::bool")]
+    #[serde(default = "yes", deserialize_with = "flex::bool")]
     pub create_host_path: bool,
     /// `z` (shared) or `Z` (private) SELinux relabelling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -253,7 +310,11 @@ pub struct BindOptions {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct VolumeOptions {
-    #[serde(default, skip_serializing_if = "is_false", deserialize_with = "flex::bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_false",
+        deserialize_with = "flex::bool"
+    )]
     pub nocopy: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subpath: Option<String>,
@@ -265,7 +326,11 @@ pub struct VolumeOptions {
 pub struct TmpfsOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<ByteSize>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "flex::opt_u32")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "flex::opt_u32"
+    )]
     pub mode: Option<u32>,
 }
 
@@ -294,13 +359,21 @@ pub struct Healthcheck {
     pub interval: Option<GoDuration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<GoDuration>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "flex::opt_u32")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "flex::opt_u32"
+    )]
     pub retries: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_period: Option<GoDuration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_interval: Option<GoDuration>,
-    #[serde(default, skip_serializing_if = "is_false", deserialize_with = "flex::bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_false",
+        deserialize_with = "flex::bool"
+    )]
     pub disable: bool,
 }
 
@@ -308,7 +381,11 @@ pub struct Healthcheck {
 pub struct Deploy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "flex::opt_u32")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "flex::opt_u32"
+    )]
     pub replicas: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
@@ -331,11 +408,19 @@ pub struct Resources {
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct ResourceLimits {
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "flex::opt_f64")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "flex::opt_f64"
+    )]
     pub cpus: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<ByteSize>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "flex::opt_i64")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "flex::opt_i64"
+    )]
     pub pids: Option<i64>,
     /// Device reservations (GPUs ...), kept as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -350,7 +435,11 @@ pub struct DeployRestartPolicy {
     pub condition: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay: Option<GoDuration>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "flex::opt_u32")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "flex::opt_u32"
+    )]
     pub max_attempts: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<GoDuration>,
@@ -437,7 +526,11 @@ pub struct Watch {
     pub ignore: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub include: Vec<String>,
-    #[serde(default, skip_serializing_if = "is_false", deserialize_with = "flex::bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_false",
+        deserialize_with = "flex::bool"
+    )]
     pub initial_sync: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<serde_json::Value>,
@@ -461,6 +554,10 @@ pub struct ServiceFileRef {
     pub uid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "flex::opt_u32")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "flex::opt_u32"
+    )]
     pub mode: Option<u32>,
 }

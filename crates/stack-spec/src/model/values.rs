@@ -42,7 +42,9 @@ impl<'de> Deserialize<'de> for GoDuration {
         }
         match Raw::deserialize(d)? {
             Raw::Nanos(n) => Ok(Self(Duration::from_nanos(n))),
-            Raw::Text(t) => parse_duration(&t).map(Self).map_err(serde::de::Error::custom),
+            Raw::Text(t) => parse_duration(&t)
+                .map(Self)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -132,7 +134,10 @@ pub mod flex {
         match s {
             Scalar::Int(i) => Ok(i),
             Scalar::Float(f) if f.fract() == 0.0 => Ok(f as i64),
-            Scalar::Text(t) => t.trim().parse().map_err(|_| E::custom(format!("expected an integer, found {t:?}"))),
+            Scalar::Text(t) => t
+                .trim()
+                .parse()
+                .map_err(|_| E::custom(format!("expected an integer, found {t:?}"))),
             _ => Err(E::custom("expected an integer")),
         }
     }
@@ -141,7 +146,10 @@ pub mod flex {
         match s {
             Scalar::Int(i) => Ok(i as f64),
             Scalar::Float(f) => Ok(f),
-            Scalar::Text(t) => t.trim().parse().map_err(|_| E::custom(format!("expected a number, found {t:?}"))),
+            Scalar::Text(t) => t
+                .trim()
+                .parse()
+                .map_err(|_| E::custom(format!("expected a number, found {t:?}"))),
             Scalar::Bool(_) => Err(E::custom("expected a number, found a boolean")),
         }
     }
@@ -162,7 +170,10 @@ pub mod flex {
         Option::<Scalar>::deserialize(d)?
             .map(to_i64)
             .transpose()?
-            .map(|v| u32::try_from(v).map_err(|_| serde::de::Error::custom(format!("expected 0 or more, found {v}"))))
+            .map(|v| {
+                u32::try_from(v)
+                    .map_err(|_| serde::de::Error::custom(format!("expected 0 or more, found {v}")))
+            })
             .transpose()
     }
 

@@ -1,0 +1,159 @@
+//! A fresh `--root` and run directory per test, the busybox fixture image
+//! loaded into it, and a guard that takes the project down even when the
+//! test panics.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub fn stack_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_stack")
+}
+
+/// The fixture image as an OCI archive, built once per test binary.
+pub fn busybox_archive() -> PathBuf {
+    static ARCHIVE: OnceLock<PathBuf> = OnceLock::new();
+    ARCHIVE
+        .get_or_init(|| {
+            let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("fixtures-{}", std::process::id()));
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/images/build.py");
+            let status = Command::new("python3")
+                .arg(&script)
+                .arg(&out)
+                .output()
+                .expect("python3 runs the fixture script (apt-get install python3 busybox-static)");
+            assert!(
+                status.status.success(),
+                "fixture script failed: {}",
+                String::from_utf8_lossy(&status.stderr)
+            );
+            out.join("busybox-oci.tar")
+        })
+        .clone()
+}
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub project: String,
+}
+
+impl Env {
+    /// A new root with the busybox image loaded, for project `project`.
+    pub fn new(project: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("stack-e2e-")
+            .tempdir()
+            .unwrap();
+        let env = Self {
+            dir,
+            project: project.to_owned(),
+        };
+        let out = env.stack(&["image", "load", "-i", busybox_archive().to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        env
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    pub fn file(&self) -> PathBuf {
+        self.dir.path().join("stack.yaml")
+    }
+
+    pub fn write(&self, yaml: &str) {
+        std::fs::write(self.file(), yaml).unwrap();
+    }
+
+    pub fn stack(&self, args: &[&str]) -> Output {
+        Command::new(stack_bin())
+            .arg("--root")
+            .arg(self.root())
+            .arg("--run-dir")
+            .arg(self.run_dir())
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("STACK_ROOT")
+            .env_remove("STACK_RUN")
+            .output()
+            .unwrap()
+    }
+
+    /// `stack ARGS -f stack.yaml -p PROJECT`, asserting success.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let file = self.file();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--file", file.to_str().unwrap(), "-p", &self.project]);
+        let out = self.stack(&all);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "stack {args:?} failed:\n{text}");
+        text
+    }
+
+    /// Container records: name → (id, pid).
+    pub fn containers(&self) -> Vec<(String, String, Option<i64>)> {
+        let dir = self
+            .root()
+            .join("projects")
+            .join(&self.project)
+            .join("containers");
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let record: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(entry.path().join("record.json")).unwrap())
+                    .unwrap();
+            out.push((
+                record["name"].as_str().unwrap().to_owned(),
+                record["id"].as_str().unwrap().to_owned(),
+                record["pid"].as_i64(),
+            ));
+        }
+        out.sort();
+        out
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let file = self.file();
+        if file.exists() {
+            let _ = self.stack(&[
+                "down",
+                "-v",
+                "-f",
+                file.to_str().unwrap(),
+                "-p",
+                &self.project,
+            ]);
+        } else {
+            let _ = self.stack(&["down", "-v", "-p", &self.project]);
+        }
+        // Whatever is still mounted under the root (a failed test's leftovers).
+        let root = self.root();
+        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
+            for line in mounts.lines() {
+                if let Some(target) = line.split(' ').nth(1)
+                    && target.starts_with(root.to_str().unwrap())
+                {
+                    let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
+                }
+            }
+        }
+    }
+}

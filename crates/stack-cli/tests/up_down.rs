@@ -1,0 +1,213 @@
+//! `stack up` / `down` end to end, as root, with real containers from the
+//! busybox fixture image: dependency order and health gating, a no-op second
+//! `up`, recreating only what changed, failures named, nothing left behind.
+
+mod common;
+
+use std::path::Path;
+
+use common::Env;
+
+/// A service that records when it started (host uptime, 10 ms resolution),
+/// then runs until told to stop.
+fn stamp(name: &str) -> String {
+    format!("cut -d' ' -f1 /proc/uptime > /out/{name}.start; echo {name} started")
+}
+
+fn uptime(dir: &Path, name: &str) -> f64 {
+    std::fs::read_to_string(dir.join(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+const LOOP: &str = "trap 'exit 0' TERM; while :; do sleep 0.1; done";
+
+fn three_level(out: &Path, migrate_exit: i32, api_env: &str) -> String {
+    let out = out.display();
+    format!(
+        r#"
+services:
+  db:
+    image: busybox
+    command: ["sh", "-c", "{db}; sleep 0.5; cut -d' ' -f1 /proc/uptime > /out/db.ready; touch /tmp/ready; {LOOP}"]
+    volumes: ["{out}:/out"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/ready"]
+      interval: 5s
+      start_interval: 100ms
+      start_period: 20s
+  migrate:
+    image: busybox
+    command: ["sh", "-c", "{migrate}; sleep 0.3; cut -d' ' -f1 /proc/uptime > /out/migrate.end; exit {migrate_exit}"]
+    volumes: ["{out}:/out"]
+    depends_on:
+      db: {{condition: service_healthy}}
+  api:
+    image: busybox
+    command: ["sh", "-c", "{api}; echo FOO=$$FOO > /out/api.env; {LOOP}"]
+    environment:
+      FOO: "{api_env}"
+    volumes: ["{out}:/out"]
+    depends_on:
+      db: {{condition: service_healthy}}
+      migrate: {{condition: service_completed_successfully}}
+"#,
+        db = stamp("db"),
+        migrate = stamp("migrate"),
+        api = stamp("api"),
+    )
+}
+
+#[test]
+fn dependency_order_no_op_second_up_targeted_recreate_and_clean_down() {
+    let env = Env::new("e2e-order");
+    let out = env.dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    env.write(&three_level(&out, 0, "one"));
+
+    env.ok(&["up", "-d"]);
+    // Health gating and completion gating, seen from the containers' own clocks.
+    let (db_ready, migrate_start, migrate_end, api_start) = (
+        uptime(&out, "db.ready"),
+        uptime(&out, "migrate.start"),
+        uptime(&out, "migrate.end"),
+        uptime(&out, "api.start"),
+    );
+    assert!(uptime(&out, "db.start") < db_ready);
+    assert!(
+        db_ready <= migrate_start,
+        "migrate started before db was healthy"
+    );
+    assert!(
+        migrate_end <= api_start,
+        "api started before migrate completed"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("api.env")).unwrap().trim(),
+        "FOO=one"
+    );
+
+    let ps = env.ok(&["ps", "-a", "--format", "json"]);
+    let states: Vec<(String, String)> = ps
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["Service"].as_str().unwrap().into(),
+                v["State"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(states.contains(&("db".into(), "running".into())), "{ps}");
+    assert!(
+        states.contains(&("migrate".into(), "exited".into())),
+        "{ps}"
+    );
+    assert!(states.contains(&("api".into(), "running".into())), "{ps}");
+
+    // Second up: the running containers keep their ids and pids.
+    let before = env.containers();
+    env.ok(&["up", "-d"]);
+    let after = env.containers();
+    for name in ["e2e-order-db-1", "e2e-order-api-1"] {
+        let b = before.iter().find(|c| c.0 == name).unwrap();
+        let a = after.iter().find(|c| c.0 == name).unwrap();
+        assert_eq!(b, a, "{name} was touched by a no-op up");
+    }
+
+    // Change api's environment: only api is recreated, and sees the value.
+    env.write(&three_level(&out, 0, "two"));
+    let plan = env.ok(&["up", "--dry-run"]);
+    assert!(
+        plan.contains("recreate container e2e-order-api-1 (config changed: environment.FOO)"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("recreate container e2e-order-db-1"),
+        "{plan}"
+    );
+    env.ok(&["up", "-d"]);
+    let changed = env.containers();
+    let id = |list: &[(String, String, Option<i64>)], n: &str| {
+        list.iter().find(|c| c.0 == n).unwrap().1.clone()
+    };
+    assert_eq!(id(&after, "e2e-order-db-1"), id(&changed, "e2e-order-db-1"));
+    assert_ne!(
+        id(&after, "e2e-order-api-1"),
+        id(&changed, "e2e-order-api-1")
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("api.env")).unwrap().trim(),
+        "FOO=two"
+    );
+
+    let logs = env.ok(&["logs", "--no-color"]);
+    assert!(
+        logs.contains("e2e-order-db-1") && logs.contains("| db started"),
+        "{logs}"
+    );
+
+    // Down: no container, network, mount, cgroup, socket or record left.
+    let prefix = stack_net::project_object_prefix(&env.root(), "e2e-order")
+        .unwrap()
+        .expect("the project has network state");
+    env.ok(&["down"]);
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&links.stdout).contains(&prefix),
+        "a link of the project is left"
+    );
+    assert!(!env.root().join("projects/e2e-order").exists());
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(
+        !mounts.contains(env.root().to_str().unwrap()),
+        "a mount is left"
+    );
+    assert!(!Path::new("/sys/fs/cgroup/memory/stack/e2e-order").exists());
+    assert!(!env.run_dir().join("supervisors/e2e-order.sock").exists());
+}
+
+#[test]
+fn a_failing_dependency_stops_its_dependents_and_is_named() {
+    let env = Env::new("e2e-fail");
+    let out = env.dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    env.write(&three_level(&out, 3, "x"));
+    let file = env.file();
+    let result = env.stack(&["up", "-d", "-f", file.to_str().unwrap(), "-p", "e2e-fail"]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    assert!(
+        stderr.contains("dependency migrate exited with code 3"),
+        "the error names migrate and its exit code:\n{stderr}"
+    );
+    assert!(!out.join("api.start").exists(), "api must not start");
+}
+
+#[test]
+fn a_bad_stack_file_creates_nothing() {
+    let env = Env::new("e2e-bad");
+    env.write("services:\n  web:\n    image: busybox\n    ports: [\"99999:80\"]\n    depends_on: [nothere]\n");
+    let file = env.file();
+    let result = env.stack(&["up", "-d", "-f", file.to_str().unwrap(), "-p", "e2e-bad"]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    assert!(
+        stderr.contains("stack.yaml:"),
+        "errors name the file:\n{stderr}"
+    );
+    assert!(
+        !env.root().join("projects/e2e-bad").exists(),
+        "no project state"
+    );
+    assert!(
+        !env.run_dir().join("supervisors/e2e-bad.sock").exists(),
+        "no supervisor"
+    );
+}

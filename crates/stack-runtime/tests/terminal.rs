@@ -1,0 +1,76 @@
+//! `process.terminal`: the pty master goes to the console socket, the program
+//! runs on the slave as its controlling terminal.
+
+mod common;
+
+use std::io::{IoSliceMut, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+
+use common::{Bundle, Guard, INIT, unique_id};
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+use stack_runtime::{Container, CreateOptions};
+
+fn receive_fd(listener: UnixListener) -> OwnedFd {
+    let (conn, _) = listener.accept().unwrap();
+    let mut buf = [0u8; 64];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .unwrap();
+    for c in msg.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel just installed this descriptor for us.
+            return unsafe { OwnedFd::from_raw_fd(fds[0]) };
+        }
+    }
+    panic!("no fd received on the console socket");
+}
+
+#[test]
+fn pty_master_is_sent_to_the_console_socket() {
+    common::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let receiver = std::thread::spawn(move || receive_fd(listener));
+
+    let b = Bundle::new(&["sh", "-c", "tty; echo done"], |v| {
+        v["process"]["terminal"] = true.into()
+    });
+    let root = tempfile::tempdir().unwrap();
+    let id = unique_id("tty");
+    let mut opts = CreateOptions::new(&id, b.path(), root.path());
+    opts.init_binary = INIT.into();
+    opts.console_socket = Some(sock.clone());
+    Container::create(opts).expect("create with a terminal");
+    let g = Guard {
+        root,
+        id,
+        output: None,
+    };
+    let master = receiver.join().unwrap();
+    let mut c = g.container();
+    c.start().unwrap();
+    let mut out = Vec::new();
+    let mut f = std::fs::File::from(master);
+    let mut buf = [0u8; 256];
+    // Reading the master ends with EIO once the slave side is closed.
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if String::from_utf8_lossy(&out).contains("done") {
+            break;
+        }
+    }
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("/dev/pts/0"), "{out}");
+    assert_eq!(c.wait().unwrap().code, Some(0));
+}
