@@ -253,7 +253,9 @@ pub fn is_not_running(e: &ControlError) -> bool {
 /// hierarchy); the runtime removes each container's own cgroup, but not the
 /// parents it created on the way.
 fn remove_project_cgroups(project: &str) {
-    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else { return };
+    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
     let mut dirs: Vec<PathBuf> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.path().join("stack").join(project))

@@ -131,7 +131,10 @@ impl Host {
             }
         };
         let (status, ()) = tokio::join!(waiter, reader);
-        let code = match status.map_err(|e| e.to_string())?.map_err(|e| e.to_string())? {
+        let code = match status
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+        {
             ExitStatus::Exited(c) => c,
             ExitStatus::Signaled(s) => 128 + s,
             ExitStatus::Unknown => -1,
