@@ -56,6 +56,8 @@ pub enum Command {
     Ps(commands::ps::PsArgs),
     /// Show the services' output.
     Logs(commands::logs::LogsArgs),
+    /// Print the host address a container port is published on.
+    Port(commands::port::PortArgs),
     /// Print a shell completion script.
     Completion(commands::completion::CompletionArgs),
     /// Run a project's supervisor (started by the other commands).

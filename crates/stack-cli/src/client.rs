@@ -17,11 +17,20 @@ pub fn host_config(global: &GlobalArgs) -> anyhow::Result<HostConfig> {
     let init_binary = std::env::current_exe().context("cannot find the stack binary")?;
     let registries = stack_image::registry_config::RegistriesConfig::from_env()
         .context("reading the registry configuration")?;
+    let mut net = stack_net::NetOptions::default();
+    // Like Docker's default-address-pools: where networks get their subnets.
+    if let Ok(pool) = std::env::var("STACK_SUBNET_POOL") {
+        net.subnet_pool = pool
+            .split(',')
+            .map(|s| s.trim().parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("STACK_SUBNET_POOL={pool}: {e}"))?;
+    }
     Ok(HostConfig {
         root: global.root.clone(),
         run_dir: global.run_dir.clone(),
         init_binary,
-        net: stack_net::NetOptions::default(),
+        net,
         registries,
     })
 }

@@ -14,12 +14,18 @@ fn stamp(name: &str) -> String {
     format!("cut -d' ' -f1 /proc/uptime > /out/{name}.start; echo {name} started")
 }
 
+/// The uptime a container wrote to `dir/name`; `up -d` returns once the
+/// processes run, so the file may still be on its way.
 fn uptime(dir: &Path, name: &str) -> f64 {
-    std::fs::read_to_string(dir.join(name))
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
-        .trim()
-        .parse()
-        .unwrap()
+    for _ in 0..200 {
+        if let Ok(text) = std::fs::read_to_string(dir.join(name))
+            && let Ok(value) = text.trim().parse()
+        {
+            return value;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{name} was never written");
 }
 
 const LOOP: &str = "trap 'exit 0' TERM; while :; do sleep 0.1; done";
@@ -62,7 +68,7 @@ services:
 
 #[test]
 fn dependency_order_no_op_second_up_targeted_recreate_and_clean_down() {
-    let env = Env::new("e2e-order");
+    let env = Env::new("e2e-order", 1);
     let out = env.dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
     env.write(&three_level(&out, 0, "one"));
@@ -139,9 +145,18 @@ fn dependency_order_no_op_second_up_targeted_recreate_and_clean_down() {
         id(&after, "e2e-order-api-1"),
         id(&changed, "e2e-order-api-1")
     );
+    let mut seen = String::new();
+    for _ in 0..200 {
+        seen = std::fs::read_to_string(out.join("api.env")).unwrap_or_default();
+        if seen.trim() == "FOO=two" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert_eq!(
-        std::fs::read_to_string(out.join("api.env")).unwrap().trim(),
-        "FOO=two"
+        seen.trim(),
+        "FOO=two",
+        "the recreated api sees the new value"
     );
 
     let logs = env.ok(&["logs", "--no-color"]);
@@ -175,7 +190,7 @@ fn dependency_order_no_op_second_up_targeted_recreate_and_clean_down() {
 
 #[test]
 fn a_failing_dependency_stops_its_dependents_and_is_named() {
-    let env = Env::new("e2e-fail");
+    let env = Env::new("e2e-fail", 2);
     let out = env.dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
     env.write(&three_level(&out, 3, "x"));
@@ -192,7 +207,7 @@ fn a_failing_dependency_stops_its_dependents_and_is_named() {
 
 #[test]
 fn a_bad_stack_file_creates_nothing() {
-    let env = Env::new("e2e-bad");
+    let env = Env::new("e2e-bad", 3);
     env.write("services:\n  web:\n    image: busybox\n    ports: [\"99999:80\"]\n    depends_on: [nothere]\n");
     let file = env.file();
     let result = env.stack(&["up", "-d", "-f", file.to_str().unwrap(), "-p", "e2e-bad"]);
@@ -210,4 +225,88 @@ fn a_bad_stack_file_creates_nothing() {
         !env.run_dir().join("supervisors/e2e-bad.sock").exists(),
         "no supervisor"
     );
+}
+
+fn http_get(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    let _ = stream.read_to_string(&mut body);
+    body
+}
+
+#[test]
+fn published_ports_service_names_and_shared_namespaces() {
+    let env = Env::new("e2e-net", 4);
+    let site = env.dir.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "hello from web\n").unwrap();
+    let out = env.dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    env.write(&format!(
+        r#"
+services:
+  web:
+    image: busybox
+    command: ["httpd", "-f", "-p", "80", "-h", "/srv"]
+    volumes: ["{site}:/srv:ro"]
+    ports: ["80"]
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
+      start_interval: 100ms
+      start_period: 20s
+  client:
+    image: busybox
+    command: ["sh", "-c", "until wget -q -O /out/by-name http://web/; do sleep 0.2; done; {LOOP}"]
+    volumes: ["{out}:/out"]
+    depends_on:
+      web: {{condition: service_healthy}}
+  sidecar:
+    image: busybox
+    network_mode: "service:web"
+    command: ["sh", "-c", "until wget -q -O /out/by-localhost http://127.0.0.1/; do sleep 0.2; done; {LOOP}"]
+    volumes: ["{out}:/out"]
+    depends_on:
+      web: {{condition: service_healthy}}
+"#,
+        site = site.display(),
+        out = out.display(),
+    ));
+    env.ok(&["up", "-d"]);
+    // A random host port, reported by `stack port` and answering on loopback.
+    let port = env.ok(&["port", "web", "80"]);
+    let port = port.lines().last().unwrap().trim().to_owned();
+    let host_port = port.rsplit(':').next().unwrap();
+    assert!(port.starts_with("0.0.0.0:"), "{port}");
+    let body = http_get(&format!("127.0.0.1:{host_port}"));
+    assert!(body.contains("hello from web"), "{body}");
+    let ps = env.ok(&["ps", "--format", "json"]);
+    assert!(
+        ps.contains(&format!("\"PublishedPort\":{host_port}")),
+        "{ps}"
+    );
+
+    // The client reached web by its service name; the sidecar through the
+    // network namespace it shares with web.
+    let wait = |file: &str| {
+        for _ in 0..400 {
+            if let Ok(text) = std::fs::read_to_string(out.join(file))
+                && !text.is_empty()
+            {
+                return text;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("{file} never arrived");
+    };
+    assert_eq!(wait("by-name"), "hello from web\n");
+    assert_eq!(wait("by-localhost"), "hello from web\n");
+    env.ok(&["down"]);
+    assert!(std::net::TcpStream::connect(format!("127.0.0.1:{host_port}")).is_err());
 }

@@ -142,6 +142,9 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
 
     // Per service, in dependency order: what happens to each replica.
     let mut start_ops: HashMap<&str, Vec<OpId>> = HashMap::new();
+    // Create/recreate operations per service: a container that joins another's
+    // namespaces can only be made once that one exists.
+    let mut made_ops: HashMap<&str, Vec<OpId>> = HashMap::new();
     let mut recreated: BTreeSet<&str> = BTreeSet::new();
     for name in project.start_order() {
         let Some(service) = project.services.get(name) else {
@@ -174,6 +177,9 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
         if let Some(op) = service.image.as_ref().and_then(|i| image_ops.get(i)) {
             create_after.push(*op);
         }
+        for parent in namespace_parents(service) {
+            create_after.extend(made_ops.get(parent.as_str()).cloned().unwrap_or_default());
+        }
         let mut start_after: Vec<OpId> = service
             .depends_on
             .keys()
@@ -194,6 +200,7 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
 
         let existing = by_service.get(name).cloned().unwrap_or_default();
         let mut starts = Vec::new();
+        let mut made = Vec::new();
         for number in 1..=want {
             let cname = container_name(&project.name, name, service, number);
             let resource = Resource::Container {
@@ -238,10 +245,11 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
             }
             let start = match action {
                 Action::Create | Action::Recreate => {
-                    let made = plan.push(action, resource.clone(), cause.clone());
-                    plan.operations[made].after = create_after.clone();
+                    let op = plan.push(action, resource.clone(), cause.clone());
+                    plan.operations[op].after = create_after.clone();
+                    made.push(op);
                     let start = plan.push(Action::Start, resource, cause);
-                    plan.operations[start].after = std::iter::once(made)
+                    plan.operations[start].after = std::iter::once(op)
                         .chain(start_after.iter().copied())
                         .collect();
                     start
@@ -256,6 +264,7 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
             starts.push(start);
         }
         start_ops.insert(name, starts);
+        made_ops.insert(name, made);
 
         // Scale down: the highest-numbered replicas go first.
         for c in existing.iter().rev().filter(|c| c.number > want) {

@@ -234,9 +234,24 @@ async fn down(
     let project = host.project();
     let observed = host.observe().map_err(|e| e.to_string())?;
     let plan = plan_down(Some(&project), &observed, remove_volumes);
-    run_plan(host, channel, &plan).await?;
-    host.cleanup_network().await.map_err(|e| e.to_string())?;
+    let planned = run_plan(host, channel, &plan).await;
+    // Whatever the plan could not take away (it stops at its first failure)
+    // is removed one by one, so that `down` leaves nothing behind.
+    let mut failures: Vec<String> = planned.err().into_iter().collect();
+    if !failures.is_empty() {
+        for record in host.records().containers(&project.name).unwrap_or_default() {
+            if let Err(e) = host.remove(&record.name).await {
+                failures.push(format!("remove container {}: {e}", record.name));
+            }
+        }
+    }
+    if let Err(e) = host.cleanup_network().await {
+        failures.push(e.to_string());
+    }
     remove_project_cgroups(&project.name);
+    if !failures.is_empty() {
+        return Err(failures.join("; "));
+    }
     host.records()
         .forget_project(&project.name)
         .map_err(|e| e.to_string())?;

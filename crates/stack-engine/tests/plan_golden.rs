@@ -103,7 +103,7 @@ fn first_up_creates_everything_in_dependency_order() {
 #12 start container shop-api-1 (not found) after #11 #8 #10; waits for db healthy, migrate completed successfully
 #13 create container shop-web-1 (not found) after #1 #5
 #14 start container shop-web-1 (not found) after #13 #12; waits for api started
-#15 create container shop-sidecar-1 (not found) after #6
+#15 create container shop-sidecar-1 (not found) after #6 #11
 #16 start container shop-sidecar-1 (not found) after #15 #12
 ";
     assert_eq!(got, want, "\n{got}");
@@ -127,7 +127,7 @@ fn changed_environment_recreates_it_and_what_shares_or_restarts_with_it() {
 #1 recreate container shop-api-1 (config changed: environment.FOO)
 #2 start container shop-api-1 (config changed: environment.FOO) after #1; waits for db healthy, migrate completed successfully
 #3 restart container shop-web-1 (dependency api changed) after #2; waits for api started
-#4 recreate container shop-sidecar-1 (dependency api changed)
+#4 recreate container shop-sidecar-1 (dependency api changed) after #1
 #5 start container shop-sidecar-1 (dependency api changed) after #4 #2
 ";
     assert_eq!(got, want, "\n{got}");

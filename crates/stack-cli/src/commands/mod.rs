@@ -5,6 +5,7 @@ pub mod config;
 pub mod down;
 pub mod image;
 pub mod logs;
+pub mod port;
 pub mod ps;
 pub mod supervise;
 pub mod up;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Down(args) => down::run(&cli.global, args),
         Command::Ps(args) => ps::run(&cli.global, args),
         Command::Logs(args) => logs::run(&cli.global, args),
+        Command::Port(args) => port::run(&cli.global, args),
         Command::Supervise(args) => supervise::run(&cli.global, args),
     }
 }

@@ -71,7 +71,8 @@ fn ago(ms: u64) -> String {
     }
 }
 
-pub fn entries(root: &std::path::Path, project: &str) -> anyhow::Result<Vec<PsEntry>> {
+pub fn entries(global: &GlobalArgs, project: &str) -> anyhow::Result<Vec<PsEntry>> {
+    let root = global.root.as_path();
     let store = Store::new(root);
     let mut out = Vec::new();
     for record in store.containers(project)? {
@@ -88,6 +89,17 @@ pub fn entries(root: &std::path::Path, project: &str) -> anyhow::Result<Vec<PsEn
                         .join(" ")
                 })
                 .unwrap_or_default();
+        let publishers = super::port::published(global, &record.id)
+            .into_iter()
+            .map(|p| {
+                serde_json::json!({
+                    "URL": p.host_ip.map_or("0.0.0.0".to_owned(), |ip| ip.to_string()),
+                    "TargetPort": p.container_port,
+                    "PublishedPort": p.host_port,
+                    "Protocol": p.protocol.as_str(),
+                })
+            })
+            .collect();
         let exit_code = record.last_exit.and_then(|e| e.code).unwrap_or(0);
         let status = match state {
             ContainerState::Running => format!("Up {}", ago(record.created_ms)),
@@ -115,7 +127,7 @@ pub fn entries(root: &std::path::Path, project: &str) -> anyhow::Result<Vec<PsEn
             status,
             health: String::new(),
             exit_code,
-            publishers: Vec::new(),
+            publishers,
             restart_count: record.restart_count,
         });
     }
@@ -126,7 +138,7 @@ pub fn run(global: &GlobalArgs, args: PsArgs) -> anyhow::Result<ExitCode> {
     let Some(name) = client::project_name(&args.project)? else {
         return Ok(ExitCode::FAILURE);
     };
-    let list: Vec<PsEntry> = entries(&global.root, &name)?
+    let list: Vec<PsEntry> = entries(global, &name)?
         .into_iter()
         .filter(|e| args.all || e.state != ContainerState::Exited)
         .collect();

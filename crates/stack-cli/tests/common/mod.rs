@@ -39,11 +39,15 @@ pub fn busybox_archive() -> PathBuf {
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub project: String,
+    /// The subnets this test's networks come from, its own so that tests
+    /// running in parallel never pick the same one.
+    pub pool: String,
 }
 
 impl Env {
-    /// A new root with the busybox image loaded, for project `project`.
-    pub fn new(project: &str) -> Self {
+    /// A new root with the busybox image loaded, for project `project`,
+    /// whose networks take subnets from `10.220.<subnet>.0/24`.
+    pub fn new(project: &str, subnet: u8) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("stack-e2e-")
             .tempdir()
@@ -51,6 +55,7 @@ impl Env {
         let env = Self {
             dir,
             project: project.to_owned(),
+            pool: format!("10.220.{subnet}.0/24"),
         };
         let out = env.stack(&["image", "load", "-i", busybox_archive().to_str().unwrap()]);
         assert!(
@@ -87,6 +92,7 @@ impl Env {
             .current_dir(self.dir.path())
             .env_remove("STACK_ROOT")
             .env_remove("STACK_RUN")
+            .env("STACK_SUBNET_POOL", &self.pool)
             .output()
             .unwrap()
     }

@@ -7,7 +7,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use stack_image::merge::{ServiceProcess, resolve_process};
-use stack_net::{AttachRequest, NetworkAttachment};
+use stack_net::{AttachRequest, NetworkAttachment, PortMapping, Protocol};
 use stack_spec::{NetworkMode, Service};
 
 use super::Host;
@@ -82,6 +82,43 @@ fn device_numbers(path: &str) -> Option<DeviceNumbers> {
         libc::minor(rdev) as i64,
         kind.is_block_device(),
     ))
+}
+
+/// `ports:` as the network crate publishes them: one mapping per entry,
+/// `published: "8000-8010"` taking its first port, none for a random one.
+pub fn port_mappings(service: &Service) -> Result<Vec<PortMapping>, CreateError> {
+    let mut out = Vec::new();
+    for port in &service.ports {
+        let host_ip = match port.host_ip.as_deref() {
+            None | Some("") | Some("0.0.0.0") => None,
+            Some(ip) => Some(
+                ip.parse::<Ipv4Addr>()
+                    .map_err(|_| CreateError::Address(ip.to_owned()))?,
+            ),
+        };
+        let host_port = match port.published.as_deref() {
+            None | Some("") => None,
+            Some(p) => {
+                let first = p.split('-').next().unwrap_or(p);
+                Some(
+                    first
+                        .parse::<u16>()
+                        .map_err(|_| CreateError::Address(p.to_owned()))?,
+                )
+            }
+        };
+        let protocol = match port.protocol {
+            stack_spec::PortProtocol::Udp => Protocol::Udp,
+            _ => Protocol::Tcp,
+        };
+        out.push(PortMapping {
+            host_ip,
+            host_port,
+            container_ports: (port.target, port.target),
+            protocol,
+        });
+    }
+    Ok(out)
 }
 
 fn service_process(service: &Service) -> ServiceProcess {
@@ -221,8 +258,30 @@ impl Host {
                 Some(attachment.netns)
             }
             Some(NetworkMode::None) => Some(self.net.attach_none(&project.name, &id).await?),
+            // Another container's network namespace: join it.
+            Some(NetworkMode::Service(parent)) => {
+                let records = self.store.containers(&project.name)?;
+                let owner = records
+                    .iter()
+                    .find(|r| r.service == *parent)
+                    .ok_or_else(|| {
+                        CreateError::NoRecord(format!("a container of service {parent}"))
+                    })?;
+                Some(self.net.netns_of(&owner.id).await?)
+            }
+            Some(NetworkMode::Container(other)) => {
+                let owner = self
+                    .store
+                    .load(&project.name, other)?
+                    .ok_or_else(|| CreateError::NoRecord(other.clone()))?;
+                Some(self.net.netns_of(&owner.id).await?)
+            }
             _ => None,
         };
+        let mappings = port_mappings(&service)?;
+        if !mappings.is_empty() {
+            self.net.publish(&id, &mappings).await?;
+        }
 
         let read = |p: &str| fs::read_to_string(rootfs.path.join(p)).unwrap_or_default();
         let (passwd, group) = (read("etc/passwd"), read("etc/group"));
@@ -276,7 +335,11 @@ impl Host {
         })
         .await
         .ok();
-        self.net.detach(&record.id).await?;
+        // Containers that share another's namespace were never attached.
+        match self.net.detach(&record.id).await {
+            Ok(()) | Err(stack_net::NetError::NotAttached(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
         self.images
             .release_rootfs(&record.id)
             .map_err(|source| CreateError::Image {

@@ -189,6 +189,11 @@ impl Host {
         Ok(())
     }
 
+    /// Stops and removes one container, tolerating what is already gone.
+    pub async fn remove(&self, name: &str) -> Result<(), DriverError> {
+        self.destroy(name).await.map_err(Into::into)
+    }
+
     /// Removes what is left of the project's networks (bridges, rules, DNS,
     /// leases), also after a crash.
     pub async fn cleanup_network(&self) -> Result<(), stack_net::NetError> {

@@ -65,21 +65,42 @@ impl Host {
 
     /// One probe: its exit code (-1 when it could not run or timed out) and
     /// its output.
-    async fn probe(&self, name: &str, check: &Check) -> (i32, String) {
-        match tokio::time::timeout(check.timing.timeout, self.exec_capture(name, &check.argv)).await
+    async fn probe(self: &Arc<Self>, name: &str, check: &Check) -> (i32, String) {
+        match self
+            .exec_capture(name, &check.argv, check.timing.timeout)
+            .await
         {
-            Ok(Ok(result)) => result,
-            Ok(Err(e)) => (-1, e),
-            Err(_) => (
-                -1,
-                format!("health check timed out after {:?}", check.timing.timeout),
-            ),
+            Ok(result) => result,
+            Err(e) => (-1, e),
         }
     }
 
     /// Runs `argv` inside the running container and returns its exit code
-    /// and combined output.
-    pub async fn exec_capture(&self, name: &str, argv: &[String]) -> Result<(i32, String), String> {
+    /// and combined output; after `timeout` the process is killed.
+    ///
+    /// The work runs in a task of its own that always reaps the process,
+    /// even when the caller is dropped midway (a prober aborted by `stop`):
+    /// an unreaped zombie in the container's pid namespace would keep its
+    /// pid 1 from ever exiting.
+    pub async fn exec_capture(
+        self: &Arc<Self>,
+        name: &str,
+        argv: &[String],
+        timeout: std::time::Duration,
+    ) -> Result<(i32, String), String> {
+        let host = self.clone();
+        let (name, argv) = (name.to_owned(), argv.to_vec());
+        tokio::spawn(async move { host.exec_reaped(&name, &argv, timeout).await })
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    async fn exec_reaped(
+        &self,
+        name: &str,
+        argv: &[String],
+        timeout: std::time::Duration,
+    ) -> Result<(i32, String), String> {
         let record = self.record(name).map_err(|e| e.to_string())?;
         let config = self.container_dir(name).join("config.json");
         let spec: Spec = fs::read(&config)
@@ -114,10 +135,6 @@ impl Host {
         .await
         .map_err(|e| e.to_string())??;
         let pidfd = PidFd::open(pid).map_err(|e| e.to_string())?;
-        // Reaped by a task of its own, so that a probe abandoned at its
-        // timeout never leaves a zombie in the container's pid namespace
-        // (its pid 1 could not exit until the zombie is reaped).
-        let waiter = tokio::spawn(async move { pidfd.exited().await });
         let mut output = Vec::new();
         let reader = async {
             if let Ok(mut pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(read) {
@@ -130,11 +147,20 @@ impl Host {
                 }
             }
         };
-        let (status, ()) = tokio::join!(waiter, reader);
-        let code = match status
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?
-        {
+        let waited =
+            tokio::time::timeout(timeout, async { tokio::join!(pidfd.exited(), reader).0 }).await;
+        let status = match waited {
+            Ok(status) => status.map_err(|e| e.to_string())?,
+            Err(_) => {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                let _ = pidfd.exited().await;
+                return Ok((-1, format!("health check timed out after {timeout:?}")));
+            }
+        };
+        let code = match status {
             ExitStatus::Exited(c) => c,
             ExitStatus::Signaled(s) => 128 + s,
             ExitStatus::Unknown => -1,
