@@ -75,49 +75,8 @@ impl Host {
     /// Starts watching (and so running) a created container; resolves once
     /// its process runs, or with the reason it could not start.
     pub async fn run(self: &Arc<Self>, name: &str) -> Result<(), DriverError> {
-        let record = self.record(name)?;
-        let service = self.service(&record.service)?;
-        let image_config = self
-            .images
-            .resolve(&record.image)
-            .and_then(|id| self.images.config(&id))
-            .ok();
-        let image_stop = image_config
-            .as_ref()
-            .and_then(|c| c.config.stop_signal.clone());
-        let config = MonitorConfig {
-            container: name.to_owned(),
-            policy: restart_policy(&service),
-            backoff: Backoff::default(),
-            stop_signal: stop_signal(&service, image_stop.as_deref()),
-            stop_grace: stop_grace(&service),
-        };
         let mut events = self.events.subscribe();
-        let monitor = spawn_monitor(self.clone(), config, self.events.clone(), self.epoch, None);
-        let check = resolve_check(
-            service.healthcheck.as_ref(),
-            image_config
-                .as_ref()
-                .and_then(|c| c.config.healthcheck.as_ref()),
-        );
-        let (health, prober) = match check {
-            Some(check) => {
-                let (rx, task) = self.spawn_prober(name, check);
-                (Some(rx), Some(task))
-            }
-            None => (None, None),
-        };
-        self.watched
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                name.to_owned(),
-                Watched {
-                    monitor,
-                    health,
-                    prober,
-                },
-            );
+        self.watch(name, None)?;
         loop {
             match events.recv().await {
                 Ok(e) if e.container == name => match e.kind {
@@ -135,11 +94,18 @@ impl Host {
     /// Watches a container that is already running (after a supervisor
     /// restart) without restarting it.
     pub async fn watch_running(self: &Arc<Self>, name: &str) -> Result<(), DriverError> {
-        let record = self.record(name)?;
-        let service = self.service(&record.service)?;
-        let pid = record
+        let pid = self
+            .record(name)?
             .pid
             .ok_or_else(|| DriverError::Start(format!("{name} has no pid")))?;
+        self.watch(name, Some(pid))
+    }
+
+    /// Puts a container under a monitor (which starts it, or adopts `adopt`)
+    /// and, when it has a health check, a prober.
+    fn watch(self: &Arc<Self>, name: &str, adopt: Option<i32>) -> Result<(), DriverError> {
+        let record = self.record(name)?;
+        let service = self.service(&record.service)?;
         let image_config = self
             .images
             .resolve(&record.image)
@@ -155,13 +121,7 @@ impl Host {
             stop_signal: stop_signal(&service, image_stop.as_deref()),
             stop_grace: stop_grace(&service),
         };
-        let monitor = spawn_monitor(
-            self.clone(),
-            config,
-            self.events.clone(),
-            self.epoch,
-            Some(pid),
-        );
+        let monitor = spawn_monitor(self.clone(), config, self.events.clone(), self.epoch, adopt);
         let check = resolve_check(
             service.healthcheck.as_ref(),
             image_config
