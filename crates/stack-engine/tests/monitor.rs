@@ -217,10 +217,24 @@ async fn ten_seconds_of_running_resets_the_backoff() {
 
 #[tokio::test(start_paused = true)]
 async fn stop_uses_the_stop_signal_then_sigkill_and_is_not_restarted() {
-    // Ignores SIGTERM, so only the SIGKILL after the grace period ends it.
-    let shell = Shell::new("c", "trap '' TERM; while :; do sleep 1; done");
+    // Ignores SIGTERM, so only the SIGKILL after the grace period ends it;
+    // it says when the trap is in place, so the stop cannot come before it.
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let script = format!(
+        "trap '' TERM; touch {}; while :; do sleep 1; done",
+        ready.display()
+    );
+    let shell = Shell::new("c", &script);
     let (mut handle, mut rx) = start(shell, config("c", RestartPolicy::Always));
     wait_state(&mut handle, ContainerState::Running).await;
+    for _ in 0..500 {
+        if ready.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(ready.exists(), "the process never installed its trap");
     let (done, stopped) = oneshot::channel();
     let asked = Instant::now();
     handle.commands.send(Command::Stop { done }).await.unwrap();
