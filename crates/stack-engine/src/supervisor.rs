@@ -248,7 +248,6 @@ async fn down(
     if let Err(e) = host.cleanup_network().await {
         failures.push(e.to_string());
     }
-    remove_project_cgroups(&project.name);
     if !failures.is_empty() {
         return Err(failures.join("; "));
     }
@@ -262,24 +261,4 @@ async fn down(
 pub fn is_not_running(e: &ControlError) -> bool {
     matches!(e, ControlError::Io { source, .. }
         if matches!(source.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused))
-}
-
-/// Removes the project's parent cgroups (`/stack/<project>` in every
-/// hierarchy); the runtime removes each container's own cgroup, but not the
-/// parents it created on the way.
-fn remove_project_cgroups(project: &str) {
-    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
-        return;
-    };
-    let mut dirs: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("stack").join(project))
-        .collect();
-    // cgroup v2 mounted directly at /sys/fs/cgroup.
-    dirs.push(PathBuf::from("/sys/fs/cgroup/stack").join(project));
-    for dir in dirs {
-        // rmdir, not remove_dir_all: a cgroup directory is removed whole, and
-        // only when it has no processes and no children left.
-        let _ = std::fs::remove_dir(&dir);
-    }
 }

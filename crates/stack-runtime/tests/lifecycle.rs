@@ -115,6 +115,40 @@ fn create_start_kill_delete() {
     assert!(cg_dirs.iter().all(|d| !d.exists()), "cgroup left behind");
 }
 
+/// Parents under the runtime's own `/stack` go with the last container in
+/// them, and not before.
+#[test]
+fn delete_prunes_empty_parents_under_stack_only_when_unused() {
+    let parent = format!("/stack/prune-{}", std::process::id());
+    let bundle = |leaf: &str| {
+        let path = format!("{parent}/{leaf}");
+        Bundle::new(&["sleep", "100"], move |v| {
+            v["linux"]["cgroupsPath"] = path.clone().into();
+        })
+    };
+    let (ba, bb) = (bundle("a"), bundle("b"));
+    let ga = create(&ba, "prune-a").unwrap();
+    let gb = create(&bb, "prune-b").unwrap();
+    let parent_dirs: Vec<_> = ga
+        .container()
+        .cgroup()
+        .dirs()
+        .iter()
+        .map(|d| d.parent().unwrap().to_path_buf())
+        .collect();
+    assert!(parent_dirs.iter().all(|d| d.exists()));
+    ga.container().delete(true).unwrap();
+    assert!(
+        parent_dirs.iter().all(|d| d.exists()),
+        "a parent still used by b was removed"
+    );
+    gb.container().delete(true).unwrap();
+    assert!(
+        parent_dirs.iter().all(|d| !d.exists()),
+        "an empty parent was left behind"
+    );
+}
+
 #[test]
 fn delete_of_running_needs_force() {
     let b = Bundle::new(&["sleep", "100"], |_| {});

@@ -121,12 +121,17 @@ pub fn parse_v1_mounts(mountinfo: &str) -> Vec<V1Mount> {
         .collect()
 }
 
+/// The runtime's own parent cgroup. It and everything under it are made on
+/// demand by whichever container needs them first, and pruned by the last
+/// one out (see [`Cgroup::remove`]).
+pub const DEFAULT_PARENT: &str = "/stack";
+
 /// The cgroup path for a container: `linux.cgroupsPath` or `/stack/<id>`.
 pub fn container_path(spec_path: Option<&Path>, id: &str) -> String {
     match spec_path.and_then(|p| p.to_str()).filter(|p| !p.is_empty()) {
         Some(p) if p.starts_with('/') => p.to_string(),
         Some(p) => format!("/{p}"),
-        None => format!("/stack/{id}"),
+        None => format!("{DEFAULT_PARENT}/{id}"),
     }
 }
 
@@ -254,7 +259,10 @@ impl Cgroup {
     }
 
     /// Removes the cgroup directories; processes must be gone. Retries briefly,
-    /// as the kernel frees a cgroup shortly after its last task exits.
+    /// as the kernel frees a cgroup shortly after its last task exits. Under
+    /// [`DEFAULT_PARENT`], the ancestors left empty go too, up to and
+    /// including it; one that still has children or tasks refuses `rmdir`,
+    /// so a parent in use is never removed.
     pub fn remove(&self) -> Result<(), CgroupError> {
         let mut dirs = self.dirs();
         // Children of a v2 cgroup (e.g. made by the container) go first.
@@ -265,7 +273,27 @@ impl Cgroup {
             }
             remove_tree(d)?;
         }
+        let depth = self.prunable_ancestors();
+        for d in &dirs {
+            for ancestor in d.ancestors().skip(1).take(depth) {
+                match fs::remove_dir(ancestor) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    // Still used by another container: it prunes later.
+                    Err(_) => break,
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// How many ancestors of this cgroup belong to the runtime's own parent:
+    /// 2 for `/stack/p/c` (`/stack/p` and `/stack`), 0 outside it.
+    fn prunable_ancestors(&self) -> usize {
+        match self.path.strip_prefix(DEFAULT_PARENT) {
+            Some(rest) if rest.starts_with('/') => rest.trim_matches('/').split('/').count(),
+            _ => 0,
+        }
     }
 }
 
@@ -315,6 +343,19 @@ mod tests {
 31 26 0:29 / /sys/fs/cgroup/cpu rw shared:13 - cgroup cgroup rw,cpu
 32 26 0:30 / /sys/fs/cgroup/memory rw shared:14 - cgroup cgroup rw,memory
 ";
+
+    #[test]
+    fn only_parents_under_the_runtime_parent_are_pruned() {
+        let cg = |path: &str| Cgroup {
+            version: Version::V2,
+            path: path.into(),
+            v1_mounts: Vec::new(),
+        };
+        assert_eq!(cg("/stack/p/c").prunable_ancestors(), 2);
+        assert_eq!(cg("/stack/c").prunable_ancestors(), 1);
+        assert_eq!(cg("/stacked/c").prunable_ancestors(), 0);
+        assert_eq!(cg("/user/slice/c").prunable_ancestors(), 0);
+    }
 
     #[test]
     fn v1_mounts_from_mountinfo() {

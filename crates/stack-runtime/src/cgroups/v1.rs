@@ -9,11 +9,21 @@ use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, LinuxResources};
 use super::{Cgroup, CgroupError, Stats, keyed, read_file, write_file};
 
 fn mkdir(dir: &Path) -> Result<(), CgroupError> {
-    fs::create_dir_all(dir).map_err(|source| CgroupError::Io {
-        op: "mkdir",
-        path: dir.to_path_buf(),
-        source,
-    })
+    // A parent pruned by a container being deleted at the same moment makes
+    // one attempt fail with ENOENT; the next one makes it again.
+    let mut attempt = 0;
+    loop {
+        match fs::create_dir_all(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 5 => attempt += 1,
+            result => {
+                return result.map_err(|source| CgroupError::Io {
+                    op: "mkdir",
+                    path: dir.to_path_buf(),
+                    source,
+                });
+            }
+        }
+    }
 }
 
 fn need(

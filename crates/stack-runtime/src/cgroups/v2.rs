@@ -14,7 +14,24 @@ fn dir(cg: &Cgroup) -> PathBuf {
 }
 
 /// Enables every available controller in each ancestor so the leaf gets them.
+/// Makes the leaf and its ancestors with every controller delegated. A
+/// parent pruned by a container being deleted at the same moment makes one
+/// walk fail with ENOENT; the next walk makes it again.
 fn enable_controllers(leaf: &Path) -> Result<(), CgroupError> {
+    let mut attempt = 0;
+    loop {
+        match enable_controllers_once(leaf) {
+            Err(CgroupError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 =>
+            {
+                attempt += 1
+            }
+            result => return result,
+        }
+    }
+}
+
+fn enable_controllers_once(leaf: &Path) -> Result<(), CgroupError> {
     let root = Path::new(CGROUP_ROOT);
     let available = read_file(&root.join("cgroup.controllers"))?;
     let enable: String = available
@@ -31,12 +48,15 @@ fn enable_controllers(leaf: &Path) -> Result<(), CgroupError> {
             }
         }
         cur = cur.join(comp);
-        if !cur.exists() {
-            fs::create_dir(&cur).map_err(|source| CgroupError::Io {
-                op: "mkdir",
-                path: cur.clone(),
-                source,
-            })?;
+        match fs::create_dir(&cur) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(CgroupError::Io {
+                    op: "mkdir",
+                    path: cur.clone(),
+                    source: e,
+                });
+            }
+            _ => {}
         }
     }
     Ok(())
