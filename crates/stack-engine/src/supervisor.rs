@@ -93,9 +93,14 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
             Ok(message) => (true, message),
             Err(message) => (false, message),
         };
-        let _ = channel.send(&Reply::Done { ok, message }).await;
-        if finished && ok {
+        // After a `down` the socket goes before the answer, so that whoever
+        // asked never finds it afterwards.
+        let done = finished && ok;
+        if done {
             let _ = std::fs::remove_file(&path);
+        }
+        let _ = channel.send(&Reply::Done { ok, message }).await;
+        if done {
             return Ok(());
         }
     }
