@@ -2,7 +2,6 @@
 //! running (it then adopts whatever runs), and send it requests.
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -128,11 +127,4 @@ pub fn project_name(args: &crate::project_args::ProjectArgs) -> anyhow::Result<O
         return Ok(Some(stack_spec::normalize_project_name(name)));
     }
     Ok(args.load()?.map(|loaded| loaded.project.name))
-}
-
-pub fn container_dir(root: &Path, project: &str, name: &str) -> PathBuf {
-    root.join("projects")
-        .join(project)
-        .join("containers")
-        .join(name)
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use stack_spec::{MountType, NetworkMode, Project, PullPolicy, Service};
 
-use crate::hash::{HASH_VERSION, changed_paths, config_hash, hashed_form};
+use crate::hash::{HASH_VERSION, changed_paths, hash_of, hashed_form};
 use crate::observed::{Observed, ObservedContainer};
 use crate::plan::{Action, Cause, OpId, Plan, Resource, Wait};
 
@@ -151,8 +151,8 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
             continue;
         };
         let want = replicas(name, service, options);
-        let hash = config_hash(service);
         let form = hashed_form(service);
+        let hash = hash_of(&form);
         let digest = service.image.as_ref().and_then(|i| observed.images.get(i));
         let changed_parent = namespace_parents(service)
             .into_iter()

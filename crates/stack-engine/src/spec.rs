@@ -62,50 +62,10 @@ pub struct SpecInput<'a> {
     pub device: &'a dyn Fn(&str) -> Option<DeviceNumbers>,
 }
 
-/// Every capability name the kernel knows, for `cap_add: [ALL]`.
-pub const ALL_CAPS: [&str; 41] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
+/// Every capability the kernel knows, by name, for `cap_add: [ALL]`.
+fn all_caps() -> impl Iterator<Item = String> {
+    caps::all().into_iter().map(|c| c.to_string())
+}
 
 fn cap_name(raw: &str) -> Result<String, SpecError> {
     let upper = raw.trim().to_ascii_uppercase();
@@ -114,18 +74,16 @@ fn cap_name(raw: &str) -> Result<String, SpecError> {
     } else {
         format!("CAP_{upper}")
     };
-    if ALL_CAPS.contains(&name.as_str()) {
-        Ok(name)
-    } else {
-        Err(SpecError::UnknownCapability(raw.to_owned()))
-    }
+    name.parse::<caps::Capability>()
+        .map(|c| c.to_string())
+        .map_err(|_| SpecError::UnknownCapability(raw.to_owned()))
 }
 
 /// Docker's 14 defaults, plus `cap_add`, minus `cap_drop` (`ALL` works in
 /// both); `privileged` gets everything.
 pub fn capabilities(service: &Service) -> Result<Vec<String>, SpecError> {
     if service.privileged {
-        return Ok(ALL_CAPS.iter().map(|c| c.to_string()).collect());
+        return Ok(all_caps().collect());
     }
     let mut caps: BTreeSet<String> = stack_runtime::plan::DEFAULT_CAPS
         .iter()
@@ -143,7 +101,7 @@ pub fn capabilities(service: &Service) -> Result<Vec<String>, SpecError> {
         caps.remove(&cap_name(c)?);
     }
     if all(&service.cap_add) {
-        caps.extend(ALL_CAPS.iter().map(|c| c.to_string()));
+        caps.extend(all_caps());
     }
     for c in service
         .cap_add

@@ -63,6 +63,25 @@ pub struct ContainerRecord {
     pub last_exit: Option<LastExit>,
 }
 
+impl ContainerRecord {
+    /// Its process still runs: the same pid with the same start time, so a
+    /// reused pid is never taken for it.
+    pub fn is_alive(&self) -> bool {
+        matches!((self.pid, self.pid_start_time),
+            (Some(pid), Some(start)) if stack_runtime::state::is_alive(pid, start))
+    }
+
+    /// The recorded state checked against the kernel: a container recorded
+    /// as up whose process is gone has exited.
+    pub fn live_state(&self) -> ContainerState {
+        match self.state {
+            _ if self.is_alive() => self.state,
+            ContainerState::Created | ContainerState::Restarting => self.state,
+            _ => ContainerState::Exited,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,

@@ -113,10 +113,7 @@ async fn adopt(host: &Arc<Host>) {
     let project = host.project();
     let records = host.records().containers(&project.name).unwrap_or_default();
     for record in records {
-        let alive = matches!(
-            (record.pid, record.pid_start_time),
-            (Some(pid), Some(start)) if stack_runtime::state::is_alive(pid, start)
-        );
+        let alive = record.is_alive();
         let Some(service) = project.services.get(&record.service) else {
             continue;
         };

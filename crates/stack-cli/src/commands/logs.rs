@@ -55,34 +55,12 @@ impl Printer {
         };
         let time = if self.timestamps {
             let t = UNIX_EPOCH + Duration::from_nanos(e.time_ns as u64);
-            format!("{} ", humanish(t))
+            format!("{} ", humantime::format_rfc3339_seconds(t))
         } else {
             String::new()
         };
         let _ = write!(out, "{prefix}{time}{}", e.log);
     }
-}
-
-/// RFC 3339 in UTC, seconds precision, without a date crate.
-fn humanish(t: std::time::SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 fn containers(
@@ -110,7 +88,9 @@ async fn follow(
         let names = containers(global, project, services)?;
         let mut out = std::io::stdout().lock();
         for (i, name) in names.iter().enumerate() {
-            let path = client::container_dir(&global.root, project, name).join("container.log");
+            let path = Store::new(&global.root)
+                .container_dir(project, name)
+                .join("container.log");
             let entries = read_all(&path).unwrap_or_default();
             let done = seen.entry(name.clone()).or_insert(0);
             // Rotation makes the kept history shorter: start over from it.
@@ -150,7 +130,9 @@ pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {
     let mut seen = HashMap::new();
     let mut out = std::io::stdout().lock();
     for (i, name) in names.iter().enumerate() {
-        let path = client::container_dir(&global.root, &project, name).join("container.log");
+        let path = Store::new(&global.root)
+            .container_dir(&project, name)
+            .join("container.log");
         let entries = read_all(&path)?;
         let shown = match args.tail {
             Some(n) => tail(&entries, n),

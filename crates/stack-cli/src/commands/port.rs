@@ -31,13 +31,19 @@ pub struct PortArgs {
     pub index: u32,
 }
 
-/// Every published port of the container with this id.
-pub fn published(global: &GlobalArgs, id: &str) -> Vec<PublishedPort> {
+/// The published ports of each container id, read in one go.
+pub fn published(global: &GlobalArgs, ids: &[&str]) -> Vec<Vec<PublishedPort>> {
     let net = NetworkManager::new(&global.root, &global.run_dir, NetOptions::default());
-    client::runtime()
-        .ok()
-        .and_then(|rt| rt.block_on(net.published(id)).ok())
-        .unwrap_or_default()
+    let Ok(rt) = client::runtime() else {
+        return vec![Vec::new(); ids.len()];
+    };
+    rt.block_on(async {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(net.published(id).await.unwrap_or_default());
+        }
+        out
+    })
 }
 
 pub fn run(global: &GlobalArgs, args: PortArgs) -> anyhow::Result<ExitCode> {
@@ -59,7 +65,8 @@ pub fn run(global: &GlobalArgs, args: PortArgs) -> anyhow::Result<ExitCode> {
         Proto::Tcp => Protocol::Tcp,
         Proto::Udp => Protocol::Udp,
     };
-    let found = published(global, &record.id)
+    let found = published(global, &[record.id.as_str()])
+        .remove(0)
         .into_iter()
         .find(|p| p.container_port == args.port && p.protocol == protocol);
     match found {

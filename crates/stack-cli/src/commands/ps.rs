@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use stack_engine::observed::ContainerState;
-use stack_engine::store::{ContainerRecord, Store};
+use stack_engine::store::Store;
 
 use crate::cli::GlobalArgs;
 use crate::client;
@@ -50,15 +50,6 @@ pub struct PsEntry {
     pub restart_count: u32,
 }
 
-fn live_state(record: &ContainerRecord) -> ContainerState {
-    match (record.pid, record.pid_start_time) {
-        (Some(pid), Some(start)) if stack_runtime::state::is_alive(pid, start) => record.state,
-        _ if record.state == ContainerState::Created => ContainerState::Created,
-        _ if record.state == ContainerState::Restarting => ContainerState::Restarting,
-        _ => ContainerState::Exited,
-    }
-}
-
 fn ago(ms: u64) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -72,24 +63,29 @@ fn ago(ms: u64) -> String {
 }
 
 pub fn entries(global: &GlobalArgs, project: &str) -> anyhow::Result<Vec<PsEntry>> {
-    let root = global.root.as_path();
-    let store = Store::new(root);
+    let store = Store::new(&global.root);
+    let records = store.containers(project)?;
+    let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    let published = super::port::published(global, &ids);
     let mut out = Vec::new();
-    for record in store.containers(project)? {
-        let state = live_state(&record);
-        let command =
-            std::fs::read(client::container_dir(root, project, &record.name).join("config.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .and_then(|v| v["process"]["args"].as_array().cloned())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .unwrap_or_default();
-        let publishers = super::port::published(global, &record.id)
+    for (record, ports) in records.into_iter().zip(published) {
+        let state = record.live_state();
+        let command = std::fs::read(
+            store
+                .container_dir(project, &record.name)
+                .join("config.json"),
+        )
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["process"]["args"].as_array().cloned())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+        let publishers = ports
             .into_iter()
             .map(|p| {
                 serde_json::json!({

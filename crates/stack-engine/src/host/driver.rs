@@ -188,15 +188,11 @@ impl Host {
                 let Ok(record) = self.record(name) else {
                     return;
                 };
-                if let (Some(pid), Some(start)) = (record.pid, record.pid_start_time)
-                    && stack_runtime::state::is_alive(pid, start)
-                {
+                if let Some(pid) = record.pid.filter(|_| record.is_alive()) {
                     let pid = nix::unistd::Pid::from_raw(pid);
                     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
                     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-                    while stack_runtime::state::is_alive(pid.as_raw(), start)
-                        && tokio::time::Instant::now() < deadline
-                    {
+                    while record.is_alive() && tokio::time::Instant::now() < deadline {
                         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                     }
                 }

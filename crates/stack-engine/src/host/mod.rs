@@ -138,13 +138,7 @@ impl Host {
         {
             return w.monitor.snapshot.borrow().state;
         }
-        match (record.pid, record.pid_start_time) {
-            (Some(pid), Some(start)) if stack_runtime::state::is_alive(pid, start) => {
-                ContainerState::Running
-            }
-            _ if record.state == ContainerState::Created => ContainerState::Created,
-            _ => ContainerState::Exited,
-        }
+        record.live_state()
     }
 
     /// What exists now, for the reconciler.
