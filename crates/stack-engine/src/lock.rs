@@ -140,7 +140,12 @@ mod tests {
             std::thread::sleep(Duration::from_millis(100));
             drop(first);
         });
+        let asked = Instant::now();
         ProjectLock::acquire(dir.path(), "p", "stack ps", Duration::from_secs(5)).unwrap();
+        assert!(
+            asked.elapsed() >= Duration::from_millis(80),
+            "got the lock while the first holder still had it"
+        );
         releaser.join().unwrap();
     }
 }
