@@ -58,6 +58,32 @@ pub enum Command {
     Logs(commands::logs::LogsArgs),
     /// Print the host address a container port is published on.
     Port(commands::port::PortArgs),
+    /// Start the stopped containers, dependencies first.
+    Start(commands::start::StartArgs),
+    /// Stop the running containers, keeping them.
+    Stop(commands::stop::StopArgs),
+    /// Stop and start the containers again.
+    Restart(commands::restart::RestartArgs),
+    /// Send a signal to the containers (SIGKILL by default).
+    Kill(commands::kill::KillArgs),
+    /// Freeze the containers' processes.
+    Pause(commands::pause::PauseArgs),
+    /// Thaw paused containers.
+    Unpause(commands::pause::PauseArgs),
+    /// Remove stopped containers.
+    Rm(commands::rm::RmArgs),
+    /// Run a command in a running container.
+    Exec(commands::exec::ExecArgs),
+    /// Run a one-off container of a service.
+    Run(commands::run::RunArgs),
+    /// Show the containers' processes.
+    Top(commands::top::TopArgs),
+    /// List the images the containers use.
+    Images(commands::images::ImagesArgs),
+    /// List the projects.
+    Ls(commands::ls::LsArgs),
+    /// Show the services' dependency graph and start order.
+    Graph(commands::graph::GraphArgs),
     /// Print a shell completion script.
     Completion(commands::completion::CompletionArgs),
     /// Run a project's supervisor (started by the other commands).

@@ -128,3 +128,36 @@ pub fn project_name(args: &crate::project_args::ProjectArgs) -> anyhow::Result<O
     }
     Ok(args.load()?.map(|loaded| loaded.project.name))
 }
+
+/// Sends a request about an existing project's containers (`start`,
+/// `stop`, `kill` ...), prints its progress and final word, and returns
+/// the exit code.
+pub fn send(
+    global: &GlobalArgs,
+    args: &crate::project_args::ProjectArgs,
+    request: Request,
+) -> anyhow::Result<std::process::ExitCode> {
+    use std::process::ExitCode;
+    let Some(name) = project_name(args)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    if !global.root.join("projects").join(&name).exists() {
+        eprintln!("error: project {name} has no containers");
+        return Ok(ExitCode::FAILURE);
+    }
+    let (ok, message) = runtime()?.block_on(async {
+        let mut channel = connect(global, &name).await?;
+        channel
+            .call(&request, |line| eprintln!("{line}"))
+            .await
+            .with_context(|| format!("talking to the supervisor of {name}"))
+    })?;
+    if !ok {
+        eprintln!("error: {message}");
+        return Ok(ExitCode::FAILURE);
+    }
+    if !message.is_empty() {
+        eprintln!("{message}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

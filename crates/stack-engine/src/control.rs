@@ -20,6 +20,60 @@ pub struct UpOptions {
     pub no_recreate: bool,
     pub remove_orphans: bool,
     pub scale: std::collections::BTreeMap<String, u32>,
+    /// `up SERVICE...`: only these (and, unless `no_deps`, what they
+    /// depend on); empty means every service.
+    #[serde(default)]
+    pub services: Vec<String>,
+    #[serde(default)]
+    pub no_deps: bool,
+    /// `--wait`: answer once every service is running, healthy or done.
+    #[serde(default)]
+    pub wait: bool,
+    /// `--wait-timeout` in seconds.
+    #[serde(default)]
+    pub wait_timeout: Option<u64>,
+    /// The stack files, for `stack ls`.
+    #[serde(default)]
+    pub config_files: Vec<PathBuf>,
+}
+
+/// `stack run`: a one-off container of a service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOptions {
+    pub service: String,
+    /// Replaces the service's command when given.
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    /// `-e K=V`, over the service's environment.
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    /// `--name`; `<project>-<service>-run-<id>` otherwise.
+    pub name: Option<String>,
+    pub no_deps: bool,
+    pub detach: bool,
+    /// Remove the container once it exits.
+    pub remove: bool,
+    pub stdio: RunStdio,
+}
+
+/// Where a one-off container's input and output go.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStdio {
+    /// Into its log, like a service's.
+    #[default]
+    Log,
+    /// The caller's own standard input, output and error (taken from the
+    /// connected process with pidfd_getfd).
+    Inherit,
+    /// A terminal whose master goes to this socket (runc's console socket),
+    /// sized `rows` x `cols`.
+    Terminal {
+        console_socket: PathBuf,
+        rows: u16,
+        cols: u16,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,10 +85,47 @@ pub enum Request {
     },
     Down {
         remove_volumes: bool,
+        /// Seconds to wait for each container to stop before SIGKILL.
+        #[serde(default)]
+        timeout: Option<u64>,
     },
-    /// Stop every container (or those of `services`), keeping them.
+    /// Start the stopped containers (of `services`, or all), dependencies
+    /// first.
+    Start {
+        services: Vec<String>,
+    },
+    /// Stop every container (or those of `services`), keeping them;
+    /// `timeout` seconds before SIGKILL instead of `stop_grace_period`.
     Stop {
         services: Vec<String>,
+        #[serde(default)]
+        timeout: Option<u64>,
+    },
+    Restart {
+        services: Vec<String>,
+        timeout: Option<u64>,
+    },
+    Kill {
+        services: Vec<String>,
+        signal: i32,
+    },
+    Pause {
+        services: Vec<String>,
+    },
+    Unpause {
+        services: Vec<String>,
+    },
+    /// Remove stopped containers (`stop`: stop them first).
+    Remove {
+        services: Vec<String>,
+        stop: bool,
+        volumes: bool,
+    },
+    /// A one-off container; attached runs answer with [`Reply::Exit`]
+    /// once it ends.
+    Run {
+        project: Box<Project>,
+        options: RunOptions,
     },
     Ping,
 }
@@ -46,6 +137,9 @@ pub enum Reply {
     Progress { line: String },
     /// The request finished.
     Done { ok: bool, message: String },
+    /// An attached one-off container ended with this exit code (before
+    /// `Done`).
+    Exit { code: i32 },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -83,16 +177,24 @@ pub struct Channel {
     reader: tokio::io::Lines<BufReader<OwnedReadHalf>>,
     writer: OwnedWriteHalf,
     path: PathBuf,
+    peer_pid: Option<i32>,
 }
 
 impl Channel {
     pub fn new(stream: UnixStream, path: &Path) -> Self {
+        let peer_pid = stream.peer_cred().ok().and_then(|c| c.pid());
         let (r, w) = stream.into_split();
         Self {
             reader: BufReader::new(r).lines(),
             writer: w,
             path: path.to_owned(),
+            peer_pid,
         }
+    }
+
+    /// The process on the other end, as the kernel saw it connect.
+    pub fn peer_pid(&self) -> Option<i32> {
+        self.peer_pid
     }
 
     pub async fn connect(path: &Path) -> Result<Self, ControlError> {
@@ -149,6 +251,7 @@ impl Channel {
             match self.recv::<Reply>().await? {
                 Some(Reply::Progress { line }) => progress(&line),
                 Some(Reply::Done { ok, message }) => return Ok((ok, message)),
+                Some(Reply::Exit { .. }) => {}
                 None => return Err(ControlError::Closed),
             }
         }

@@ -6,6 +6,7 @@ pub mod atomic;
 pub mod control;
 pub mod dag;
 pub mod execute;
+pub mod graph;
 pub mod hash;
 pub mod health;
 pub mod host;

@@ -17,6 +17,16 @@ pub struct ReconcileOptions {
     pub remove_orphans: bool,
     /// `--scale SERVICE=N`, over `deploy.replicas` and `scale`.
     pub scale: BTreeMap<String, u32>,
+    /// `up SERVICE...`: plan only these services (their dependencies
+    /// included by the caller unless `--no-deps`); `None` plans every one.
+    /// Waits on services left out are dropped, as compose does.
+    pub services: Option<BTreeSet<String>>,
+}
+
+impl ReconcileOptions {
+    fn selects(&self, service: &str) -> bool {
+        self.services.as_ref().is_none_or(|s| s.contains(service))
+    }
 }
 
 /// The network a service joins when it names none.
@@ -93,11 +103,14 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
 
     // Networks and volumes first: containers are created after them.
     let mut network_ops: HashMap<String, OpId> = HashMap::new();
-    let used_networks: BTreeSet<String> = project
-        .services
-        .values()
-        .flat_map(service_networks)
-        .collect();
+    let selected = || {
+        project
+            .services
+            .iter()
+            .filter(|(name, _)| options.selects(name))
+            .map(|(_, s)| s)
+    };
+    let used_networks: BTreeSet<String> = selected().flat_map(service_networks).collect();
     for key in &used_networks {
         let external = project.networks.get(key).is_some_and(|n| n.external);
         let name = network_name(project, key);
@@ -107,7 +120,15 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
         }
     }
     let mut volume_ops: HashMap<String, OpId> = HashMap::new();
+    let used_volumes: BTreeSet<&str> = selected()
+        .flat_map(|s| &s.volumes)
+        .filter(|v| v.kind == MountType::Volume)
+        .filter_map(|v| v.source.as_deref())
+        .collect();
     for (key, volume) in &project.volumes {
+        if options.services.is_some() && !used_volumes.contains(key.as_str()) {
+            continue;
+        }
         let name = volume_name(project, key);
         if !volume.external && !observed.volumes.contains(&name) {
             let op = plan.push(Action::Create, Resource::Volume(name), Cause::NotFound);
@@ -115,7 +136,7 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
         }
     }
     let mut image_ops: HashMap<String, OpId> = HashMap::new();
-    for service in project.services.values() {
+    for service in selected() {
         let Some(image) = &service.image else {
             continue;
         };
@@ -150,6 +171,9 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
         let Some(service) = project.services.get(name) else {
             continue;
         };
+        if !options.selects(name) {
+            continue;
+        }
         let want = replicas(name, service, options);
         let form = hashed_form(service);
         let hash = hash_of(&form);
@@ -191,6 +215,7 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
         let waits: Vec<Wait> = service
             .depends_on
             .iter()
+            .filter(|(dep, _)| options.selects(dep))
             .map(|(dep, d)| Wait {
                 service: dep.clone(),
                 condition: d.condition,

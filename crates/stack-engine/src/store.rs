@@ -61,6 +61,9 @@ pub struct ContainerRecord {
     pub restart_count: u32,
     pub stopped_by_user: bool,
     pub last_exit: Option<LastExit>,
+    /// Made by `stack run`: not a replica of its service, never restarted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub one_off: bool,
 }
 
 impl ContainerRecord {
@@ -227,6 +230,7 @@ mod tests {
             restart_count: 0,
             stopped_by_user: false,
             last_exit: None,
+            one_off: false,
         }
     }
 

@@ -3,6 +3,9 @@
 //! the control socket, and re-adopts running containers after its own
 //! crash.
 
+mod lifecycle;
+mod run;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,6 +90,20 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
                 continue;
             }
         };
+        // An attached run answers when its container ends; it waits on its
+        // own so that other requests are served meanwhile.
+        if let Request::Run { project, options } = request {
+            let (ok, message) = match run::start(&host, &mut channel, *project, options).await {
+                Ok(run::Started::Attached(attached)) => {
+                    tokio::spawn(attached.finish(channel));
+                    continue;
+                }
+                Ok(run::Started::Detached(name)) => (true, name),
+                Err(message) => (false, message),
+            };
+            let _ = channel.send(&Reply::Done { ok, message }).await;
+            continue;
+        }
         let finished = matches!(request, Request::Down { .. });
         let result = handle(&host, &mut channel, request).await;
         let (ok, message) = match result {
@@ -138,21 +155,29 @@ async fn handle(
     match request {
         Request::Ping => Ok("pong".into()),
         Request::Up { project, options } => up(host, channel, *project, options).await,
-        Request::Down { remove_volumes } => down(host, channel, remove_volumes).await,
-        Request::Stop { services } => {
-            let project = host.project();
-            for record in host.records().containers(&project.name).unwrap_or_default() {
-                if services.is_empty() || services.contains(&record.service) {
-                    host.stop(&record.name).await;
-                    let _ = channel
-                        .send(&Reply::Progress {
-                            line: format!("{}: stopped", record.name),
-                        })
-                        .await;
-                }
-            }
-            Ok(String::new())
+        Request::Down {
+            remove_volumes,
+            timeout,
+        } => down(host, channel, remove_volumes, timeout).await,
+        Request::Start { services } => lifecycle::start(host, channel, &services).await,
+        Request::Stop { services, timeout } => {
+            lifecycle::stop(host, channel, &services, timeout).await
         }
+        Request::Restart { services, timeout } => {
+            lifecycle::restart(host, channel, &services, timeout).await
+        }
+        Request::Kill { services, signal } => {
+            lifecycle::kill(host, channel, &services, signal).await
+        }
+        Request::Pause { services } => lifecycle::freeze(host, channel, &services, true).await,
+        Request::Unpause { services } => lifecycle::freeze(host, channel, &services, false).await,
+        Request::Remove {
+            services,
+            stop,
+            volumes,
+        } => lifecycle::remove(host, channel, &services, stop, volumes).await,
+        // Answered in `serve`, which lets it outlive this request.
+        Request::Run { .. } => Err("a run is not handled here".into()),
     }
 }
 
@@ -199,20 +224,40 @@ async fn up(
     project: Project,
     options: UpOptions,
 ) -> Result<String, String> {
-    let name = project.name.clone();
-    let bytes = serde_json::to_vec_pretty(&project).map_err(|e| e.to_string())?;
-    let dir = host.records().project_dir(&name);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    crate::atomic::write(&project_file(host, &name), &bytes).map_err(|e| e.to_string())?;
-    host.set_project(project);
+    if !options.config_files.is_empty() {
+        let dir = host.records().project_dir(&project.name);
+        let text: Vec<String> = options
+            .config_files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        crate::atomic::write(&dir.join("config-files"), text.join("\n").as_bytes())
+            .map_err(|e| e.to_string())?;
+    }
+    let selection = if options.services.is_empty() {
+        None
+    } else if let Some(s) = options
+        .services
+        .iter()
+        .find(|s| !project.services.contains_key(s.as_str()))
+    {
+        return Err(format!("no such service: {s}"));
+    } else if options.no_deps {
+        Some(options.services.iter().cloned().collect())
+    } else {
+        Some(crate::graph::with_dependencies(&project, &options.services))
+    };
+    set_project(host, project)?;
     let observed = host.observe().map_err(|e| e.to_string())?;
-    let options = ReconcileOptions {
+    let reconcile_options = ReconcileOptions {
         force_recreate: options.force_recreate,
         no_recreate: options.no_recreate,
         remove_orphans: options.remove_orphans,
         scale: options.scale,
+        services: selection.clone(),
     };
-    let plan = reconcile(&host.project(), &observed, &options);
+    let plan = reconcile(&host.project(), &observed, &reconcile_options);
     for note in &plan.notes {
         let _ = channel
             .send(&Reply::Progress {
@@ -221,6 +266,9 @@ async fn up(
             .await;
     }
     run_plan(host, channel, &plan).await?;
+    if options.wait {
+        lifecycle::wait_ready(host, selection.as_ref(), options.wait_timeout).await?;
+    }
     Ok(if plan.is_empty() {
         "nothing to do".into()
     } else {
@@ -228,18 +276,37 @@ async fn up(
     })
 }
 
+/// Records the stack file's project as the one this supervisor serves.
+fn set_project(host: &Arc<Host>, project: Project) -> Result<(), String> {
+    let name = project.name.clone();
+    let bytes = serde_json::to_vec_pretty(&project).map_err(|e| e.to_string())?;
+    let dir = host.records().project_dir(&name);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    crate::atomic::write(&project_file(host, &name), &bytes).map_err(|e| e.to_string())?;
+    host.set_project(project);
+    Ok(())
+}
+
 async fn down(
     host: &Arc<Host>,
     channel: &mut Channel,
     remove_volumes: bool,
+    timeout: Option<u64>,
 ) -> Result<String, String> {
     let project = host.project();
+    let mut early = lifecycle::remove_one_offs(host).await;
+    if timeout.is_some()
+        && let Err(e) = lifecycle::stop(host, channel, &[], timeout).await
+    {
+        early.push(e);
+    }
     let observed = host.observe().map_err(|e| e.to_string())?;
     let plan = plan_down(Some(&project), &observed, remove_volumes);
     let planned = run_plan(host, channel, &plan).await;
     // Whatever the plan could not take away (it stops at its first failure)
     // is removed one by one, so that `down` leaves nothing behind.
     let mut failures: Vec<String> = planned.err().into_iter().collect();
+    failures.extend(early);
     if !failures.is_empty() {
         for record in host.records().containers(&project.name).unwrap_or_default() {
             if let Err(e) = host.remove(&record.name).await {

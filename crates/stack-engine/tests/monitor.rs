@@ -237,7 +237,11 @@ async fn stop_uses_the_stop_signal_then_sigkill_and_is_not_restarted() {
     assert!(ready.exists(), "the process never installed its trap");
     let (done, stopped) = oneshot::channel();
     let asked = Instant::now();
-    handle.commands.send(Command::Stop { done }).await.unwrap();
+    handle
+        .commands
+        .send(Command::Stop { done, grace: None })
+        .await
+        .unwrap();
     stopped.await.unwrap();
     assert!(Instant::now().duration_since(asked) >= Duration::from_secs(10));
     let snap = handle.snapshot.borrow().clone();
@@ -261,7 +265,11 @@ async fn stop_uses_the_stop_signal_then_sigkill_and_is_not_restarted() {
     handle.commands.send(Command::Start).await.unwrap();
     wait_state(&mut handle, ContainerState::Running).await;
     let (done, stopped) = oneshot::channel();
-    handle.commands.send(Command::Stop { done }).await.unwrap();
+    handle
+        .commands
+        .send(Command::Stop { done, grace: None })
+        .await
+        .unwrap();
     stopped.await.unwrap();
 }
 

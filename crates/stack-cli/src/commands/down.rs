@@ -21,6 +21,9 @@ pub struct DownArgs {
     /// done: `down` removes every container of the project).
     #[arg(long)]
     pub remove_orphans: bool,
+    /// Seconds to wait for each container to stop before killing it.
+    #[arg(short = 't', long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
 }
 
 pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
@@ -33,6 +36,7 @@ pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
     }
     let request = Request::Down {
         remove_volumes: args.volumes,
+        timeout: args.timeout,
     };
     let ok = client::runtime()?.block_on(client::call(global, &name, &request))?;
     Ok(if ok {

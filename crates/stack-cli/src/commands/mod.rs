@@ -3,11 +3,23 @@
 pub mod completion;
 pub mod config;
 pub mod down;
+pub mod exec;
+pub mod graph;
 pub mod image;
+pub mod images;
+pub mod kill;
 pub mod logs;
+pub mod ls;
+pub mod pause;
 pub mod port;
 pub mod ps;
+pub mod restart;
+pub mod rm;
+pub mod run;
+pub mod start;
+pub mod stop;
 pub mod supervise;
+pub mod top;
 pub mod up;
 
 use std::process::ExitCode;
@@ -24,6 +36,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ps(args) => ps::run(&cli.global, args),
         Command::Logs(args) => logs::run(&cli.global, args),
         Command::Port(args) => port::run(&cli.global, args),
+        Command::Start(args) => start::run(&cli.global, args),
+        Command::Stop(args) => stop::run(&cli.global, args),
+        Command::Restart(args) => restart::run(&cli.global, args),
+        Command::Kill(args) => kill::run(&cli.global, args),
+        Command::Pause(args) => pause::pause(&cli.global, args),
+        Command::Unpause(args) => pause::unpause(&cli.global, args),
+        Command::Rm(args) => rm::run(&cli.global, args),
+        Command::Exec(args) => exec::run(&cli.global, args),
+        Command::Run(args) => run::run(&cli.global, args),
+        Command::Top(args) => top::run(&cli.global, args),
+        Command::Images(args) => images::run(&cli.global, args),
+        Command::Ls(args) => ls::run(&cli.global, args),
+        Command::Graph(args) => graph::run(args),
         Command::Supervise(args) => supervise::run(&cli.global, args),
     }
 }

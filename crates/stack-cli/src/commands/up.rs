@@ -33,6 +33,19 @@ pub struct UpArgs {
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Return once every service is running, healthy (when it has a health
+    /// check) or exited 0; fail naming a service that cannot get there.
+    /// Implies `-d`.
+    #[arg(long)]
+    pub wait: bool,
+    /// With `--wait`: give up after this many seconds.
+    #[arg(long, value_name = "SECONDS", requires = "wait")]
+    pub wait_timeout: Option<u64>,
+    /// Do not start the services the named ones depend on.
+    #[arg(long)]
+    pub no_deps: bool,
+    /// Only these services (and what they depend on).
+    pub services: Vec<String>,
 }
 
 fn parse_scale(s: &str) -> Result<(String, u32), String> {
@@ -51,11 +64,24 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     let project = loaded.project;
+    if let Some(s) = args
+        .services
+        .iter()
+        .find(|s| !project.services.contains_key(s.as_str()))
+    {
+        eprintln!("error: no such service: {s}");
+        return Ok(ExitCode::FAILURE);
+    }
     let options = UpOptions {
         force_recreate: args.force_recreate,
         no_recreate: args.no_recreate,
         remove_orphans: args.remove_orphans,
         scale: args.scale.into_iter().collect(),
+        services: args.services.clone(),
+        no_deps: args.no_deps,
+        wait: args.wait,
+        wait_timeout: args.wait_timeout,
+        config_files: loaded.files.clone(),
     };
     let rt = client::runtime()?;
     if args.dry_run {
@@ -69,6 +95,16 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
                 no_recreate: options.no_recreate,
                 remove_orphans: options.remove_orphans,
                 scale: options.scale,
+                services: if options.services.is_empty() {
+                    None
+                } else if options.no_deps {
+                    Some(options.services.iter().cloned().collect())
+                } else {
+                    Some(stack_engine::graph::with_dependencies(
+                        &host.project(),
+                        &options.services,
+                    ))
+                },
             },
         );
         print!("{plan}");
@@ -86,7 +122,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     if !ok {
         return Ok(ExitCode::FAILURE);
     }
-    if args.detach {
+    if args.detach || args.wait {
         return Ok(ExitCode::SUCCESS);
     }
     // Attached: follow every service's logs until Ctrl-C, then stop them.
@@ -96,7 +132,10 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
             r = follow => r,
             _ = tokio::signal::ctrl_c() => {
                 eprintln!("stopping {name} (Ctrl-C again to force)");
-                let request = Request::Stop { services: vec![] };
+                let request = Request::Stop {
+                    services: vec![],
+                    timeout: None,
+                };
                 let stop = client::call(global, &name, &request);
                 tokio::select! {
                     r = stop => r.map(|_| ()),

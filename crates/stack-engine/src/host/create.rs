@@ -151,8 +151,23 @@ impl Host {
         number: u32,
         name: &str,
     ) -> Result<(), CreateError> {
-        let project = self.project();
         let service = self.service(service_name)?;
+        self.create_from(service_name, &service, number, name, false)
+            .await
+    }
+
+    /// [`Host::create`] from a given configuration of the service (a
+    /// one-off container's, with its command and environment).
+    pub(super) async fn create_from(
+        &self,
+        service_name: &str,
+        service: &Service,
+        number: u32,
+        name: &str,
+        one_off: bool,
+    ) -> Result<(), CreateError> {
+        let project = self.project();
+        let service = service.clone();
         let image = service
             .image
             .clone()
@@ -184,6 +199,7 @@ impl Host {
             restart_count: 0,
             stopped_by_user: false,
             last_exit: None,
+            one_off,
         };
         // The record goes first so that a crash from here on leaves a
         // container `down` knows to clean up.

@@ -116,7 +116,12 @@ impl Host {
             .and_then(|c| c.config.stop_signal.clone());
         let config = MonitorConfig {
             container: name.to_owned(),
-            policy: restart_policy(&service),
+            // A one-off container is never restarted by the policy.
+            policy: if record.one_off {
+                crate::restart::RestartPolicy::No
+            } else {
+                restart_policy(&service)
+            },
             backoff: Backoff::default(),
             stop_signal: stop_signal(&service, image_stop.as_deref()),
             stop_grace: stop_grace(&service),
@@ -128,7 +133,7 @@ impl Host {
                 .as_ref()
                 .and_then(|c| c.config.healthcheck.as_ref()),
         );
-        let (health, prober) = match check {
+        let (health, prober) = match check.filter(|_| !record.one_off) {
             Some(check) => {
                 let (rx, task) = self.spawn_prober(name, check);
                 (Some(rx), Some(task))
@@ -163,6 +168,13 @@ impl Host {
     /// Stops a container (its stop signal, SIGKILL after the grace period)
     /// and stops watching it.
     pub async fn stop(&self, name: &str) {
+        self.stop_within(name, None).await
+    }
+
+    /// [`Host::stop`] with another grace period than the service's.
+    pub async fn stop_within(&self, name: &str, grace: Option<std::time::Duration>) {
+        // A frozen process never sees its stop signal.
+        self.thaw(name);
         let watched = self
             .watched
             .lock()
@@ -176,7 +188,7 @@ impl Host {
                 let (done, stopped) = oneshot::channel();
                 if w.monitor
                     .commands
-                    .send(Command::Stop { done })
+                    .send(Command::Stop { done, grace })
                     .await
                     .is_ok()
                 {
@@ -206,7 +218,7 @@ impl Host {
             .containers(&project.name)
             .unwrap_or_default()
             .into_iter()
-            .filter(|r| r.service == service)
+            .filter(|r| r.service == service && !r.one_off)
             .map(|r| r.name)
             .collect()
     }

@@ -15,8 +15,8 @@ use stack_runtime::{Container, CreateOptions, Stdio};
 use stack_spec::{RestartPolicy as SpecPolicy, Service};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::Host;
 use super::create::{CreateError, io};
+use super::{Attach, Host};
 use crate::logs::{LogWriter, Rotation, Stream};
 use crate::observed::ContainerState;
 use crate::pidfd::ExitStatus;
@@ -117,24 +117,67 @@ impl Host {
         let service = self.service(&record.service)?;
         let dir = self.container_dir(name);
         let config = dir.join("config.json");
-        let spec: Spec = serde_json::from_slice(&fs::read(&config).map_err(io("read", &config))?)
-            .map_err(|e| CreateError::Io {
+        let mut spec: Spec = serde_json::from_slice(
+            &fs::read(&config).map_err(io("read", &config))?,
+        )
+        .map_err(|e| CreateError::Io {
             what: "parse",
             path: config.clone(),
             source: e.into(),
         })?;
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        let devnull = File::open("/dev/null").map_err(io("open", Path::new("/dev/null")))?;
         let mut options = CreateOptions::new(record.id.clone(), dir.clone(), self.runtime_root());
+        // An attached one-off container uses its caller's stdio or a
+        // terminal instead of the log.
+        let attach = self
+            .attach
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        let mut pipes = None;
+        options.stdio = match attach {
+            Some(Attach::Inherit {
+                stdin,
+                stdout,
+                stderr,
+            }) => Stdio {
+                stdin: Some(stdin),
+                stdout: Some(stdout),
+                stderr: Some(stderr),
+            },
+            Some(Attach::Terminal {
+                console_socket,
+                rows,
+                cols,
+            }) => {
+                if let Some(mut process) = spec.process().clone() {
+                    process.set_terminal(Some(true));
+                    let size = oci_spec::runtime::BoxBuilder::default()
+                        .height(u64::from(rows))
+                        .width(u64::from(cols))
+                        .build()
+                        .ok();
+                    process.set_console_size(size);
+                    spec.set_process(Some(process));
+                }
+                options.console_socket = Some(console_socket);
+                Stdio::default()
+            }
+            None => {
+                let (out_r, out_w) = pipe()?;
+                let (err_r, err_w) = pipe()?;
+                pipes = Some((out_r, err_r));
+                let devnull =
+                    File::open("/dev/null").map_err(io("open", Path::new("/dev/null")))?;
+                Stdio {
+                    stdin: Some(devnull.into()),
+                    stdout: Some(out_w),
+                    stderr: Some(err_w),
+                }
+            }
+        };
         options.spec = Some(spec);
         options.init_binary = self.config.init_binary.clone();
         options.default_seccomp = !service.privileged;
-        options.stdio = Stdio {
-            stdin: Some(devnull.into()),
-            stdout: Some(out_w),
-            stderr: Some(err_w),
-        };
         let runtime_root = self.runtime_root();
         let id = record.id.clone();
         let container =
@@ -154,11 +197,13 @@ impl Host {
                 source: std::io::Error::other(e),
             })??;
 
-        let writer = LogWriter::open(&self.log_path(name), rotation(&service))
-            .map_err(io("open the log of", &dir))?;
-        let writer = Arc::new(Mutex::new(writer));
-        for (fd, stream) in [(out_r, Stream::Stdout), (err_r, Stream::Stderr)] {
-            self.pump(fd, stream, name, &record.service, writer.clone());
+        if let Some((out_r, err_r)) = pipes {
+            let writer = LogWriter::open(&self.log_path(name), rotation(&service))
+                .map_err(io("open the log of", &dir))?;
+            let writer = Arc::new(Mutex::new(writer));
+            for (fd, stream) in [(out_r, Stream::Stdout), (err_r, Stream::Stderr)] {
+                self.pump(fd, stream, name, &record.service, writer.clone());
+            }
         }
 
         if record.state != ContainerState::Created {

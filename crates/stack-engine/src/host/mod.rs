@@ -8,6 +8,7 @@
 mod create;
 mod driver;
 mod launch;
+mod ops;
 mod probe;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use crate::supervise::{Event, MonitorHandle};
 pub use create::CreateError;
 pub use driver::{DriverError, HostDriver};
 pub use launch::{LogLine, restart_policy};
+pub use ops::{Attach, OpsError, stdio_of};
 
 /// Where things live and which binary is the containers' init stage.
 #[derive(Debug, Clone)]
@@ -53,6 +55,8 @@ pub struct Host {
     net: NetworkManager,
     project: RwLock<Arc<Project>>,
     watched: Mutex<HashMap<String, Watched>>,
+    /// Where one-off containers about to start take their stdio from.
+    attach: Mutex<HashMap<String, Attach>>,
     events: broadcast::Sender<Event>,
     logs: broadcast::Sender<launch::LogLine>,
     epoch: Instant,
@@ -78,6 +82,7 @@ impl Host {
             net,
             project: RwLock::new(Arc::new(project)),
             watched: Mutex::new(HashMap::new()),
+            attach: Mutex::new(HashMap::new()),
             events,
             logs,
             epoch: Instant::now(),
@@ -146,6 +151,9 @@ impl Host {
         let project = self.project();
         let mut observed = Observed::default();
         for record in self.store.containers(&project.name)? {
+            if record.one_off {
+                continue;
+            }
             observed.containers.push(ObservedContainer {
                 state: self.state_of(&record),
                 name: record.name,

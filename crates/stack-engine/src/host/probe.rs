@@ -35,7 +35,8 @@ impl Host {
             loop {
                 tokio::time::sleep(next_probe_in(&check.timing, started.elapsed())).await;
                 let current = host.current_pid(&name);
-                if current.is_none() {
+                // A paused container is not probed (its probe would freeze).
+                if current.is_none() || host.is_paused(&name) {
                     continue;
                 }
                 if current != pid {

@@ -55,8 +55,12 @@ pub struct Snapshot {
 #[derive(Debug)]
 pub enum Command {
     /// `stack stop`: the stop signal, then SIGKILL after the grace period.
-    /// Answers once the container is down.
-    Stop { done: oneshot::Sender<()> },
+    /// Answers once the container is down. `grace` overrides the
+    /// configured grace period (`stop -t`).
+    Stop {
+        done: oneshot::Sender<()>,
+        grace: Option<Duration>,
+    },
     /// `stack kill -s SIG`.
     Kill { signal: i32 },
     /// `stack start` after a stop.
@@ -146,7 +150,7 @@ impl<L: Launcher> Monitor<L> {
                         self.set(|s| s.stopped_by_user = false);
                         Next::Start
                     }
-                    Some(Command::Stop { done }) => {
+                    Some(Command::Stop { done, .. }) => {
                         let _ = done.send(());
                         Next::Idle
                     }
@@ -198,12 +202,12 @@ impl<L: Launcher> Monitor<L> {
             tokio::select! {
                 status = pidfd.exited() => break status.unwrap_or(ExitStatus::Unknown),
                 cmd = commands.recv(), if stopping.is_none() => match cmd {
-                    Some(Command::Stop { done }) => {
+                    Some(Command::Stop { done, grace }) => {
                         self.restart.stopped_by_user = true;
                         self.set(|s| s.stopped_by_user = true);
                         self.emit(EventKind::Stop);
                         let _ = self.launcher.signal(&self.config.container, pid, self.config.stop_signal);
-                        kill_at = Some(Instant::now() + self.config.stop_grace);
+                        kill_at = Some(Instant::now() + grace.unwrap_or(self.config.stop_grace));
                         stopping = Some(done);
                     }
                     Some(Command::Kill { signal }) => {
@@ -278,7 +282,7 @@ impl<L: Launcher> Monitor<L> {
             tokio::select! {
                 () = tokio::time::sleep_until(due) => break,
                 cmd = commands.recv() => match cmd {
-                    Some(Command::Stop { done }) => {
+                    Some(Command::Stop { done, .. }) => {
                         // Stopping a container that waits to restart: it
                         // stays down.
                         self.restart.stopped_by_user = true;

@@ -1,0 +1,173 @@
+//! `stack images`: the images the project's containers were made from.
+
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use stack_engine::store::Store;
+
+use crate::cli::GlobalArgs;
+use crate::client;
+use crate::project_args::ProjectArgs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImagesFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ImagesFormat,
+    /// Only image ids.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Only these services.
+    pub services: Vec<String>,
+}
+
+/// One container's image, with `docker compose images --format json`'s
+/// field names.
+#[derive(Debug, Serialize)]
+pub struct ImageEntry {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "ContainerName")]
+    pub container_name: String,
+    #[serde(rename = "Repository")]
+    pub repository: String,
+    #[serde(rename = "Tag")]
+    pub tag: String,
+    #[serde(rename = "Size")]
+    pub size: u64,
+}
+
+/// `registry:5000/app:1` → (`registry:5000/app`, `1`); no tag → `latest`.
+pub fn split_reference(image: &str) -> (String, String) {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    match without_digest.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo.to_owned(), tag.to_owned()),
+        _ => (without_digest.to_owned(), "latest".to_owned()),
+    }
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.1}{}", UNITS[u])
+    }
+}
+
+pub fn run(global: &GlobalArgs, args: ImagesArgs) -> anyhow::Result<ExitCode> {
+    let Some(project) = client::project_name(&args.project)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let images = stack_image::store::Store::open(&global.root)?;
+    let summaries = images.list()?;
+    let mut list = Vec::new();
+    for record in Store::new(&global.root).containers(&project)? {
+        if !args.services.is_empty() && !args.services.contains(&record.service) {
+            continue;
+        }
+        let id = record
+            .image_digest
+            .clone()
+            .or_else(|| {
+                images
+                    .resolve(&record.image)
+                    .ok()
+                    .map(|i| i.as_str().to_owned())
+            })
+            .unwrap_or_default();
+        let size = summaries
+            .iter()
+            .find(|s| s.id.as_str() == id)
+            .map_or(0, |s| s.size);
+        let (repository, tag) = split_reference(&record.image);
+        list.push(ImageEntry {
+            id,
+            container_name: record.name,
+            repository,
+            tag,
+            size,
+        });
+    }
+    if args.quiet {
+        let mut ids: Vec<&str> = list.iter().map(|e| e.id.as_str()).collect();
+        ids.dedup();
+        for id in ids {
+            println!("{id}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    match args.format {
+        ImagesFormat::Json => println!("{}", serde_json::to_string(&list)?),
+        ImagesFormat::Table => {
+            let mut rows = vec![[
+                "CONTAINER".to_owned(),
+                "REPOSITORY".into(),
+                "TAG".into(),
+                "IMAGE ID".into(),
+                "SIZE".into(),
+            ]];
+            for e in &list {
+                let short =
+                    e.id.trim_start_matches("sha256:")
+                        .chars()
+                        .take(12)
+                        .collect();
+                rows.push([
+                    e.container_name.clone(),
+                    e.repository.clone(),
+                    e.tag.clone(),
+                    short,
+                    human(e.size),
+                ]);
+            }
+            let widths: Vec<usize> = (0..5)
+                .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+                .collect();
+            for r in rows {
+                let line: Vec<String> = r
+                    .iter()
+                    .zip(&widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect();
+                println!("{}", line.join("   ").trim_end());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_reference;
+
+    #[test]
+    fn references_split_into_repository_and_tag() {
+        assert_eq!(
+            split_reference("busybox"),
+            ("busybox".into(), "latest".into())
+        );
+        assert_eq!(
+            split_reference("localhost:5000/app:1.2"),
+            ("localhost:5000/app".into(), "1.2".into())
+        );
+        assert_eq!(
+            split_reference("localhost:5000/app"),
+            ("localhost:5000/app".into(), "latest".into())
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! A terminal for `exec` and `run`: a console socket that receives the
+//! pty master from the container's init (runc's protocol), this terminal
+//! in raw mode, and the bytes copied both ways until the program ends.
+
+use std::io::{IoSliceMut, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
+
+/// Whether standard input is a terminal (then `exec` and `run` allocate one).
+pub fn stdin_is_tty() -> bool {
+    nix::unistd::isatty(std::io::stdin()).unwrap_or(false)
+}
+
+/// This terminal's size as (rows, columns); 24x80 when unknown.
+pub fn size() -> (u16, u16) {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ fills the winsize we pass.
+    let ok = unsafe { libc::ioctl(std::io::stdin().as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } == 0;
+    if ok && ws.ws_row > 0 && ws.ws_col > 0 {
+        (ws.ws_row, ws.ws_col)
+    } else {
+        (24, 80)
+    }
+}
+
+/// A listening console socket, removed when dropped.
+pub struct ConsoleSocket {
+    path: PathBuf,
+    listener: UnixListener,
+}
+
+impl ConsoleSocket {
+    pub fn bind(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let path = dir.join(format!("console-{}-{nanos}.sock", std::process::id()));
+        let listener = UnixListener::bind(&path)
+            .with_context(|| format!("cannot listen on {}", path.display()))?;
+        Ok(Self { path, listener })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The pty master the container's init sends.
+    pub fn receive(&self) -> anyhow::Result<OwnedFd> {
+        let (conn, _) = self
+            .listener
+            .accept()
+            .context("waiting for the container's terminal")?;
+        let mut buf = [0u8; 64];
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .context("receiving the container's terminal")?;
+        for c in msg.cmsgs().context("reading the console message")? {
+            if let ControlMessageOwned::ScmRights(fds) = c
+                && let Some(&fd) = fds.first()
+            {
+                // SAFETY: the kernel just installed this descriptor for us.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+        anyhow::bail!("the container sent no terminal")
+    }
+}
+
+impl Drop for ConsoleSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// This terminal in raw mode until dropped (keys go to the container as
+/// typed, Ctrl-C included).
+pub struct RawMode(Option<Termios>);
+
+impl RawMode {
+    pub fn enter() -> Self {
+        let stdin = std::io::stdin();
+        let Ok(saved) = tcgetattr(stdin.as_fd()) else {
+            return Self(None);
+        };
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        let _ = tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
+        Self(Some(saved))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            let _ = tcsetattr(std::io::stdin().as_fd(), SetArg::TCSANOW, saved);
+        }
+    }
+}
+
+/// Copies this process's stdin to `master` and `master` to stdout; the
+/// returned thread ends when the container side of the terminal closes
+/// (the input thread is left to the end of the process).
+pub fn proxy(master: OwnedFd) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let mut input = std::fs::File::from(master.try_clone()?);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdin.read(&mut buf) {
+            if n == 0 || input.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    let mut output = std::fs::File::from(master);
+    Ok(std::thread::spawn(move || {
+        let mut stdout = std::io::stdout();
+        let mut buf = [0u8; 4096];
+        // Reading the master fails with EIO once the program is gone.
+        while let Ok(n) = output.read(&mut buf) {
+            if n == 0 || stdout.write_all(&buf[..n]).is_err() {
+                break;
+            }
+            let _ = stdout.flush();
+        }
+    }))
+}

@@ -1,0 +1,301 @@
+//! The lifecycle requests on existing containers: start (dependencies
+//! first, waiting for their conditions), stop (dependents first), restart,
+//! kill, pause, unpause, remove; and `up --wait`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use stack_spec::Project;
+
+use crate::control::{Channel, Reply};
+use crate::execute::Driver;
+use crate::graph::levels;
+use crate::host::{Host, HostDriver};
+use crate::plan::Wait;
+use crate::store::ContainerRecord;
+
+type Answer = Result<String, String>;
+
+async fn say(channel: &mut Channel, lines: impl IntoIterator<Item = String>) {
+    for line in lines {
+        let _ = channel.send(&Reply::Progress { line }).await;
+    }
+}
+
+/// Refuses service names the file does not have, as compose does.
+fn check_services(project: &Project, services: &[String]) -> Result<(), String> {
+    match services
+        .iter()
+        .find(|s| !project.services.contains_key(s.as_str()))
+    {
+        Some(s) => Err(format!("no such service: {s}")),
+        None => Ok(()),
+    }
+}
+
+/// The project's containers of `services` (all when empty), grouped by
+/// start level; containers of services no longer in the file come last.
+fn by_level(
+    host: &Host,
+    services: &[String],
+    one_offs: bool,
+) -> Result<Vec<Vec<ContainerRecord>>, String> {
+    let project = host.project();
+    check_services(&project, services)?;
+    let records = host
+        .records()
+        .containers(&project.name)
+        .map_err(|e| e.to_string())?;
+    let wanted = |r: &ContainerRecord| {
+        (services.is_empty() || services.contains(&r.service)) && (one_offs || !r.one_off)
+    };
+    let mut out: Vec<Vec<ContainerRecord>> = Vec::new();
+    let mut placed = BTreeSet::new();
+    for level in levels(&project) {
+        let group: Vec<ContainerRecord> = records
+            .iter()
+            .filter(|r| level.contains(&r.service) && wanted(r))
+            .cloned()
+            .collect();
+        placed.extend(level);
+        out.push(group);
+    }
+    out.push(
+        records
+            .into_iter()
+            .filter(|r| !placed.contains(&r.service) && wanted(r))
+            .collect(),
+    );
+    out.retain(|g| !g.is_empty());
+    Ok(out)
+}
+
+fn timeout(seconds: Option<u64>) -> Option<Duration> {
+    seconds.map(Duration::from_secs)
+}
+
+/// Stops the running containers of `services`, dependents first.
+pub(super) async fn stop(
+    host: &Arc<Host>,
+    channel: &mut Channel,
+    services: &[String],
+    seconds: Option<u64>,
+) -> Answer {
+    let grace = timeout(seconds);
+    let mut errors = Vec::new();
+    for group in by_level(host, services, true)?.into_iter().rev() {
+        let running: Vec<ContainerRecord> = group
+            .into_iter()
+            .filter(|r| host.state_of(r).is_up())
+            .collect();
+        let results = join_all(running.iter().map(|r| host.user_stop(&r.name, grace))).await;
+        let mut lines = Vec::new();
+        for (r, result) in running.iter().zip(results) {
+            match result {
+                Ok(()) => lines.push(format!("container {}: stopped", r.name)),
+                Err(e) => errors.push(format!("stop {}: {e}", r.name)),
+            }
+        }
+        say(channel, lines).await;
+    }
+    finish(errors)
+}
+
+fn finish(errors: Vec<String>) -> Answer {
+    if errors.is_empty() {
+        Ok(String::new())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// Starts the stopped containers of `services`, a level at a time, each
+/// once the conditions of its `depends_on` hold.
+pub(super) async fn start(host: &Arc<Host>, channel: &mut Channel, services: &[String]) -> Answer {
+    let groups = by_level(host, services, false)?;
+    if groups.is_empty() {
+        return Err("no containers to start".into());
+    }
+    let project = host.project();
+    let driver = HostDriver(host.clone());
+    for group in groups {
+        let stopped: Vec<ContainerRecord> = group
+            .into_iter()
+            .filter(|r| !host.state_of(r).is_up())
+            .collect();
+        let results = join_all(stopped.iter().map(|r| {
+            let driver = &driver;
+            let project = &project;
+            async move {
+                if let Some(service) = project.services.get(&r.service) {
+                    for (dep, d) in &service.depends_on {
+                        let wait = Wait {
+                            service: dep.clone(),
+                            condition: d.condition,
+                            required: d.required,
+                        };
+                        driver.wait_for(&wait).await.map_err(|e| e.to_string())?;
+                    }
+                }
+                host.user_start(&r.name).await.map_err(|e| e.to_string())
+            }
+        }))
+        .await;
+        let mut lines = Vec::new();
+        let mut errors = Vec::new();
+        for (r, result) in stopped.iter().zip(results) {
+            match result {
+                Ok(()) => lines.push(format!("container {}: started", r.name)),
+                Err(e) => errors.push(format!("start {}: {e}", r.name)),
+            }
+        }
+        say(channel, lines).await;
+        // Later levels depend on this one.
+        if !errors.is_empty() {
+            return finish(errors);
+        }
+    }
+    Ok(String::new())
+}
+
+/// Stops (dependents first) and starts again (dependencies first); the
+/// containers keep their ids, addresses and volumes.
+pub(super) async fn restart(
+    host: &Arc<Host>,
+    channel: &mut Channel,
+    services: &[String],
+    seconds: Option<u64>,
+) -> Answer {
+    stop(host, channel, services, seconds).await?;
+    start(host, channel, services).await
+}
+
+pub(super) async fn kill(
+    host: &Arc<Host>,
+    channel: &mut Channel,
+    services: &[String],
+    signal: i32,
+) -> Answer {
+    let records: Vec<ContainerRecord> = by_level(host, services, true)?
+        .into_iter()
+        .flatten()
+        .collect();
+    let results = join_all(records.iter().map(|r| host.user_kill(&r.name, signal))).await;
+    let mut lines = Vec::new();
+    let mut errors = Vec::new();
+    for (r, result) in records.iter().zip(results) {
+        match result {
+            Ok(true) => lines.push(format!("container {}: killed", r.name)),
+            Ok(false) => {}
+            Err(e) => errors.push(format!("kill {}: {e}", r.name)),
+        }
+    }
+    let none = lines.is_empty() && errors.is_empty();
+    say(channel, lines).await;
+    if none {
+        return Err("no container to kill".into());
+    }
+    finish(errors)
+}
+
+/// `pause` (`freeze`) or `unpause`.
+pub(super) async fn freeze(
+    host: &Arc<Host>,
+    channel: &mut Channel,
+    services: &[String],
+    freeze: bool,
+) -> Answer {
+    let (verb, done) = if freeze {
+        ("pause", "paused")
+    } else {
+        ("unpause", "unpaused")
+    };
+    let mut lines = Vec::new();
+    let mut errors = Vec::new();
+    for r in by_level(host, services, true)?.into_iter().flatten() {
+        let result = if freeze {
+            host.pause(&r.name)
+        } else {
+            host.unpause(&r.name)
+        };
+        match result {
+            Ok(true) => lines.push(format!("container {}: {done}", r.name)),
+            Ok(false) => {}
+            Err(e) => errors.push(format!("{verb} {}: {e}", r.name)),
+        }
+    }
+    say(channel, lines).await;
+    finish(errors)
+}
+
+/// Removes the stopped containers of `services` (with `stop`, stops the
+/// running ones first). A container's anonymous volumes live in its
+/// directory and always go with it; `volumes` is accepted for compose's
+/// `rm -v`.
+pub(super) async fn remove(
+    host: &Arc<Host>,
+    channel: &mut Channel,
+    services: &[String],
+    stop_first: bool,
+    _volumes: bool,
+) -> Answer {
+    if stop_first {
+        stop(host, channel, services, None).await?;
+    }
+    let mut lines = Vec::new();
+    let mut errors = Vec::new();
+    for r in by_level(host, services, true)?.into_iter().rev().flatten() {
+        if host.state_of(&r).is_up() {
+            continue;
+        }
+        match host.remove(&r.name).await {
+            Ok(()) => lines.push(format!("container {}: removed", r.name)),
+            Err(e) => errors.push(format!("remove {}: {e}", r.name)),
+        }
+    }
+    let none = lines.is_empty() && errors.is_empty();
+    say(channel, lines).await;
+    if none {
+        return Ok("no stopped containers".into());
+    }
+    finish(errors)
+}
+
+/// `up --wait`: every container of `services` (all when empty) running,
+/// healthy or done.
+pub(super) async fn wait_ready(
+    host: &Arc<Host>,
+    services: Option<&BTreeSet<String>>,
+    seconds: Option<u64>,
+) -> Result<(), String> {
+    let project = host.project();
+    let records = host
+        .records()
+        .containers(&project.name)
+        .map_err(|e| e.to_string())?;
+    let containers: Vec<(String, String)> = records
+        .into_iter()
+        .filter(|r| !r.one_off && services.is_none_or(|s| s.contains(&r.service)))
+        .filter(|r| project.services.contains_key(&r.service))
+        .map(|r| (r.service, r.name))
+        .collect();
+    host.wait_ready(&containers, timeout(seconds))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Removes the one-off containers of the project (before `down`).
+pub(super) async fn remove_one_offs(host: &Arc<Host>) -> Vec<String> {
+    let project = host.project();
+    let mut errors = Vec::new();
+    for r in host.records().containers(&project.name).unwrap_or_default() {
+        if r.one_off
+            && let Err(e) = host.remove(&r.name).await
+        {
+            errors.push(format!("remove container {}: {e}", r.name));
+        }
+    }
+    errors
+}
