@@ -126,8 +126,14 @@ pub(crate) fn run(mut sock: UnixStream) -> i32 {
         }
         Err(e) => return report(&mut sock, fail_msg(Step::ReadConfig, e.to_string())),
     };
+    // The console socket path is a host path: connect before joining or
+    // making any namespace (an exec joins the container's mounts at once).
+    let console = match connect_console(&cfg) {
+        Ok(console) => console,
+        Err(e) => return report(&mut sock, e),
+    };
     match stage_one(&mut sock, &cfg) {
-        Ok(Some(gate)) => match container_init(&mut sock, &cfg, gate) {
+        Ok(Some(gate)) => match container_init(&mut sock, &cfg, gate, console) {
             Ok(never) => match never {},
             Err(e) => report(&mut sock, e),
         },
@@ -286,11 +292,24 @@ fn become_root() {
     let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
 }
 
+/// A connection to the console socket when the process wants a terminal.
+fn connect_console(cfg: &InitConfig) -> Result<Option<UnixStream>, StepError> {
+    let terminal = cfg.spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    match (&cfg.console_socket, terminal) {
+        (Some(path), true) => UnixStream::connect(path).map(Some).map_err(fail_io(
+            Step::Terminal,
+            format!("connect {}", path.display()),
+        )),
+        _ => Ok(None),
+    }
+}
+
 /// Runs in the container init (or the exec'd process) until `execve`.
 fn container_init(
     sock: &mut UnixStream,
     cfg: &InitConfig,
     gate: OwnedFd,
+    console: Option<UnixStream>,
 ) -> Result<std::convert::Infallible, StepError> {
     let mut b = [0u8; 1];
     let _ = std::fs::File::from(gate).read(&mut b);
@@ -303,14 +322,6 @@ fn container_init(
     if process.terminal() == Some(true) || matches!(cfg.mode, Mode::Create) {
         let _ = nix::unistd::setsid();
     }
-    // The console socket path is a host path: connect before pivot_root.
-    let console = match (&cfg.console_socket, process.terminal() == Some(true)) {
-        (Some(path), true) => Some(UnixStream::connect(path).map_err(fail_io(
-            Step::Terminal,
-            format!("connect {}", path.display()),
-        ))?),
-        _ => None,
-    };
     let mut fifo = None;
     if let Mode::Create = cfg.mode {
         if let Some(path) = &cfg.fifo {
