@@ -650,3 +650,44 @@ services:
     let names: Vec<String> = env.containers().into_iter().map(|c| c.0).collect();
     assert_eq!(names, ["lc-tty-web-1"]);
 }
+
+#[test]
+fn a_user_stop_outlives_the_supervisor_as_docker_policies_say() {
+    let env = Env::new("lc-boot", 31);
+    let loop_ = r#"["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"]"#;
+    env.write(&format!(
+        "services:
+  keep:
+    image: busybox
+    command: {loop_}
+    restart: unless-stopped
+  back:
+    image: busybox
+    command: {loop_}
+    restart: always
+"
+    ));
+    env.ok(&["up", "-d"]);
+    env.ok(&["stop"]);
+    assert_eq!(state_of(&env, "lc-boot-keep-1"), "exited");
+    assert_eq!(state_of(&env, "lc-boot-back-1"), "exited");
+
+    // The supervisor dies; the next command starts another, which adopts
+    // the project: `always` comes back even after a user stop,
+    // `unless-stopped` does not.
+    let lock = read(&env.run_dir().join("locks/lc-boot.lock"));
+    let holder: serde_json::Value = serde_json::from_str(&lock).unwrap();
+    let pid = nix::unistd::Pid::from_raw(holder["pid"].as_i64().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait_for("the supervisor to die", || {
+        read(Path::new(&format!("/proc/{pid}/stat")))
+            .split(") ")
+            .nth(1)
+            .is_none_or(|s| s.starts_with('Z'))
+    });
+    env.ok(&["unpause"]);
+    assert_eq!(state_of(&env, "lc-boot-back-1"), "running");
+    assert_eq!(state_of(&env, "lc-boot-keep-1"), "exited");
+    env.ok(&["start"]);
+    assert_eq!(state_of(&env, "lc-boot-keep-1"), "running");
+}

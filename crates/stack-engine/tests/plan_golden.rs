@@ -268,3 +268,41 @@ fn down_removes_dependents_first_then_networks_and_with_v_volumes() {
             .contains("volume")
     );
 }
+
+#[test]
+fn selected_services_plan_only_themselves_and_drop_waits_outside() {
+    let project = load(STACK, &[]);
+    let with_deps = ReconcileOptions {
+        services: Some(stack_engine::graph::with_dependencies(
+            &project,
+            &["migrate".to_owned()],
+        )),
+        ..ReconcileOptions::default()
+    };
+    let got = plan(&project, &Observed::default(), &with_deps);
+    let want = "\
+#1 create network shop_default (not found)
+#2 create volume shop_dbdata (not found)
+#3 pull image postgres:16 (not found)
+#4 pull image shop/app:1 (not found)
+#5 create container shop-db-1 (not found) after #1 #2 #3
+#6 start container shop-db-1 (not found) after #5
+#7 create container shop-migrate-1 (not found) after #1 #4
+#8 start container shop-migrate-1 (not found) after #7 #6; waits for db healthy
+";
+    assert_eq!(got, want, "\n{got}");
+
+    // --no-deps: the service alone, waiting for nothing it was not given.
+    let alone = ReconcileOptions {
+        services: Some(["migrate".to_owned()].into()),
+        ..ReconcileOptions::default()
+    };
+    let got = plan(&project, &Observed::default(), &alone);
+    let want = "\
+#1 create network shop_default (not found)
+#2 pull image shop/app:1 (not found)
+#3 create container shop-migrate-1 (not found) after #1 #2
+#4 start container shop-migrate-1 (not found) after #3
+";
+    assert_eq!(got, want, "\n{got}");
+}
