@@ -6,6 +6,7 @@ use std::io::{IoSliceMut, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::Context;
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
@@ -115,10 +116,63 @@ impl Drop for RawMode {
     }
 }
 
-/// Copies this process's stdin to `master` and `master` to stdout; the
-/// returned thread ends when the container side of the terminal closes
-/// (the input thread is left to the end of the process).
+/// The write end of the pipe the SIGWINCH handler pokes.
+static WINCH: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_winch(_: libc::c_int) {
+    let fd = WINCH.load(Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: write(2) is async-signal-safe; a full pipe just drops it.
+        unsafe { libc::write(fd, b"w".as_ptr().cast(), 1) };
+    }
+}
+
+/// Gives `master` this terminal's size now and after every resize
+/// (SIGWINCH). A handler rather than a blocked signal: a blocked mask
+/// would be inherited by the container's process, a handler is not.
+fn follow_size(master: OwnedFd) -> anyhow::Result<()> {
+    let resize = move || {
+        let (rows, cols) = size();
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads the winsize we pass.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    };
+    resize();
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
+    nix::fcntl::fcntl(
+        &r,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+    )?;
+    WINCH.store(w.as_raw_fd(), Ordering::Relaxed);
+    std::mem::forget(w);
+    let action = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::Handler(on_winch),
+        nix::sys::signal::SaFlags::SA_RESTART,
+        nix::sys::signal::SigSet::empty(),
+    );
+    // SAFETY: the handler only calls write(2).
+    unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGWINCH, &action) }?;
+    let mut pipe = std::fs::File::from(r);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while matches!(pipe.read(&mut buf), Ok(n) if n > 0) {
+            resize();
+        }
+    });
+    Ok(())
+}
+
+/// Copies this process's stdin to `master` and `master` to stdout, and
+/// passes on resizes; the returned thread ends when the container side of
+/// the terminal closes (the input thread is left to the end of the
+/// process).
 pub fn proxy(master: OwnedFd) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    follow_size(master.try_clone()?)?;
     let mut input = std::fs::File::from(master.try_clone()?);
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin();

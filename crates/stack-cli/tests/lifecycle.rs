@@ -636,6 +636,12 @@ services:
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("/dev/pts/"), "{out:?}");
     assert_eq!(out.status.code(), Some(4), "{out:?}");
+    // The terminal has a size (this one has none: 24x80).
+    let out = in_terminal(&env, &["exec", "web", "stty", "size"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("24 80"),
+        "{out:?}"
+    );
     // -T: no terminal even so.
     let out = in_terminal(&env, &["exec", "-T", "web", "sh", "-c", "tty || true"]);
     assert!(
@@ -690,4 +696,54 @@ fn a_user_stop_outlives_the_supervisor_as_docker_policies_say() {
     assert_eq!(state_of(&env, "lc-boot-keep-1"), "exited");
     env.ok(&["start"]);
     assert_eq!(state_of(&env, "lc-boot-keep-1"), "running");
+}
+
+#[test]
+fn a_run_whose_caller_goes_away_is_stopped_and_removed() {
+    let env = Env::new("lc-gone", 32);
+    let out = env.dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    env.write(&format!(
+        r#"
+services:
+  app:
+    image: busybox
+    volumes: ["{}:/out"]
+    stop_grace_period: 1s
+"#,
+        out.display()
+    ));
+    let file = env.file();
+    let mut child = std::process::Command::new(common::stack_bin())
+        .arg("--root")
+        .arg(env.root())
+        .arg("--run-dir")
+        .arg(env.run_dir())
+        .args([
+            "run",
+            "--rm",
+            "-T",
+            "--file",
+            file.to_str().unwrap(),
+            "-p",
+            "lc-gone",
+        ])
+        .args(["app", "sh", "-c", "touch /out/started; sleep 30"])
+        .env("STACK_SUBNET_POOL", &env.pool)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the run to start", || out.join("started").exists());
+    assert_eq!(env.containers().len(), 1);
+    // As Ctrl-C would: the client dies.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    wait_for("the one-off container to go", || {
+        env.containers().is_empty()
+    });
 }
