@@ -696,6 +696,12 @@ fn a_user_stop_outlives_the_supervisor_as_docker_policies_say() {
     assert_eq!(state_of(&env, "lc-boot-keep-1"), "exited");
     env.ok(&["start"]);
     assert_eq!(state_of(&env, "lc-boot-keep-1"), "running");
+    // `up` starting a stopped container forgets the user's stop too.
+    env.ok(&["stop", "keep"]);
+    assert_eq!(record(&env, "lc-boot-keep-1")["stopped_by_user"], true);
+    env.ok(&["up", "-d"]);
+    assert_eq!(state_of(&env, "lc-boot-keep-1"), "running");
+    assert_eq!(record(&env, "lc-boot-keep-1")["stopped_by_user"], false);
 }
 
 #[test]

@@ -75,6 +75,8 @@ impl Host {
     /// Starts watching (and so running) a created container; resolves once
     /// its process runs, or with the reason it could not start.
     pub async fn run(self: &Arc<Self>, name: &str) -> Result<(), DriverError> {
+        // Whoever starts it (`up`, `start`) undoes an earlier user stop.
+        self.set_stopped_by_user(name, false)?;
         let mut events = self.events.subscribe();
         self.watch(name, None)?;
         loop {

@@ -73,7 +73,7 @@ pub enum OpsError {
 }
 
 impl Host {
-    fn set_stopped_by_user(&self, name: &str, stopped: bool) -> Result<(), CreateError> {
+    pub(super) fn set_stopped_by_user(&self, name: &str, stopped: bool) -> Result<(), CreateError> {
         let mut record = self.record(name)?;
         if record.stopped_by_user != stopped {
             record.stopped_by_user = stopped;

@@ -194,8 +194,9 @@ pub(super) async fn kill(
     }
     let none = lines.is_empty() && errors.is_empty();
     say(channel, lines).await;
+    // As compose: nothing running is not an error.
     if none {
-        return Err("no container to kill".into());
+        return Ok("no container to kill".into());
     }
     finish(errors)
 }
