@@ -87,6 +87,10 @@ services:
     image: busybox
     command: ["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"]
     restart: unless-stopped
+  flaky:
+    image: busybox
+    command: ["sh", "-c", "exit 1"]
+    restart: on-failure:2
 volumes:
   data: {}
 "#,
@@ -123,6 +127,20 @@ volumes:
     let after = record(&env, "lc-stop-web-1");
     assert_ne!(after["pid"], pid_before, "restart runs a new process");
     assert_eq!(after["id"], id);
+    // Only the policy's restarts count, as in Docker.
+    let restarts = |name: &str| -> u64 {
+        env.ok(&["ps", "-a", "--format", "json"])
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v["Name"] == name)
+            .and_then(|v| v["RestartCount"].as_u64())
+            .unwrap()
+    };
+    assert_eq!(restarts("lc-stop-web-1"), 0);
+    wait_for("on-failure:2 to give up", || {
+        restarts("lc-stop-flaky-1") == 2 && state_of(&env, "lc-stop-flaky-1") == "exited"
+    });
     let ips: Vec<String> = read(&data.join("ips")).lines().map(str::to_owned).collect();
     assert!(ips[0].starts_with("10.220.20."), "{ips:?}");
     assert!(
@@ -353,6 +371,27 @@ services:
         names,
         ["lc-run-db-1"],
         "the service itself is not started by run"
+    );
+
+    let run = stack(
+        &env,
+        &[
+            "run",
+            "--rm",
+            "-T",
+            "--no-deps",
+            "-w",
+            "/out",
+            "--entrypoint",
+            "sh -c",
+            "app",
+            "echo via $(pwd)",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "via /out\n",
+        "{run:?}"
     );
 
     // Without --rm it stays, named <project>-<service>-run-<id>, exited.

@@ -39,7 +39,7 @@ pub struct RunArgs {
     /// Working directory inside the container.
     #[arg(short = 'w', long)]
     pub workdir: Option<String>,
-    /// Replace the image's entrypoint (split on spaces; `''` clears it).
+    /// Replace the image's entrypoint (split as a shell would; `''` clears it).
     #[arg(long)]
     pub entrypoint: Option<String>,
     /// No pseudo-terminal, even when stdin is one.
@@ -80,7 +80,9 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
         command: (!args.command.is_empty()).then_some(args.command),
         entrypoint: args
             .entrypoint
-            .map(|e| e.split_whitespace().map(str::to_owned).collect()),
+            .map(|e| shell_words::split(&e))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--entrypoint: {e}"))?,
         env: super::exec::env_pairs(&args.env),
         user: args.user,
         workdir: args.workdir,

@@ -206,7 +206,15 @@ impl Host {
             }
         }
 
-        if record.state != ContainerState::Created {
+        // Only the policy's restarts count, as in Docker: not a user's
+        // `start` or `restart`.
+        let by_policy = self
+            .watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .is_some_and(|w| w.monitor.snapshot.borrow().state == ContainerState::Restarting);
+        if by_policy {
             record.restart_count += 1;
         }
         record.pid = Some(container.pid());
