@@ -305,6 +305,28 @@ services:
         "{out:?}"
     );
 
+    // In the container's cgroup namespace (its cgroup is its root) ...
+    let out = stack(&env, &["exec", "-T", "web", "cat", "/proc/self/cgroup"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().all(|l| l.ends_with(":/")), "{text}");
+
+    // -d: in the background, the command returns at once.
+    let started = Instant::now();
+    let out = stack(
+        &env,
+        &["exec", "-d", "web", "sh", "-c", "sleep 2; touch /tmp/later"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // ... and in its cgroup, where `top` finds it.
+    let top = env.ok(&["top", "web"]);
+    assert!(top.contains("sleep 2"), "{top}");
+    wait_for("the detached exec", || {
+        stack(&env, &["exec", "-T", "web", "test", "-f", "/tmp/later"])
+            .status
+            .success()
+    });
+
     let missing = stack(&env, &["exec", "-T", "nope", "true"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope"));
@@ -406,6 +428,28 @@ services:
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert_eq!(kept[0].len(), "lc-run-app-run-".len() + 12);
     assert_eq!(state_of(&env, &kept[0]), "exited");
+    // -d prints the name it was given; with --rm it goes once it exits.
+    let run = stack(
+        &env,
+        &[
+            "run",
+            "-d",
+            "--rm",
+            "--no-deps",
+            "--name",
+            "lc-run-custom",
+            "app",
+            "sleep",
+            "0.5",
+        ],
+    );
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "lc-run-custom\n");
+    assert_eq!(state_of(&env, "lc-run-custom"), "running");
+    wait_for("the detached run to go", || {
+        state_of(&env, "lc-run-custom") == "missing"
+    });
+
     // `down` takes one-off containers too.
     env.ok(&["down"]);
     assert!(env.containers().is_empty());
@@ -484,6 +528,17 @@ fn ls_lists_two_projects() {
     assert!(
         table.contains("lc-ls-b") && table.contains("running(1)"),
         "{table}"
+    );
+
+    // A project with nothing running shows with -a only.
+    let stop = env.stack(&["stop", "-f", file, "-p", "lc-ls-b"]);
+    assert!(stop.status.success(), "{stop:?}");
+    let names = String::from_utf8_lossy(&env.stack(&["ls", "-q"]).stdout).into_owned();
+    assert_eq!(names, "lc-ls-a\n");
+    let all = String::from_utf8_lossy(&env.stack(&["ls", "-a"]).stdout).into_owned();
+    assert!(
+        all.contains("lc-ls-b") && all.contains("exited(1)"),
+        "{all}"
     );
 }
 
