@@ -224,30 +224,8 @@ async fn up(
     project: Project,
     options: UpOptions,
 ) -> Result<String, String> {
-    if !options.config_files.is_empty() {
-        let dir = host.records().project_dir(&project.name);
-        let text: Vec<String> = options
-            .config_files
-            .iter()
-            .map(|f| f.display().to_string())
-            .collect();
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        crate::atomic::write(&dir.join("config-files"), text.join("\n").as_bytes())
-            .map_err(|e| e.to_string())?;
-    }
-    let selection = if options.services.is_empty() {
-        None
-    } else if let Some(s) = options
-        .services
-        .iter()
-        .find(|s| !project.services.contains_key(s.as_str()))
-    {
-        return Err(format!("no such service: {s}"));
-    } else if options.no_deps {
-        Some(options.services.iter().cloned().collect())
-    } else {
-        Some(crate::graph::with_dependencies(&project, &options.services))
-    };
+    let selection = lifecycle::selection(&project, &options)?;
+    lifecycle::remember_config_files(host, &project.name, &options.config_files)?;
     set_project(host, project)?;
     let observed = host.observe().map_err(|e| e.to_string())?;
     let reconcile_options = ReconcileOptions {

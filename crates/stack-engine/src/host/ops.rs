@@ -205,6 +205,9 @@ impl Host {
     /// Unpauses quietly (before a stop or a SIGKILL, which a frozen
     /// process would not act on).
     pub(super) fn thaw(&self, name: &str) {
+        if !self.is_paused(name) {
+            return;
+        }
         if let Err(e) = self.unpause(name) {
             tracing::warn!("unpausing {name}: {e}");
         }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use stack_spec::Project;
 
-use crate::control::{Channel, Reply};
+use crate::control::{Channel, Reply, UpOptions};
 use crate::execute::Driver;
 use crate::graph::levels;
 use crate::host::{Host, HostDriver};
@@ -299,4 +299,37 @@ pub(super) async fn remove_one_offs(host: &Arc<Host>) -> Vec<String> {
         }
     }
     errors
+}
+
+/// `up SERVICE...`: those services and, unless `--no-deps`, what they
+/// depend on; `None` for every service.
+pub(super) fn selection(
+    project: &Project,
+    options: &UpOptions,
+) -> Result<Option<BTreeSet<String>>, String> {
+    if options.services.is_empty() {
+        return Ok(None);
+    }
+    check_services(project, &options.services)?;
+    Ok(Some(if options.no_deps {
+        options.services.iter().cloned().collect()
+    } else {
+        crate::graph::with_dependencies(project, &options.services)
+    }))
+}
+
+/// The stack files of the last `up`, for `stack ls`.
+pub(super) fn remember_config_files(
+    host: &Host,
+    project: &str,
+    files: &[std::path::PathBuf],
+) -> Result<(), String> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let dir = host.records().project_dir(project);
+    let text: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    crate::atomic::write(&dir.join("config-files"), text.join("\n").as_bytes())
+        .map_err(|e| e.to_string())
 }
