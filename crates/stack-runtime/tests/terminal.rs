@@ -74,3 +74,46 @@ fn pty_master_is_sent_to_the_console_socket() {
     assert!(out.contains("/dev/pts/0"), "{out}");
     assert_eq!(c.wait().unwrap().code, Some(0));
 }
+
+#[test]
+fn exec_with_a_terminal_sends_its_master_from_inside_the_mounts() {
+    // The console socket is a host path the exec'd process could not see
+    // once it joined the container's mount namespace.
+    let b = Bundle::new(&["sleep", "100"], |_| {});
+    let g = common::create(&b, "exectty").unwrap();
+    let mut c = g.container();
+    c.start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let receiver = std::thread::spawn(move || receive_fd(listener));
+    let mut p = c.state.config.process().clone().unwrap();
+    p.set_args(Some(vec!["sh".into(), "-c".into(), "tty; exit 3".into()]));
+    p.set_terminal(Some(true));
+    let pid = c
+        .exec(
+            p,
+            stack_runtime::ExecOptions {
+                init_binary: INIT.into(),
+                stdio: stack_runtime::Stdio::default(),
+                console_socket: Some(sock),
+            },
+        )
+        .expect("exec with a terminal");
+    let mut f = std::fs::File::from(receiver.join().unwrap());
+    let mut out = Vec::new();
+    let mut buf = [0u8; 256];
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("/dev/pts/"), "{out}");
+    let st = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+    assert_eq!(
+        st,
+        nix::sys::wait::WaitStatus::Exited(nix::unistd::Pid::from_raw(pid), 3)
+    );
+}
