@@ -12,9 +12,16 @@ use anyhow::Context;
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 
-/// Whether standard input is a terminal (then `exec` and `run` allocate one).
+/// Whether standard input is a terminal (then `rm` asks).
 pub fn stdin_is_tty() -> bool {
     nix::unistd::isatty(std::io::stdin()).unwrap_or(false)
+}
+
+/// Whether `exec` and `run` allocate a terminal by default: input and
+/// output both are one (compose's `-T` defaults to "output is not a
+/// terminal"; a redirected output gets the program's plain bytes).
+pub fn interactive() -> bool {
+    stdin_is_tty() && nix::unistd::isatty(std::io::stdout()).unwrap_or(false)
 }
 
 /// This terminal's size as (rows, columns); 24x80 when unknown.

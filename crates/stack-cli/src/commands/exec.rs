@@ -14,7 +14,7 @@ use stack_runtime::{Container, ExecOptions, Stdio};
 use crate::cli::GlobalArgs;
 use crate::client;
 use crate::project_args::ProjectArgs;
-use crate::terminal::{ConsoleSocket, RawMode, proxy, size, stdin_is_tty};
+use crate::terminal::{ConsoleSocket, RawMode, interactive, proxy, size};
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
@@ -32,7 +32,7 @@ pub struct ExecArgs {
     /// Working directory inside the container.
     #[arg(short = 'w', long)]
     pub workdir: Option<String>,
-    /// No pseudo-terminal, even when stdin is one.
+    /// No pseudo-terminal, even at a terminal.
     #[arg(short = 'T', long = "no-TTY")]
     pub no_tty: bool,
     /// Which replica of the service.
@@ -109,7 +109,7 @@ pub fn run(global: &GlobalArgs, args: ExecArgs) -> anyhow::Result<ExitCode> {
         u.set_additional_gids(Some(extra));
         process.set_user(u);
     }
-    let tty = !args.no_tty && !args.detach && stdin_is_tty();
+    let tty = !args.no_tty && !args.detach && interactive();
     process.set_terminal(Some(tty));
     let init_binary = std::env::current_exe().context("cannot find the stack binary")?;
 

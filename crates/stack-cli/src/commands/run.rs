@@ -12,7 +12,7 @@ use stack_engine::control::{Reply, Request, RunOptions, RunStdio};
 use crate::cli::GlobalArgs;
 use crate::client;
 use crate::project_args::ProjectArgs;
-use crate::terminal::{ConsoleSocket, RawMode, proxy, size, stdin_is_tty};
+use crate::terminal::{ConsoleSocket, RawMode, interactive, proxy, size};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -42,7 +42,7 @@ pub struct RunArgs {
     /// Replace the image's entrypoint (split as a shell would; `''` clears it).
     #[arg(long)]
     pub entrypoint: Option<String>,
-    /// No pseudo-terminal, even when stdin is one.
+    /// No pseudo-terminal, even at a terminal.
     #[arg(short = 'T', long = "no-TTY")]
     pub no_tty: bool,
     pub service: String,
@@ -57,7 +57,7 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let project = loaded.project;
     let name = project.name.clone();
-    let tty = !args.no_tty && !args.detach && stdin_is_tty();
+    let tty = !args.no_tty && !args.detach && interactive();
     let console = if tty {
         Some(ConsoleSocket::bind(&global.run_dir.join("consoles"))?)
     } else {
