@@ -198,6 +198,10 @@ services:
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(state_of(&env, "lc-kill-app-1"), "exited");
     assert_eq!(record(&env, "lc-kill-app-1")["last_exit"]["code"], 137);
+    // `up` brings it back and forgets the kill.
+    env.ok(&["up", "-d"]);
+    assert_eq!(state_of(&env, "lc-kill-app-1"), "running");
+    assert_eq!(record(&env, "lc-kill-app-1")["stopped_by_user"], false);
 
     let bad = stack(&env, &["kill", "-s", "NOPE"]);
     assert!(!bad.status.success());

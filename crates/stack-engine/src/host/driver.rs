@@ -437,8 +437,8 @@ impl Driver for HostDriver {
             .map(|w| w.monitor.commands.clone());
         match already {
             Some(commands) => {
-                let _ = commands.send(Command::Start).await;
-                Ok(())
+                self.0.set_stopped_by_user(name, false)?;
+                self.0.start_idle(name, &commands).await
             }
             None => self.0.run(name).await,
         }

@@ -103,25 +103,31 @@ impl Host {
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
             .map(|w| w.monitor.commands.clone());
-        let Some(commands) = idle else {
-            return Ok(self.run(name).await?);
-        };
-        // Its monitor is idle after an exit the policy let stand.
-        let mut events = self.events.subscribe();
-        if commands.send(Command::Start).await.is_err() {
-            return Err(OpsError::NotStarted(record.service));
+        match idle {
+            Some(commands) => Ok(self.start_idle(name, &commands).await?),
+            None => Ok(self.run(name).await?),
         }
+    }
+
+    /// Starts a container whose monitor is idle (after an exit the policy
+    /// let stand); resolves once its process runs.
+    pub(super) async fn start_idle(
+        &self,
+        name: &str,
+        commands: &tokio::sync::mpsc::Sender<Command>,
+    ) -> Result<(), DriverError> {
+        let gone = || DriverError::Start("the supervisor is stopping".into());
+        let mut events = self.events.subscribe();
+        commands.send(Command::Start).await.map_err(|_| gone())?;
         loop {
             match events.recv().await {
                 Ok(e) if e.container == name => match e.kind {
                     EventKind::Start { .. } => return Ok(()),
-                    EventKind::StartFailed { error } => {
-                        return Err(DriverError::Start(error).into());
-                    }
+                    EventKind::StartFailed { error } => return Err(DriverError::Start(error)),
                     _ => {}
                 },
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => return Err(OpsError::NotStarted(record.service)),
+                Err(RecvError::Closed) => return Err(gone()),
             }
         }
     }
