@@ -58,6 +58,8 @@ pub enum Command {
     Logs(commands::logs::LogsArgs),
     /// Print the host address a container port is published on.
     Port(commands::port::PortArgs),
+    /// Follow the stack's files and `develop.watch` paths and apply changes as they are saved.
+    Watch(commands::watch::WatchArgs),
     /// Print a shell completion script.
     Completion(commands::completion::CompletionArgs),
     /// Run a project's supervisor (started by the other commands).

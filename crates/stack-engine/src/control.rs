@@ -36,6 +36,12 @@ pub enum Request {
     Stop {
         services: Vec<String>,
     },
+    /// Stop then start every container of `services` (all when empty);
+    /// `timeout` (seconds) overrides the services' stop grace period.
+    Restart {
+        services: Vec<String>,
+        timeout: Option<u64>,
+    },
     Ping,
 }
 

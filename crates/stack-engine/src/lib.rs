@@ -20,3 +20,4 @@ pub mod spec;
 pub mod store;
 pub mod supervise;
 pub mod supervisor;
+pub mod watch;

@@ -153,6 +153,58 @@ async fn handle(
             }
             Ok(String::new())
         }
+        Request::Restart { services, timeout } => restart(host, channel, &services, timeout).await,
+    }
+}
+
+/// Stops then starts each container of `services`, one after the other.
+async fn restart(
+    host: &Arc<Host>,
+    channel: &mut Channel,
+    services: &[String],
+    timeout: Option<u64>,
+) -> Result<String, String> {
+    let project = host.project();
+    let mut failures = Vec::new();
+    for record in host.records().containers(&project.name).unwrap_or_default() {
+        if !services.is_empty() && !services.contains(&record.service) {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        // A shorter grace than the service's: kill what is still alive then.
+        let killer = timeout.map(|secs| {
+            let record = record.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(secs)).await;
+                if let Some(pid) = record.pid.filter(|_| record.is_alive()) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            })
+        });
+        host.stop(&record.name).await;
+        if let Some(killer) = killer {
+            killer.abort();
+        }
+        let line = match host.run(&record.name).await {
+            Ok(()) => format!(
+                "container {}: restarted {} ms",
+                record.name,
+                started.elapsed().as_millis()
+            ),
+            Err(e) => {
+                failures.push(format!("restart {}: {e}", record.name));
+                format!("container {}: restart failed: {e}", record.name)
+            }
+        };
+        let _ = channel.send(&Reply::Progress { line }).await;
+    }
+    if failures.is_empty() {
+        Ok(String::new())
+    } else {
+        Err(failures.join("; "))
     }
 }
 

@@ -9,6 +9,7 @@ pub mod port;
 pub mod ps;
 pub mod supervise;
 pub mod up;
+pub mod watch;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ps(args) => ps::run(&cli.global, args),
         Command::Logs(args) => logs::run(&cli.global, args),
         Command::Port(args) => port::run(&cli.global, args),
+        Command::Watch(args) => watch::run(&cli.global, args),
         Command::Supervise(args) => supervise::run(&cli.global, args),
     }
 }
