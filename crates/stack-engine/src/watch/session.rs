@@ -112,7 +112,11 @@ impl<E: Effects> Session<E> {
             .collect();
         for trigger in initial {
             let started = Instant::now();
-            match self.effects.sync(&trigger, std::slice::from_ref(&trigger.path)).await {
+            match self
+                .effects
+                .sync(&trigger, std::slice::from_ref(&trigger.path))
+                .await
+            {
                 Ok(n) => self.effects.print(&format!(
                     "{}: synced {n} files (initial sync) {} ms",
                     trigger.service,
@@ -200,6 +204,14 @@ impl<E: Effects> Session<E> {
         }
         if synced > 0 {
             summary.push(format!("{synced} files synced"));
+        }
+        if !changes.triggered.is_empty() {
+            // A watched tree made since (or made again) is watched itself
+            // from now on.
+            let set = watch_set(&self.snapshot, &self.triggers);
+            if let Err(e) = self.effects.watch(&set) {
+                self.effects.print(&format!("warning: {e}"));
+            }
         }
         if !restart.is_empty() {
             let services: Vec<String> = restart.into_iter().collect();
