@@ -477,4 +477,13 @@ fn the_loader_lists_every_file_the_stack_is_made_from() {
             "{name} missing from {inputs:?}"
         );
     }
+
+    // No `.env` yet: one written later is watched for all the same.
+    std::fs::remove_file(d.join(".env")).unwrap();
+    let loaded = stack_spec::load(&options).unwrap();
+    assert!(
+        loaded.inputs.contains(&d.join(".env")),
+        "{:?}",
+        loaded.inputs
+    );
 }

@@ -94,9 +94,10 @@ pub struct Loaded {
     pub warnings: Vec<Warning>,
     /// The files that were read, in merge order.
     pub files: Vec<PathBuf>,
-    /// Every file the project was made from, whose change can change it:
-    /// `files`, `.env` / `--env-file`, extended and included files (and
-    /// their `.env`), services' `env_file`, secret and config files.
+    /// Every file whose change can change the project: `files`, `.env`
+    /// (also when there is none yet) or `--env-file`, extended and included
+    /// files (and their `.env`), services' `env_file`, secret and config
+    /// files.
     pub inputs: Vec<PathBuf>,
     pub project_directory: PathBuf,
 }
@@ -522,6 +523,10 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
     warn_unsupported(&project, &spans, &mut diags);
     let mut inputs = read_files.clone();
     inputs.extend(env_files);
+    if opts.env_files.is_empty() {
+        // A `.env` written later changes the project too.
+        inputs.push(project_dir.join(".env"));
+    }
     inputs.extend(read.into_inner());
     inputs.extend(referenced_files(&project, &project_dir));
     let mut seen = HashSet::new();
