@@ -404,6 +404,36 @@ async fn an_invalid_file_changes_nothing_until_it_is_fixed() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_service_recreated_by_the_same_batch_is_not_restarted_again() {
+    let changed = TWO.replace(
+        "  web:\n    image: busybox\n",
+        "  web:\n    image: busybox\n    environment: {A: '1'}\n",
+    );
+    assert_ne!(changed, TWO);
+    let fake = Fake {
+        loads: Arc::new(Mutex::new(vec![Ok(snapshot(&changed))])),
+        ..Fake::default()
+    };
+    let (tx, task) = start(&fake).await;
+    send(&tx, "/src/stack.yaml");
+    send(&tx, "/src/web/conf/a.conf");
+    send(&tx, "/src/requirements.txt");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(tx);
+    task.await.unwrap();
+    assert_eq!(
+        &fake.calls()[1..],
+        [
+            Call::Load,
+            Call::Up(vec!["web".into(), "api".into()]),
+            Call::Sync("web".into(), 1),
+            Call::Sync("web".into(), 1),
+            Call::Restart(vec!["api".into()]),
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn editor_temp_files_and_unwatched_paths_do_nothing() {
     let fake = Fake::default();
     let (tx, task) = start(&fake).await;

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use super::debounce::Debouncer;
 use super::rules::{RulesError, Trigger, classify, triggers};
 use super::watcher::WatchSet;
+use crate::hash::config_hash;
 
 /// A successful load of the stack files.
 #[derive(Debug, Clone)]
@@ -162,9 +163,12 @@ impl<E: Effects> Session<E> {
             return;
         }
         let mut summary = Vec::new();
+        let before = self.snapshot.project.clone();
         if !changes.inputs.is_empty() {
             summary.push(self.reload(&changes.inputs).await);
         }
+        // A service the reload recreated runs the new files already.
+        let recreated = recreated(&before, &self.snapshot.project);
 
         let mut synced = 0;
         let mut restart: BTreeSet<String> = BTreeSet::new();
@@ -192,7 +196,7 @@ impl<E: Effects> Session<E> {
                     }
                 }
             }
-            if trigger.restarts() {
+            if trigger.restarts() && !recreated.contains(&trigger.service) {
                 restart.insert(trigger.service.clone());
             }
             if let Some(command) = &trigger.exec {
@@ -303,6 +307,19 @@ impl<E: Effects> Session<E> {
             }
         }
     }
+}
+
+/// The services of `after` whose container a reconcile from `before`
+/// makes anew (new or changed configuration).
+fn recreated(before: &Project, after: &Project) -> BTreeSet<String> {
+    after
+        .services
+        .iter()
+        .filter(|(name, service)| {
+            before.services.get(*name).map(config_hash) != Some(config_hash(service))
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 fn display_name(path: &Path) -> String {
