@@ -409,3 +409,22 @@ fn up_watch_stays_attached_and_applies_a_renamed_over_file() {
         "two"
     );
 }
+
+#[test]
+fn rebuild_is_refused_before_anything_starts() {
+    let env = Env::new("wa-rebuild", 104);
+    env.write("services:\n  web:\n    image: busybox\n    develop:\n      watch:\n        - {path: ., action: rebuild}\n");
+    let file = env.file();
+    for args in [&["watch"][..], &["up", "--watch"][..]] {
+        let mut all = args.to_vec();
+        all.extend(["-f", file.to_str().unwrap(), "-p", "wa-rebuild"]);
+        let out = env.stack(&all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {err}");
+        assert!(
+            err.contains("rebuild") && err.contains("not supported yet"),
+            "{err}"
+        );
+        assert!(env.containers().is_empty(), "{args:?} started something");
+    }
+}
