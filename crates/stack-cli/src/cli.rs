@@ -84,6 +84,8 @@ pub enum Command {
     Ls(commands::ls::LsArgs),
     /// Show the services' dependency graph and start order.
     Graph(commands::graph::GraphArgs),
+    /// Follow the stack's files and `develop.watch` paths and apply changes as they are saved.
+    Watch(commands::watch::WatchArgs),
     /// Print a shell completion script.
     Completion(commands::completion::CompletionArgs),
     /// Run a project's supervisor (started by the other commands).

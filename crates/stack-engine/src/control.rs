@@ -101,6 +101,8 @@ pub enum Request {
         #[serde(default)]
         timeout: Option<u64>,
     },
+    /// Stop then start every container of `services` (all when empty);
+    /// `timeout` (seconds) overrides the services' stop grace period.
     Restart {
         services: Vec<String>,
         timeout: Option<u64>,

@@ -21,3 +21,4 @@ pub mod spec;
 pub mod store;
 pub mod supervise;
 pub mod supervisor;
+pub mod watch;

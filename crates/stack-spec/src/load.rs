@@ -4,6 +4,7 @@
 //! environment or prints: the environment comes in [`LoadOptions`] and
 //! warnings go out in [`Loaded`].
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -93,6 +94,11 @@ pub struct Loaded {
     pub warnings: Vec<Warning>,
     /// The files that were read, in merge order.
     pub files: Vec<PathBuf>,
+    /// Every file whose change can change the project: `files`, `.env`
+    /// (also when there is none yet) or `--env-file`, extended and included
+    /// files (and their `.env`), services' `env_file`, secret and config
+    /// files.
+    pub inputs: Vec<PathBuf>,
     pub project_directory: PathBuf,
 }
 
@@ -199,6 +205,9 @@ impl Loader {
 
 struct SubLoader<'a> {
     vars: &'a Vars,
+    /// Every file read on the way (extended, included, their `.env`), for
+    /// [`Loaded::inputs`].
+    read: &'a RefCell<Vec<PathBuf>>,
 }
 
 impl FileLoader for SubLoader<'_> {
@@ -206,6 +215,7 @@ impl FileLoader for SubLoader<'_> {
         let l = Loader {
             vars: self.vars.clone(),
         };
+        self.read.borrow_mut().push(path.to_path_buf());
         let mut doc = l.parse(&Source::Path(path.to_path_buf()), diags, true)?;
         l.interpolate(&mut doc, diags);
         Some(doc)
@@ -233,6 +243,7 @@ impl IncludeLoader for SubLoader<'_> {
         let mut vars = self.vars.clone();
         let mut dot = Vars::new();
         for f in &env_files {
+            self.read.borrow_mut().push(f.clone());
             if let Ok(text) = std::fs::read_to_string(f)
                 && let Ok(vals) = dotenv::parse(&text, self.vars)
             {
@@ -245,12 +256,16 @@ impl IncludeLoader for SubLoader<'_> {
         let l = Loader { vars: vars.clone() };
         let mut merged: Option<Node> = None;
         for p in paths {
+            self.read.borrow_mut().push(p.clone());
             let Some(mut doc) = l.parse(&Source::Path(p.clone()), diags, true) else {
                 continue;
             };
             l.interpolate(&mut doc, diags);
             // Relative paths in an included file are relative to its project directory.
-            let mut sub = SubLoader { vars: &vars };
+            let mut sub = SubLoader {
+                vars: &vars,
+                read: self.read,
+            };
             resolve_include(&mut doc, &dir, &mut sub, diags, stack);
             resolve_extends(&mut doc, &dir, &mut sub, diags, 0);
             if let Some(services) = doc.get_mut("services").and_then(Node::as_map_mut) {
@@ -429,10 +444,14 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
         .or_insert_with(|| project_name.clone());
     let loader = Loader { vars: vars.clone() };
 
+    let read = RefCell::new(Vec::new());
     let mut merged: Option<Node> = None;
     for (mut doc, dir) in docs {
         loader.interpolate(&mut doc, &mut diags);
-        let mut sub = SubLoader { vars: &vars };
+        let mut sub = SubLoader {
+            vars: &vars,
+            read: &read,
+        };
         // The top-level files count as being loaded: including one of them is a cycle.
         let mut stack: HashSet<PathBuf> = read_files.iter().cloned().collect();
         resolve_include(&mut doc, &dir, &mut sub, &mut diags, &mut stack);
@@ -502,12 +521,41 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
         return Err(fail(diags));
     }
     warn_unsupported(&project, &spans, &mut diags);
+    let mut inputs = read_files.clone();
+    inputs.extend(env_files);
+    if opts.env_files.is_empty() {
+        // A `.env` written later changes the project too.
+        inputs.push(project_dir.join(".env"));
+    }
+    inputs.extend(read.into_inner());
+    inputs.extend(referenced_files(&project, &project_dir));
+    let mut seen = HashSet::new();
+    inputs.retain(|p| seen.insert(p.clone()));
     Ok(Loaded {
         project,
         warnings: diags.warnings,
         files: read_files,
+        inputs,
         project_directory: project_dir,
     })
+}
+
+/// The files a loaded project names: services' `env_file`, secret and
+/// config files.
+fn referenced_files(project: &Project, project_dir: &Path) -> Vec<PathBuf> {
+    let env_files = project
+        .services
+        .values()
+        .flat_map(|s| s.env_file.iter().map(|e| e.path.as_str()));
+    let files = project
+        .secrets
+        .values()
+        .chain(project.configs.values())
+        .filter_map(|f| f.file.as_deref());
+    env_files
+        .chain(files)
+        .map(|p| project_dir.join(p))
+        .collect()
 }
 
 /// What Compose fills in: the `default` network for services that name no

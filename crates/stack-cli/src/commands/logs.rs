@@ -83,9 +83,13 @@ async fn follow(
     printer: &Printer,
     mut seen: HashMap<String, usize>,
 ) -> anyhow::Result<()> {
+    // Container ids by name: one recreated under the same name (watch
+    // mode, `up` after a change) has a new log, followed from its start.
+    let mut ids: HashMap<String, String> = HashMap::new();
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let names = containers(global, project, services)?;
+        let records = Store::new(&global.root).containers(project)?;
         let mut out = std::io::stdout().lock();
         for (i, name) in names.iter().enumerate() {
             let path = Store::new(&global.root)
@@ -93,6 +97,12 @@ async fn follow(
                 .join("container.log");
             let entries = read_all(&path).unwrap_or_default();
             let done = seen.entry(name.clone()).or_insert(0);
+            if let Some(record) = records.iter().find(|r| r.name == *name)
+                && let Some(old) = ids.insert(name.clone(), record.id.clone())
+                && old != record.id
+            {
+                *done = 0;
+            }
             // Rotation makes the kept history shorter: start over from it.
             if entries.len() < *done {
                 *done = 0;

@@ -21,6 +21,7 @@ pub mod stop;
 pub mod supervise;
 pub mod top;
 pub mod up;
+pub mod watch;
 
 use std::process::ExitCode;
 
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Images(args) => images::run(&cli.global, args),
         Command::Ls(args) => ls::run(&cli.global, args),
         Command::Graph(args) => graph::run(args),
+        Command::Watch(args) => watch::run(&cli.global, args),
         Command::Supervise(args) => supervise::run(&cli.global, args),
     }
 }

@@ -46,6 +46,12 @@ pub struct UpArgs {
     pub no_deps: bool,
     /// Only these services (and what they depend on).
     pub services: Vec<String>,
+    /// Stay attached and apply changes of the stack's files and
+    /// `develop.watch` paths as they are saved (see `stack watch`).
+    #[arg(long, conflicts_with_all = ["detach", "dry_run"])]
+    pub watch: bool,
+    #[command(flatten)]
+    pub debounce: super::watch::DebounceArg,
 }
 
 fn parse_scale(s: &str) -> Result<(String, u32), String> {
@@ -63,7 +69,10 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     let Some(loaded) = args.project.load()? else {
         return Ok(ExitCode::FAILURE);
     };
-    let project = loaded.project;
+    if args.watch {
+        super::watch::check_watchable(&loaded)?;
+    }
+    let project = loaded.project.clone();
     if let Some(s) = args
         .services
         .iter()
@@ -126,10 +135,19 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // Attached: follow every service's logs until Ctrl-C, then stop them.
+    let quiet = std::time::Duration::from_millis(args.debounce.debounce_ms);
     rt.block_on(async {
         let follow = super::logs::follow_all(global, &name);
+        let watch = async {
+            if args.watch {
+                super::watch::watch(global, &args.project, loaded, quiet).await
+            } else {
+                std::future::pending().await
+            }
+        };
         tokio::select! {
             r = follow => r,
+            r = watch => r,
             _ = tokio::signal::ctrl_c() => {
                 eprintln!("stopping {name} (Ctrl-C again to force)");
                 let request = Request::Stop {
