@@ -56,7 +56,10 @@ pub fn run(global: &GlobalArgs, args: WatchArgs) -> anyhow::Result<ExitCode> {
     if !args.no_up {
         let request = Request::Up {
             project: Box::new(loaded.project.clone()),
-            options: watch_up_options(),
+            options: UpOptions {
+                config_files: loaded.files.clone(),
+                ..watch_up_options()
+            },
         };
         if !rt.block_on(client::call(global, &loaded.project.name, &request))? {
             return Ok(ExitCode::FAILURE);
