@@ -281,6 +281,49 @@ fn wait_cgroup_joined(sock: &mut UnixStream, already: bool) -> Result<(), StepEr
     }
 }
 
+/// Whether the spec has hooks that run while the container is created or started.
+pub(crate) fn has_container_hooks(spec: &Spec) -> bool {
+    spec.hooks().as_ref().is_some_and(|h| {
+        [
+            h.prestart(),
+            h.create_runtime(),
+            h.create_container(),
+            h.start_container(),
+        ]
+        .iter()
+        .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
+    })
+}
+
+/// The point in the container init after mounts and devices, before
+/// pivot_root: the caller runs prestart and createRuntime hooks, then the
+/// createContainer hooks run here, in the container's namespaces with the
+/// host's filesystem still visible. Returns the state JSON for later hooks.
+fn hook_point(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Option<String>, StepError> {
+    if !has_container_hooks(&cfg.spec) {
+        return Ok(None);
+    }
+    protocol::send(sock, &FromInit::Hooks).map_err(|e| fail_msg(Step::Hooks, e.to_string()))?;
+    let state = match protocol::recv::<ToInit>(sock) {
+        Ok(ToInit::HooksDone { state }) => state,
+        other => {
+            return Err(fail_msg(
+                Step::Hooks,
+                format!("waiting for createRuntime hooks: unexpected {other:?}"),
+            ));
+        }
+    };
+    let list = cfg
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.create_container().clone())
+        .unwrap_or_default();
+    crate::hooks::run(&list, &state)
+        .map_err(|e| fail_msg(Step::Hooks, format!("createContainer {e}")))?;
+    Ok(Some(state))
+}
+
 fn become_root() {
     let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
     let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
@@ -312,18 +355,27 @@ fn container_init(
         _ => None,
     };
     let mut fifo = None;
+    let mut hook_state = None;
     if let Mode::Create = cfg.mode {
         if let Some(path) = &cfg.fifo {
-            // O_PATH now, reopened for writing after pivot_root through /proc/self/fd.
-            let fd = nix::fcntl::open(
-                path,
-                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            // O_PATH now, reopened for writing after pivot_root through the
+            // host's /proc (the container may have no /proc of its own, or no
+            // mount namespace and only a chroot).
+            let o = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC;
+            let fd = nix::fcntl::open(path, o, nix::sys::stat::Mode::empty())
+                .map_err(fail(Step::Fifo))?;
+            let proc = nix::fcntl::open(
+                "/proc",
+                o | nix::fcntl::OFlag::O_DIRECTORY,
                 nix::sys::stat::Mode::empty(),
             )
             .map_err(fail(Step::Fifo))?;
-            fifo = Some(fd);
+            fifo = Some((fd, proc));
         }
-        rootfs::setup(cfg)?;
+        rootfs::setup(cfg, &mut || {
+            hook_state = hook_point(sock, cfg)?;
+            Ok(())
+        })?;
     }
     if process.terminal() == Some(true) {
         let console = console.ok_or_else(|| {
@@ -344,13 +396,32 @@ fn container_init(
         let _ = protocol::send(sock, &FromInit::Warning(w));
     }
     protocol::send(sock, &FromInit::Ready).map_err(|e| fail_msg(Step::Fifo, e.to_string()))?;
-    if let Some(fd) = fifo {
-        let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(fail_io(Step::Fifo, path))?;
-        let _ = f.write_all(b"0");
+    if let Some((fd, proc)) = fifo {
+        let path = format!("self/fd/{}", fd.as_raw_fd());
+        // Blocks until `start` opens the fifo for reading.
+        let w = nix::fcntl::openat(
+            &proc,
+            path.as_str(),
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(fail(Step::Fifo))?;
+        drop(proc);
+        drop(fd);
+        let mut w = std::fs::File::from(w);
+        let start_hooks = cfg
+            .spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.start_container().clone())
+            .unwrap_or_default();
+        if let Err(e) = crate::hooks::run(&start_hooks, hook_state.as_deref().unwrap_or("{}")) {
+            // `start` reads the "h" and reports the failure; the program never runs.
+            eprintln!("stack-runtime: startContainer {e}");
+            let _ = w.write_all(b"h");
+            std::process::exit(1);
+        }
+        let _ = w.write_all(b"0");
     }
     process::exec(cfg, process, &exe)
 }
