@@ -117,6 +117,10 @@ pub struct CreateOptions {
     /// calling process has a single thread (checked; otherwise re-exec). For
     /// the CLI; a tokio program always gets the re-exec.
     pub fork_init: bool,
+    /// Run a minimal init as the container's pid 1 (Docker's `--init`): it
+    /// reaps orphaned zombies, forwards signals to the program (pid 2) and
+    /// exits with the program's status (128 + signal if it was killed).
+    pub init: bool,
 }
 
 impl CreateOptions {
@@ -136,6 +140,7 @@ impl CreateOptions {
             stdio: Stdio::default(),
             default_seccomp: false,
             fork_init: false,
+            init: false,
         }
     }
 }
@@ -524,6 +529,7 @@ impl Container {
                 seccomp,
                 cgroup: Some(cg.clone()),
                 console_socket: opts.console_socket.clone(),
+                init: opts.init,
             };
             let mut state = State {
                 oci_version: spec.version().clone(),
@@ -823,6 +829,7 @@ impl Container {
             seccomp,
             cgroup: None,
             console_socket: opts.console_socket,
+            init: false,
         };
         let launched = handshake(child, sock, cfg, Some(&self.state.cgroup), None)?;
         Ok(launched.pid)

@@ -130,6 +130,8 @@ impl Host {
         options.spec = Some(spec);
         options.init_binary = self.config.init_binary.clone();
         options.default_seccomp = !service.privileged;
+        // `init: true`: the runtime's own minimal init is pid 1 (Docker's --init).
+        options.init = service.init == Some(true);
         options.stdio = Stdio {
             stdin: Some(devnull.into()),
             stdout: Some(out_w),

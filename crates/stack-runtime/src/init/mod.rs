@@ -2,6 +2,7 @@
 //! See [`crate::protocol`] for the message flow.
 
 mod process;
+mod reaper;
 mod rootfs;
 
 use std::io::{Read, Write};
@@ -42,6 +43,10 @@ pub struct InitConfig {
     pub cgroup: Option<Cgroup>,
     /// Where to send the pty master when `process.terminal` is true.
     pub console_socket: Option<PathBuf>,
+    /// Stay as pid 1 (reaping, forwarding signals) and run the program as
+    /// its child instead of exec'ing it (create only).
+    #[serde(default)]
+    pub init: bool,
 }
 
 static WARNINGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
@@ -396,6 +401,11 @@ fn container_init(
         let _ = protocol::send(sock, &FromInit::Warning(w));
     }
     protocol::send(sock, &FromInit::Ready).map_err(|e| fail_msg(Step::Fifo, e.to_string()))?;
+    let init_mask = if cfg.init && matches!(cfg.mode, Mode::Create) {
+        Some(reaper::block_signals()?)
+    } else {
+        None
+    };
     if let Some((fd, proc)) = fifo {
         let path = format!("self/fd/{}", fd.as_raw_fd());
         // Blocks until `start` opens the fifo for reading.
@@ -422,6 +432,9 @@ fn container_init(
             std::process::exit(1);
         }
         let _ = w.write_all(b"0");
+    }
+    if let Some(old) = init_mask {
+        return reaper::run(cfg, process, &exe, old);
     }
     process::exec(cfg, process, &exe)
 }
