@@ -722,10 +722,12 @@ impl Container {
         // the hook learns what was started, not what is left.
         if let Some(h) = self.state.config.hooks().clone()
             && let Some(list) = h.poststart()
-            && let Err(e) = hooks::run(list, &self.state.oci_json(Status::Running).to_string())
         {
-            tracing::warn!("poststart hook failed: {e}");
-            eprintln!("stack-runtime: warning: {e}");
+            let json = self.state.oci_json(Status::Running).to_string();
+            for e in hooks::run_all(list, &json) {
+                tracing::warn!("poststart hook failed: {e}");
+                eprintln!("stack-runtime: warning: {e}");
+            }
         }
         Ok(())
     }
@@ -867,10 +869,11 @@ impl Container {
         fs::remove_dir_all(&self.dir).map_err(io_err("remove", &self.dir))?;
         if let Some(h) = self.state.config.hooks().clone()
             && let Some(list) = h.poststop()
-            && let Err(e) = hooks::run(list, &json)
         {
-            tracing::warn!("poststop hook failed: {e}");
-            eprintln!("stack-runtime: warning: {e}");
+            for e in hooks::run_all(list, &json) {
+                tracing::warn!("poststop hook failed: {e}");
+                eprintln!("stack-runtime: warning: {e}");
+            }
         }
         Ok(())
     }

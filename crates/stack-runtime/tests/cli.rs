@@ -261,3 +261,29 @@ fn no_namespaces_listed_means_the_runtimes_own() {
     cli.ok(&["start", &id]);
     assert_eq!(cli.state(&id)["status"], "running");
 }
+
+#[test]
+fn a_failing_poststart_or_poststop_hook_only_warns_and_the_rest_run() {
+    let mut cli = Cli::new();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let log_path = log.path().to_str().unwrap().to_string();
+    let echo = |name: &str| serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {name} >> {log_path}")]});
+    let b = Bundle::new(&["sleep", "100"], |v| {
+        v["hooks"] = serde_json::json!({
+            "poststart": [{"path": "/bin/false"}, echo("poststart")],
+            "poststop": [{"path": "/bin/false"}, echo("poststop")],
+        });
+    });
+    let id = cli.create(b.path(), &[]);
+    let start = cli.run(&["start", &id]);
+    assert!(start.status.success());
+    assert!(String::from_utf8_lossy(&start.stderr).contains("warning"));
+    assert_eq!(cli.state(&id)["status"], "running");
+    let delete = cli.run(&["delete", "--force", &id]);
+    assert!(delete.status.success());
+    assert!(String::from_utf8_lossy(&delete.stderr).contains("warning"));
+    assert_eq!(
+        std::fs::read_to_string(&log_path).unwrap(),
+        "poststart\npoststop\n"
+    );
+}
