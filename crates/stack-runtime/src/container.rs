@@ -117,6 +117,9 @@ pub struct CreateOptions {
     /// calling process has a single thread (checked; otherwise re-exec). For
     /// the CLI; a tokio program always gets the re-exec.
     pub fork_init: bool,
+    /// Use the cgroup v2 hierarchy mounted here instead of whatever
+    /// `/sys/fs/cgroup` is (e.g. `/sys/fs/cgroup/unified` on a hybrid host).
+    pub cgroup_v2_mount: Option<PathBuf>,
     /// Run a minimal init as the container's pid 1 (Docker's `--init`): it
     /// reaps orphaned zombies, forwards signals to the program (pid 2) and
     /// exits with the program's status (128 + signal if it was killed).
@@ -140,6 +143,7 @@ impl CreateOptions {
             stdio: Stdio::default(),
             default_seccomp: false,
             fork_init: false,
+            cgroup_v2_mount: None,
             init: false,
         }
     }
@@ -504,10 +508,11 @@ impl Container {
                 .map_err(io_err("chmod", &fifo))?;
             let seccomp = seccomp_for(&spec, &process, &opts.root, opts.default_seccomp)?;
 
-            let cg = Cgroup::new(cgroups::container_path(
-                linux.cgroups_path().as_deref(),
-                &opts.id,
-            ))?;
+            let cg_path = cgroups::container_path(linux.cgroups_path().as_deref(), &opts.id);
+            let cg = match &opts.cgroup_v2_mount {
+                Some(mount) => Cgroup::v2_at(mount, cg_path)?,
+                None => Cgroup::new(cg_path)?,
+            };
             let owned = !cg.exists();
             if owned {
                 owned_cgroup = Some(cg.clone());
@@ -907,9 +912,7 @@ fn kill_cgroup(cg: &Cgroup) -> Result<(), Error> {
         return Ok(());
     }
     let frozen = cg.is_frozen();
-    for p in cg.pids().unwrap_or_default() {
-        let _ = nix::sys::signal::kill(Pid::from_raw(p), Signal::SIGKILL);
-    }
+    cg.kill_all();
     if frozen {
         cg.freeze(false)?;
     }

@@ -256,8 +256,9 @@ fn mount_cgroup(cfg: &InitConfig, dest: &Path, opts: &plan::MountOptions) -> Res
     };
     match cg.version {
         Version::V2 => {
-            let src = Path::new("/sys/fs/cgroup").join(cg.path.trim_start_matches('/'));
-            bind_ro(&src, dest)?;
+            for src in cg.dirs() {
+                bind_ro(&src, dest)?;
+            }
         }
         Version::V1 => {
             let f = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
