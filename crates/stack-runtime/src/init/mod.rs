@@ -329,6 +329,35 @@ fn hook_point(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Option<String>,
     Ok(Some(state))
 }
 
+fn o_path() -> nix::fcntl::OFlag {
+    nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC
+}
+
+/// `/proc` as seen now (the host's before pivot_root, the container's after).
+fn open_proc() -> Result<OwnedFd, StepError> {
+    nix::fcntl::open(
+        "/proc",
+        o_path() | nix::fcntl::OFlag::O_DIRECTORY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(fail_io_nix(Step::Fifo, "open /proc"))
+}
+
+fn fail_io_nix(step: Step, what: &'static str) -> impl Fn(nix::Error) -> StepError {
+    move |e| StepError {
+        step,
+        errno: Some(e as i32),
+        message: format!("{what}: {}", e.desc()),
+    }
+}
+
+fn has_mount_ns(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|l| l.iter().any(|n| n.typ() == LinuxNamespaceType::Mount))
+}
+
 fn become_root() {
     let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
     let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
@@ -363,19 +392,19 @@ fn container_init(
     let mut hook_state = None;
     if let Mode::Create = cfg.mode {
         if let Some(path) = &cfg.fifo {
-            // O_PATH now, reopened for writing after pivot_root through the
-            // host's /proc (the container may have no /proc of its own, or no
-            // mount namespace and only a chroot).
-            let o = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC;
-            let fd = nix::fcntl::open(path, o, nix::sys::stat::Mode::empty())
+            // O_PATH now, reopened for writing after pivot_root through
+            // /proc/self/fd. Without a mount namespace the chroot has no /proc:
+            // keep a handle on the host's (it shares the host's mounts anyway).
+            // With one, the container's own /proc is used, so no handle on the
+            // host's procfs is held while the container waits for `start`.
+            let fd = nix::fcntl::open(path, o_path(), nix::sys::stat::Mode::empty())
                 .map_err(fail(Step::Fifo))?;
-            let proc = nix::fcntl::open(
-                "/proc",
-                o | nix::fcntl::OFlag::O_DIRECTORY,
-                nix::sys::stat::Mode::empty(),
-            )
-            .map_err(fail(Step::Fifo))?;
-            fifo = Some((fd, proc));
+            let host_proc = if has_mount_ns(&cfg.spec) {
+                None
+            } else {
+                Some(open_proc()?)
+            };
+            fifo = Some((fd, host_proc));
         }
         rootfs::setup(cfg, &mut || {
             hook_state = hook_point(sock, cfg)?;
@@ -406,7 +435,11 @@ fn container_init(
     } else {
         None
     };
-    if let Some((fd, proc)) = fifo {
+    if let Some((fd, host_proc)) = fifo {
+        let proc = match host_proc {
+            Some(p) => p,
+            None => open_proc()?,
+        };
         let path = format!("self/fd/{}", fd.as_raw_fd());
         // Blocks until `start` opens the fifo for reading.
         let w = nix::fcntl::openat(
