@@ -710,6 +710,23 @@ impl Container {
                 });
             }
         }
+        if buf[0] == b'0' {
+            // The write end is close-on-exec: end of file means the program
+            // has been exec'd (or the init died), so poststart hooks and the
+            // caller see a program that has started, not one about to.
+            loop {
+                let mut pfd = [nix::poll::PollFd::new(
+                    std::os::fd::AsFd::as_fd(&f),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(10u8));
+                match nix::unistd::read(&f, &mut buf) {
+                    Ok(0) => break,
+                    Ok(_) | Err(nix::Error::EAGAIN | nix::Error::EINTR) => {}
+                    Err(_) => break,
+                }
+            }
+        }
         fs::remove_file(&fifo).map_err(io_err("remove", &fifo))?;
         if buf[0] == b'h' {
             // The container init reported a failed startContainer hook and exits.
@@ -800,7 +817,9 @@ impl Container {
             WaitStatus::Signaled(_, s, _) => (None, Some(s as i32)),
             _ => (None, None),
         };
-        let oom_killed = self.state.cgroup.oom_kills() > 0 && signal == Some(libc::SIGKILL);
+        // With an init as pid 1, a program killed by SIGKILL shows as code 137.
+        let killed = signal == Some(libc::SIGKILL) || code == Some(128 + libc::SIGKILL);
+        let oom_killed = killed && self.state.cgroup.oom_kills() > 0;
         ExitInfo {
             code,
             signal,

@@ -121,3 +121,17 @@ fn a_program_killed_by_a_signal_gives_128_plus_it() {
     let info = c.wait().unwrap();
     assert_eq!(info.code, Some(128 + libc::SIGUSR1), "{info:?}");
 }
+
+#[test]
+fn an_oom_killed_program_is_reported_as_oom_through_the_init() {
+    let b = Bundle::new(&["awk", "BEGIN { s = \"x\"; while (1) s = s s }"], |v| {
+        v["linux"]["resources"]["memory"] =
+            serde_json::json!({"limit": 32 << 20, "swap": 32 << 20});
+    });
+    let g = create(&b, "rt2-initoom", true);
+    let mut c = g.container();
+    c.start().unwrap();
+    let info = c.wait().unwrap();
+    assert_eq!(info.code, Some(137), "{info:?}");
+    assert!(info.oom_killed, "{info:?}");
+}
