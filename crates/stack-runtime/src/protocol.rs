@@ -27,7 +27,8 @@
 //!  start: open exec.fifo for reading ──────────────────────────────────────────────► open(fifo, O_WRONLY)
 //!                                                                                    startContainer hooks
 //!         read one byte ◄─────────────────────────────────────────────────────────── write "0" ("h": a hook failed)
-//!         state: running                                                             seccomp; execve(args)
+//!         read to end of file ◄──────────────────────────────────────────────────────── seccomp; execve(args)
+//!         state: running, poststart hooks                                            (closes the fifo: CLOEXEC)
 //! ```
 //!
 //! Any failure before `Ready` comes back as `Failed` naming the [`Step`], so the
