@@ -117,6 +117,13 @@ pub struct CreateOptions {
     /// calling process has a single thread (checked; otherwise re-exec). For
     /// the CLI; a tokio program always gets the re-exec.
     pub fork_init: bool,
+    /// Use the cgroup v2 hierarchy mounted here instead of whatever
+    /// `/sys/fs/cgroup` is (e.g. `/sys/fs/cgroup/unified` on a hybrid host).
+    pub cgroup_v2_mount: Option<PathBuf>,
+    /// Run a minimal init as the container's pid 1 (Docker's `--init`): it
+    /// reaps orphaned zombies, forwards signals to the program (pid 2) and
+    /// exits with the program's status (128 + signal if it was killed).
+    pub init: bool,
 }
 
 impl CreateOptions {
@@ -136,6 +143,8 @@ impl CreateOptions {
             stdio: Stdio::default(),
             default_seccomp: false,
             fork_init: false,
+            cgroup_v2_mount: None,
+            init: false,
         }
     }
 }
@@ -307,12 +316,18 @@ fn start_init(
     }
 }
 
+/// What the caller does at the container init's hook point: runs the
+/// prestart and createRuntime hooks for the container whose pid is given and
+/// returns the OCI state JSON for the hooks that run inside the container.
+type HookPoint<'a> = &'a dyn Fn(i32) -> Result<String, Error>;
+
 /// Runs the handshake up to `Ready`; on failure kills what was started.
 fn handshake(
     mut child: InitProc,
     mut sock: UnixStream,
     cfg: InitConfig,
     cgroup: Option<&Cgroup>,
+    hook_point: Option<HookPoint<'_>>,
 ) -> Result<Launched, Error> {
     let spec = cfg.spec.clone();
     let mut pid: Option<i32> = None;
@@ -335,6 +350,15 @@ fn handshake(
                     tracing::debug!("container init cloned");
                     pid = Some(p);
                     let _ = child.wait();
+                }
+                Ok(FromInit::Hooks) => {
+                    let (Some(run), Some(p)) = (hook_point, pid) else {
+                        return Err(Error::Protocol(ProtocolError::Unexpected(
+                            "hook point before pid, or in exec".into(),
+                        )));
+                    };
+                    let state = run(p)?;
+                    protocol::send(&mut sock, &ToInit::HooksDone { state })?;
                 }
                 Ok(FromInit::Warning(w)) => tracing::warn!(container = true, "{w}"),
                 Ok(FromInit::Ready) => return Ok(()),
@@ -484,10 +508,11 @@ impl Container {
                 .map_err(io_err("chmod", &fifo))?;
             let seccomp = seccomp_for(&spec, &process, &opts.root, opts.default_seccomp)?;
 
-            let cg = Cgroup::new(cgroups::container_path(
-                linux.cgroups_path().as_deref(),
-                &opts.id,
-            ))?;
+            let cg_path = cgroups::container_path(linux.cgroups_path().as_deref(), &opts.id);
+            let cg = match &opts.cgroup_v2_mount {
+                Some(mount) => Cgroup::v2_at(mount, cg_path)?,
+                None => Cgroup::new(cg_path)?,
+            };
             let owned = !cg.exists();
             if owned {
                 owned_cgroup = Some(cg.clone());
@@ -509,42 +534,51 @@ impl Container {
                 seccomp,
                 cgroup: Some(cg.clone()),
                 console_socket: opts.console_socket.clone(),
+                init: opts.init,
             };
-            let launched = handshake(child, sock, cfg, Some(&cg))?;
-            tracing::debug!(elapsed = ?t0.elapsed(), "container init ready");
-            let start_time = state::proc_stat(launched.pid)
-                .map(|s| s.start_time)
-                .unwrap_or(0);
-            let state = State {
+            let mut state = State {
                 oci_version: spec.version().clone(),
                 id: opts.id.clone(),
                 status: Status::Created,
-                pid: launched.pid,
-                start_time,
+                pid: 0,
+                start_time: 0,
                 bundle: bundle.clone(),
                 rootfs: rootfs.clone(),
                 annotations: spec.annotations().clone().unwrap_or_default(),
-                cgroup: cg,
+                cgroup: cg.clone(),
                 cgroup_owned: owned,
                 default_seccomp: opts.default_seccomp,
                 created: state::now_rfc3339(),
                 config: Box::new(spec.clone()),
             };
+            // prestart and createRuntime hooks run while the container init
+            // waits before pivot_root, so that its createContainer hooks come
+            // after them, as the spec orders.
+            let run_hooks = |pid: i32| -> Result<String, Error> {
+                let mut s = state.clone();
+                s.pid = pid;
+                let json = s.oci_json(Status::Created).to_string();
+                if let Some(h) = spec.hooks() {
+                    let mut list = h.prestart().clone().unwrap_or_default();
+                    list.extend(h.create_runtime().clone().unwrap_or_default());
+                    hooks::run(&list, &json)?;
+                }
+                Ok(json)
+            };
+            let launched = handshake(child, sock, cfg, Some(&cg), Some(&run_hooks))?;
+            tracing::debug!(elapsed = ?t0.elapsed(), "container init ready");
+            state.pid = launched.pid;
+            state.start_time = state::proc_stat(launched.pid)
+                .map(|s| s.start_time)
+                .unwrap_or(0);
             state.save(&dir)?;
-            let c = Container {
+            if let Some(pf) = &opts.pid_file {
+                write_pid_file(pf, launched.pid)?;
+            }
+            Ok(Container {
                 state,
                 dir: dir.clone(),
-            };
-            if let Some(pf) = &opts.pid_file {
-                state::write_atomic(pf, launched.pid.to_string().as_bytes())?;
-            }
-            if let Some(h) = spec.hooks() {
-                let json = c.oci_state_json();
-                let mut list = h.create_runtime().clone().unwrap_or_default();
-                list.splice(0..0, h.prestart().clone().unwrap_or_default());
-                hooks::run(&list, &json)?;
-            }
-            Ok(c)
+            })
         })();
         match result {
             Ok(c) => Ok(c),
@@ -635,10 +669,6 @@ impl Container {
         self.state.oci_json(self.status())
     }
 
-    fn oci_state_json(&self) -> String {
-        self.oci_state().to_string()
-    }
-
     fn require(&self, ok: bool, op: &'static str) -> Result<(), Error> {
         if ok {
             Ok(())
@@ -660,7 +690,7 @@ impl Container {
             .custom_flags(libc::O_NONBLOCK)
             .open(&fifo)
             .map_err(io_err("open", &fifo))?;
-        let mut buf = [0u8; 8];
+        let mut buf = [0u8; 1];
         loop {
             let mut pfd = [nix::poll::PollFd::new(
                 std::os::fd::AsFd::as_fd(&f),
@@ -680,15 +710,46 @@ impl Container {
                 });
             }
         }
+        if buf[0] == b'0' {
+            // The write end is close-on-exec: end of file means the program
+            // has been exec'd (or the init died), so poststart hooks and the
+            // caller see a program that has started, not one about to.
+            loop {
+                let mut pfd = [nix::poll::PollFd::new(
+                    std::os::fd::AsFd::as_fd(&f),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                let _ = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(10u8));
+                match nix::unistd::read(&f, &mut buf) {
+                    Ok(0) => break,
+                    Ok(_) | Err(nix::Error::EAGAIN | nix::Error::EINTR) => {}
+                    Err(_) => break,
+                }
+            }
+        }
         fs::remove_file(&fifo).map_err(io_err("remove", &fifo))?;
+        if buf[0] == b'h' {
+            // The container init reported a failed startContainer hook and exits.
+            let _ = nix::sys::signal::kill(Pid::from_raw(self.state.pid), Signal::SIGKILL);
+            return Err(Error::Init {
+                step: Step::Hooks,
+                errno: None,
+                message: "a startContainer hook failed (its error is on the container's stderr)"
+                    .into(),
+            });
+        }
         self.state.status = Status::Running;
         self.state.save(&self.dir)?;
+        // The state the program started in, even if it has already exited:
+        // the hook learns what was started, not what is left.
         if let Some(h) = self.state.config.hooks().clone()
             && let Some(list) = h.poststart()
-            && let Err(e) = hooks::run(list, &self.oci_state_json())
         {
-            tracing::warn!("poststart hook failed: {e}");
-            eprintln!("stack-runtime: warning: {e}");
+            let json = self.state.oci_json(Status::Running).to_string();
+            for e in hooks::run_all(list, &json) {
+                tracing::warn!("poststart hook failed: {e}");
+                eprintln!("stack-runtime: warning: {e}");
+            }
         }
         Ok(())
     }
@@ -756,7 +817,9 @@ impl Container {
             WaitStatus::Signaled(_, s, _) => (None, Some(s as i32)),
             _ => (None, None),
         };
-        let oom_killed = self.state.cgroup.oom_kills() > 0 && signal == Some(libc::SIGKILL);
+        // With an init as pid 1, a program killed by SIGKILL shows as code 137.
+        let killed = signal == Some(libc::SIGKILL) || code == Some(128 + libc::SIGKILL);
+        let oom_killed = killed && self.state.cgroup.oom_kills() > 0;
         ExitInfo {
             code,
             signal,
@@ -792,8 +855,9 @@ impl Container {
             seccomp,
             cgroup: None,
             console_socket: opts.console_socket,
+            init: false,
         };
-        let launched = handshake(child, sock, cfg, Some(&self.state.cgroup))?;
+        let launched = handshake(child, sock, cfg, Some(&self.state.cgroup), None)?;
         Ok(launched.pid)
     }
 
@@ -829,13 +893,36 @@ impl Container {
         fs::remove_dir_all(&self.dir).map_err(io_err("remove", &self.dir))?;
         if let Some(h) = self.state.config.hooks().clone()
             && let Some(list) = h.poststop()
-            && let Err(e) = hooks::run(list, &json)
         {
-            tracing::warn!("poststop hook failed: {e}");
-            eprintln!("stack-runtime: warning: {e}");
+            for e in hooks::run_all(list, &json) {
+                tracing::warn!("poststop hook failed: {e}");
+                eprintln!("stack-runtime: warning: {e}");
+            }
         }
         Ok(())
     }
+}
+
+/// Writes a pid file as runc does: the bare number (no newline) into a
+/// temporary `.<name>` next to it, then renamed over `path`, so a reader never
+/// sees a partial file.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
+    let name = path
+        .file_name()
+        .ok_or(Error::InvalidSpec("pid file path has no file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    let tmp = path.with_file_name(tmp_name);
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o666)
+        .open(&tmp)
+        .map_err(io_err("create", &tmp))?;
+    std::io::Write::write_all(&mut f, pid.to_string().as_bytes()).map_err(io_err("write", &tmp))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(io_err("rename", path))
 }
 
 /// Kills whatever is left in a cgroup (processes that escaped a shared pid ns).
@@ -844,9 +931,7 @@ fn kill_cgroup(cg: &Cgroup) -> Result<(), Error> {
         return Ok(());
     }
     let frozen = cg.is_frozen();
-    for p in cg.pids().unwrap_or_default() {
-        let _ = nix::sys::signal::kill(Pid::from_raw(p), Signal::SIGKILL);
-    }
+    cg.kill_all();
     if frozen {
         cg.freeze(false)?;
     }

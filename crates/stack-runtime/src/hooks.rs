@@ -31,6 +31,15 @@ pub fn run(hooks: &[Hook], state_json: &str) -> Result<(), HookError> {
     Ok(())
 }
 
+/// Runs every hook in `hooks`, even after one fails (poststart, poststop:
+/// a failure is only a warning and the rest go on); returns the failures.
+pub fn run_all(hooks: &[Hook], state_json: &str) -> Vec<HookError> {
+    hooks
+        .iter()
+        .filter_map(|h| run_one(h, state_json).err())
+        .collect()
+}
+
 fn run_one(h: &Hook, state_json: &str) -> Result<(), HookError> {
     let path = h.path().clone();
     let mut cmd = Command::new(&path);

@@ -17,7 +17,9 @@ pub mod seccomp;
 pub mod state;
 
 pub use cgroups::Stats;
-pub use container::{Container, CreateOptions, Error, ExecOptions, ExitInfo, Stdio};
+pub use container::{
+    Container, CreateOptions, Error, ExecOptions, ExitInfo, Stdio, write_pid_file,
+};
 pub use defaults::default_spec;
 pub use init::init_main;
 pub use protocol::Step;

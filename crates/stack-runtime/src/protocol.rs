@@ -18,12 +18,17 @@
 //!  reap I                                                                            mounts, /dev, pivot_root,
 //!                                                                                    hostname, sysctl, masks,
 //!                                                                                    rlimits, user, caps, ...
+//!  ◄──────────────────────────────────────────────────────────────────────────── Hooks   (if any hooks)
+//!  prestart, createRuntime hooks                                                      (before pivot_root)
+//!  send HooksDone{state} ───────────────────────────────────────────────────────────► createContainer hooks
 //!  ◄──────────────────────────────────────────────────────────────────────────── Ready | Failed{step}
-//!  write state.json (created), hooks
+//!  write state.json (created)
 //!
 //!  start: open exec.fifo for reading ──────────────────────────────────────────────► open(fifo, O_WRONLY)
-//!         read one byte ◄─────────────────────────────────────────────────────────── write(1 byte)
-//!         state: running                                                             seccomp; execve(args)
+//!                                                                                    startContainer hooks
+//!         read one byte ◄─────────────────────────────────────────────────────────── write "0" ("h": a hook failed)
+//!         read to end of file ◄──────────────────────────────────────────────────────── seccomp; execve(args)
+//!         state: running, poststart hooks                                            (closes the fifo: CLOEXEC)
 //! ```
 //!
 //! Any failure before `Ready` comes back as `Failed` naming the [`Step`], so the
@@ -67,6 +72,8 @@ pub enum Step {
     NoNewPrivileges,
     Seccomp,
     Fifo,
+    /// A createContainer hook failed (or the caller's createRuntime ones did).
+    Hooks,
     Exec,
 }
 
@@ -86,6 +93,11 @@ pub enum ToInit {
     /// `Create`, so the cgroup migration overlaps namespace creation).
     CgroupJoined,
     MapsDone,
+    /// The prestart and createRuntime hooks ran; the OCI state the container
+    /// init hands its createContainer and startContainer hooks.
+    HooksDone {
+        state: String,
+    },
 }
 
 /// Messages from the init stage (or the container init) to the caller.
@@ -93,6 +105,10 @@ pub enum ToInit {
 pub enum FromInit {
     MapsReq,
     Pid(i32),
+    /// The container init has its mounts and devices and waits, before
+    /// pivot_root, for the caller to run prestart and createRuntime hooks
+    /// (sent only when the spec has hooks that run at create or start).
+    Hooks,
     /// Something the caller should log (e.g. a clamped rlimit); setup goes on.
     Warning(String),
     Ready,

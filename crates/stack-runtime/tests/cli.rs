@@ -225,3 +225,65 @@ fn exec_and_ps_through_the_cli() {
     let list = cli.ok(&["list", "-q"]);
     assert!(list.lines().any(|l| l == id));
 }
+
+#[test]
+fn pid_file_holds_the_state_pid_as_runc_writes_it() {
+    let mut cli = Cli::new();
+    let dir = tempfile::tempdir().unwrap();
+    let pf = dir.path().join("pidfile");
+    let b = Bundle::new(&["sleep", "100"], |_| {});
+    let id = cli.create(b.path(), &["--pid-file", pf.to_str().unwrap()]);
+    // The bare number, no newline, and no temporary file left beside it.
+    let body = std::fs::read_to_string(&pf).unwrap();
+    assert_eq!(body, cli.state(&id)["pid"].to_string());
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["pidfile"]);
+}
+
+#[test]
+fn no_namespaces_listed_means_the_runtimes_own() {
+    let mut cli = Cli::new();
+    let b = Bundle::new(&["sleep", "100"], |v| {
+        v["linux"]["namespaces"] = serde_json::json!([]);
+        v.as_object_mut().unwrap().remove("hostname");
+    });
+    let id = cli.create(b.path(), &[]);
+    let pid = cli.state(&id)["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    for ns in ["cgroup", "ipc", "mnt", "net", "pid", "user", "uts"] {
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        assert_eq!(theirs, ours, "{ns}");
+    }
+    cli.ok(&["start", &id]);
+    assert_eq!(cli.state(&id)["status"], "running");
+}
+
+#[test]
+fn a_failing_poststart_or_poststop_hook_only_warns_and_the_rest_run() {
+    let mut cli = Cli::new();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let log_path = log.path().to_str().unwrap().to_string();
+    let echo = |name: &str| serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {name} >> {log_path}")]});
+    let b = Bundle::new(&["sleep", "100"], |v| {
+        v["hooks"] = serde_json::json!({
+            "poststart": [{"path": "/bin/false"}, echo("poststart")],
+            "poststop": [{"path": "/bin/false"}, echo("poststop")],
+        });
+    });
+    let id = cli.create(b.path(), &[]);
+    let start = cli.run(&["start", &id]);
+    assert!(start.status.success());
+    assert!(String::from_utf8_lossy(&start.stderr).contains("warning"));
+    assert_eq!(cli.state(&id)["status"], "running");
+    let delete = cli.run(&["delete", "--force", &id]);
+    assert!(delete.status.success());
+    assert!(String::from_utf8_lossy(&delete.stderr).contains("warning"));
+    assert_eq!(
+        std::fs::read_to_string(&log_path).unwrap(),
+        "poststart\npoststop\n"
+    );
+}

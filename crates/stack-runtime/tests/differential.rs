@@ -160,3 +160,34 @@ fn same_observations_as_crun() {
     let (a, c) = (ours(b.path()), crun(b.path()));
     assert_eq!(lines(&a), lines(&c), "stack-runtime vs crun");
 }
+
+/// A profile that allows everything but makes `mkdir` fail with EPERM and
+/// `chmod` with EACCES: the errno a filter returns must be the same everywhere.
+fn seccomp_bundle() -> Bundle {
+    const SCRIPT: &str = "mkdir /tmp/d 2>&1; echo mkdir=$?; chmod 700 /tmp 2>&1; echo chmod=$?; \
+                          touch /tmp/f && echo touch=$?; ls /tmp";
+    Bundle::new(&["sh", "-c", SCRIPT], |v| {
+        v["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+                {"names": ["chmod", "fchmod", "fchmodat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}
+            ]
+        });
+    })
+}
+
+#[test]
+fn same_seccomp_errnos_as_runc_and_crun() {
+    common::require_root();
+    let b = seccomp_bundle();
+    let a = ours(b.path());
+    assert!(
+        a.contains("Operation not permitted") && a.contains("Permission denied"),
+        "{a}"
+    );
+    assert!(a.contains("mkdir=1") && a.contains("touch=0"), "{a}");
+    assert_eq!(lines(&a), lines(&runc(b.path())), "stack-runtime vs runc");
+    assert_eq!(lines(&a), lines(&crun(b.path())), "stack-runtime vs crun");
+}

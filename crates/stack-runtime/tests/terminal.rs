@@ -32,22 +32,24 @@ fn receive_fd(listener: UnixListener) -> OwnedFd {
     panic!("no fd received on the console socket");
 }
 
-#[test]
-fn pty_master_is_sent_to_the_console_socket() {
+/// Runs `script` on a terminal; returns what the master read up to `done`
+/// and the exit code.
+fn run_on_terminal(script: &str, init: bool) -> (String, Option<i32>) {
     common::require_root();
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("console.sock");
     let listener = UnixListener::bind(&sock).unwrap();
     let receiver = std::thread::spawn(move || receive_fd(listener));
 
-    let b = Bundle::new(&["sh", "-c", "tty; echo done"], |v| {
+    let b = Bundle::new(&["sh", "-c", script], |v| {
         v["process"]["terminal"] = true.into()
     });
     let root = tempfile::tempdir().unwrap();
-    let id = unique_id("tty");
+    let id = unique_id("rt2-tty");
     let mut opts = CreateOptions::new(&id, b.path(), root.path());
     opts.init_binary = INIT.into();
     opts.console_socket = Some(sock.clone());
+    opts.init = init;
     Container::create(opts).expect("create with a terminal");
     let g = Guard {
         root,
@@ -70,9 +72,28 @@ fn pty_master_is_sent_to_the_console_socket() {
             break;
         }
     }
-    let out = String::from_utf8_lossy(&out);
+    let code = c.wait().unwrap().code;
+    (String::from_utf8_lossy(&out).into_owned(), code)
+}
+
+#[test]
+fn pty_master_is_sent_to_the_console_socket() {
+    let (out, code) = run_on_terminal("tty; echo done", false);
     assert!(out.contains("/dev/pts/0"), "{out}");
-    assert_eq!(c.wait().unwrap().code, Some(0));
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn with_init_the_program_is_the_terminals_foreground_group() {
+    // Fields 5 and 8 of /proc/self/stat: process group and the terminal's
+    // foreground group. awk stays in the shell's (the program's) group.
+    let (out, code) = run_on_terminal(
+        "echo pid=$$; awk '{print \"pgrp=\" $5 \" fg=\" $8}' /proc/self/stat; echo done",
+        true,
+    );
+    assert!(out.contains("pid=2"), "{out}");
+    assert!(out.contains("pgrp=2 fg=2"), "{out}");
+    assert_eq!(code, Some(0));
 }
 
 #[test]

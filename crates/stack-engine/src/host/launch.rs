@@ -178,6 +178,8 @@ impl Host {
         options.spec = Some(spec);
         options.init_binary = self.config.init_binary.clone();
         options.default_seccomp = !service.privileged;
+        // `init: true`: the runtime's own minimal init is pid 1 (Docker's --init).
+        options.init = service.init == Some(true);
         let runtime_root = self.runtime_root();
         let id = record.id.clone();
         let container =

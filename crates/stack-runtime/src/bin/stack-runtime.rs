@@ -250,7 +250,7 @@ fn run(cli: &Cli) -> Result<i32> {
                 },
             )?;
             if let Some(pf) = pid_file {
-                std::fs::write(pf, pid.to_string())?;
+                stack_runtime::write_pid_file(pf, pid)?;
             }
             if !detach {
                 let st = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None)?;

@@ -37,6 +37,10 @@ pub enum CgroupError {
     HugepageSize(String),
     #[error("freezing {path} did not complete")]
     FreezeTimeout { path: PathBuf },
+    #[error("unified key {key:?}: no such file in {dir} (controller not available?)")]
+    UnknownFile { key: String, dir: PathBuf },
+    #[error("{0} is not a cgroup2 mount")]
+    NotCgroup2(PathBuf),
 }
 
 pub(crate) fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
@@ -90,6 +94,23 @@ pub struct Cgroup {
     /// Path relative to each hierarchy root, starting with `/`.
     pub path: String,
     pub v1_mounts: Vec<V1Mount>,
+    /// Where the v2 hierarchy is mounted: `/sys/fs/cgroup`, or e.g. the
+    /// hybrid layout's `/sys/fs/cgroup/unified` (see [`Cgroup::v2_at`]).
+    #[serde(default = "default_v2_root")]
+    pub v2_root: PathBuf,
+}
+
+fn default_v2_root() -> PathBuf {
+    PathBuf::from(CGROUP_ROOT)
+}
+
+fn is_cgroup2(path: &Path) -> Result<bool, CgroupError> {
+    let st = nix::sys::statfs::statfs(path).map_err(|e| CgroupError::Io {
+        op: "statfs",
+        path: path.to_path_buf(),
+        source: e.into(),
+    })?;
+    Ok(st.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC)
 }
 
 /// Parses `/proc/self/mountinfo` for v1 hierarchies (fstype `cgroup`).
@@ -136,12 +157,7 @@ pub fn container_path(spec_path: Option<&Path>, id: &str) -> String {
 }
 
 pub fn detect_version() -> Result<Version, CgroupError> {
-    let st = nix::sys::statfs::statfs(CGROUP_ROOT).map_err(|e| CgroupError::Io {
-        op: "statfs",
-        path: CGROUP_ROOT.into(),
-        source: e.into(),
-    })?;
-    Ok(if st.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC {
+    Ok(if is_cgroup2(Path::new(CGROUP_ROOT))? {
         Version::V2
     } else {
         Version::V1
@@ -165,6 +181,24 @@ impl Cgroup {
             version,
             path,
             v1_mounts,
+            v2_root: default_v2_root(),
+        })
+    }
+
+    /// The cgroup `path` in the v2 hierarchy mounted at `mount`, whatever
+    /// `/sys/fs/cgroup` is: on a hybrid host, the cgroup2 mount beside the v1
+    /// controllers (no controllers of its own, but processes, freezing,
+    /// `cgroup.kill` and CPU usage work there).
+    pub fn v2_at(mount: impl Into<PathBuf>, path: String) -> Result<Self, CgroupError> {
+        let mount = mount.into();
+        if !is_cgroup2(&mount)? {
+            return Err(CgroupError::NotCgroup2(mount));
+        }
+        Ok(Cgroup {
+            version: Version::V2,
+            path,
+            v1_mounts: Vec::new(),
+            v2_root: mount,
         })
     }
 
@@ -173,7 +207,7 @@ impl Cgroup {
     pub fn dir(&self, controller: &str) -> Option<PathBuf> {
         let rel = self.path.trim_start_matches('/');
         match self.version {
-            Version::V2 => Some(Path::new(CGROUP_ROOT).join(rel)),
+            Version::V2 => Some(self.v2_root.join(rel)),
             Version::V1 => self
                 .v1_mounts
                 .iter()
@@ -186,7 +220,7 @@ impl Cgroup {
     pub fn dirs(&self) -> Vec<PathBuf> {
         let rel = self.path.trim_start_matches('/');
         match self.version {
-            Version::V2 => vec![Path::new(CGROUP_ROOT).join(rel)],
+            Version::V2 => vec![self.v2_root.join(rel)],
             Version::V1 => self
                 .v1_mounts
                 .iter()
@@ -227,6 +261,23 @@ impl Cgroup {
             .ok_or(CgroupError::NoHierarchy)?;
         let body = read_file(&d.join("cgroup.procs"))?;
         Ok(body.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
+    /// SIGKILLs every process in the cgroup: in one step through `cgroup.kill`
+    /// on v2 (no pid can be reused or forked past it), pid by pid on v1.
+    pub fn kill_all(&self) {
+        if self.version == Version::V2
+            && let Some(d) = self.dirs().first()
+            && write_file(&d.join("cgroup.kill"), "1").is_ok()
+        {
+            return;
+        }
+        for p in self.pids().unwrap_or_default() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 
     pub fn freeze(&self, frozen: bool) -> Result<(), CgroupError> {
@@ -350,6 +401,7 @@ mod tests {
             version: Version::V2,
             path: path.into(),
             v1_mounts: Vec::new(),
+            v2_root: default_v2_root(),
         };
         assert_eq!(cg("/stack/p/c").prunable_ancestors(), 2);
         assert_eq!(cg("/stack/c").prunable_ancestors(), 1);
@@ -380,6 +432,7 @@ mod tests {
             version: Version::V1,
             path: "/stack/x".into(),
             v1_mounts: parse_v1_mounts(MOUNTINFO),
+            v2_root: default_v2_root(),
         };
         assert_eq!(
             cg.dir("memory"),

@@ -288,7 +288,8 @@ pub(crate) fn device_rules(
     ] {
         rules.push((true, d.to_string()));
     }
-    for d in devices {
+    // A fifo is no device: the devices controller has no rule for it.
+    for d in devices.iter().filter(|d| d.typ() != LinuxDeviceType::P) {
         rules.push((
             true,
             format!(

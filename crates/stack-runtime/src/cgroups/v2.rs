@@ -6,21 +6,43 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::LinuxResources;
 
-use super::{CGROUP_ROOT, Cgroup, CgroupError, Stats, keyed, read_file, write_file};
+use super::{Cgroup, CgroupError, Stats, keyed, read_file, write_file};
 use crate::plan::{blkio_weight_to_io, shares_to_weight};
 
 fn dir(cg: &Cgroup) -> PathBuf {
-    Path::new(CGROUP_ROOT).join(cg.path.trim_start_matches('/'))
+    cg.v2_root.join(cg.path.trim_start_matches('/'))
+}
+
+/// The controllers the cgroup at `d` has (its `cgroup.controllers`).
+struct Controllers(Vec<String>);
+
+impl Controllers {
+    fn of(d: &Path) -> Result<Self, CgroupError> {
+        let body = read_file(&d.join("cgroup.controllers"))?;
+        Ok(Controllers(
+            body.split_whitespace().map(str::to_string).collect(),
+        ))
+    }
+
+    /// A limit the spec asks for needs its controller: without it the file is
+    /// missing and the limit would silently not apply, so that is an error.
+    fn need(&self, controller: &'static str, what: &'static str) -> Result<(), CgroupError> {
+        if self.0.iter().any(|c| c == controller) {
+            Ok(())
+        } else {
+            Err(CgroupError::MissingController { controller, what })
+        }
+    }
 }
 
 /// Enables every available controller in each ancestor so the leaf gets them.
 /// Makes the leaf and its ancestors with every controller delegated. A
 /// parent pruned by a container being deleted at the same moment makes one
 /// walk fail with ENOENT; the next walk makes it again.
-fn enable_controllers(leaf: &Path) -> Result<(), CgroupError> {
+fn enable_controllers(root: &Path, leaf: &Path) -> Result<(), CgroupError> {
     let mut attempt = 0;
     loop {
-        match enable_controllers_once(leaf) {
+        match enable_controllers_once(root, leaf) {
             Err(CgroupError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 =>
             {
@@ -31,8 +53,7 @@ fn enable_controllers(leaf: &Path) -> Result<(), CgroupError> {
     }
 }
 
-fn enable_controllers_once(leaf: &Path) -> Result<(), CgroupError> {
-    let root = Path::new(CGROUP_ROOT);
+fn enable_controllers_once(root: &Path, leaf: &Path) -> Result<(), CgroupError> {
     let available = read_file(&root.join("cgroup.controllers"))?;
     let enable: String = available
         .split_whitespace()
@@ -41,8 +62,11 @@ fn enable_controllers_once(leaf: &Path) -> Result<(), CgroupError> {
     let rel = leaf.strip_prefix(root).unwrap_or(leaf);
     let mut cur = root.to_path_buf();
     for comp in rel.components() {
-        // Best effort per controller: some (e.g. cpuset in a threaded tree) may refuse.
-        if write_file(&cur.join("cgroup.subtree_control"), enable.trim()).is_err() {
+        // Best effort per controller: some (e.g. cpuset in a threaded tree) may
+        // refuse. A hierarchy without controllers (hybrid host) has none to enable.
+        if !enable.is_empty()
+            && write_file(&cur.join("cgroup.subtree_control"), enable.trim()).is_err()
+        {
             for c in available.split_whitespace() {
                 let _ = write_file(&cur.join("cgroup.subtree_control"), &format!("+{c}"));
             }
@@ -68,9 +92,17 @@ fn max_or(v: i64) -> String {
 
 pub(super) fn create(cg: &Cgroup, res: Option<&LinuxResources>) -> Result<(), CgroupError> {
     let d = dir(cg);
-    enable_controllers(&d)?;
+    enable_controllers(&cg.v2_root, &d)?;
     let Some(res) = res else { return Ok(()) };
+    let have = Controllers::of(&d)?;
     if let Some(m) = res.memory() {
+        if m.disable_oom_killer() == Some(true) {
+            // v2 has no switch; the closest is never reclaiming below the limit.
+            tracing::warn!("disableOOMKiller is not supported on cgroup v2; ignored");
+        }
+        if m.limit().is_some() || m.reservation().is_some() {
+            have.need("memory", "memory limit")?;
+        }
         if let Some(l) = m.limit() {
             write_file(&d.join("memory.max"), &max_or(l))?;
             if let Some(s) = m.swap() {
@@ -86,12 +118,14 @@ pub(super) fn create(cg: &Cgroup, res: Option<&LinuxResources>) -> Result<(), Cg
         if let Some(r) = m.reservation() {
             write_file(&d.join("memory.low"), &max_or(r))?;
         }
-        if m.disable_oom_killer() == Some(true) {
-            // v2 has no switch; the closest is never reclaiming below the limit.
-            tracing::warn!("disableOOMKiller is not supported on cgroup v2; ignored");
-        }
     }
     if let Some(c) = res.cpu() {
+        if c.shares().is_some() || c.quota().is_some() || c.period().is_some() {
+            have.need("cpu", "cpu shares/quota")?;
+        }
+        if c.cpus().is_some() || c.mems().is_some() {
+            have.need("cpuset", "cpuset cpus/mems")?;
+        }
         if let Some(s) = c.shares() {
             write_file(&d.join("cpu.weight"), &shares_to_weight(s).to_string())?;
         }
@@ -112,6 +146,7 @@ pub(super) fn create(cg: &Cgroup, res: Option<&LinuxResources>) -> Result<(), Cg
         }
     }
     if let Some(p) = res.pids() {
+        have.need("pids", "pids limit")?;
         write_file(
             &d.join("pids.max"),
             &if p.limit() > 0 {
@@ -122,6 +157,19 @@ pub(super) fn create(cg: &Cgroup, res: Option<&LinuxResources>) -> Result<(), Cg
         )?;
     }
     if let Some(b) = res.block_io() {
+        let any = b.weight().is_some()
+            || b.weight_device().as_ref().is_some_and(|l| !l.is_empty())
+            || [
+                b.throttle_read_bps_device(),
+                b.throttle_write_bps_device(),
+                b.throttle_read_iops_device(),
+                b.throttle_write_iops_device(),
+            ]
+            .iter()
+            .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()));
+        if any {
+            have.need("io", "blkio weight/throttle")?;
+        }
         if let Some(w) = b.weight() {
             write_file(
                 &d.join("io.weight"),
@@ -153,6 +201,7 @@ pub(super) fn create(cg: &Cgroup, res: Option<&LinuxResources>) -> Result<(), Cg
         }
     }
     for h in res.hugepage_limits().iter().flatten() {
+        have.need("hugetlb", "hugepage limit")?;
         let f = d.join(format!("hugetlb.{}.max", h.page_size()));
         if !f.exists() {
             return Err(CgroupError::HugepageSize(h.page_size().clone()));
@@ -160,6 +209,13 @@ pub(super) fn create(cg: &Cgroup, res: Option<&LinuxResources>) -> Result<(), Cg
         write_file(&f, &h.limit().to_string())?;
     }
     for (k, v) in res.unified().iter().flatten() {
+        // The file must exist: writing would otherwise try to create it.
+        if !d.join(k).exists() {
+            return Err(CgroupError::UnknownFile {
+                key: k.clone(),
+                dir: d.clone(),
+            });
+        }
         write_file(&d.join(k), v)?;
     }
     Ok(())
@@ -203,7 +259,10 @@ pub(super) fn stats(cg: &Cgroup) -> Result<Stats, CgroupError> {
         memory_usage: read_u64(&d.join("memory.current")).unwrap_or(0),
         memory_limit: read_u64(&d.join("memory.max")),
         memory_peak: read_u64(&d.join("memory.peak")),
-        pids_current: read_u64(&d.join("pids.current")).unwrap_or(0),
+        // Without the pids controller, count the tasks themselves.
+        pids_current: read_u64(&d.join("pids.current")).unwrap_or_else(|| {
+            fs::read_to_string(d.join("cgroup.threads")).map_or(0, |b| b.lines().count() as u64)
+        }),
         pids_limit: read_u64(&d.join("pids.max")),
         oom_kills: oom_kills(cg),
         ..Stats::default()

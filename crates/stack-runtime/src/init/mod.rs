@@ -2,6 +2,7 @@
 //! See [`crate::protocol`] for the message flow.
 
 mod process;
+mod reaper;
 mod rootfs;
 
 use std::io::{Read, Write};
@@ -42,6 +43,10 @@ pub struct InitConfig {
     pub cgroup: Option<Cgroup>,
     /// Where to send the pty master when `process.terminal` is true.
     pub console_socket: Option<PathBuf>,
+    /// Stay as pid 1 (reaping, forwarding signals) and run the program as
+    /// its child instead of exec'ing it (create only).
+    #[serde(default)]
+    pub init: bool,
 }
 
 static WARNINGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
@@ -287,6 +292,78 @@ fn wait_cgroup_joined(sock: &mut UnixStream, already: bool) -> Result<(), StepEr
     }
 }
 
+/// Whether the spec has hooks that run while the container is created or started.
+pub(crate) fn has_container_hooks(spec: &Spec) -> bool {
+    spec.hooks().as_ref().is_some_and(|h| {
+        [
+            h.prestart(),
+            h.create_runtime(),
+            h.create_container(),
+            h.start_container(),
+        ]
+        .iter()
+        .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
+    })
+}
+
+/// The point in the container init after mounts and devices, before
+/// pivot_root: the caller runs prestart and createRuntime hooks, then the
+/// createContainer hooks run here, in the container's namespaces with the
+/// host's filesystem still visible. Returns the state JSON for later hooks.
+fn hook_point(sock: &mut UnixStream, cfg: &InitConfig) -> Result<Option<String>, StepError> {
+    if !has_container_hooks(&cfg.spec) {
+        return Ok(None);
+    }
+    protocol::send(sock, &FromInit::Hooks).map_err(|e| fail_msg(Step::Hooks, e.to_string()))?;
+    let state = match protocol::recv::<ToInit>(sock) {
+        Ok(ToInit::HooksDone { state }) => state,
+        other => {
+            return Err(fail_msg(
+                Step::Hooks,
+                format!("waiting for createRuntime hooks: unexpected {other:?}"),
+            ));
+        }
+    };
+    let list = cfg
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.create_container().clone())
+        .unwrap_or_default();
+    crate::hooks::run(&list, &state)
+        .map_err(|e| fail_msg(Step::Hooks, format!("createContainer {e}")))?;
+    Ok(Some(state))
+}
+
+fn o_path() -> nix::fcntl::OFlag {
+    nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC
+}
+
+/// `/proc` as seen now (the host's before pivot_root, the container's after).
+fn open_proc() -> Result<OwnedFd, StepError> {
+    nix::fcntl::open(
+        "/proc",
+        o_path() | nix::fcntl::OFlag::O_DIRECTORY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(fail_io_nix(Step::Fifo, "open /proc"))
+}
+
+fn fail_io_nix(step: Step, what: &'static str) -> impl Fn(nix::Error) -> StepError {
+    move |e| StepError {
+        step,
+        errno: Some(e as i32),
+        message: format!("{what}: {}", e.desc()),
+    }
+}
+
+fn has_mount_ns(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|l| l.iter().any(|n| n.typ() == LinuxNamespaceType::Mount))
+}
+
 fn become_root() {
     let _ = nix::unistd::setresgid(0.into(), 0.into(), 0.into());
     let _ = nix::unistd::setresuid(0.into(), 0.into(), 0.into());
@@ -323,18 +400,27 @@ fn container_init(
         let _ = nix::unistd::setsid();
     }
     let mut fifo = None;
+    let mut hook_state = None;
     if let Mode::Create = cfg.mode {
         if let Some(path) = &cfg.fifo {
-            // O_PATH now, reopened for writing after pivot_root through /proc/self/fd.
-            let fd = nix::fcntl::open(
-                path,
-                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            .map_err(fail(Step::Fifo))?;
-            fifo = Some(fd);
+            // O_PATH now, reopened for writing after pivot_root through
+            // /proc/self/fd. Without a mount namespace the chroot has no /proc:
+            // keep a handle on the host's (it shares the host's mounts anyway).
+            // With one, the container's own /proc is used, so no handle on the
+            // host's procfs is held while the container waits for `start`.
+            let fd = nix::fcntl::open(path, o_path(), nix::sys::stat::Mode::empty())
+                .map_err(fail(Step::Fifo))?;
+            let host_proc = if has_mount_ns(&cfg.spec) {
+                None
+            } else {
+                Some(open_proc()?)
+            };
+            fifo = Some((fd, host_proc));
         }
-        rootfs::setup(cfg)?;
+        rootfs::setup(cfg, &mut || {
+            hook_state = hook_point(sock, cfg)?;
+            Ok(())
+        })?;
     }
     if process.terminal() == Some(true) {
         let console = console.ok_or_else(|| {
@@ -355,13 +441,44 @@ fn container_init(
         let _ = protocol::send(sock, &FromInit::Warning(w));
     }
     protocol::send(sock, &FromInit::Ready).map_err(|e| fail_msg(Step::Fifo, e.to_string()))?;
-    if let Some(fd) = fifo {
-        let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(fail_io(Step::Fifo, path))?;
-        let _ = f.write_all(b"0");
+    let init_mask = if cfg.init && matches!(cfg.mode, Mode::Create) {
+        Some(reaper::block_signals()?)
+    } else {
+        None
+    };
+    if let Some((fd, host_proc)) = fifo {
+        let proc = match host_proc {
+            Some(p) => p,
+            None => open_proc()?,
+        };
+        let path = format!("self/fd/{}", fd.as_raw_fd());
+        // Blocks until `start` opens the fifo for reading.
+        let w = nix::fcntl::openat(
+            &proc,
+            path.as_str(),
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(fail(Step::Fifo))?;
+        drop(proc);
+        drop(fd);
+        let mut w = std::fs::File::from(w);
+        let start_hooks = cfg
+            .spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.start_container().clone())
+            .unwrap_or_default();
+        if let Err(e) = crate::hooks::run(&start_hooks, hook_state.as_deref().unwrap_or("{}")) {
+            // `start` reads the "h" and reports the failure; the program never runs.
+            eprintln!("stack-runtime: startContainer {e}");
+            let _ = w.write_all(b"h");
+            std::process::exit(1);
+        }
+        let _ = w.write_all(b"0");
+    }
+    if let Some(old) = init_mask {
+        return reaper::run(cfg, process, &exe, old);
     }
     process::exec(cfg, process, &exe)
 }

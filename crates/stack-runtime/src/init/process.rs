@@ -219,19 +219,30 @@ pub(super) fn prepare(cfg: &InitConfig, process: &Process) -> Result<CString, St
     Ok(exe)
 }
 
-/// Installs seccomp (when no_new_privs allowed deferring it) and execs.
-pub(super) fn exec(
-    cfg: &InitConfig,
-    process: &Process,
-    exe: &CString,
-) -> Result<std::convert::Infallible, StepError> {
-    if process.no_new_privileges() == Some(true)
-        && let Some(bpf) = &cfg.seccomp
-    {
-        crate::seccomp::load(bpf, false)
-            .map_err(fail_io(Step::Seccomp, "install filter".into()))?;
+/// The seccomp filter still to install right before `execve`: the one
+/// deferred because no_new_privs allowed it (see [`prepare`]).
+pub(super) fn late_seccomp<'a>(cfg: &'a InitConfig, process: &Process) -> Option<&'a [u8]> {
+    if process.no_new_privileges() == Some(true) {
+        cfg.seccomp.as_deref()
+    } else {
+        None
     }
-    // Nothing of the runtime's leaks into the container.
+}
+
+/// The program's argv and envp as C strings.
+pub(super) fn argv_envp(process: &Process) -> (Vec<CString>, Vec<CString>) {
+    let c = |v: &Option<Vec<String>>| -> Vec<CString> {
+        v.iter()
+            .flatten()
+            .filter_map(|a| CString::new(a.as_bytes()).ok())
+            .collect()
+    };
+    (c(process.args()), c(process.env()))
+}
+
+/// Marks every descriptor from 3 up close-on-exec: nothing of the runtime's
+/// leaks into the container. A bare syscall, safe between fork and exec.
+pub(super) fn cloexec_from_3() {
     // SAFETY: plain syscall; CLOSE_RANGE_CLOEXEC only marks descriptors.
     unsafe {
         libc::syscall(
@@ -241,18 +252,20 @@ pub(super) fn exec(
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
-    let args: Vec<CString> = process
-        .args()
-        .iter()
-        .flatten()
-        .filter_map(|a| CString::new(a.as_bytes()).ok())
-        .collect();
-    let env: Vec<CString> = process
-        .env()
-        .iter()
-        .flatten()
-        .filter_map(|a| CString::new(a.as_bytes()).ok())
-        .collect();
+}
+
+/// Installs seccomp (when no_new_privs allowed deferring it) and execs.
+pub(super) fn exec(
+    cfg: &InitConfig,
+    process: &Process,
+    exe: &CString,
+) -> Result<std::convert::Infallible, StepError> {
+    if let Some(bpf) = late_seccomp(cfg, process) {
+        crate::seccomp::load(bpf, false)
+            .map_err(fail_io(Step::Seccomp, "install filter".into()))?;
+    }
+    cloexec_from_3();
+    let (args, env) = argv_envp(process);
     let e = nix::unistd::execve(exe, &args, &env).unwrap_err();
     Err(fail(Step::Exec)(e))
 }

@@ -74,7 +74,12 @@ fn touch(p: &Path, step: Step) -> Result<(), StepError> {
     Ok(())
 }
 
-pub(super) fn setup(cfg: &InitConfig) -> Result<(), StepError> {
+/// Sets up the root filesystem; `hook_point` runs after mounts and devices,
+/// right before the switch to the new root.
+pub(super) fn setup(
+    cfg: &InitConfig,
+    hook_point: &mut dyn FnMut() -> Result<(), StepError>,
+) -> Result<(), StepError> {
     let spec = &cfg.spec;
     let linux = spec.linux().clone().unwrap_or_default();
     let namespaces = linux.namespaces().clone().unwrap_or_default();
@@ -83,6 +88,7 @@ pub(super) fn setup(cfg: &InitConfig) -> Result<(), StepError> {
 
     if !has_ns(LinuxNamespaceType::Mount) {
         // Without a mount namespace nothing may be mounted; chroot is all we can do.
+        hook_point()?;
         nix::unistd::chroot(rootfs).map_err(fail(Step::PivotRoot))?;
         nix::unistd::chdir("/").map_err(fail(Step::PivotRoot))?;
         return set_hostname(cfg, has_ns(LinuxNamespaceType::Uts));
@@ -112,6 +118,7 @@ pub(super) fn setup(cfg: &InitConfig) -> Result<(), StepError> {
         linux.devices().as_deref().unwrap_or(&[]),
     )?;
 
+    hook_point()?;
     pivot_root(rootfs)?;
 
     if let Some(p) = linux.rootfs_propagation() {
@@ -249,8 +256,9 @@ fn mount_cgroup(cfg: &InitConfig, dest: &Path, opts: &plan::MountOptions) -> Res
     };
     match cg.version {
         Version::V2 => {
-            let src = Path::new("/sys/fs/cgroup").join(cg.path.trim_start_matches('/'));
-            bind_ro(&src, dest)?;
+            for src in cg.dirs() {
+                bind_ro(&src, dest)?;
+            }
         }
         Version::V1 => {
             let f = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;

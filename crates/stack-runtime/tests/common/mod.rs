@@ -114,6 +114,16 @@ pub fn create_with(
     prefix: &str,
     default_seccomp: bool,
 ) -> Result<Guard, stack_runtime::Error> {
+    create_opts(bundle, prefix, |o| o.default_seccomp = default_seccomp)
+}
+
+/// Creates with the container's stdout and stderr on a pipe, after `edit`
+/// has adjusted the options.
+pub fn create_opts(
+    bundle: &Bundle,
+    prefix: &str,
+    edit: impl FnOnce(&mut CreateOptions),
+) -> Result<Guard, stack_runtime::Error> {
     require_root();
     let root = tempfile::tempdir().unwrap();
     let id = unique_id(prefix);
@@ -121,12 +131,12 @@ pub fn create_with(
     let w2 = w.try_clone().unwrap();
     let mut opts = CreateOptions::new(&id, bundle.path(), root.path());
     opts.init_binary = INIT.into();
-    opts.default_seccomp = default_seccomp;
     opts.stdio = Stdio {
         stdin: None,
         stdout: Some(w),
         stderr: Some(w2),
     };
+    edit(&mut opts);
     Container::create(opts)?;
     Ok(Guard {
         root,
