@@ -13,7 +13,7 @@ use stack_runtime::{Container, ExecOptions};
 
 use super::create::runtime_root;
 use super::record::{Records, State};
-use super::run::RUN_FAILED;
+use super::run::failure_status;
 use super::tty;
 use crate::cli::GlobalArgs;
 
@@ -44,7 +44,7 @@ pub fn run(global: &GlobalArgs, args: ExecArgs) -> anyhow::Result<ExitCode> {
         Ok(code) => Ok(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            Ok(ExitCode::from(RUN_FAILED))
+            Ok(ExitCode::from(failure_status(&e)))
         }
     }
 }

@@ -11,13 +11,11 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::Context;
 use clap::Args;
-use nix::sys::signal::{SigSet, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use stack_runtime::{Container, CreateOptions, ExitInfo};
 
 use super::create::{self, Prepared, runtime_root};
@@ -100,20 +98,56 @@ pub struct RunArgs {
 }
 
 /// Signals that reach `stack` and are meant for the program.
-fn forwarded() -> SigSet {
-    let mut set = SigSet::empty();
-    for s in [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-        Signal::SIGWINCH,
-    ] {
-        set.add(s);
+const FORWARDED: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// Where forwarded signals go: the container's pid once it exists, 0
+/// before, and minus the signal when one came before it ran.
+static TARGET: AtomicI32 = AtomicI32::new(0);
+/// The pty master, for SIGWINCH; -1 without a terminal.
+static PTY: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    if signal == libc::SIGWINCH {
+        let fd = PTY.load(Ordering::SeqCst);
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        // SAFETY: ioctl is async-signal-safe; both calls use a winsize on
+        // this handler's stack.
+        unsafe {
+            if fd >= 0 && libc::ioctl(libc::STDIN_FILENO, libc::TIOCGWINSZ, &mut ws) == 0 {
+                libc::ioctl(fd, libc::TIOCSWINSZ, &ws);
+            }
+        }
+        return;
     }
-    set
+    let pid = TARGET.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, signal) };
+    } else if pid == 0 {
+        TARGET.store(-signal, Ordering::SeqCst);
+    }
+}
+
+/// Handlers rather than a blocked mask: the container inherits a mask, but
+/// handlers are reset by exec.
+fn forward_signals() -> anyhow::Result<()> {
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for s in FORWARDED.into_iter().chain([Signal::SIGWINCH]) {
+        // SAFETY: the handler only does async-signal-safe work.
+        unsafe { sigaction(s, &action) }.with_context(|| format!("handling {s}"))?;
+    }
+    Ok(())
 }
 
 pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -121,46 +155,38 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: -d cannot be combined with -i or -t yet");
         return Ok(ExitCode::from(RUN_FAILED));
     }
-    // Blocked before any thread exists, so that every thread inherits the
-    // mask and one thread alone takes these signals (and forwards them).
-    let target = Arc::new(AtomicI32::new(0));
     if !args.detach {
-        forwarded()
-            .thread_block()
-            .context("blocking signals for forwarding")?;
-        let target = target.clone();
-        std::thread::spawn(move || forward_signals(&target));
+        forward_signals()?;
     }
-    match run_inner(global, &args, &target) {
+    match run_inner(global, &args) {
         Ok(code) => Ok(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            Ok(ExitCode::from(RUN_FAILED))
+            Ok(ExitCode::from(failure_status(&e)))
         }
     }
 }
 
-/// Sends the signals this process gets to the container; those that come
-/// before it runs end `stack` once it has cleaned up (the target is -1).
-fn forward_signals(target: &AtomicI32) {
-    let set = forwarded();
-    loop {
-        let Ok(signal) = set.wait() else {
-            return;
-        };
-        if signal == Signal::SIGWINCH {
-            continue;
-        }
-        let pid = target.load(Ordering::SeqCst);
-        if pid > 0 {
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
-        } else if pid == 0 {
-            target.store(-(signal as i32), Ordering::SeqCst);
+/// Docker's statuses for a program that cannot run: 127 when it is not
+/// found, 126 when it cannot be executed, 125 for anything else.
+pub fn failure_status(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if let Some(stack_runtime::Error::Init {
+            step: stack_runtime::Step::Executable,
+            errno,
+            ..
+        }) = cause.downcast_ref()
+        {
+            return match *errno {
+                Some(libc::EACCES) | Some(libc::ENOEXEC) => 126,
+                _ => 127,
+            };
         }
     }
+    RUN_FAILED
 }
 
-fn run_inner(global: &GlobalArgs, args: &RunArgs, target: &AtomicI32) -> anyhow::Result<ExitCode> {
+fn run_inner(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let rt = net::runtime()?;
     let manager = net::manager(global)?;
     let prepared = create::prepare(global, args, &rt, &manager)?;
@@ -168,7 +194,7 @@ fn run_inner(global: &GlobalArgs, args: &RunArgs, target: &AtomicI32) -> anyhow:
         return detach(global, &prepared.record, &rt, &manager);
     }
     let record = prepared.record.clone();
-    match foreground(global, args, prepared, &rt, &manager, target) {
+    match foreground(global, args, prepared, &rt, &manager) {
         Ok(code) => Ok(code),
         Err(e) => {
             if let Err(undo) = remove::teardown(global, &record, &rt, &manager) {
@@ -191,7 +217,6 @@ fn foreground(
     prepared: Prepared,
     rt: &tokio::runtime::Runtime,
     manager: &stack_net::NetworkManager,
-    target: &AtomicI32,
 ) -> anyhow::Result<ExitCode> {
     let Prepared {
         mut record,
@@ -231,7 +256,6 @@ fn foreground(
     record.pid_start_time = Some(container.start_time());
     record.started_ms = Some(now_ms());
     records.save(&record, false)?;
-    target.store(container.pid(), Ordering::SeqCst);
     let raw = master.as_ref().map(|_| tty::RawMode::enter());
     let output = match &master {
         Some(m) => {
@@ -240,15 +264,23 @@ fn foreground(
         }
         None => None,
     };
-    let pending = target.load(Ordering::SeqCst);
-    if pending < 0 {
+    if let Some(m) = &master {
+        PTY.store(m.as_raw_fd(), Ordering::SeqCst);
+    }
+    // From here on signals go to the container; one that came earlier
+    // means it never starts.
+    if TARGET
+        .compare_exchange(0, container.pid(), Ordering::SeqCst, Ordering::SeqCst)
+        .is_err()
+    {
         // Interrupted before it ran: it never starts.
         let _ = container.kill(Signal::SIGKILL);
     } else {
         container.start().context("starting the container")?;
     }
     let exit = container.wait().context("waiting for the container")?;
-    target.store(-1, Ordering::SeqCst);
+    TARGET.store(-1, Ordering::SeqCst);
+    PTY.store(-1, Ordering::SeqCst);
     if let Some(output) = output {
         let _ = output.join();
     }
