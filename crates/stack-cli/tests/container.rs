@@ -611,6 +611,23 @@ fn detached_logs_stop_and_rm() {
         !ctr.root().join("containers").join(&id2).exists()
     });
     ctr.assert_gone(&id2);
+
+    // `-dit sh`: the monitor holds the terminal, so the shell waits for
+    // input instead of exiting, and its terminal output is in the log.
+    let id3 = ctr
+        .ctr(&["run", "-dit", "--name", "ctr-dit", "busybox", "sh"])
+        .trim()
+        .to_owned();
+    eventually(10, "the shell's banner", || {
+        ctr.ctr(&["logs", "ctr-dit"]).contains("BusyBox")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(ctr.inspect("ctr-dit")["State"]["Status"], "running");
+    let out = ctr.stack(&["container", "exec", "ctr-dit", "tty"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "not a tty\n");
+    assert_eq!(out.status.code(), Some(1));
+    ctr.ctr(&["rm", "-f", "ctr-dit"]);
+    ctr.assert_gone(&id3);
 }
 
 /// The counter a container writes to its log every 20 ms.

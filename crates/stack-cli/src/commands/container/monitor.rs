@@ -22,6 +22,7 @@ use super::net;
 use super::record::{Record, Records, now_ms};
 use super::remove;
 use super::run::finish;
+use super::tty;
 use crate::cli::GlobalArgs;
 
 /// Where the monitor finds the pipe to the `run -d` that started it.
@@ -62,36 +63,67 @@ pub fn run(global: &GlobalArgs, args: MonitorArgs) -> anyhow::Result<ExitCode> {
         let _ = writeln!(ready, "error: no such container: {}", args.id);
         return Ok(ExitCode::FAILURE);
     };
-    let started = (|| -> anyhow::Result<(Container, Vec<std::thread::JoinHandle<()>>)> {
-        rt.block_on(net::publish(&manager, &record.id, &mappings(&record)?))?;
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        let mut options = CreateOptions::new(
-            record.id.clone(),
-            records.dir(&record.id),
-            runtime_root(&global.root),
-        );
-        options.spec = Some(load_spec(&global.root, &record.id)?);
-        options.init_binary = std::env::current_exe().context("cannot find the stack binary")?;
-        options.default_seccomp = true;
-        options.stdio.stdin = Some(File::open("/dev/null")?.into());
-        options.stdio.stdout = Some(out_w);
-        options.stdio.stderr = Some(err_w);
-        let mut container = Container::create(options).context("creating the container")?;
-        let writer = LogWriter::open(&log_path(global, &record.id), Rotation::default())
-            .context("opening the container's log")?;
-        let writer = Arc::new(Mutex::new(writer));
-        let pumps = [(out_r, Stream::Stdout), (err_r, Stream::Stderr)]
-            .into_iter()
-            .map(|(fd, stream)| {
-                let writer = writer.clone();
-                std::thread::spawn(move || pump(fd, stream, &writer))
-            })
-            .collect();
-        container.start().context("starting the container")?;
-        Ok((container, pumps))
-    })();
-    let (container, pumps) = match started {
+    #[allow(clippy::type_complexity)]
+    let started =
+        (|| -> anyhow::Result<(Container, Vec<std::thread::JoinHandle<()>>, Option<OwnedFd>)> {
+            rt.block_on(net::publish(&manager, &record.id, &mappings(&record)?))?;
+            let mut options = CreateOptions::new(
+                record.id.clone(),
+                records.dir(&record.id),
+                runtime_root(&global.root),
+            );
+            options.spec = Some(load_spec(&global.root, &record.id)?);
+            options.init_binary =
+                std::env::current_exe().context("cannot find the stack binary")?;
+            options.default_seccomp = true;
+            // `-i`: standard input stays open (this process holds the other
+            // end) instead of reading as empty.
+            let mut stdin_writer = None;
+            options.stdio.stdin = Some(if record.interactive && !record.tty {
+                let (r, w) = pipe()?;
+                stdin_writer = Some(w);
+                r
+            } else {
+                File::open("/dev/null")?.into()
+            });
+            let mut outputs = Vec::new();
+            let console = if record.tty {
+                let path = global
+                    .run_dir
+                    .join("console")
+                    .join(format!("{}.sock", record.short_id()));
+                let console = tty::Console::listen(&path)?;
+                options.console_socket = Some(console.path().to_owned());
+                Some(console)
+            } else {
+                let (out_r, out_w) = pipe()?;
+                let (err_r, err_w) = pipe()?;
+                options.stdio.stdout = Some(out_w);
+                options.stdio.stderr = Some(err_w);
+                outputs.push((out_r, Stream::Stdout));
+                outputs.push((err_r, Stream::Stderr));
+                None
+            };
+            let mut container = Container::create(options).context("creating the container")?;
+            if let Some(console) = console {
+                // A pty has one stream; the master stays open while we read it,
+                // so the program keeps its terminal.
+                outputs.push((console.master()?.into(), Stream::Stdout));
+            }
+            let writer = LogWriter::open(&log_path(global, &record.id), Rotation::default())
+                .context("opening the container's log")?;
+            let writer = Arc::new(Mutex::new(writer));
+            let pumps = outputs
+                .into_iter()
+                .map(|(fd, stream)| {
+                    let writer = writer.clone();
+                    std::thread::spawn(move || pump(fd, stream, &writer))
+                })
+                .collect();
+            container.start().context("starting the container")?;
+            Ok((container, pumps, stdin_writer))
+        })();
+    let (container, pumps, _stdin) = match started {
         Ok(started) => started,
         Err(e) => {
             let _ = writeln!(ready, "error: {e:#}");
@@ -131,15 +163,17 @@ fn pump(fd: OwnedFd, stream: Stream, writer: &Mutex<LogWriter>) {
     let mut line = Vec::new();
     loop {
         line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                let text = String::from_utf8_lossy(&line);
-                let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
-                if let Err(e) = w.write(stream, &text, SystemTime::now()) {
-                    eprintln!("writing the log: {e}");
-                }
+        // A pty master ends with EIO rather than EOF; what came before counts.
+        let end = !matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0);
+        if !line.is_empty() {
+            let text = String::from_utf8_lossy(&line);
+            let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = w.write(stream, &text, SystemTime::now()) {
+                eprintln!("writing the log: {e}");
             }
+        }
+        if end {
+            return;
         }
     }
 }

@@ -151,10 +151,6 @@ fn forward_signals() -> anyhow::Result<()> {
 }
 
 pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
-    if args.detach && (args.tty || args.interactive) {
-        eprintln!("error: -d cannot be combined with -i or -t yet");
-        return Ok(ExitCode::from(RUN_FAILED));
-    }
     if !args.detach {
         forward_signals()?;
     }
