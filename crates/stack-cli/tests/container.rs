@@ -728,6 +728,8 @@ fn published_port_answers_on_loopback() {
         doc["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"],
         port.to_string()
     );
+    let ip = doc["NetworkSettings"]["IPAddress"].as_str().unwrap();
+    assert!(ip.starts_with("10.221.7."), "{doc}");
     let mut body = String::new();
     eventually(10, "httpd to answer", || {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {

@@ -50,10 +50,11 @@ pub fn document(global: &GlobalArgs, r: &Record) -> Value {
             }
         }
     }
-    let (ip, gateway) = published
-        .first()
-        .map(|p| (p.container_ip.to_string(), String::new()))
-        .unwrap_or_default();
+    let ip = if matches!(state, State::Running | State::Paused) {
+        net::address(global, &r.id).map(|a| a.to_string())
+    } else {
+        None
+    };
     let cmd: Vec<String> = r.args[r.entrypoint.len().min(r.args.len())..].to_vec();
     json!({
         "Id": r.id,
@@ -110,8 +111,7 @@ pub fn document(global: &GlobalArgs, r: &Record) -> Value {
             "StopSignal": nix::sys::signal::Signal::try_from(r.stop_signal).map(|s| s.as_str()).unwrap_or("SIGTERM"),
         },
         "NetworkSettings": {
-            "IPAddress": ip,
-            "Gateway": gateway,
+            "IPAddress": ip.unwrap_or_default(),
             "Ports": ports,
         },
     })

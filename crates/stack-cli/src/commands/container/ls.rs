@@ -38,10 +38,14 @@ pub struct Entry {
     #[serde(rename = "ID")]
     pub id: String,
     pub image: String,
+    pub labels: String,
+    pub local_volumes: String,
+    pub mounts: String,
     pub names: String,
     pub networks: String,
     pub ports: String,
     pub running_for: String,
+    pub size: String,
     pub state: String,
     pub status: String,
     pub exit_code: Option<i32>,
@@ -112,6 +116,19 @@ fn entry(global: &GlobalArgs, record: &Record) -> Entry {
         created_at: humantime::format_rfc3339_seconds(created).to_string(),
         id: record.short_id().to_owned(),
         image: record.image.clone(),
+        labels: String::new(),
+        local_volumes: record
+            .mounts
+            .iter()
+            .filter(|m| m.kind == "volume")
+            .count()
+            .to_string(),
+        mounts: record
+            .mounts
+            .iter()
+            .map(|m| m.source.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
         names: record.name.clone(),
         networks: record.network.as_str().to_owned(),
         ports: ports(global, record, state),
@@ -119,6 +136,7 @@ fn entry(global: &GlobalArgs, record: &Record) -> Entry {
             "{} ago",
             human_duration(now_ms().saturating_sub(record.created_ms))
         ),
+        size: "0B".into(),
         state: state.as_str().to_owned(),
         status: status(record, state),
         exit_code: (state == State::Exited)

@@ -154,6 +154,19 @@ pub fn resolv_conf(host: &str) -> String {
     out
 }
 
+/// The container's address on the default bridge, from the network state.
+pub fn address(global: &GlobalArgs, id: &str) -> Option<std::net::Ipv4Addr> {
+    let manager = manager(global).ok()?;
+    let leases = runtime()
+        .ok()?
+        .block_on(manager.leases(&project(&global.root)));
+    leases
+        .ok()?
+        .into_iter()
+        .find(|(owner, _, _)| owner == id)
+        .map(|(_, _, address)| address)
+}
+
 /// The published ports of a container, from the network state.
 pub fn published(global: &GlobalArgs, id: &str) -> Vec<PublishedPort> {
     let Ok(manager) = manager(global) else {

@@ -296,9 +296,9 @@ pub fn finish(
     if record.auto_remove {
         return remove::teardown(global, record, rt, manager);
     }
-    // The process is gone, but its runtime state and cgroup went with it
-    // only once deleted; the rest (root, network) stays for `start`-less
-    // inspection until `rm`.
+    // The process is gone: its runtime state, cgroup and network go now;
+    // the root filesystem (with its writes) stays until `rm`, as Docker
+    // keeps a stopped container's layer.
     if let Ok(c) = Container::load(&runtime_root(&global.root), &record.id) {
         let _ = c.delete(true);
     }
