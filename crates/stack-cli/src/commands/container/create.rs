@@ -399,7 +399,7 @@ fn build(
     let mut binds = Vec::new();
     for (file, content) in files {
         let path = dir.join(file);
-        stack_engine::atomic::write(&path, content.as_bytes())
+        std::fs::write(&path, content.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
         binds.push(Bind {
             source: path,
@@ -459,7 +459,7 @@ fn build(
     }
     let spec: Spec = serde_json::from_value(value)?;
     let path = dir.join("config.json");
-    stack_engine::atomic::write(&path, &serde_json::to_vec_pretty(&spec)?)
+    super::record::replace(&path, &serde_json::to_vec(&spec)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(spec)
 }

@@ -230,8 +230,7 @@ impl Records {
         }
         let path = self.path(&record.id);
         let bytes = serde_json::to_vec_pretty(record).expect("records serialise");
-        stack_engine::atomic::write(&path, &bytes)
-            .with_context(|| format!("cannot write {}", path.display()))
+        replace(&path, &bytes).with_context(|| format!("cannot write {}", path.display()))
     }
 
     pub fn load(&self, id: &str) -> anyhow::Result<Option<Record>> {
@@ -300,6 +299,20 @@ impl Records {
             _ => Ok(()),
         }
     }
+}
+
+/// Replaces `path` through a temporary file and a rename, so a reader (or
+/// a crash of `stack`) never sees half a file. Not synced: these files are
+/// written on the path from `run` to the program's first output, where an
+/// fsync costs ~10 ms each, and after a power loss the container they
+/// describe is gone anyway.
+pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
+    fs::write(&tmp, bytes)?;
+    fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
 }
 
 fn is_id(s: &str) -> bool {
