@@ -48,6 +48,9 @@ pub enum Command {
     /// Manage images: pull, load, list, inspect, tag, remove, prune.
     #[command(subcommand)]
     Image(commands::image::ImageCommand),
+    /// Run and manage single containers: run, ls, logs, stop, rm, exec ...
+    #[command(subcommand)]
+    Container(commands::container::ContainerCommand),
     /// Create and start the stack's containers, networks and volumes.
     Up(commands::up::UpArgs),
     /// Stop and remove the stack's containers and networks (`-v`: volumes too).

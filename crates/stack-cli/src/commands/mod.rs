@@ -2,6 +2,7 @@
 
 pub mod completion;
 pub mod config;
+pub mod container;
 pub mod down;
 pub mod exec;
 pub mod graph;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Config(args) => config::run(&cli.global, args),
         Command::Image(cmd) => image::run(&cli.global, cmd),
+        Command::Container(cmd) => container::run(&cli.global, cmd),
         Command::Completion(args) => completion::run(args),
         Command::Up(args) => up::run(&cli.global, args),
         Command::Down(args) => down::run(&cli.global, args),

@@ -25,7 +25,7 @@ use crate::observed::{ContainerState, Observed, ObservedContainer};
 use crate::store::{ContainerRecord, Store, StoreError};
 use crate::supervise::{Event, MonitorHandle};
 
-pub use create::CreateError;
+pub use create::{CreateError, port_mappings};
 pub use driver::{DriverError, HostDriver};
 pub use launch::{LogLine, restart_policy};
 pub use ops::{Attach, OpsError, stdio_of};

@@ -1,0 +1,804 @@
+//! `stack container ...` end to end, as root, with real containers from the
+//! busybox fixture image: a pull from a real registry then `run`, the flags
+//! seen from inside, exit codes, detached containers with logs, stop, pause
+//! and exec, published ports, and nothing left behind after `rm`.
+//!
+//! Each test has its own root, run directory and /24 of 10.221.0.0/16.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{busybox_archive, stack_bin};
+
+/// A root of our own, cleaned up on drop (also when the test panics): every
+/// container force-removed, the default bridge and its rules deleted,
+/// leftover mounts detached.
+struct Ctr {
+    dir: tempfile::TempDir,
+    pool: String,
+}
+
+impl Ctr {
+    /// A fresh root whose default bridge takes `10.221.<subnet>.0/24`.
+    fn new(subnet: u8) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("stack-ctr-")
+            .tempdir()
+            .unwrap();
+        Self {
+            dir,
+            pool: format!("10.221.{subnet}.0/24"),
+        }
+    }
+
+    /// Same, with the busybox fixture loaded as `busybox:latest`.
+    fn with_busybox(subnet: u8) -> Self {
+        let ctr = Self::new(subnet);
+        ctr.ok(&["image", "load", "-i", busybox_archive().to_str().unwrap()]);
+        ctr
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(stack_bin());
+        c.arg("--root")
+            .arg(self.root())
+            .arg("--run-dir")
+            .arg(self.run_dir())
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("STACK_ROOT")
+            .env_remove("STACK_RUN")
+            .env("STACK_SUBNET_POOL", &self.pool);
+        c
+    }
+
+    fn stack(&self, args: &[&str]) -> Output {
+        self.command(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// Runs `stack ARGS`, asserts success, returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.stack(args);
+        assert!(
+            out.status.success(),
+            "stack {args:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `stack container ARGS`, asserting success.
+    fn ctr(&self, args: &[&str]) -> String {
+        let mut all = vec!["container"];
+        all.extend(args);
+        self.ok(&all)
+    }
+
+    fn inspect(&self, name: &str) -> serde_json::Value {
+        let text = self.ctr(&["inspect", name]);
+        let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+        list[0].clone()
+    }
+
+    /// The networking project and tag of this root's default bridge.
+    fn net_tag(&self) -> Option<String> {
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.root().join("net/state.json")).ok()?)
+                .ok()?;
+        state["projects"]
+            .as_object()?
+            .iter()
+            .find(|(k, _)| k.starts_with("_ctr-"))
+            .and_then(|(_, p)| p["tag"].as_str().map(str::to_owned))
+    }
+
+    /// Asserts that nothing of the container whose id starts with `id` (the
+    /// full id or the 12-digit short one) is left: record, runtime state,
+    /// overlay mount, cgroup, network namespace, veth.
+    fn assert_gone(&self, id: &str) {
+        assert!(id.len() == 64 || id.len() == 12, "{id}");
+        let starts = |dir: PathBuf| -> Vec<String> {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(id))
+                .collect()
+        };
+        for dir in ["containers", "runtime", "images/rootfs"] {
+            let left = starts(self.root().join(dir));
+            assert!(left.is_empty(), "{dir}: {left:?} is left");
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        assert!(
+            !mounts.lines().any(|l| l.contains(id)),
+            "a mount of {id} is left"
+        );
+        for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let left = starts(entry.path().join("stack/containers"));
+            assert!(
+                left.is_empty(),
+                "cgroup {:?}: {left:?} is left",
+                entry.path()
+            );
+        }
+        let netns: Vec<String> = std::fs::read_dir(self.run_dir().join("netns"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !netns.iter().any(|n| n.contains(id.get(..32).unwrap_or(id))),
+            "netns left: {netns:?}"
+        );
+        if let Some(tag) = self.net_tag() {
+            let links = Command::new("ip").args(["-br", "link"]).output().unwrap();
+            let links = String::from_utf8_lossy(&links.stdout);
+            let veths: Vec<&str> = links
+                .lines()
+                .filter(|l| l.starts_with(&format!("stk-{tag}v")))
+                .collect();
+            assert!(veths.is_empty(), "veths left: {veths:?}");
+        }
+    }
+}
+
+impl Drop for Ctr {
+    fn drop(&mut self) {
+        let ids = self.stack(&["container", "ls", "-aq"]);
+        for id in String::from_utf8_lossy(&ids.stdout).lines() {
+            let _ = self.stack(&["container", "rm", "-f", id]);
+        }
+        // The default bridge outlives its containers, like docker0; this
+        // root's goes with the test.
+        let root = self.root();
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            let manager = stack_net::NetworkManager::new(
+                &root,
+                &self.run_dir(),
+                stack_net::NetOptions::default(),
+            );
+            if let Ok(text) = std::fs::read(root.join("net/state.json"))
+                && let Ok(state) = serde_json::from_slice::<serde_json::Value>(&text)
+                && let Some(projects) = state["projects"].as_object()
+            {
+                for project in projects.keys() {
+                    let _ = rt.block_on(manager.cleanup_project(project));
+                }
+            }
+        }
+        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
+            for line in mounts.lines() {
+                if let Some(target) = line.split(' ').nth(1)
+                    && target.starts_with(root.to_str().unwrap())
+                {
+                    let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
+                }
+            }
+        }
+    }
+}
+
+fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests create namespaces, cgroups and bridges: run them as root"
+    );
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Polls `f` until it is true or `secs` pass.
+fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real `docker-registry` on loopback with its own storage; killed on drop.
+struct Registry {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Self {
+        let bin = "/usr/bin/docker-registry";
+        assert!(
+            Path::new(bin).exists(),
+            "{bin} missing: apt-get install docker-registry"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("stack-ctr-registry-")
+            .tempdir()
+            .unwrap();
+        let port = free_port();
+        let config = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: stack-test\n",
+            dir.path().join("data").display()
+        );
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(&cfg, config).unwrap();
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let registry = Self {
+            child,
+            port,
+            _dir: dir,
+        };
+        eventually(10, "the registry to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        registry
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Pushes an OCI layout with skopeo.
+    fn push(&self, layout: &Path, name: &str) {
+        let out = Command::new("skopeo")
+            .args(["copy", "-q", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}", layout.display()))
+            .arg(format!("docker://{}/{name}", self.host()))
+            .output()
+            .expect("skopeo missing: apt-get install skopeo");
+        assert!(out.status.success(), "skopeo copy failed: {}", text(&out));
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn pull_then_run_prints_hi_and_leaves_nothing() {
+    require_root();
+    let registry = Registry::start();
+    let layout = busybox_archive().parent().unwrap().join("busybox-oci");
+    registry.push(&layout, "busybox:latest");
+    registry.push(&layout, "other:1");
+    let ctr = Ctr::new(1);
+    let image = format!("{}/busybox:latest", registry.host());
+    ctr.ok(&["image", "pull", "-q", &image]);
+    let again: serde_json::Value =
+        serde_json::from_str(&ctr.ok(&["image", "pull", "--format", "json", &image])).unwrap();
+    assert_eq!(again["blobs_fetched"], 0, "{again}");
+
+    let short = format!("{}/busybox", registry.host());
+    let out = ctr.ctr(&["run", "--rm", &short, "echo", "hi"]);
+    assert_eq!(out, "hi\n");
+    // An image the store lacks is pulled first.
+    let other = format!("{}/other:1", registry.host());
+    let out = ctr.stack(&["container", "run", "--rm", &other, "echo", "pulled"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "pulled\n");
+    assert!(
+        text(&out).contains("Unable to find image"),
+        "{}",
+        text(&out)
+    );
+
+    assert_eq!(ctr.ctr(&["ls", "-aq"]), "");
+    let ids: Vec<String> = std::fs::read_dir(ctr.root().join("containers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "names")
+        .collect();
+    assert!(ids.is_empty(), "{ids:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(ctr.root().join("images/rootfs").to_str().unwrap()));
+}
+
+#[test]
+fn exit_codes_and_private_writes() {
+    require_root();
+    let ctr = Ctr::with_busybox(2);
+    let out = ctr.stack(&["container", "run", "--rm", "busybox", "sh", "-c", "exit 42"]);
+    assert_eq!(out.status.code(), Some(42), "{}", text(&out));
+    // Docker's status for a program that is not there.
+    let out = ctr.stack(&["container", "run", "--rm", "busybox", "no-such-program"]);
+    assert_eq!(out.status.code(), Some(127), "{}", text(&out));
+    assert!(text(&out).contains("not found"), "{}", text(&out));
+
+    ctr.ctr(&[
+        "run",
+        "--name",
+        "ctr-writer",
+        "busybox",
+        "sh",
+        "-c",
+        "echo mine > /etc/written",
+    ]);
+    let out = ctr.stack(&[
+        "container",
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "test ! -e /etc/written",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the write leaked: {}",
+        text(&out)
+    );
+    let writer = ctr.inspect("ctr-writer");
+    assert_eq!(writer["State"]["Status"], "exited");
+    assert_eq!(writer["State"]["ExitCode"], 0);
+    let upper = ctr
+        .root()
+        .join("images/rootfs")
+        .join(writer["Id"].as_str().unwrap())
+        .join("upper/etc/written");
+    assert_eq!(std::fs::read_to_string(upper).unwrap(), "mine\n");
+
+    // The foreground run is the container's parent: a kill from elsewhere
+    // ends it with 128 + signal, and a signal to `stack` reaches the program.
+    let child = ctr
+        .command(&[
+            "container",
+            "run",
+            "--name",
+            "ctr-fg",
+            "busybox",
+            "sleep",
+            "60",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(20, "ctr-fg to run", || {
+        ctr.ctr(&["ls", "--format", "json"]).contains("ctr-fg")
+    });
+    ctr.ctr(&["kill", "ctr-fg"]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(137), "{}", text(&out));
+    assert_eq!(ctr.inspect("ctr-fg")["State"]["ExitCode"], 137);
+
+    let child = ctr
+        .command(&[
+            "container",
+            "run",
+            "--rm",
+            "--name",
+            "ctr-int",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 9' INT; while :; do sleep 0.05; done",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(20, "ctr-int to run", || {
+        ctr.ctr(&["ls", "--format", "json"]).contains("ctr-int")
+    });
+    // The trap is set by the first line of the script.
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(9), "{}", text(&out));
+
+    let id = writer["Id"].as_str().unwrap().to_owned();
+    ctr.ctr(&["rm", "ctr-writer"]);
+    ctr.assert_gone(&id);
+}
+
+#[test]
+fn flags_are_visible_inside() {
+    require_root();
+    let ctr = Ctr::with_busybox(3);
+    let script = "echo FOO=$FOO; id -u; id -g; hostname; \
+        touch /probe 2>/dev/null && echo writable || echo read-only; \
+        cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max 2>/dev/null \
+          || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; \
+        grep CapBnd /proc/self/status";
+    let out = ctr.ctr(&[
+        "run",
+        "--rm",
+        "-e",
+        "FOO=bar",
+        "-u",
+        "1000:1000",
+        "--hostname",
+        "ctr-host",
+        "--read-only",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "33",
+        "--cap-drop",
+        "NET_RAW",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        &lines[..7],
+        [
+            "FOO=bar",
+            "1000",
+            "1000",
+            "ctr-host",
+            "read-only",
+            "67108864",
+            "33"
+        ],
+        "{out}"
+    );
+    let bounding = u64::from_str_radix(lines[7].split_whitespace().nth(1).unwrap(), 16).unwrap();
+    const NET_RAW: u64 = 1 << 13;
+    const CHOWN: u64 = 1;
+    assert_eq!(bounding & NET_RAW, 0, "{out}");
+    assert_ne!(bounding & CHOWN, 0, "{out}");
+
+    // Root keeps Docker's default set in its effective capabilities.
+    let out = ctr.ctr(&[
+        "run",
+        "--rm",
+        "busybox",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    assert!(out.contains("00000000a80425fb"), "{out}");
+    // Bad input is named before anything is made.
+    let out = ctr.stack(&["container", "run", "--cap-add", "FLY", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(text(&out).contains("FLY"), "{}", text(&out));
+    let out = ctr.stack(&["container", "run", "--memory", "lots", "busybox", "true"]);
+    assert!(text(&out).contains("--memory"), "{}", text(&out));
+    assert_eq!(ctr.ctr(&["ls", "-aq"]), "");
+}
+
+#[test]
+fn bind_mounts_read_write_and_read_only() {
+    require_root();
+    let ctr = Ctr::with_busybox(4);
+    let rw = ctr.dir.path().join("rw");
+    let ro = ctr.dir.path().join("ro");
+    std::fs::create_dir_all(&ro).unwrap();
+    std::fs::write(ro.join("given"), "from host\n").unwrap();
+    let out = ctr.ctr(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/rw", rw.display()),
+        "-v",
+        &format!("{}:/ro:ro", ro.display()),
+        "busybox",
+        "sh",
+        "-c",
+        "echo from container > /rw/made; cat /ro/given; touch /ro/nope 2>/dev/null && echo wrote || echo refused",
+    ]);
+    assert_eq!(out, "from host\nrefused\n");
+    assert_eq!(
+        std::fs::read_to_string(rw.join("made")).unwrap(),
+        "from container\n"
+    );
+    assert!(!ro.join("nope").exists());
+}
+
+#[test]
+fn detached_logs_stop_and_rm() {
+    require_root();
+    let ctr = Ctr::with_busybox(5);
+    let id = ctr
+        .ctr(&[
+            "run",
+            "-d",
+            "--name",
+            "ctr-logs",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo bye; exit 3' TERM; echo one; echo two >&2; while :; do sleep 0.05; done",
+        ])
+        .trim()
+        .to_owned();
+    assert_eq!(id.len(), 64, "{id}");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    // Names are unique.
+    let out = ctr.stack(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "ctr-logs",
+        "busybox",
+        "true",
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("already in use"), "{}", text(&out));
+
+    eventually(10, "the output in the log", || {
+        let out = ctr.stack(&["container", "logs", "ctr-logs"]);
+        String::from_utf8_lossy(&out.stdout) == "one\n"
+            && String::from_utf8_lossy(&out.stderr) == "two\n"
+    });
+    let ls: serde_json::Value =
+        serde_json::from_str(ctr.ctr(&["ls", "--format", "json"]).trim()).unwrap();
+    assert_eq!(ls["ID"], &id[..12]);
+    assert_eq!(ls["Names"], "ctr-logs");
+    assert_eq!(ls["State"], "running");
+    assert!(ls["Status"].as_str().unwrap().starts_with("Up "), "{ls}");
+    let stats: serde_json::Value = serde_json::from_str(
+        ctr.ctr(&["stats", "--no-stream", "--format", "json", "ctr-logs"])
+            .trim(),
+    )
+    .unwrap();
+    assert_eq!(stats["Name"], "ctr-logs");
+    assert!(stats["PIDs"].as_str().unwrap().parse::<u32>().unwrap() >= 1);
+
+    // A running container is not removed without -f.
+    let out = ctr.stack(&["container", "rm", "ctr-logs"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("running"), "{}", text(&out));
+
+    // `logs -f` follows until the container ends.
+    let follower = ctr
+        .command(&["container", "logs", "-f", "ctr-logs"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    ctr.ctr(&["stop", "-t", "5", "ctr-logs"]);
+    let followed = follower.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&followed.stdout), "one\nbye\n");
+
+    let doc = ctr.inspect(&id[..12]);
+    assert_eq!(doc["State"]["Status"], "exited");
+    assert_eq!(doc["State"]["ExitCode"], 3);
+    assert_eq!(doc["Name"], "/ctr-logs");
+    assert!(ctr.ctr(&["ls"]).lines().count() == 1, "only the header");
+    assert!(ctr.ctr(&["ls", "-a"]).contains("Exited (3)"));
+
+    ctr.ctr(&["rm", "ctr-logs"]);
+    ctr.assert_gone(&id);
+    // The name is free again.
+    let id2 = ctr
+        .ctr(&[
+            "run", "-d", "--rm", "--name", "ctr-logs", "busybox", "sleep", "30",
+        ])
+        .trim()
+        .to_owned();
+    ctr.ctr(&["kill", "ctr-logs"]);
+    // --rm: the monitor takes it away once it has ended.
+    eventually(10, "the --rm container to go", || {
+        !ctr.root().join("containers").join(&id2).exists()
+    });
+    ctr.assert_gone(&id2);
+
+    // `-dit sh`: the monitor holds the terminal, so the shell waits for
+    // input instead of exiting, and its terminal output is in the log.
+    let id3 = ctr
+        .ctr(&["run", "-dit", "--name", "ctr-dit", "busybox", "sh"])
+        .trim()
+        .to_owned();
+    eventually(10, "the shell's banner", || {
+        ctr.ctr(&["logs", "ctr-dit"]).contains("BusyBox")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(ctr.inspect("ctr-dit")["State"]["Status"], "running");
+    let out = ctr.stack(&["container", "exec", "ctr-dit", "tty"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "not a tty\n");
+    assert_eq!(out.status.code(), Some(1));
+    ctr.ctr(&["rm", "-f", "ctr-dit"]);
+    ctr.assert_gone(&id3);
+}
+
+/// The counter a container writes to its log every 20 ms.
+fn last_count(ctr: &Ctr, name: &str) -> u64 {
+    let out = ctr.ctr(&["logs", "--tail", "1", name]);
+    out.trim().parse().unwrap_or(0)
+}
+
+#[test]
+fn pause_stops_progress_and_exec_runs_inside() {
+    require_root();
+    let ctr = Ctr::with_busybox(6);
+    let id = ctr
+        .ctr(&[
+            "run",
+            "-d",
+            "-e",
+            "BASE=in-container",
+            "--name",
+            "ctr-pause",
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while :; do i=$((i+1)); echo $i; sleep 0.02; done",
+        ])
+        .trim()
+        .to_owned();
+    eventually(10, "the counter", || last_count(&ctr, "ctr-pause") > 2);
+    ctr.ctr(&["pause", "ctr-pause"]);
+    assert_eq!(ctr.inspect("ctr-pause")["State"]["Status"], "paused");
+    let frozen = last_count(&ctr, "ctr-pause");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(last_count(&ctr, "ctr-pause"), frozen, "it ran while paused");
+    let out = ctr.stack(&["container", "exec", "ctr-pause", "true"]);
+    assert!(!out.status.success(), "exec into a paused container");
+    ctr.ctr(&["unpause", "ctr-pause"]);
+    eventually(10, "progress after unpause", || {
+        last_count(&ctr, "ctr-pause") > frozen + 2
+    });
+
+    let out = ctr.stack(&[
+        "container",
+        "exec",
+        "-e",
+        "EXTRA=1",
+        "-w",
+        "/tmp",
+        "ctr-pause",
+        "sh",
+        "-c",
+        "echo $BASE $EXTRA $(pwd) $(id -u); exit 5",
+    ]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "in-container 1 /tmp 0\n"
+    );
+    let out = ctr.ctr(&["exec", "-u", "app", "ctr-pause", "id", "-un"]);
+    assert_eq!(out, "app\n");
+    // The exec'd process is in the container's pid namespace.
+    let out = ctr.ctr(&[
+        "exec",
+        "ctr-pause",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '",
+    ]);
+    assert!(out.starts_with("sh -c i=0"), "{out}");
+
+    // The leak check sees a live container (so its passing below means
+    // something).
+    let live = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctr.assert_gone(&id)));
+    assert!(live.is_err(), "assert_gone missed a running container");
+    ctr.ctr(&["rm", "-f", "ctr-pause"]);
+    ctr.assert_gone(&id);
+}
+
+#[test]
+fn published_port_answers_on_loopback() {
+    require_root();
+    let ctr = Ctr::with_busybox(7);
+    let port = free_port();
+    let id = ctr
+        .ctr(&[
+            "run",
+            "-d",
+            "--name",
+            "ctr-web",
+            "-p",
+            &format!("127.0.0.1:{port}:80"),
+            "busybox",
+            "sh",
+            "-c",
+            "mkdir -p /www && echo hello-from-httpd > /www/index.html && exec httpd -f -p 80 -h /www",
+        ])
+        .trim()
+        .to_owned();
+    let ls = ctr.ctr(&["ls"]);
+    assert!(ls.contains(&format!("127.0.0.1:{port}->80/tcp")), "{ls}");
+    let doc = ctr.inspect("ctr-web");
+    assert_eq!(
+        doc["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"],
+        port.to_string()
+    );
+    let ip = doc["NetworkSettings"]["IPAddress"].as_str().unwrap();
+    assert!(ip.starts_with("10.221.7."), "{doc}");
+    let mut body = String::new();
+    eventually(10, "httpd to answer", || {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_err() {
+            return false;
+        }
+        body.clear();
+        let _ = s.read_to_string(&mut body);
+        body.contains("hello-from-httpd")
+    });
+    ctr.ctr(&["rm", "-f", "ctr-web"]);
+    ctr.assert_gone(&id);
+    // The port is free again.
+    TcpListener::bind(("127.0.0.1", port)).unwrap();
+}
+
+#[test]
+fn network_none_and_host() {
+    require_root();
+    let ctr = Ctr::with_busybox(8);
+    let out = ctr.ctr(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert_eq!(out, "lo\n");
+    let out = ctr.ctr(&["run", "--rm", "busybox", "ls", "/sys/class/net"]);
+    assert_eq!(out, "eth0\nlo\n");
+    // --rm in the foreground: the host name is the short id, and nothing
+    // of that container is left once `run` returns.
+    let short = ctr.ctr(&["run", "--rm", "busybox", "hostname"]);
+    ctr.assert_gone(short.trim());
+    let host = nix::unistd::gethostname().unwrap();
+    let out = ctr.ctr(&["run", "--rm", "--network", "host", "busybox", "hostname"]);
+    assert_eq!(out.trim(), host.to_string_lossy());
+    // The default bridge answers from the container to its gateway.
+    let out = ctr.ctr(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ip route | grep default | cut -d' ' -f3",
+    ]);
+    assert_eq!(out.trim(), "10.221.8.1");
+}
