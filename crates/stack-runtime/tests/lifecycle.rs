@@ -54,6 +54,16 @@ fn isolation_as_seen_from_inside() {
 }
 
 #[test]
+fn the_program_starts_with_no_signal_ignored() {
+    // The program itself reads its status: nothing the runtime ignores
+    // (SIGPIPE in a Rust process) may be inherited.
+    let b = Bundle::new(&["grep", "SigIgn", "/proc/self/status"], |_| {});
+    let (out, info, _g) = run(&b, "sigign", true);
+    assert_eq!(info.code, Some(0), "{out}");
+    assert_eq!(out.trim(), "SigIgn:\t0000000000000000");
+}
+
+#[test]
 fn user_and_cwd_and_env() {
     let b = Bundle::new(
         &[
@@ -179,6 +189,18 @@ fn setup_errors_name_the_step() {
     let b = Bundle::new(&["/no/such/program"], |_| {});
     match create(&b, "badexe") {
         Err(stack_runtime::Error::Init { step, .. }) => assert_eq!(step, Step::Executable),
+        other => panic!(
+            "expected an init error, got {:?}",
+            other.map(|g| g.id.clone())
+        ),
+    }
+    // A file that exists but is not executable is EACCES, as in execvp.
+    let b = Bundle::new(&["/etc/passwd"], |_| {});
+    match create(&b, "noexec") {
+        Err(stack_runtime::Error::Init { step, errno, .. }) => {
+            assert_eq!(step, Step::Executable);
+            assert_eq!(errno, Some(libc::EACCES));
+        }
         other => panic!(
             "expected an init error, got {:?}",
             other.map(|g| g.id.clone())

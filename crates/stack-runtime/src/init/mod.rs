@@ -99,6 +99,7 @@ pub fn init_main() {
     let Ok(fd) = fd.parse::<RawFd>() else {
         std::process::exit(120)
     };
+    reset_ignored_signals();
     // SAFETY: the runtime passed this fd to us for exactly this purpose.
     let sock = unsafe { UnixStream::from_raw_fd(fd) };
     let _ = nix::fcntl::fcntl(
@@ -106,6 +107,59 @@ pub fn init_main() {
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     );
     std::process::exit(run(sock))
+}
+
+/// An ignored signal stays ignored across execve, and Rust starts every
+/// program with SIGPIPE ignored (the caller may ignore others): the
+/// container's program starts with every disposition at its default, as a
+/// container does under Docker (`yes | head` ends by SIGPIPE).
+fn reset_ignored_signals() {
+    // The raw syscall, because glibc refuses to touch the two real-time
+    // signals it reserves (32 and 33), which a caller may still ignore.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    for sig in 1..=64 {
+        let mut old = KernelSigaction {
+            handler: 0,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        // SAFETY: rt_sigaction with a null new action only reads the
+        // current one into `old`, whose layout is the kernel's.
+        let got = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                std::ptr::null::<KernelSigaction>(),
+                &mut old as *mut KernelSigaction,
+                8usize,
+            )
+        };
+        if got == 0 && old.handler == libc::SIG_IGN {
+            let default = KernelSigaction {
+                handler: libc::SIG_DFL,
+                flags: 0,
+                restorer: 0,
+                mask: 0,
+            };
+            // SAFETY: installs the default disposition; no handler runs.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &default as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                )
+            };
+        }
+    }
 }
 
 fn report(sock: &mut UnixStream, e: StepError) -> i32 {

@@ -120,14 +120,27 @@ fn find_exe(process: &Process) -> Result<CString, StepError> {
         .first()
         .ok_or_else(|| fail_msg(Step::Executable, "process.args is empty".into()))?;
     let env = process.env().clone().unwrap_or_default();
+    // As execvp: a file that exists but cannot be executed makes the error
+    // EACCES ("permission denied", Docker's 126) rather than ENOENT (127).
+    let mut found_unexecutable = false;
     for cand in plan::exec_candidates(prog, &env) {
         let c = CString::new(cand.clone())
             .map_err(|_| fail_msg(Step::Executable, "nul in path".into()))?;
-        if nix::unistd::access(Path::new(&cand), nix::unistd::AccessFlags::X_OK).is_ok()
-            && !Path::new(&cand).is_dir()
-        {
+        let path = Path::new(&cand);
+        if path.is_dir() || !path.exists() {
+            continue;
+        }
+        if nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok() {
             return Ok(c);
         }
+        found_unexecutable = true;
+    }
+    if found_unexecutable {
+        return Err(StepError {
+            step: Step::Executable,
+            errno: Some(libc::EACCES),
+            message: format!("exec: {prog:?}: permission denied"),
+        });
     }
     Err(StepError {
         step: Step::Executable,
