@@ -157,13 +157,17 @@ impl Live<'_> {
             .collect()
     }
 
+    /// Sends `request`, printing its progress as it comes.
     async fn call(&self, project: &str, request: &Request) -> Result<Vec<String>, String> {
         let mut channel = client::connect(self.global, project)
             .await
             .map_err(|e| format!("{e:#}"))?;
         let mut lines = Vec::new();
         let (ok, message) = channel
-            .call(request, |line| lines.push(line.to_owned()))
+            .call(request, |line| {
+                eprintln!("{line}");
+                lines.push(line.to_owned());
+            })
             .await
             .map_err(|e| e.to_string())?;
         if ok { Ok(lines) } else { Err(message) }
