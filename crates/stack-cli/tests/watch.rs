@@ -441,3 +441,30 @@ fn rebuild_is_refused_before_anything_starts() {
         assert!(env.containers().is_empty(), "{args:?} started something");
     }
 }
+
+#[test]
+fn a_dot_env_written_later_and_an_env_file_are_watched_too() {
+    let env = Env::new("wa-dotenv", 105);
+    let d = env.dir.path();
+    let out = d.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(d.join("web.env"), "W=first\n").unwrap();
+    env.write(&format!(
+        "services:\n  web:\n    image: busybox\n    command: [\"sh\", \"-c\", \"echo $$V $$W > /out/v; {LOOP}\"]\n    environment: {{V: \"${{V:-unset}}\"}}\n    env_file: web.env\n    volumes: [\"{}:/out\"]\n",
+        out.display()
+    ));
+    let mut w = Watching::start(&env, &["watch"]);
+    eventually(&out.join("v"), |t| t.trim() == "unset first");
+
+    save(&d.join(".env"), "V=from-dotenv\n");
+    w.batch();
+    eventually(&out.join("v"), |t| t.trim() == "from-dotenv first");
+
+    save(&d.join("web.env"), "W=second\n");
+    let lines = w.batch();
+    assert!(
+        lines.iter().any(|l| l.contains("environment.W")),
+        "{lines:?}"
+    );
+    eventually(&out.join("v"), |t| t.trim() == "from-dotenv second");
+}
