@@ -93,6 +93,14 @@ impl Watching {
         }
     }
 
+    /// Like `until`, but a line already read counts: standard output (the
+    /// logs) and standard error (the watch lines) arrive in any order.
+    fn seen_or_until(&mut self, pred: impl Fn(&str) -> bool, secs: u64) {
+        if !self.seen.iter().any(|l| pred(l)) {
+            self.until(pred, secs);
+        }
+    }
+
     /// Lines that arrive within `wait`.
     fn drain(&mut self, wait: Duration) -> Vec<String> {
         let deadline = Instant::now() + wait;
@@ -407,11 +415,8 @@ fn up_watch_stays_attached_and_applies_a_renamed_over_file() {
     let mut w = Watching::start(&env, &["up", "--watch"]);
     w.until(|l| l.contains("hello one"), 30);
     save(&env.file(), &yaml("two"));
-    let lines = w.until(|l| l.contains("hello two"), 30);
-    assert!(
-        lines.iter().any(|l| l.contains("wa-upw-web-1: recreated")),
-        "{lines:?}"
-    );
+    w.seen_or_until(|l| l.contains("wa-upw-web-1: recreated"), 30);
+    w.seen_or_until(|l| l.contains("hello two"), 30);
     assert_eq!(
         std::fs::read_to_string(out.join("v")).unwrap().trim(),
         "two"
@@ -435,4 +440,31 @@ fn rebuild_is_refused_before_anything_starts() {
         );
         assert!(env.containers().is_empty(), "{args:?} started something");
     }
+}
+
+#[test]
+fn a_dot_env_written_later_and_an_env_file_are_watched_too() {
+    let env = Env::new("wa-dotenv", 105);
+    let d = env.dir.path();
+    let out = d.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(d.join("web.env"), "W=first\n").unwrap();
+    env.write(&format!(
+        "services:\n  web:\n    image: busybox\n    command: [\"sh\", \"-c\", \"echo $$V $$W > /out/v; {LOOP}\"]\n    environment: {{V: \"${{V:-unset}}\"}}\n    env_file: web.env\n    volumes: [\"{}:/out\"]\n",
+        out.display()
+    ));
+    let mut w = Watching::start(&env, &["watch"]);
+    eventually(&out.join("v"), |t| t.trim() == "unset first");
+
+    save(&d.join(".env"), "V=from-dotenv\n");
+    w.batch();
+    eventually(&out.join("v"), |t| t.trim() == "from-dotenv first");
+
+    save(&d.join("web.env"), "W=second\n");
+    let lines = w.batch();
+    assert!(
+        lines.iter().any(|l| l.contains("environment.W")),
+        "{lines:?}"
+    );
+    eventually(&out.join("v"), |t| t.trim() == "from-dotenv second");
 }

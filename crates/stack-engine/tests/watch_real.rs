@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 /// `volume`, a tmpfs at `/run` and `/src` bound from `src`.
 fn bundle(dir: &Path, volume: &Path, src: &Path) -> ContainerFs {
     std::fs::create_dir_all(dir.join("rootfs/etc")).unwrap();
+    std::fs::create_dir_all(volume).unwrap();
     let spec = serde_json::json!({
         "ociVersion": "1.0.2",
         "root": {"path": "rootfs"},
@@ -147,6 +148,63 @@ fn sync_copies_with_modes_removes_deletions_and_skips_ignored() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(names.iter().all(|n| !n.contains("stack-sync")), "{names:?}");
+}
+
+#[test]
+fn container_symlinks_never_lead_a_sync_out_of_the_container() {
+    let t = tempfile::tempdir().unwrap();
+    let (b, host) = (t.path().join("b"), t.path().join("host"));
+    let fs = bundle(&b, &t.path().join("vol"), &t.path().join("src"));
+    let root = b.join("rootfs");
+    // Outside the container, where a naive write would go.
+    let outside = t.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("victim"), "untouched").unwrap();
+    // In the container: a directory that is an absolute link, and a file
+    // that is a link to a host path.
+    symlink(&outside, root.join("app")).unwrap();
+    std::fs::create_dir_all(root.join("srv")).unwrap();
+    symlink(outside.join("victim"), root.join("srv/victim")).unwrap();
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("victim"), "synced").unwrap();
+
+    // Where the link leads inside the container does not exist: an error,
+    // and nothing written anywhere.
+    let err = sync_paths(&fs, &host, "/app", &[host.join("victim")], &|_| true).unwrap_err();
+    assert!(err.to_string().contains("rootfs/app"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(outside.join("victim")).unwrap(),
+        "untouched"
+    );
+    std::fs::create_dir_all(root.join(outside.strip_prefix("/").unwrap())).unwrap();
+    sync_paths(&fs, &host, "/app", &[host.join("victim")], &|_| true).unwrap();
+    sync_paths(&fs, &host, "/srv", &[host.join("victim")], &|_| true).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(outside.join("victim")).unwrap(),
+        "untouched"
+    );
+    // The link is read inside the container's root, as the container reads it.
+    let inside = root.join(outside.strip_prefix("/").unwrap()).join("victim");
+    assert_eq!(std::fs::read_to_string(inside).unwrap(), "synced");
+    // A link at the destination is replaced, not written through.
+    assert!(
+        !std::fs::symlink_metadata(root.join("srv/victim"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("srv/victim")).unwrap(),
+        "synced"
+    );
+
+    // A deletion does not follow a link either.
+    std::fs::remove_file(host.join("victim")).unwrap();
+    symlink(&outside, root.join("srv/dir")).unwrap();
+    std::fs::create_dir_all(host.join("dir")).unwrap();
+    std::fs::remove_dir(host.join("dir")).unwrap();
+    sync_paths(&fs, &host, "/srv", &[host.join("dir")], &|_| true).unwrap();
+    assert!(outside.join("victim").exists());
 }
 
 #[test]

@@ -160,13 +160,17 @@ impl Live<'_> {
             .collect()
     }
 
+    /// Sends `request`, printing its progress as it comes.
     async fn call(&self, project: &str, request: &Request) -> Result<Vec<String>, String> {
         let mut channel = client::connect(self.global, project)
             .await
             .map_err(|e| format!("{e:#}"))?;
         let mut lines = Vec::new();
         let (ok, message) = channel
-            .call(request, |line| lines.push(line.to_owned()))
+            .call(request, |line| {
+                eprintln!("{line}");
+                lines.push(line.to_owned());
+            })
             .await
             .map_err(|e| e.to_string())?;
         if ok { Ok(lines) } else { Err(message) }
@@ -190,9 +194,6 @@ impl Effects for Live<'_> {
             project: Box::new(project.clone()),
             options: watch_up_options(),
         };
-        if let Some(host) = &self.host {
-            host.set_project(project.clone());
-        }
         let project = self.project.clone();
         self.call(&project, &request).await
     }
@@ -228,9 +229,14 @@ impl Effects for Live<'_> {
         let host = match &self.host {
             Some(host) => host.clone(),
             None => {
-                let loaded = self.load().map_err(|e| e.join("; "))?;
+                // Exec needs only the project's name (its records), not
+                // the file, which may be broken just now.
+                let named = Project {
+                    name: project.clone(),
+                    ..Project::default()
+                };
                 let config = client::host_config(self.global).map_err(|e| format!("{e:#}"))?;
-                let host = Host::new(config, loaded.project).map_err(|e| e.to_string())?;
+                let host = Host::new(config, named).map_err(|e| e.to_string())?;
                 self.host = Some(host.clone());
                 host
             }

@@ -35,7 +35,8 @@ pub trait Effects {
     /// Loads the stack files again; the errors as they should be printed.
     fn load(&mut self) -> Result<Snapshot, Vec<String>>;
     /// Makes the host match `project` (the plan of `stack up`, orphans
-    /// removed); the progress lines, or what failed.
+    /// removed), printing each action as it is done (a reconcile may wait
+    /// on health checks); returns those lines, or what failed.
     fn up(&mut self, project: &Project) -> impl Future<Output = Result<Vec<String>, String>>;
     /// Copies `paths` (under the trigger's path) into the trigger's target
     /// in every running container of its service; how many files.
@@ -44,7 +45,8 @@ pub trait Effects {
         trigger: &Trigger,
         paths: &[PathBuf],
     ) -> impl Future<Output = Result<usize, String>>;
-    /// Restarts the containers of `services`.
+    /// Restarts the containers of `services`, printing each as it is done;
+    /// returns those lines.
     fn restart(&mut self, services: &[String])
     -> impl Future<Output = Result<Vec<String>, String>>;
     /// Runs `command` in every running container of `service`.
@@ -221,10 +223,7 @@ impl<E: Effects> Session<E> {
             let services: Vec<String> = restart.into_iter().collect();
             let t = Instant::now();
             match self.effects.restart(&services).await {
-                Ok(lines) => {
-                    for line in lines {
-                        self.effects.print(&line);
-                    }
+                Ok(_) => {
                     summary.push(format!(
                         "{} restarted in {} ms",
                         services.join(", "),
@@ -292,9 +291,6 @@ impl<E: Effects> Session<E> {
         match result {
             Ok(lines) => {
                 let actions = lines.iter().filter(|l| !l.starts_with("warning")).count();
-                for line in lines {
-                    self.effects.print(&line);
-                }
                 if actions == 0 {
                     format!("{names} reloaded, nothing to do")
                 } else {

@@ -7,13 +7,23 @@
 //!
 //! Paths in the container are resolved with its symlinks read as the
 //! container would (an absolute link points into the container's root,
-//! never the host's).
+//! never the host's): by the kernel (`openat2` with `RESOLVE_IN_ROOT`),
+//! and every write is relative to a directory opened that way, so a process
+//! in the container swapping a directory for a symlink meanwhile cannot
+//! make a write land outside.
 
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat, openat2, renameat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstatat, mkdirat};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, symlinkat, unlinkat};
 use oci_spec::runtime::Spec;
 
 #[derive(Debug, thiserror::Error)]
@@ -92,22 +102,30 @@ impl ContainerFs {
         Self { root, mounts }
     }
 
-    /// Where `target` (absolute, in the container) is on the host.
-    pub fn host_path(&self, target: &Path) -> Result<PathBuf, SyncError> {
+    /// The directory `target` (absolute, in the container) is resolved in
+    /// (the root, or the source of the mount it is on) and its path there.
+    fn locate(&self, target: &Path) -> Result<(PathBuf, PathBuf), SyncError> {
         let target = lexical(target);
         for (dest, source, kind) in &self.mounts {
             let Ok(rest) = target.strip_prefix(dest) else {
                 continue;
             };
             return match source {
-                Some(source) => secure_join(source, rest),
+                Some(source) => Ok((source.clone(), rest.to_owned())),
                 None => Err(SyncError::Unreachable {
                     target: target.display().to_string(),
                     kind: kind.clone(),
                 }),
             };
         }
-        secure_join(&self.root, &target)
+        let inside = target.strip_prefix("/").unwrap_or(&target).to_owned();
+        Ok((self.root.clone(), inside))
+    }
+
+    /// Where `target` (absolute, in the container) is on the host.
+    pub fn host_path(&self, target: &Path) -> Result<PathBuf, SyncError> {
+        let (base, inside) = self.locate(target)?;
+        secure_join(&base, &inside)
     }
 }
 
@@ -200,102 +218,243 @@ pub fn sync_paths(
         let Ok(rel) = path.strip_prefix(source) else {
             continue;
         };
-        let dest = container.host_path(&Path::new(target).join(rel))?;
-        copy_or_remove(path, &dest, rel, keep, &mut report)?;
+        let (base, inside) = container.locate(&Path::new(target).join(rel))?;
+        let parent_rel = inside.parent().unwrap_or(Path::new(""));
+        let parent = open_dir_in(&base, parent_rel)?;
+        let at = At {
+            dir: &parent,
+            shown: base.join(parent_rel),
+        };
+        match inside.file_name() {
+            Some(name) => at.copy_or_remove(path, name, rel, keep, &mut report)?,
+            // The target is the root or a mount point itself: what is in
+            // the source directory goes into it.
+            None => {
+                if let Ok(entries) = fs::read_dir(path) {
+                    for entry in entries {
+                        let entry = entry.map_err(io_err("read", path))?;
+                        let rel = rel.join(entry.file_name());
+                        if keep(&rel) {
+                            let name = entry.file_name();
+                            at.copy_or_remove(&entry.path(), &name, &rel, keep, &mut report)?;
+                        }
+                    }
+                }
+            }
+        }
     }
     Ok(report)
 }
 
-fn copy_or_remove(
-    from: &Path,
-    to: &Path,
-    rel: &Path,
-    keep: &dyn Fn(&Path) -> bool,
-    report: &mut SyncReport,
-) -> Result<(), SyncError> {
-    let meta = match fs::symlink_metadata(from) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return remove(to, report);
-        }
-        Err(e) => return Err(io_err("read", from)(e)),
+/// Opens `rel` under `base` as a directory, resolved by the kernel as if
+/// `base` were `/`, making the directories that are missing.
+fn open_dir_in(base: &Path, rel: &Path) -> Result<OwnedFd, SyncError> {
+    let dir_flags = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+    let root = nix::fcntl::open(base, dir_flags, Mode::empty())
+        .map_err(|e| io_err("open", base)(e.into()))?;
+    let how = || {
+        OpenHow::new()
+            .flags(dir_flags)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS)
     };
-    // A target on a bind mount of the watched tree itself is the very same
-    // file: nothing to copy (and writing it would trigger another change).
-    if let Ok(dest) = fs::symlink_metadata(to)
-        && dest.dev() == meta.dev()
-        && dest.ino() == meta.ino()
-    {
-        return Ok(());
-    }
-    if let Some(parent) = to.parent() {
-        fs::create_dir_all(parent).map_err(io_err("create", parent))?;
-    }
-    let kind = meta.file_type();
-    if kind.is_dir() {
-        if fs::symlink_metadata(to).is_ok_and(|m| !m.is_dir()) {
-            remove(to, report)?;
-        }
-        match fs::create_dir(to) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-                return Err(io_err("create", to)(e));
+    let mut current = root.try_clone().map_err(io_err("open", base))?;
+    let mut prefix = PathBuf::new();
+    for part in rel.components() {
+        let Component::Normal(name) = part else {
+            continue;
+        };
+        prefix.push(name);
+        let shown = base.join(&prefix);
+        current = match openat2(&root, &prefix, how()) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => {
+                // Made in the directory resolved so far; mkdirat never
+                // follows a symlink in the name it makes.
+                match mkdirat(&current, name, Mode::from_bits_truncate(0o755)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(io_err("create", &shown)(e.into())),
+                }
+                openat2(&root, &prefix, how()).map_err(|e| io_err("open", &shown)(e.into()))?
             }
-            _ => {}
-        }
-        fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777))
-            .map_err(io_err("set the mode of", to))?;
-        let _ = std::os::unix::fs::lchown(to, Some(meta.uid()), Some(meta.gid()));
-        let entries = fs::read_dir(from).map_err(io_err("read", from))?;
-        for entry in entries {
-            let entry = entry.map_err(io_err("read", from))?;
-            let rel = rel.join(entry.file_name());
-            if keep(&rel) {
-                copy_or_remove(
-                    &entry.path(),
-                    &to.join(entry.file_name()),
-                    &rel,
-                    keep,
-                    report,
-                )?;
-            }
-        }
-        return Ok(());
+            Err(e) => return Err(io_err("open", &shown)(e.into())),
+        };
     }
-    if fs::symlink_metadata(to).is_ok_and(|m| m.is_dir()) {
-        remove(to, report)?;
-    }
-    let name = to.file_name().unwrap_or_default().to_string_lossy();
-    let temp = to.with_file_name(format!(".{name}.stack-sync.{}", std::process::id()));
-    let _ = fs::remove_file(&temp);
-    if kind.is_symlink() {
-        let link = fs::read_link(from).map_err(io_err("read link", from))?;
-        symlink(&link, &temp).map_err(io_err("create", &temp))?;
-    } else if kind.is_file() {
-        fs::copy(from, &temp).map_err(io_err("copy to", &temp))?;
-        fs::set_permissions(&temp, fs::Permissions::from_mode(meta.mode() & 0o7777))
-            .map_err(io_err("set the mode of", &temp))?;
-    } else {
-        // Sockets, fifos, devices: not content to sync.
-        return Ok(());
-    }
-    let _ = std::os::unix::fs::lchown(&temp, Some(meta.uid()), Some(meta.gid()));
-    fs::rename(&temp, to).map_err(io_err("rename into", to))?;
-    report.copied += 1;
-    Ok(())
+    Ok(current)
 }
 
-fn remove(path: &Path, report: &mut SyncReport) -> Result<(), SyncError> {
-    let result = match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(()) => {
-            report.removed += 1;
-            Ok(())
+/// A directory in the container, open, and its host path for messages.
+struct At<'a> {
+    dir: &'a OwnedFd,
+    shown: PathBuf,
+}
+
+fn mode_of(meta: &fs::Metadata) -> Mode {
+    Mode::from_bits_truncate(meta.mode() & 0o7777)
+}
+
+fn is_dir(stat: &FileStat) -> bool {
+    SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR
+}
+
+impl At<'_> {
+    fn err(&self, what: &'static str, name: &OsStr) -> impl FnOnce(Errno) -> SyncError + '_ {
+        let path = self.shown.join(name);
+        move |e| SyncError::Io {
+            what,
+            path,
+            source: e.into(),
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_err("remove", path)(e)),
+    }
+
+    fn stat(&self, name: &OsStr) -> Option<FileStat> {
+        fstatat(self.dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).ok()
+    }
+
+    fn copy_or_remove(
+        &self,
+        from: &Path,
+        name: &OsStr,
+        rel: &Path,
+        keep: &dyn Fn(&Path) -> bool,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        let meta = match fs::symlink_metadata(from) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return self.remove(name, report),
+            Err(e) => return Err(io_err("read", from)(e)),
+        };
+        let existing = self.stat(name);
+        // A target on a bind mount of the watched tree itself is the very
+        // same file: nothing to copy (and writing it would be another change).
+        if let Some(st) = &existing
+            && st.st_dev == meta.dev()
+            && st.st_ino == meta.ino()
+        {
+            return Ok(());
+        }
+        let (uid, gid) = (
+            Some(Uid::from_raw(meta.uid())),
+            Some(Gid::from_raw(meta.gid())),
+        );
+        let kind = meta.file_type();
+        if kind.is_dir() {
+            if existing.as_ref().is_some_and(|st| !is_dir(st)) {
+                self.remove(name, report)?;
+            }
+            match mkdirat(self.dir, name, mode_of(&meta)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(self.err("create", name)(e)),
+            }
+            let flags = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            let child =
+                openat(self.dir, name, flags, Mode::empty()).map_err(self.err("open", name))?;
+            fchmod(&child, mode_of(&meta)).map_err(self.err("set the mode of", name))?;
+            let _ = fchown(&child, uid, gid);
+            let inner = At {
+                dir: &child,
+                shown: self.shown.join(name),
+            };
+            for entry in fs::read_dir(from).map_err(io_err("read", from))? {
+                let entry = entry.map_err(io_err("read", from))?;
+                let rel = rel.join(entry.file_name());
+                if keep(&rel) {
+                    inner.copy_or_remove(&entry.path(), &entry.file_name(), &rel, keep, report)?;
+                }
+            }
+            return Ok(());
+        }
+        if existing.as_ref().is_some_and(is_dir) {
+            self.remove(name, report)?;
+        }
+        let mut temp = OsString::from(".");
+        temp.push(name);
+        temp.push(format!(".stack-sync.{}", std::process::id()));
+        let temp = temp.as_os_str();
+        let _ = unlinkat(self.dir, temp, UnlinkatFlags::NoRemoveDir);
+        if kind.is_symlink() {
+            let link = fs::read_link(from).map_err(io_err("read link", from))?;
+            symlinkat(link.as_os_str(), self.dir, temp).map_err(self.err("create", temp))?;
+            let _ = fchownat(
+                self.dir,
+                temp,
+                uid,
+                gid,
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            );
+        } else if kind.is_file() {
+            let flags = OFlag::O_CREAT
+                | OFlag::O_EXCL
+                | OFlag::O_WRONLY
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_CLOEXEC;
+            let fd =
+                openat(self.dir, temp, flags, mode_of(&meta)).map_err(self.err("create", temp))?;
+            let mut out = fs::File::from(fd);
+            let copied = fs::File::open(from).and_then(|mut input| io::copy(&mut input, &mut out));
+            if let Err(e) = copied {
+                let _ = unlinkat(self.dir, temp, UnlinkatFlags::NoRemoveDir);
+                return Err(io_err("copy", from)(e));
+            }
+            // The umask took bits the source has.
+            fchmod(&out, mode_of(&meta)).map_err(self.err("set the mode of", temp))?;
+            let _ = fchown(&out, uid, gid);
+        } else {
+            // Sockets, fifos, devices: not content to sync.
+            return Ok(());
+        }
+        renameat(self.dir, temp, self.dir, name).map_err(self.err("rename into", name))?;
+        report.copied += 1;
+        Ok(())
+    }
+
+    fn remove(&self, name: &OsStr, report: &mut SyncReport) -> Result<(), SyncError> {
+        let Some(stat) = self.stat(name) else {
+            return Ok(());
+        };
+        if is_dir(&stat) {
+            self.remove_tree(name)?;
+        } else {
+            match unlinkat(self.dir, name, UnlinkatFlags::NoRemoveDir) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(e) => return Err(self.err("remove", name)(e)),
+            }
+        }
+        report.removed += 1;
+        Ok(())
+    }
+
+    /// Removes a directory and what is in it, never following a symlink.
+    fn remove_tree(&self, name: &OsStr) -> Result<(), SyncError> {
+        let flags = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let child = openat(self.dir, name, flags, Mode::empty()).map_err(self.err("open", name))?;
+        let listing = child.try_clone().map_err(|e| SyncError::Io {
+            what: "open",
+            path: self.shown.join(name),
+            source: e,
+        })?;
+        let mut dir = nix::dir::Dir::from_fd(listing).map_err(self.err("read", name))?;
+        let names: Vec<OsString> = dir
+            .iter()
+            .filter_map(Result::ok)
+            .map(|e| OsStr::from_bytes(e.file_name().to_bytes()).to_owned())
+            .filter(|n| n != "." && n != "..")
+            .collect();
+        let inner = At {
+            dir: &child,
+            shown: self.shown.join(name),
+        };
+        for n in names {
+            match inner.stat(&n) {
+                Some(st) if is_dir(&st) => inner.remove_tree(&n)?,
+                _ => match unlinkat(&child, n.as_os_str(), UnlinkatFlags::NoRemoveDir) {
+                    Ok(()) | Err(Errno::ENOENT) => {}
+                    Err(e) => return Err(inner.err("remove", &n)(e)),
+                },
+            }
+        }
+        match unlinkat(self.dir, name, UnlinkatFlags::RemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(self.err("remove", name)(e)),
+        }
     }
 }

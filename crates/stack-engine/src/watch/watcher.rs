@@ -81,8 +81,13 @@ impl Watcher {
     /// Sends every changed path to `tx` (a rename sends both names).
     pub fn new(tx: mpsc::UnboundedSender<PathBuf>) -> Result<Self, WatcherError> {
         let inner = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            let Ok(event) = event else {
-                return;
+            let event = match event {
+                Ok(event) => event,
+                // Typically the inotify watch limit: say so, once per error.
+                Err(e) => {
+                    tracing::warn!("file watcher: {e}");
+                    return;
+                }
             };
             if matches!(event.kind, EventKind::Access(_)) {
                 return;
