@@ -37,6 +37,12 @@ pub enum Request {
         services: Vec<String>,
     },
     Ping,
+    /// Stream events (`stack events`): the journal from `since_ns`, then
+    /// live ones until `until_ns`, each as a progress line.
+    Events {
+        since_ns: Option<u128>,
+        until_ns: Option<u128>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

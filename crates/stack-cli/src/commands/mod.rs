@@ -3,11 +3,16 @@
 pub mod completion;
 pub mod config;
 pub mod down;
+pub mod events;
 pub mod image;
+pub mod inspect;
+pub mod log_keeper;
 pub mod logs;
 pub mod port;
 pub mod ps;
+pub mod stats;
 pub mod supervise;
+pub mod systemd;
 pub mod up;
 
 use std::process::ExitCode;
@@ -25,5 +30,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => logs::run(&cli.global, args),
         Command::Port(args) => port::run(&cli.global, args),
         Command::Supervise(args) => supervise::run(&cli.global, args),
+        Command::LogKeeper(args) => log_keeper::run(&cli.global, args),
+        Command::Events(args) => events::run(&cli.global, args),
+        Command::Stats(args) => stats::run(&cli.global, args),
+        Command::Inspect(args) => inspect::run(&cli.global, args),
+        Command::Systemd(cmd) => systemd::run(&cli.global, cmd),
     }
 }

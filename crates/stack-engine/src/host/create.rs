@@ -184,6 +184,12 @@ impl Host {
             restart_count: 0,
             stopped_by_user: false,
             last_exit: None,
+            started_ms: None,
+            restart: crate::restart::RestartState::default(),
+            next_attempt_ms: None,
+            history: Vec::new(),
+            error: None,
+            dead_reason: None,
         };
         // The record goes first so that a crash from here on leaves a
         // container `down` knows to clean up.

@@ -5,8 +5,10 @@
 //! supervisor process, which is the parent (subreaper) of its containers so
 //! that it learns every exit code.
 
+mod adopt;
 mod create;
 mod driver;
+mod keeper;
 mod launch;
 mod probe;
 
@@ -24,9 +26,10 @@ use crate::observed::{ContainerState, Observed, ObservedContainer};
 use crate::store::{ContainerRecord, Store, StoreError};
 use crate::supervise::{Event, MonitorHandle};
 
+pub use adopt::begin_for;
 pub use create::CreateError;
 pub use driver::{DriverError, HostDriver};
-pub use launch::{LogLine, restart_policy};
+pub use launch::{LogLine, backoff, restart_on_unhealthy, restart_policy};
 
 /// Where things live and which binary is the containers' init stage.
 #[derive(Debug, Clone)]
