@@ -88,7 +88,10 @@ pub fn run(global: &GlobalArgs, args: EventsArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|s| parse_time(s, now))
         .transpose()?;
-    let request = Request::Events { since_ns, until_ns };
+    let request = Request::Events {
+        since_ns: since_ns.map(|n| n as u64),
+        until_ns: until_ns.map(|n| n as u64),
+    };
     client::runtime()?.block_on(async {
         let mut channel = client::connect(global, &project).await?;
         channel.send(&request).await?;
@@ -111,6 +114,7 @@ pub fn run(global: &GlobalArgs, args: EventsArgs) -> anyhow::Result<ExitCode> {
                         Format::Text => println!("{}", text_line(&value)),
                     }
                 }
+                Some(Reply::Done { ok: false, message }) => bail!("{message}"),
                 Some(Reply::Done { .. }) | None => return Ok(ExitCode::SUCCESS),
             }
         }

@@ -179,9 +179,10 @@ pub async fn stream_events(
     host: Arc<Host>,
     feed: broadcast::Sender<String>,
     mut channel: Channel,
-    since_ns: Option<u128>,
-    until_ns: Option<u128>,
+    since_ns: Option<u64>,
+    until_ns: Option<u64>,
 ) {
+    let (since_ns, until_ns) = (since_ns.map(u128::from), until_ns.map(u128::from));
     // Subscribed before reading the file, so nothing falls in between;
     // what both have is sent once.
     let mut live = feed.subscribe();
