@@ -625,3 +625,34 @@ fn a_crash_loop_costs_the_host_almost_nothing() {
     assert!(restarts >= 6, "{restarts}");
     assert!(share < 0.05, "{:.2} % of a core", share * 100.0);
 }
+
+#[test]
+fn a_container_that_lost_its_bundle_is_dead_and_inspect_says_why() {
+    let env = Env::new("sv-dead", 77);
+    env.write(
+        "services:\n  c:\n    image: busybox\n    restart: always\n    command: [\"sh\", \"-c\", \"sleep 0.5; exit 1\"]\n",
+    );
+    env.ok(&["up", "-d"]);
+    let config = env
+        .root()
+        .join("projects/sv-dead/containers/sv-dead-c-1/config.json");
+    std::fs::remove_file(&config).unwrap();
+    wait_until("the container to be dead", Duration::from_secs(20), || {
+        ps(&env)["c"]["State"] == "dead"
+    });
+    assert_eq!(ps(&env)["c"]["Status"], "Dead");
+    let inspect: Value = serde_json::from_str(&env.ok(&["inspect", "sv-dead-c-1"])).unwrap();
+    let state = &inspect[0]["State"];
+    assert_eq!(state["Dead"], true, "{inspect:#}");
+    assert!(
+        state["DeadReason"]
+            .as_str()
+            .unwrap()
+            .contains("its bundle is gone"),
+        "{inspect:#}"
+    );
+    assert!(state["Error"].as_str().unwrap().contains("config.json"));
+    // Still taken away cleanly.
+    env.ok(&["down"]);
+    assert!(!env.root().join("projects/sv-dead").exists());
+}

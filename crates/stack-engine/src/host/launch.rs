@@ -241,6 +241,12 @@ impl Launcher for Host {
             && let Ok(mut record) = self.record(container)
         {
             record.error = Some(e.to_string());
+            // Without its bundle the container can never run again: that
+            // is Docker's `dead`, and `inspect` says why.
+            if !self.container_dir(container).join("config.json").exists() {
+                record.state = ContainerState::Dead;
+                record.dead_reason = Some(format!("its bundle is gone ({e})"));
+            }
             let _ = self.store.save(&record);
         }
         result
@@ -262,9 +268,9 @@ impl Launcher for Host {
             return;
         };
         let before = record.clone();
-        // `Created` is the monitor's state before its first start: the
-        // record knows better.
-        if snapshot.state != ContainerState::Created {
+        // `Created` is the monitor's state before its first start, and a
+        // dead container stays dead: the record knows better.
+        if snapshot.state != ContainerState::Created && record.state != ContainerState::Dead {
             record.state = snapshot.state;
         }
         record.restart = *restart;
