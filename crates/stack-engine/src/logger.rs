@@ -168,6 +168,9 @@ async fn receive(stream: UnixStream) -> std::io::Result<()> {
 /// process that never writes a newline cannot grow a buffer without end.
 pub const MAX_LINE: usize = 16 * 1024;
 
+/// What one pipe's reader holds between reads.
+const READ_BUFFER: usize = 2048;
+
 /// Copies one output stream of a container into its log, line by line with
 /// a timestamp (bytes that are not UTF-8 are replaced, never a reason to
 /// stop reading); `each` sees every line too.
@@ -182,7 +185,9 @@ pub fn pump(
         return;
     };
     tokio::spawn(async move {
-        let mut reader = BufReader::with_capacity(MAX_LINE, pipe);
+        // A small buffer: most containers are quiet, and a long line grows
+        // `line` only while it lasts.
+        let mut reader = BufReader::with_capacity(READ_BUFFER, pipe);
         let mut line: Vec<u8> = Vec::new();
         let write = |line: &[u8]| {
             let text = String::from_utf8_lossy(line);
@@ -209,6 +214,7 @@ pub fn pump(
             if complete || line.len() >= MAX_LINE {
                 write(&line);
                 line.clear();
+                line.shrink_to(READ_BUFFER);
             }
         }
         if !line.is_empty() {

@@ -102,6 +102,7 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
         }
         let finished = matches!(request, Request::Down { .. });
         let result = handle(&host, &mut channel, request).await;
+        crate::host::give_back_memory();
         let (ok, message) = match result {
             Ok(message) => (true, message),
             Err(message) => (false, message),
