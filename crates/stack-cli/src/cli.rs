@@ -91,6 +91,18 @@ pub enum Command {
     Watch(commands::watch::WatchArgs),
     /// Print a shell completion script.
     Completion(commands::completion::CompletionArgs),
+    /// Stream the project's container events.
+    Events(commands::events::EventsArgs),
+    /// Live resource usage of the project's containers.
+    Stats(commands::stats::StatsArgs),
+    /// Everything known about a container, as JSON.
+    Inspect(commands::inspect::InspectArgs),
+    /// Generate init-system units for the stack.
+    #[command(subcommand)]
+    Systemd(commands::systemd::SystemdCommand),
+    /// Run a project's log keeper (started by its supervisor).
+    #[command(name = "__logs", hide = true)]
+    LogKeeper(commands::log_keeper::LogKeeperArgs),
     /// Run a project's supervisor (started by the other commands).
     #[command(name = "__supervise", hide = true)]
     Supervise(commands::supervise::SuperviseArgs),

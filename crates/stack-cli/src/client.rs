@@ -121,6 +121,24 @@ pub async fn call(global: &GlobalArgs, project: &str, request: &Request) -> anyh
     Ok(ok)
 }
 
+/// Makes sure a project that has containers has its supervisor, starting
+/// one (which adopts them and applies their restart policies) when it is
+/// gone; answers once that supervisor has taken them over.
+pub fn ensure_supervisor(global: &GlobalArgs, project: &str) -> anyhow::Result<()> {
+    let store = stack_engine::store::Store::new(&global.root);
+    if store.containers(project)?.is_empty() {
+        return Ok(());
+    }
+    runtime()?.block_on(async {
+        let mut channel = connect(global, project).await?;
+        channel
+            .call(&Request::Ping, |_| {})
+            .await
+            .with_context(|| format!("talking to the supervisor of {project}"))?;
+        Ok(())
+    })
+}
+
 /// The project name from `-p`, or from loading the stack file.
 pub fn project_name(args: &crate::project_args::ProjectArgs) -> anyhow::Result<Option<String>> {
     if let Some(name) = &args.project_name {

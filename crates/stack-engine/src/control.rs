@@ -130,6 +130,13 @@ pub enum Request {
         options: RunOptions,
     },
     Ping,
+    /// Stream events (`stack events`): the journal from `since_ns`, then
+    /// live ones until `until_ns`, each as a progress line.
+    /// (Nanoseconds as u64: the tagged enum cannot carry u128.)
+    Events {
+        since_ns: Option<u64>,
+        until_ns: Option<u64>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

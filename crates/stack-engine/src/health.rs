@@ -12,12 +12,15 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// The file in a container's directory that holds its [`Health`].
+pub const HEALTH_FILE: &str = "health.json";
 
 /// Docker keeps this many probe results.
 pub const KEPT_RESULTS: usize = 5;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Starting,
@@ -48,7 +51,7 @@ impl Default for Timing {
 }
 
 /// One probe's result as `inspect` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Probe {
     /// Milliseconds after the container started.
     pub at_ms: u64,
@@ -58,7 +61,7 @@ pub struct Probe {
     pub output: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     pub status: Status,
     pub failing_streak: u32,

@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// What the service asked for with `restart:` or `deploy.restart_policy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestartPolicy {
@@ -18,6 +20,11 @@ pub enum RestartPolicy {
         max_retries: Option<u32>,
     },
     UnlessStopped,
+    /// `deploy.restart_policy` with `condition: any` and `max_attempts`:
+    /// every exit restarts, but only so many times in a row (swarm's rule).
+    Any {
+        max_attempts: u32,
+    },
 }
 
 /// How a container's main process ended.
@@ -27,6 +34,8 @@ pub enum Exit {
     Signal(i32),
     /// Killed by the kernel's OOM killer (reported by the cgroup).
     OomKilled,
+    /// It ended while no supervisor watched it, so its status is lost.
+    Unknown,
 }
 
 impl Exit {
@@ -36,6 +45,9 @@ impl Exit {
             Exit::Code(code) => code,
             Exit::Signal(sig) => 128 + sig,
             Exit::OomKilled => 128 + 9,
+            // What Docker reports for a container that died while the
+            // daemon was away.
+            Exit::Unknown => 255,
         }
     }
 
@@ -53,6 +65,19 @@ pub struct Backoff {
     pub reset_after: Duration,
 }
 
+impl Backoff {
+    /// `deploy.restart_policy`'s numbers: the same `delay` before every
+    /// restart (swarm does not double it), and a run of `window` counts as
+    /// a success that starts the attempt count over.
+    pub fn fixed(delay: Duration, window: Duration) -> Self {
+        Self {
+            initial: delay,
+            max: delay,
+            reset_after: window,
+        }
+    }
+}
+
 impl Default for Backoff {
     fn default() -> Self {
         Self {
@@ -63,8 +88,10 @@ impl Default for Backoff {
     }
 }
 
-/// What the supervisor remembers about one container between its exits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What the supervisor remembers about one container between its exits
+/// (kept in the container's record, so a new supervisor continues it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RestartState {
     /// Restarts done by the policy since the container was created.
     pub restart_count: u32,
@@ -122,6 +149,12 @@ pub fn decide(
             }
             failure_count += 1;
         }
+        RestartPolicy::Any { max_attempts } => {
+            if max_attempts > 0 && failure_count >= max_attempts {
+                return stay(StayReason::MaxRetriesReached);
+            }
+            failure_count += 1;
+        }
         RestartPolicy::Always | RestartPolicy::UnlessStopped => {}
     }
     let after = match state.last_delay {
@@ -142,7 +175,7 @@ pub fn decide(
 /// `unless-stopped` does unless the user stopped it.
 pub fn start_on_boot(policy: RestartPolicy, stopped_by_user: bool) -> bool {
     match policy {
-        RestartPolicy::Always => true,
+        RestartPolicy::Always | RestartPolicy::Any { .. } => true,
         RestartPolicy::UnlessStopped => !stopped_by_user,
         RestartPolicy::No | RestartPolicy::OnFailure { .. } => false,
     }
@@ -301,7 +334,52 @@ mod tests {
     }
 
     #[test]
+    fn any_with_max_attempts_counts_every_exit() {
+        let policy = RestartPolicy::Any { max_attempts: 2 };
+        assert_eq!(
+            run(policy, &[Exit::Code(0), Exit::Code(0), Exit::Code(0)]),
+            [
+                ms(100),
+                ms(200),
+                Decision::Stay(StayReason::MaxRetriesReached)
+            ]
+        );
+        assert!(start_on_boot(policy, true));
+    }
+
+    #[test]
+    fn a_fixed_delay_does_not_double() {
+        let backoff = Backoff::fixed(Duration::from_secs(2), Duration::from_secs(30));
+        let mut state = RestartState::default();
+        for _ in 0..4 {
+            let (d, next) = decide(
+                RestartPolicy::Always,
+                &backoff,
+                &state,
+                Exit::Code(1),
+                QUICK,
+            );
+            assert_eq!(d, ms(2000));
+            state = next;
+        }
+        let (d, next) = decide(
+            RestartPolicy::Any { max_attempts: 5 },
+            &backoff,
+            &state,
+            Exit::Code(1),
+            Duration::from_secs(30),
+        );
+        assert_eq!(d, ms(2000));
+        assert_eq!(
+            next.failure_count, 1,
+            "a run as long as the window resets the count"
+        );
+    }
+
+    #[test]
     fn exit_codes_match_docker() {
+        assert_eq!(Exit::Unknown.code(), 255);
+        assert!(!Exit::Unknown.is_success());
         assert_eq!(Exit::Signal(15).code(), 143);
         assert_eq!(Exit::OomKilled.code(), 137);
         assert!(!Exit::OomKilled.is_success());

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic;
 use crate::observed::ContainerState;
+use crate::restart::RestartState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -34,9 +35,15 @@ pub struct LastExit {
     /// `None` when it exited while no supervisor watched it.
     pub code: Option<i32>,
     pub oom_killed: bool,
-    /// Unix milliseconds.
+    /// Unix milliseconds; for an unknown exit, when it was found gone.
     pub at_ms: u64,
+    /// When that run started, Unix milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
 }
+
+/// How many past runs a record keeps for `inspect`.
+pub const KEPT_RUNS: usize = 10;
 
 /// Everything the engine remembers about one container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +71,24 @@ pub struct ContainerRecord {
     /// Made by `stack run`: not a replica of its service, never restarted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub one_off: bool,
+    /// When the current (or last) run started, Unix milliseconds.
+    #[serde(default)]
+    pub started_ms: Option<u64>,
+    /// Where the restart policy stands: backoff and failure streak.
+    #[serde(default)]
+    pub restart: RestartState,
+    /// While restarting: when the next attempt is due, Unix milliseconds.
+    #[serde(default)]
+    pub next_attempt_ms: Option<u64>,
+    /// The last [`KEPT_RUNS`] exits, oldest first.
+    #[serde(default)]
+    pub history: Vec<LastExit>,
+    /// Why the last start failed, as Docker's `State.Error`.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Why the container is `dead`.
+    #[serde(default)]
+    pub dead_reason: Option<String>,
 }
 
 impl ContainerRecord {
@@ -74,12 +99,22 @@ impl ContainerRecord {
             (Some(pid), Some(start)) if stack_runtime::state::is_alive(pid, start))
     }
 
+    /// Records an exit: the last one, and in the kept history.
+    pub fn push_exit(&mut self, exit: LastExit) {
+        self.last_exit = Some(exit);
+        self.history.push(exit);
+        let extra = self.history.len().saturating_sub(KEPT_RUNS);
+        self.history.drain(..extra);
+    }
+
     /// The recorded state checked against the kernel: a container recorded
     /// as up whose process is gone has exited.
     pub fn live_state(&self) -> ContainerState {
         match self.state {
             _ if self.is_alive() => self.state,
-            ContainerState::Created | ContainerState::Restarting => self.state,
+            ContainerState::Created | ContainerState::Restarting | ContainerState::Dead => {
+                self.state
+            }
             _ => ContainerState::Exited,
         }
     }
@@ -231,6 +266,12 @@ mod tests {
             stopped_by_user: false,
             last_exit: None,
             one_off: false,
+            started_ms: None,
+            restart: RestartState::default(),
+            next_attempt_ms: None,
+            history: Vec::new(),
+            error: None,
+            dead_reason: None,
         }
     }
 

@@ -16,11 +16,11 @@ use tokio::sync::mpsc;
 
 use crate::control::{Channel, ControlError, Reply, Request, UpOptions, socket_path};
 use crate::execute::execute;
-use crate::host::{Host, HostConfig, HostDriver, HostError, restart_policy};
+use crate::host::{Host, HostConfig, HostDriver, HostError};
 use crate::lock::{LockError, ProjectLock};
 use crate::plan::{Action, Plan};
 use crate::reconcile::{ReconcileOptions, plan_down, reconcile};
-use crate::restart::start_on_boot;
+use crate::supervise::journal::stream_events;
 
 /// How many operations of a plan run at once.
 pub const PARALLELISM: usize = 16;
@@ -64,6 +64,7 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
         ..Project::default()
     };
     let host = Host::new(config, empty)?;
+    let journal = host.start_journal();
     let saved = std::fs::read(project_file(&host, project))
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Project>(&bytes).ok());
@@ -104,8 +105,21 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
             let _ = channel.send(&Reply::Done { ok, message }).await;
             continue;
         }
+        // A stream of events lasts as long as its client: it runs aside.
+        if let Request::Events { since_ns, until_ns } = request {
+            let feed = journal.clone();
+            tokio::spawn(stream_events(
+                host.clone(),
+                feed,
+                channel,
+                since_ns,
+                until_ns,
+            ));
+            continue;
+        }
         let finished = matches!(request, Request::Down { .. });
         let result = handle(&host, &mut channel, request).await;
+        crate::host::give_back_memory();
         let (ok, message) = match result {
             Ok(message) => (true, message),
             Err(message) => (false, message),
@@ -123,28 +137,10 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
     }
 }
 
-/// Takes over the containers a previous supervisor started: running ones
-/// are watched again (not restarted); ones that died meanwhile are started
-/// again when their policy says so.
+/// Takes over the containers a previous supervisor started (see
+/// `host::adopt`).
 async fn adopt(host: &Arc<Host>) {
-    let project = host.project();
-    let records = host.records().containers(&project.name).unwrap_or_default();
-    for record in records {
-        let alive = record.is_alive();
-        let Some(service) = project.services.get(&record.service) else {
-            continue;
-        };
-        if alive {
-            if let Err(e) = host.watch_running(&record.name).await {
-                tracing::warn!("adopting {}: {e}", record.name);
-            }
-        } else if record.state != crate::observed::ContainerState::Created
-            && start_on_boot(restart_policy(service), record.stopped_by_user)
-            && let Err(e) = host.run(&record.name).await
-        {
-            tracing::warn!("restarting {}: {e}", record.name);
-        }
-    }
+    host.adopt_all().await;
 }
 
 async fn handle(
@@ -154,6 +150,7 @@ async fn handle(
 ) -> Result<String, String> {
     match request {
         Request::Ping => Ok("pong".into()),
+        Request::Events { .. } => Err("events are streamed aside".into()),
         Request::Up { project, options } => up(host, channel, *project, options).await,
         Request::Down {
             remove_volumes,

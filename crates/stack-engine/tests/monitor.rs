@@ -12,7 +12,7 @@ use stack_engine::observed::ContainerState;
 use stack_engine::pidfd::ExitStatus;
 use stack_engine::restart::{Backoff, Exit, RestartPolicy};
 use stack_engine::supervise::{
-    Command, Event, EventKind, Launcher, MonitorConfig, MonitorHandle, spawn_monitor,
+    Begin, Command, Event, EventKind, Launcher, MonitorConfig, MonitorHandle, spawn_monitor,
 };
 use tokio::sync::{broadcast, oneshot};
 use tokio::time::Instant;
@@ -66,7 +66,7 @@ impl Launcher for Shell {
         match status {
             ExitStatus::Exited(code) => Exit::Code(code),
             ExitStatus::Signaled(sig) => Exit::Signal(sig),
-            ExitStatus::Unknown => Exit::Code(-1),
+            ExitStatus::Unknown => Exit::Unknown,
         }
     }
 }
@@ -78,12 +78,14 @@ fn config(name: &str, policy: RestartPolicy) -> MonitorConfig {
         backoff: Backoff::default(),
         stop_signal: libc::SIGTERM,
         stop_grace: Duration::from_secs(10),
+        restart: Default::default(),
+        restart_on_unhealthy: false,
     }
 }
 
 fn start(launcher: Arc<Shell>, cfg: MonitorConfig) -> (MonitorHandle, broadcast::Receiver<Event>) {
     let (tx, rx) = broadcast::channel(1024);
-    let handle = spawn_monitor(launcher, cfg, tx, Instant::now(), None);
+    let handle = spawn_monitor(launcher, cfg, tx, Instant::now(), Begin::Start);
     (handle, rx)
 }
 
@@ -291,7 +293,7 @@ async fn an_adopted_process_is_not_restarted_until_it_exits() {
         config("c", policy),
         tx,
         Instant::now(),
-        Some(adopted.id() as i32),
+        Begin::Adopt(adopted.id() as i32),
     );
     let first = next_matching(&mut rx, |k| matches!(k, EventKind::Start { .. })).await;
     assert_eq!(
@@ -311,4 +313,139 @@ async fn an_adopted_process_is_not_restarted_until_it_exits() {
     wait_state(&mut handle, ContainerState::Exited).await;
     assert_eq!(handle.snapshot.borrow().last_exit, Some(Exit::Code(5)));
     assert_eq!(handle.snapshot.borrow().restart_count, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unhealthy_restarts_only_when_opted_in_with_the_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready");
+    let script = format!(
+        "trap 'exit 0' TERM; touch {}; while :; do sleep 0.05; done",
+        ready.display()
+    );
+    let mut cfg = config("c", RestartPolicy::No);
+    cfg.restart_on_unhealthy = true;
+    // Short enough that a run stays under the 10 s that reset the backoff.
+    cfg.stop_grace = Duration::from_secs(1);
+    let (mut handle, mut rx) = start(Shell::new("c", &script), cfg);
+    for round in 0..2u64 {
+        wait_state(&mut handle, ContainerState::Running).await;
+        for _ in 0..500 {
+            if ready.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::fs::remove_file(&ready).unwrap();
+        handle.commands.send(Command::Unhealthy).await.unwrap();
+        // The stop signal, then SIGKILL after the grace period (which the
+        // paused clock may reach before the shell runs its trap).
+        next_matching(&mut rx, |k| matches!(k, EventKind::Die { .. })).await;
+        match next_matching(&mut rx, |k| matches!(k, EventKind::Restarting { .. }))
+            .await
+            .kind
+        {
+            EventKind::Restarting { delay_ms, attempt } => {
+                assert_eq!(delay_ms, 100 << round, "doubling backoff");
+                assert_eq!(attempt as u64, round + 1);
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    wait_state(&mut handle, ContainerState::Running).await;
+    let (done, stopped) = oneshot::channel();
+    handle
+        .commands
+        .send(Command::Stop { done, grace: None })
+        .await
+        .unwrap();
+    stopped.await.unwrap();
+
+    // Without the opt-in, an unhealthy container is left alone.
+    let (mut handle, mut rx) = start(Shell::new("d", "sleep 30"), config("d", RestartPolicy::No));
+    wait_state(&mut handle, ContainerState::Running).await;
+    handle.commands.send(Command::Unhealthy).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(handle.snapshot.borrow().state, ContainerState::Running);
+    assert!(
+        rx.try_recv()
+            .map(|e| !matches!(e.kind, EventKind::Die { .. }))
+            .unwrap_or(true)
+    );
+    let (done, stopped) = oneshot::channel();
+    handle
+        .commands
+        .send(Command::Stop { done, grace: None })
+        .await
+        .unwrap();
+    stopped.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pending_restart_taken_over_keeps_doubling() {
+    // The previous supervisor waited 800 ms after the fourth restart's exit
+    // when it died; the new monitor starts at the due time, and the next
+    // exit waits 1600 ms.
+    let cfg = MonitorConfig {
+        restart: stack_engine::restart::RestartState {
+            restart_count: 4,
+            failure_count: 0,
+            last_delay: Some(Duration::from_millis(800)),
+            stopped_by_user: false,
+        },
+        ..config("c", RestartPolicy::Always)
+    };
+    let (tx, mut rx) = broadcast::channel(64);
+    let due = Instant::now() + Duration::from_millis(300);
+    let handle = spawn_monitor(
+        Shell::new("c", "exit 3"),
+        cfg,
+        tx,
+        Instant::now(),
+        Begin::RestartAt(due),
+    );
+    let started = next_matching(&mut rx, |k| matches!(k, EventKind::Start { .. })).await;
+    assert_eq!(started.at_ms, 300);
+    assert_eq!(handle.snapshot.borrow().restart_count, 5);
+    match next_matching(&mut rx, |k| matches!(k, EventKind::Restarting { .. }))
+        .await
+        .kind
+    {
+        EventKind::Restarting { delay_ms, attempt } => {
+            assert_eq!((delay_ms, attempt), (1600, 6));
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_exit_nobody_saw_is_unknown_and_the_policy_applies() {
+    let policy = RestartPolicy::OnFailure {
+        max_retries: Some(1),
+    };
+    let (tx, mut rx) = broadcast::channel(64);
+    let mut handle = spawn_monitor(
+        Shell::new("c", "exit 0"),
+        config("c", policy),
+        tx,
+        Instant::now(),
+        Begin::ExitedUnseen {
+            ran_for: Duration::from_secs(1),
+        },
+    );
+    let die = next_matching(&mut rx, |k| matches!(k, EventKind::Die { .. })).await;
+    assert_eq!(
+        die.kind,
+        EventKind::Die {
+            exit_code: None,
+            signal: None
+        }
+    );
+    // Unknown counts as a failure: on-failure restarts it once.
+    next_matching(&mut rx, |k| matches!(k, EventKind::Start { .. })).await;
+    wait_state(&mut handle, ContainerState::Exited).await;
+    let snap = handle.snapshot.borrow().clone();
+    assert_eq!(snap.restart_count, 1);
+    assert_eq!(snap.last_exit, Some(Exit::Code(0)));
 }

@@ -330,6 +330,11 @@ fn handshake(
     hook_point: Option<HookPoint<'_>>,
 ) -> Result<Launched, Error> {
     let spec = cfg.spec.clone();
+    // An exec has no `start` to wait for: it returns once the program is
+    // exec'd (the socket is close-on-exec, so its end is the sign) or
+    // failed, so that the caller never sees the runtime's own process.
+    let exec = matches!(cfg.mode, Mode::Exec { .. });
+    let mut ready = false;
     let mut pid: Option<i32> = None;
     let result = (|| -> Result<(), Error> {
         protocol::send(&mut sock, &ToInit::Create(Box::new(cfg)))?;
@@ -361,6 +366,7 @@ fn handshake(
                     protocol::send(&mut sock, &ToInit::HooksDone { state })?;
                 }
                 Ok(FromInit::Warning(w)) => tracing::warn!(container = true, "{w}"),
+                Ok(FromInit::Ready) if exec => ready = true,
                 Ok(FromInit::Ready) => return Ok(()),
                 Ok(FromInit::Failed {
                     step,
@@ -373,6 +379,7 @@ fn handshake(
                         message,
                     });
                 }
+                Err(ProtocolError::Closed) if ready => return Ok(()),
                 Err(ProtocolError::Closed) => {
                     let status = child.wait();
                     return Err(Error::Init {

@@ -254,7 +254,8 @@ where
 
 fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
     let Json::Object(m) = svc else { return };
-    m.retain(|k, _| !k.starts_with("x-"));
+    // `x-stack` is the one extension `stack` reads.
+    m.retain(|k, _| !k.starts_with("x-") || k == "x-stack");
 
     for key in ["command", "entrypoint"] {
         if let Some(Json::String(s)) = m.get(key).cloned() {

@@ -33,6 +33,13 @@ pub struct LogsArgs {
     /// No colours.
     #[arg(long)]
     pub no_color: bool,
+    /// Only lines since this time: RFC 3339, Unix seconds, or a duration
+    /// back from now (`10m`).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only lines before this time (same forms as `--since`).
+    #[arg(long)]
+    pub until: Option<String>,
     /// Only these services.
     pub services: Vec<String>,
 }
@@ -47,7 +54,8 @@ struct Printer {
 
 impl Printer {
     fn print(&self, out: &mut impl Write, index: usize, name: &str, e: &Entry) {
-        let prefix = format!("{name:<width$} | ", width = self.width);
+        // Compose pads the names to the longest one plus a space.
+        let prefix = format!("{name:<width$} | ", width = self.width + 1);
         let prefix = if self.colour {
             format!("\x1b[{}m{prefix}\x1b[0m", COLOURS[index % COLOURS.len()])
         } else {
@@ -63,17 +71,65 @@ impl Printer {
     }
 }
 
+/// The project's containers (of `services`, when given): their log
+/// prefix (`service-N`, as compose prints it) and log file.
 fn containers(
     global: &GlobalArgs,
     project: &str,
     services: &[String],
-) -> anyhow::Result<Vec<String>> {
-    Ok(Store::new(&global.root)
+) -> anyhow::Result<Vec<(String, std::path::PathBuf)>> {
+    let store = Store::new(&global.root);
+    Ok(store
         .containers(project)?
         .into_iter()
         .filter(|r| services.is_empty() || services.contains(&r.service))
-        .map(|r| r.name)
+        .map(|r| {
+            let path = store.container_dir(project, &r.name).join("container.log");
+            (format!("{}-{}", r.service, r.number), path)
+        })
         .collect())
+}
+
+/// Where following stands in one log: the time of the last line shown and
+/// how many lines with exactly that time were shown (times are
+/// nanoseconds, so ties are rare but possible). Rotation does not disturb
+/// it, unlike a line count.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mark {
+    time_ns: u128,
+    at_time: usize,
+}
+
+impl Mark {
+    fn after(entries: &[Entry]) -> Self {
+        let Some(last) = entries.last() else {
+            return Self::default();
+        };
+        let at_time = entries
+            .iter()
+            .rev()
+            .take_while(|e| e.time_ns == last.time_ns)
+            .count();
+        Self {
+            time_ns: last.time_ns,
+            at_time,
+        }
+    }
+
+    /// The entries not shown yet.
+    fn unseen<'a>(&self, entries: &'a [Entry]) -> &'a [Entry] {
+        let start = entries.partition_point(|e| e.time_ns < self.time_ns);
+        let same = entries[start..]
+            .iter()
+            .take_while(|e| e.time_ns == self.time_ns)
+            .count();
+        let skip = if self.time_ns == 0 {
+            0
+        } else {
+            same.min(self.at_time)
+        };
+        &entries[start + skip..]
+    }
 }
 
 async fn follow(
@@ -81,82 +137,97 @@ async fn follow(
     project: &str,
     services: &[String],
     printer: &Printer,
-    mut seen: HashMap<String, usize>,
+    mut seen: HashMap<String, Mark>,
+    until_ns: Option<u128>,
 ) -> anyhow::Result<()> {
-    // Container ids by name: one recreated under the same name (watch
-    // mode, `up` after a change) has a new log, followed from its start.
-    let mut ids: HashMap<String, String> = HashMap::new();
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let names = containers(global, project, services)?;
-        let records = Store::new(&global.root).containers(project)?;
+        let list = containers(global, project, services)?;
         let mut out = std::io::stdout().lock();
-        for (i, name) in names.iter().enumerate() {
-            let path = Store::new(&global.root)
-                .container_dir(project, name)
-                .join("container.log");
-            let entries = read_all(&path).unwrap_or_default();
-            let done = seen.entry(name.clone()).or_insert(0);
-            if let Some(record) = records.iter().find(|r| r.name == *name)
-                && let Some(old) = ids.insert(name.clone(), record.id.clone())
-                && old != record.id
-            {
-                *done = 0;
-            }
-            // Rotation makes the kept history shorter: start over from it.
-            if entries.len() < *done {
-                *done = 0;
-            }
-            for e in &entries[*done..] {
+        for (i, (name, path)) in list.iter().enumerate() {
+            let entries = read_all(path).unwrap_or_default();
+            let mark = seen.entry(name.clone()).or_default();
+            for e in mark.unseen(&entries) {
+                if until_ns.is_some_and(|u| e.time_ns >= u) {
+                    return Ok(());
+                }
                 printer.print(&mut out, i, name, e);
             }
-            *done = entries.len();
+            *mark = Mark::after(&entries);
         }
         out.flush()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        if until_ns.is_some_and(|u| now >= u) {
+            return Ok(());
+        }
     }
 }
 
 /// Follows the output of every container of the project (attached `up`).
 pub async fn follow_all(global: &GlobalArgs, project: &str) -> anyhow::Result<()> {
-    let names = containers(global, project, &[])?;
+    let list = containers(global, project, &[])?;
     let printer = Printer {
-        width: names.iter().map(String::len).max().unwrap_or(0),
+        width: list.iter().map(|(n, _)| n.len()).max().unwrap_or(0),
         colour: std::io::IsTerminal::is_terminal(&std::io::stdout()),
         timestamps: false,
     };
-    follow(global, project, &[], &printer, HashMap::new()).await
+    follow(global, project, &[], &printer, HashMap::new(), None).await
 }
 
 pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {
     let Some(project) = client::project_name(&args.project)? else {
         return Ok(ExitCode::FAILURE);
     };
-    let names = containers(global, &project, &args.services)?;
+    let now = std::time::SystemTime::now();
+    let since_ns = args
+        .since
+        .as_deref()
+        .map(|t| super::events::parse_time(t, now))
+        .transpose()?;
+    let until_ns = args
+        .until
+        .as_deref()
+        .map(|t| super::events::parse_time(t, now))
+        .transpose()?;
+    let list = containers(global, &project, &args.services)?;
     let printer = Printer {
-        width: names.iter().map(String::len).max().unwrap_or(0),
+        width: list.iter().map(|(n, _)| n.len()).max().unwrap_or(0),
         colour: !args.no_color && std::io::IsTerminal::is_terminal(&std::io::stdout()),
         timestamps: args.timestamps,
     };
     let mut seen = HashMap::new();
     let mut out = std::io::stdout().lock();
-    for (i, name) in names.iter().enumerate() {
-        let path = Store::new(&global.root)
-            .container_dir(&project, name)
-            .join("container.log");
-        let entries = read_all(&path)?;
+    for (i, (name, path)) in list.iter().enumerate() {
+        let entries = read_all(path)?;
+        let window: Vec<Entry> = entries
+            .iter()
+            .filter(|e| since_ns.is_none_or(|s| e.time_ns >= s))
+            .filter(|e| until_ns.is_none_or(|u| e.time_ns < u))
+            .cloned()
+            .collect();
         let shown = match args.tail {
-            Some(n) => tail(&entries, n),
-            None => &entries[..],
+            Some(n) => tail(&window, n),
+            None => &window[..],
         };
         for e in shown {
             printer.print(&mut out, i, name, e);
         }
-        seen.insert(name.clone(), entries.len());
+        seen.insert(name.clone(), Mark::after(&entries));
     }
     out.flush()?;
     drop(out);
     if args.follow {
-        client::runtime()?.block_on(follow(global, &project, &args.services, &printer, seen))?;
+        client::runtime()?.block_on(follow(
+            global,
+            &project,
+            &args.services,
+            &printer,
+            seen,
+            until_ns,
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }

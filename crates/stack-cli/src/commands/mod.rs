@@ -4,11 +4,14 @@ pub mod completion;
 pub mod config;
 pub mod container;
 pub mod down;
+pub mod events;
 pub mod exec;
 pub mod graph;
 pub mod image;
 pub mod images;
+pub mod inspect;
 pub mod kill;
+pub mod log_keeper;
 pub mod logs;
 pub mod ls;
 pub mod pause;
@@ -18,8 +21,10 @@ pub mod restart;
 pub mod rm;
 pub mod run;
 pub mod start;
+pub mod stats;
 pub mod stop;
 pub mod supervise;
+pub mod systemd;
 pub mod top;
 pub mod up;
 pub mod watch;
@@ -54,5 +59,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Graph(args) => graph::run(args),
         Command::Watch(args) => watch::run(&cli.global, args),
         Command::Supervise(args) => supervise::run(&cli.global, args),
+        Command::LogKeeper(args) => log_keeper::run(&cli.global, args),
+        Command::Events(args) => events::run(&cli.global, args),
+        Command::Stats(args) => stats::run(&cli.global, args),
+        Command::Inspect(args) => inspect::run(&cli.global, args),
+        Command::Systemd(cmd) => systemd::run(&cli.global, cmd),
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
+use stack_engine::health::{HEALTH_FILE, Health, Status as HealthStatus};
 use stack_engine::observed::ContainerState;
 use stack_engine::store::Store;
 
@@ -48,18 +49,82 @@ pub struct PsEntry {
     pub exit_code: i32,
     pub publishers: Vec<serde_json::Value>,
     pub restart_count: u32,
+    /// The last exit code, "unknown" when it ended unwatched; absent
+    /// before the first exit.
+    pub last_exit: Option<String>,
+    /// While restarting: when the next attempt is due (RFC 3339).
+    pub next_attempt: Option<String>,
+    #[serde(skip)]
+    pub next_attempt_ms: Option<u64>,
 }
 
-fn ago(ms: u64) -> String {
-    let now = SystemTime::now()
+fn now_ms() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.saturating_sub(Duration::from_millis(ms)).as_secs();
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// A duration as Docker words it (go-units' `HumanDuration`).
+pub fn human(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (minutes, hours) = (secs / 60, secs / 3600);
     match secs {
-        0..=59 => format!("{secs} seconds"),
-        60..=3599 => format!("{} minutes", secs / 60),
-        _ => format!("{} hours", secs / 3600),
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..60 => format!("{secs} seconds"),
+        _ if minutes == 1 => "About a minute".into(),
+        _ if minutes < 60 => format!("{minutes} minutes"),
+        _ if hours == 1 => "About an hour".into(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 14 => format!("{} days", hours / 24),
+        _ if hours < 24 * 60 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", hours / 24 / 365),
     }
+}
+
+fn since(ms: u64, now: u64) -> String {
+    human(Duration::from_millis(now.saturating_sub(ms)))
+}
+
+/// The STATUS column, as `docker ps` words it.
+pub fn status_text(
+    state: ContainerState,
+    record: &stack_engine::store::ContainerRecord,
+    health: Option<HealthStatus>,
+    now: u64,
+) -> String {
+    let started = record.started_ms.unwrap_or(record.created_ms);
+    let exit_code =
+        |e: &stack_engine::store::LastExit| e.code.map_or("unknown".to_owned(), |c| c.to_string());
+    let health = match health {
+        Some(HealthStatus::Healthy) => " (healthy)",
+        Some(HealthStatus::Unhealthy) => " (unhealthy)",
+        Some(HealthStatus::Starting) => " (health: starting)",
+        None => "",
+    };
+    match (state, &record.last_exit) {
+        (ContainerState::Running, _) => format!("Up {}{health}", since(started, now)),
+        (ContainerState::Paused, _) => format!("Up {} (Paused)", since(started, now)),
+        (ContainerState::Restarting, Some(e)) => {
+            format!("Restarting ({}) {} ago", exit_code(e), since(e.at_ms, now))
+        }
+        (ContainerState::Restarting, None) => "Restarting".into(),
+        (ContainerState::Exited, Some(e)) => {
+            format!("Exited ({}) {} ago", exit_code(e), since(e.at_ms, now))
+        }
+        (ContainerState::Exited, None) => "Exited".into(),
+        (ContainerState::Created, _) => "Created".into(),
+        (ContainerState::Dead, _) => "Dead".into(),
+    }
+}
+
+/// The container's health from the file its supervisor keeps, `None`
+/// without a health check (or before the first probe).
+pub fn health_of(dir: &std::path::Path) -> Option<Health> {
+    let bytes = std::fs::read(dir.join(HEALTH_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 pub fn entries(global: &GlobalArgs, project: &str) -> anyhow::Result<Vec<PsEntry>> {
@@ -68,6 +133,7 @@ pub fn entries(global: &GlobalArgs, project: &str) -> anyhow::Result<Vec<PsEntry
     let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
     let published = super::port::published(global, &ids);
     let mut out = Vec::new();
+    let now = now_ms();
     for (record, ports) in records.into_iter().zip(published) {
         let state = record.live_state();
         let command = std::fs::read(
@@ -97,20 +163,17 @@ pub fn entries(global: &GlobalArgs, project: &str) -> anyhow::Result<Vec<PsEntry
             })
             .collect();
         let exit_code = record.last_exit.and_then(|e| e.code).unwrap_or(0);
-        let status = match state {
-            ContainerState::Running => format!("Up {}", ago(record.created_ms)),
-            ContainerState::Exited => match record.last_exit {
-                Some(e) => match e.code {
-                    Some(code) => format!("Exited ({code}) {} ago", ago(e.at_ms)),
-                    None => format!("Exited (unknown) {} ago", ago(e.at_ms)),
-                },
-                None => "Exited".into(),
-            },
-            ContainerState::Restarting => format!("Restarting ({exit_code})"),
-            ContainerState::Created => "Created".into(),
-            ContainerState::Paused => "Paused".into(),
-            ContainerState::Dead => "Dead".into(),
-        };
+        let dir = store.container_dir(project, &record.name);
+        let health = health_of(&dir)
+            .filter(|_| state == ContainerState::Running)
+            .map(|h| h.status);
+        let status = status_text(state, &record, health, now);
+        let last_exit = record
+            .last_exit
+            .map(|e| e.code.map_or("unknown".to_owned(), |c| c.to_string()));
+        let next_attempt = record
+            .next_attempt_ms
+            .filter(|_| state == ContainerState::Restarting);
         out.push(PsEntry {
             id: record.id,
             name: record.name,
@@ -121,10 +184,18 @@ pub fn entries(global: &GlobalArgs, project: &str) -> anyhow::Result<Vec<PsEntry
             created: record.created_ms / 1000,
             state,
             status,
-            health: String::new(),
+            health: health
+                .map(|h| serde_json::to_value(h).ok())
+                .and_then(|v| v?.as_str().map(str::to_owned))
+                .unwrap_or_default(),
             exit_code,
             publishers,
             restart_count: record.restart_count,
+            last_exit,
+            next_attempt: next_attempt.map(|ms| {
+                humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+            }),
+            next_attempt_ms: next_attempt,
         });
     }
     Ok(out)
@@ -134,6 +205,7 @@ pub fn run(global: &GlobalArgs, args: PsArgs) -> anyhow::Result<ExitCode> {
     let Some(name) = client::project_name(&args.project)? else {
         return Ok(ExitCode::FAILURE);
     };
+    client::ensure_supervisor(global, &name)?;
     let list: Vec<PsEntry> = entries(global, &name)?
         .into_iter()
         .filter(|e| args.all || e.state != ContainerState::Exited)
@@ -146,13 +218,22 @@ pub fn run(global: &GlobalArgs, args: PsArgs) -> anyhow::Result<ExitCode> {
         }
         Format::Table => {
             println!(
-                "{:<28} {:<24} {:<12} {:<32} RESTARTS",
-                "NAME", "IMAGE", "SERVICE", "STATUS"
+                "{:<28} {:<24} {:<12} {:<36} {:<9} {:<10} NEXT ATTEMPT",
+                "NAME", "IMAGE", "SERVICE", "STATUS", "RESTARTS", "LAST EXIT"
             );
+            let now = now_ms();
             for e in &list {
+                let next = e.next_attempt_ms.map_or(String::new(), |ms| {
+                    format!("in {:.1}s", ms.saturating_sub(now) as f64 / 1000.0)
+                });
                 println!(
-                    "{:<28} {:<24} {:<12} {:<32} {}",
-                    e.name, e.image, e.service, e.status, e.restart_count
+                    "{:<28} {:<24} {:<12} {:<36} {:<9} {:<10} {next}",
+                    e.name,
+                    e.image,
+                    e.service,
+                    e.status,
+                    e.restart_count,
+                    e.last_exit.as_deref().unwrap_or("-"),
                 );
             }
         }

@@ -200,6 +200,12 @@ impl Host {
             stopped_by_user: false,
             last_exit: None,
             one_off,
+            started_ms: None,
+            restart: crate::restart::RestartState::default(),
+            next_attempt_ms: None,
+            history: Vec::new(),
+            error: None,
+            dead_reason: None,
         };
         // The record goes first so that a crash from here on leaves a
         // container `down` knows to clean up.

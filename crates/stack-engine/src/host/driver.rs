@@ -8,14 +8,14 @@ use stack_spec::DependsOnCondition;
 use tokio::sync::oneshot;
 
 use super::create::CreateError;
-use super::launch::{restart_policy, stop_grace, stop_signal};
+use super::launch::{backoff, restart_on_unhealthy, restart_policy, stop_grace, stop_signal};
 use super::{Host, Watched};
 use crate::execute::Driver;
 use crate::health::{Status as HealthStatus, resolve_check};
 use crate::observed::ContainerState;
 use crate::plan::Wait;
-use crate::restart::{Backoff, Exit};
-use crate::supervise::{Command, EventKind, MonitorConfig, spawn_monitor};
+use crate::restart::{Exit, RestartState};
+use crate::supervise::{Begin, Command, EventKind, MonitorConfig, spawn_monitor};
 
 /// Why an operation failed, in the words `stack up` prints.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,7 @@ impl Host {
         let _ = self.events.send(crate::supervise::Event {
             container: container.to_owned(),
             at_ms,
+            time_ns: crate::supervise::events::unix_ns(),
             kind,
         });
     }
@@ -78,7 +79,7 @@ impl Host {
         // Whoever starts it (`up`, `start`) undoes an earlier user stop.
         self.set_stopped_by_user(name, false)?;
         let mut events = self.events.subscribe();
-        self.watch(name, None)?;
+        self.watch(name, Begin::Start)?;
         loop {
             match events.recv().await {
                 Ok(e) if e.container == name => match e.kind {
@@ -93,19 +94,9 @@ impl Host {
         }
     }
 
-    /// Watches a container that is already running (after a supervisor
-    /// restart) without restarting it.
-    pub async fn watch_running(self: &Arc<Self>, name: &str) -> Result<(), DriverError> {
-        let pid = self
-            .record(name)?
-            .pid
-            .ok_or_else(|| DriverError::Start(format!("{name} has no pid")))?;
-        self.watch(name, Some(pid))
-    }
-
-    /// Puts a container under a monitor (which starts it, or adopts `adopt`)
-    /// and, when it has a health check, a prober.
-    fn watch(self: &Arc<Self>, name: &str, adopt: Option<i32>) -> Result<(), DriverError> {
+    /// Puts a container under a monitor (which begins as `begin` says) and,
+    /// when it has a health check, a prober.
+    pub(super) fn watch(self: &Arc<Self>, name: &str, begin: Begin) -> Result<(), DriverError> {
         let record = self.record(name)?;
         let service = self.service(&record.service)?;
         let image_config = self
@@ -124,11 +115,17 @@ impl Host {
             } else {
                 restart_policy(&service)
             },
-            backoff: Backoff::default(),
+            backoff: backoff(&service),
             stop_signal: stop_signal(&service, image_stop.as_deref()),
             stop_grace: stop_grace(&service),
+            restart: RestartState {
+                restart_count: record.restart_count,
+                stopped_by_user: record.stopped_by_user,
+                ..record.restart
+            },
+            restart_on_unhealthy: restart_on_unhealthy(&service),
         };
-        let monitor = spawn_monitor(self.clone(), config, self.events.clone(), self.epoch, adopt);
+        let monitor = spawn_monitor(self.clone(), config, self.events.clone(), self.epoch, begin);
         let check = resolve_check(
             service.healthcheck.as_ref(),
             image_config

@@ -13,16 +13,16 @@ use nix::sys::signal::Signal;
 use oci_spec::runtime::Spec;
 use stack_runtime::{Container, CreateOptions, Stdio};
 use stack_spec::{RestartPolicy as SpecPolicy, Service};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::create::{CreateError, io};
 use super::{Attach, Host};
+use crate::logger::Handover;
 use crate::logs::{LogWriter, Rotation, Stream};
 use crate::observed::ContainerState;
 use crate::pidfd::ExitStatus;
-use crate::restart::{Exit, RestartPolicy};
+use crate::restart::{Backoff, Exit, RestartPolicy, RestartState};
 use crate::store::LastExit;
-use crate::supervise::Launcher;
+use crate::supervise::{Launcher, Snapshot};
 
 /// One line of container output, for attached `up` and `logs -f`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,17 +34,21 @@ pub struct LogLine {
 }
 
 /// The engine's restart policy for a service: `restart:` or
-/// `deploy.restart_policy`.
+/// `deploy.restart_policy` (which wins, as in compose). Its conditions map
+/// as compose maps them (`none` → no, `on-failure`, `any` → always);
+/// `max_attempts` limits `any` too, as swarm does.
 pub fn restart_policy(service: &Service) -> RestartPolicy {
     if let Some(p) = service
         .deploy
         .as_ref()
         .and_then(|d| d.restart_policy.as_ref())
     {
-        let max = p.max_attempts;
-        return match p.condition.as_deref() {
-            Some("none") => RestartPolicy::No,
-            Some("on-failure") => RestartPolicy::OnFailure { max_retries: max },
+        let max = p.max_attempts.filter(|&n| n > 0);
+        return match (p.condition.as_deref(), max) {
+            (Some("none" | "no"), _) => RestartPolicy::No,
+            (Some("on-failure"), _) => RestartPolicy::OnFailure { max_retries: max },
+            (Some("unless-stopped"), _) => RestartPolicy::UnlessStopped,
+            (_, Some(max_attempts)) => RestartPolicy::Any { max_attempts },
             _ => RestartPolicy::Always,
         };
     }
@@ -54,6 +58,41 @@ pub fn restart_policy(service: &Service) -> RestartPolicy {
         SpecPolicy::OnFailure { max_retries } => RestartPolicy::OnFailure { max_retries },
         SpecPolicy::UnlessStopped => RestartPolicy::UnlessStopped,
     }
+}
+
+/// The waits between restarts: Docker's doubling backoff, or with
+/// `deploy.restart_policy.delay` swarm's fixed delay, and its `window` as
+/// the run that counts as a success (10 s, Docker's, when not given).
+pub fn backoff(service: &Service) -> Backoff {
+    let policy = service
+        .deploy
+        .as_ref()
+        .and_then(|d| d.restart_policy.as_ref());
+    let docker = Backoff::default();
+    match policy {
+        Some(p) if p.delay.is_some() || p.window.is_some() => {
+            let window = p
+                .window
+                .map(|w| w.as_duration())
+                .unwrap_or(docker.reset_after);
+            match p.delay {
+                Some(delay) => Backoff::fixed(delay.as_duration(), window),
+                None => Backoff {
+                    reset_after: window,
+                    ..docker
+                },
+            }
+        }
+        _ => docker,
+    }
+}
+
+/// `x-stack.restart_on_unhealthy`.
+pub fn restart_on_unhealthy(service: &Service) -> bool {
+    service
+        .x_stack
+        .as_ref()
+        .is_some_and(|x| x.restart_on_unhealthy)
 }
 
 /// `stop_signal` as a signal number; SIGTERM by default.
@@ -200,74 +239,64 @@ impl Host {
             })??;
 
         if let Some((out_r, err_r)) = pipes {
-            let writer = LogWriter::open(&self.log_path(name), rotation(&service))
-                .map_err(io("open the log of", &dir))?;
-            let writer = Arc::new(Mutex::new(writer));
-            for (fd, stream) in [(out_r, Stream::Stdout), (err_r, Stream::Stderr)] {
-                self.pump(fd, stream, name, &record.service, writer.clone());
+            let rotation = rotation(&service);
+            let handover = Handover {
+                container: name.to_owned(),
+                path: self.log_path(name),
+                max_size: rotation.max_size,
+                max_file: rotation.max_file,
+            };
+            if let Err((e, out_r, err_r)) = self.hand_over_logs(handover, out_r, err_r).await {
+                // Without a keeper the supervisor reads the output itself;
+                // it then stops with the supervisor, so say so.
+                tracing::warn!(
+                    "log keeper of {}: {e}; logging in the supervisor",
+                    record.project
+                );
+                let writer = LogWriter::open(&self.log_path(name), rotation)
+                    .map_err(io("open the log of", &dir))?;
+                let writer = Arc::new(Mutex::new(writer));
+                for (fd, stream) in [(out_r, Stream::Stdout), (err_r, Stream::Stderr)] {
+                    crate::logger::pump(fd, stream, name.to_owned(), writer.clone(), |_| {});
+                }
             }
         }
 
-        // Only the policy's restarts count, as in Docker: not a user's
-        // `start` or `restart`.
-        let by_policy = self
-            .watched
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .is_some_and(|w| w.monitor.snapshot.borrow().state == ContainerState::Restarting);
-        if by_policy {
-            record.restart_count += 1;
-        }
         record.pid = Some(container.pid());
+        record.started_ms = Some(now_ms());
+        record.error = None;
         record.pid_start_time = Some(container.start_time());
         record.state = ContainerState::Running;
         self.store.save(&record)?;
         Ok(container.pid())
     }
+}
 
-    /// Copies one output stream of a container into its log, line by line
-    /// with a timestamp, and to anyone following the logs.
-    fn pump(
-        &self,
-        fd: OwnedFd,
-        stream: Stream,
-        name: &str,
-        service: &str,
-        writer: Arc<Mutex<LogWriter>>,
-    ) {
-        let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
-            return;
-        };
-        let logs = self.logs.clone();
-        let (container, service) = (name.to_owned(), service.to_owned());
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(pipe).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let text = format!("{line}\n");
-                if let Err(e) = writer.lock().unwrap_or_else(|e| e.into_inner()).write(
-                    stream,
-                    &text,
-                    SystemTime::now(),
-                ) {
-                    tracing::warn!("log of {container}: {e}");
-                }
-                let _ = logs.send(LogLine {
-                    container: container.clone(),
-                    service: service.clone(),
-                    stream,
-                    line,
-                });
-            }
-        });
-    }
+pub(super) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
 }
 
 impl Launcher for Host {
     type Error = CreateError;
 
     async fn start(&self, container: &str) -> Result<i32, Self::Error> {
-        self.launch(container).await
+        let result = self.launch(container).await;
+        if let Err(e) = &result
+            && let Ok(mut record) = self.record(container)
+        {
+            record.error = Some(e.to_string());
+            // Without its bundle the container can never run again: that
+            // is Docker's `dead`, and `inspect` says why.
+            if !self.container_dir(container).join("config.json").exists() {
+                record.state = ContainerState::Dead;
+                record.dead_reason = Some(format!("its bundle is gone ({e})"));
+            }
+            let _ = self.store.save(&record);
+        }
+        result
     }
 
     fn signal(&self, _: &str, pid: i32, signal: i32) -> Result<(), Self::Error> {
@@ -279,6 +308,30 @@ impl Launcher for Host {
                 source: e.into(),
             }
         })
+    }
+
+    fn remember(&self, container: &str, snapshot: &Snapshot, restart: &RestartState) {
+        let Ok(mut record) = self.record(container) else {
+            return;
+        };
+        let before = record.clone();
+        // `Created` is the monitor's state before its first start, and a
+        // dead container stays dead: the record knows better.
+        if snapshot.state != ContainerState::Created && record.state != ContainerState::Dead {
+            record.state = snapshot.state;
+        }
+        record.restart = *restart;
+        record.restart_count = snapshot.restart_count;
+        record.stopped_by_user = snapshot.stopped_by_user;
+        record.next_attempt_ms = snapshot.next_attempt.map(|due| {
+            let wait = due.saturating_duration_since(tokio::time::Instant::now());
+            now_ms() + wait.as_millis() as u64
+        });
+        if record != before
+            && let Err(e) = self.store.save(&record)
+        {
+            tracing::warn!("saving {container}: {e}");
+        }
     }
 
     fn classify(&self, container: &str, status: ExitStatus) -> Exit {
@@ -293,19 +346,18 @@ impl Launcher for Host {
             ExitStatus::Exited(code) if oom && code == 137 => Exit::OomKilled,
             ExitStatus::Exited(code) => Exit::Code(code),
             ExitStatus::Signaled(sig) => Exit::Signal(sig),
-            ExitStatus::Unknown => Exit::Code(-1),
+            ExitStatus::Unknown if oom => Exit::OomKilled,
+            ExitStatus::Unknown => Exit::Unknown,
         };
         if let Some(mut record) = record {
             record.state = ContainerState::Exited;
             record.pid = None;
             record.pid_start_time = None;
-            record.last_exit = Some(LastExit {
+            record.push_exit(LastExit {
                 code: (status != ExitStatus::Unknown).then(|| exit.code()),
                 oom_killed: exit == Exit::OomKilled,
-                at_ms: SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or_default(),
+                at_ms: now_ms(),
+                started_ms: record.started_ms,
             });
             if let Err(e) = self.store.save(&record) {
                 tracing::warn!("saving {container}: {e}");

@@ -5,8 +5,10 @@
 //! supervisor process, which is the parent (subreaper) of its containers so
 //! that it learns every exit code.
 
+mod adopt;
 mod create;
 mod driver;
+mod keeper;
 mod launch;
 mod ops;
 mod probe;
@@ -25,9 +27,10 @@ use crate::observed::{ContainerState, Observed, ObservedContainer};
 use crate::store::{ContainerRecord, Store, StoreError};
 use crate::supervise::{Event, MonitorHandle};
 
+pub use adopt::begin_for;
 pub use create::{CreateError, port_mappings};
 pub use driver::{DriverError, HostDriver};
-pub use launch::{LogLine, restart_policy};
+pub use launch::{LogLine, backoff, restart_on_unhealthy, restart_policy};
 pub use ops::{Attach, OpsError, stdio_of};
 
 /// Where things live and which binary is the containers' init stage.
@@ -218,5 +221,16 @@ impl Host {
 
     pub fn root(&self) -> &Path {
         &self.config.root
+    }
+}
+
+/// Returns the heap a request left free to the kernel: executing a plan for
+/// hundreds of containers peaks far above what watching them needs, and
+/// glibc keeps freed memory in its arenas otherwise.
+pub fn give_back_memory() {
+    // SAFETY: malloc_trim only releases free heap pages; it touches no live
+    // allocation.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

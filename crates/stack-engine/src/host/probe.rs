@@ -14,9 +14,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Host;
-use crate::health::{Check, Health, next_probe_in};
+use crate::health::{Check, HEALTH_FILE, Health, Status as HealthStatus, next_probe_in};
 use crate::pidfd::{ExitStatus, PidFd};
-use crate::supervise::EventKind;
+use crate::supervise::{Command, EventKind};
 
 impl Host {
     /// Starts probing `name`; the receiver sees every status change.
@@ -50,11 +50,32 @@ impl Host {
                 if let Some(status) = health.record(&check.timing, started.elapsed(), code, &output)
                 {
                     host.emit(&name, EventKind::HealthStatus { status });
+                    if status == HealthStatus::Unhealthy {
+                        host.tell(&name, Command::Unhealthy);
+                    }
                 }
+                host.keep_health(&name, &health);
                 tx.send_replace(health.clone());
             }
         });
         (rx, task)
+    }
+
+    /// Sends a command to a container's monitor without waiting.
+    pub(super) fn tell(&self, name: &str, command: Command) {
+        let watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = watched.get(name) {
+            let _ = w.monitor.commands.try_send(command);
+        }
+    }
+
+    /// Keeps the health state beside the record, for `inspect` and `ps`.
+    fn keep_health(&self, name: &str, health: &Health) {
+        let path = self.container_dir(name).join(HEALTH_FILE);
+        let bytes = serde_json::to_vec(health).expect("health serialises");
+        if let Err(e) = crate::atomic::write(&path, &bytes) {
+            tracing::warn!("{}: {e}", path.display());
+        }
     }
 
     fn current_pid(&self, name: &str) -> Option<i32> {

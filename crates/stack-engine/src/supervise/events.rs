@@ -4,6 +4,14 @@ use serde::Serialize;
 
 use crate::health::Status as HealthStatus;
 
+/// Now, as nanoseconds since the Unix epoch.
+pub fn unix_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "action")]
 pub enum EventKind {
@@ -21,6 +29,12 @@ pub enum EventKind {
         attempt: u32,
     },
     Stop,
+    /// `stack kill`: a signal from the user.
+    Kill {
+        signal: i32,
+    },
+    /// The policy's wait is over; the container starts again.
+    Restart,
     HealthStatus {
         status: HealthStatus,
     },
@@ -36,6 +50,8 @@ pub struct Event {
     /// Milliseconds since the supervisor's clock started (the tokio clock, so
     /// tests can drive it).
     pub at_ms: u64,
+    /// Wall-clock time, nanoseconds since the Unix epoch.
+    pub time_ns: u128,
     #[serde(flatten)]
     pub kind: EventKind,
 }

@@ -2,7 +2,10 @@
 //! no polling), applies the restart policy with backoff, and reports events.
 
 pub mod events;
+pub mod journal;
 pub mod monitor;
 
 pub use events::{Event, EventKind};
-pub use monitor::{Command, Launcher, MonitorConfig, MonitorHandle, Snapshot, spawn_monitor};
+pub use monitor::{
+    Begin, Command, Launcher, MonitorConfig, MonitorHandle, Snapshot, spawn_monitor,
+};

@@ -29,6 +29,10 @@ pub trait Launcher: Send + Sync + 'static {
     /// Turns a raw exit into Docker's terms; this is where an OOM kill
     /// reported by the cgroup is recognised.
     fn classify(&self, container: &str, status: ExitStatus) -> Exit;
+
+    /// Keeps what the monitor knows (state, restart count, backoff, the next
+    /// attempt) where a later supervisor finds it; called on every change.
+    fn remember(&self, _container: &str, _snapshot: &Snapshot, _restart: &RestartState) {}
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +42,27 @@ pub struct MonitorConfig {
     pub backoff: Backoff,
     pub stop_signal: i32,
     pub stop_grace: Duration,
+    /// Where the policy stands, from the record of an earlier supervisor.
+    pub restart: RestartState,
+    /// `x-stack.restart_on_unhealthy`: an unhealthy container is stopped and
+    /// started again with the policy's backoff.
+    pub restart_on_unhealthy: bool,
+}
+
+/// How a monitor takes up its container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begin {
+    /// Start it now.
+    Start,
+    /// Watch this process, already running (after a supervisor restart).
+    Adopt(i32),
+    /// It ended while no supervisor watched it: record an exit whose status
+    /// is unknown and let the policy decide, as after any exit.
+    ExitedUnseen { ran_for: Duration },
+    /// It was waiting for a restart when its supervisor went away.
+    RestartAt(Instant),
+    /// Leave it down until `Start`.
+    Idle,
 }
 
 /// The monitor's current view, for `ps` and `inspect`.
@@ -65,6 +90,8 @@ pub enum Command {
     Kill { signal: i32 },
     /// `stack start` after a stop.
     Start,
+    /// Its health check turned unhealthy.
+    Unhealthy,
 }
 
 #[derive(Debug, Clone)]
@@ -80,25 +107,31 @@ struct Monitor<L: Launcher> {
     epoch: Instant,
     snapshot: watch::Sender<Snapshot>,
     restart: RestartState,
+    /// The current run is being stopped because it turned unhealthy.
+    unhealthy_kill: bool,
 }
 
-/// Starts monitoring; with `adopt`, takes over an already running process
-/// instead of starting one (after a supervisor restart).
+/// Starts monitoring, beginning as `begin` says.
 pub fn spawn_monitor<L: Launcher>(
     launcher: Arc<L>,
     config: MonitorConfig,
     events: broadcast::Sender<Event>,
     epoch: Instant,
-    adopt: Option<i32>,
+    begin: Begin,
 ) -> MonitorHandle {
     let (commands, rx) = mpsc::channel(16);
+    let restart = config.restart;
     let (snapshot, snapshot_rx) = watch::channel(Snapshot {
-        state: ContainerState::Created,
+        state: if begin == Begin::Idle {
+            ContainerState::Exited
+        } else {
+            ContainerState::Created
+        },
         pid: None,
-        restart_count: 0,
+        restart_count: restart.restart_count,
         last_exit: None,
         next_attempt: None,
-        stopped_by_user: false,
+        stopped_by_user: restart.stopped_by_user,
     });
     let monitor = Monitor {
         launcher,
@@ -106,9 +139,10 @@ pub fn spawn_monitor<L: Launcher>(
         events,
         epoch,
         snapshot,
-        restart: RestartState::default(),
+        restart,
+        unhealthy_kill: false,
     };
-    tokio::spawn(monitor.run(rx, adopt));
+    tokio::spawn(monitor.run(rx, begin));
     MonitorHandle {
         commands,
         snapshot: snapshot_rx,
@@ -128,18 +162,49 @@ impl<L: Launcher> Monitor<L> {
         let _ = self.events.send(Event {
             container: self.config.container.clone(),
             at_ms,
+            time_ns: super::events::unix_ns(),
             kind,
         });
     }
 
     fn set(&self, f: impl FnOnce(&mut Snapshot)) {
         self.snapshot.send_modify(f);
+        self.launcher.remember(
+            &self.config.container,
+            &self.snapshot.borrow(),
+            &self.restart,
+        );
     }
 
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>, adopt: Option<i32>) {
-        let mut next = match adopt {
-            Some(pid) => self.watch(pid, &mut commands).await,
-            None => Next::Start,
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, begin: Begin) {
+        let mut next = match begin {
+            Begin::Start => Next::Start,
+            Begin::Adopt(pid) => self.watch(pid, &mut commands).await,
+            Begin::ExitedUnseen { ran_for } => {
+                self.after_exit(Exit::Unknown, ran_for, &mut commands).await
+            }
+            Begin::RestartAt(due) => {
+                let (decision, next_state) = decide(
+                    self.config.policy,
+                    &self.config.backoff,
+                    &self.restart,
+                    Exit::Unknown,
+                    Duration::ZERO,
+                );
+                if let Decision::Restart { .. } = decision {
+                    // The delay was decided by the previous supervisor; keep
+                    // it, so the next one doubles from there.
+                    let next_state = RestartState {
+                        last_delay: self.restart.last_delay.or(next_state.last_delay),
+                        ..next_state
+                    };
+                    self.wait_restart(due, next_state, &mut commands).await
+                } else {
+                    self.set(|s| s.state = ContainerState::Exited);
+                    Next::Idle
+                }
+            }
+            Begin::Idle => Next::Idle,
         };
         loop {
             next = match next {
@@ -154,7 +219,7 @@ impl<L: Launcher> Monitor<L> {
                         let _ = done.send(());
                         Next::Idle
                     }
-                    Some(Command::Kill { .. }) => Next::Idle,
+                    Some(Command::Kill { .. }) | Some(Command::Unhealthy) => Next::Idle,
                     None => Next::Finished,
                 },
                 Next::Finished => return,
@@ -178,6 +243,17 @@ impl<L: Launcher> Monitor<L> {
         }
     }
 
+    /// Starts the stop of a running container: its stop signal now, SIGKILL
+    /// at the returned time.
+    /// Sends the stop signal; returns when SIGKILL is due (`grace`, else
+    /// the service's stop grace period).
+    fn begin_stop(&mut self, pid: i32, grace: Option<Duration>) -> Instant {
+        let _ = self
+            .launcher
+            .signal(&self.config.container, pid, self.config.stop_signal);
+        Instant::now() + grace.unwrap_or(self.config.stop_grace)
+    }
+
     /// Watches `pid` until it exits, then decides what comes next.
     async fn watch(&mut self, pid: i32, commands: &mut mpsc::Receiver<Command>) -> Next {
         let started = Instant::now();
@@ -186,7 +262,7 @@ impl<L: Launcher> Monitor<L> {
             // Gone before we could watch it: an exit whose status is lost.
             Err(_) => {
                 return self
-                    .after_exit(Exit::Code(-1), Duration::ZERO, commands)
+                    .after_exit(Exit::Unknown, Duration::ZERO, commands)
                     .await;
             }
         };
@@ -206,17 +282,23 @@ impl<L: Launcher> Monitor<L> {
                         self.restart.stopped_by_user = true;
                         self.set(|s| s.stopped_by_user = true);
                         self.emit(EventKind::Stop);
-                        let _ = self.launcher.signal(&self.config.container, pid, self.config.stop_signal);
-                        kill_at = Some(Instant::now() + grace.unwrap_or(self.config.stop_grace));
+                        kill_at = Some(self.begin_stop(pid, grace));
                         stopping = Some(done);
                     }
                     Some(Command::Kill { signal }) => {
                         // A user kill counts as a user stop, as in Docker.
                         self.restart.stopped_by_user = true;
                         self.set(|s| s.stopped_by_user = true);
+                        self.emit(EventKind::Kill { signal });
                         let _ = self.launcher.signal(&self.config.container, pid, signal);
                     }
                     Some(Command::Start) => {}
+                    Some(Command::Unhealthy) => {
+                        if self.config.restart_on_unhealthy && kill_at.is_none() {
+                            self.unhealthy_kill = true;
+                            kill_at = Some(self.begin_stop(pid, None));
+                        }
+                    }
                     None => {
                         // The supervisor is going away; the container keeps
                         // running and will be adopted by the next one.
@@ -249,6 +331,7 @@ impl<L: Launcher> Monitor<L> {
             Exit::Code(c) => (Some(c), None),
             Exit::Signal(s) => (None, Some(s)),
             Exit::OomKilled => (None, Some(libc::SIGKILL)),
+            Exit::Unknown => (None, None),
         };
         if exit == Exit::OomKilled {
             self.emit(EventKind::Oom);
@@ -258,13 +341,14 @@ impl<L: Launcher> Monitor<L> {
             s.pid = None;
             s.last_exit = Some(exit);
         });
-        let (decision, next_state) = decide(
-            self.config.policy,
-            &self.config.backoff,
-            &self.restart,
-            exit,
-            ran_for,
-        );
+        // A container stopped for being unhealthy is restarted even under
+        // `restart: no` (that is what the user opted in to), with the backoff.
+        let policy = match (std::mem::take(&mut self.unhealthy_kill), self.config.policy) {
+            (true, RestartPolicy::No) => RestartPolicy::Always,
+            (_, policy) => policy,
+        };
+        let (decision, next_state) =
+            decide(policy, &self.config.backoff, &self.restart, exit, ran_for);
         let Decision::Restart { after } = decision else {
             self.set(|s| s.state = ContainerState::Exited);
             return Next::Idle;
@@ -274,6 +358,19 @@ impl<L: Launcher> Monitor<L> {
             delay_ms: after.as_millis() as u64,
             attempt: next_state.restart_count,
         });
+        self.wait_restart(due, next_state, commands).await
+    }
+
+    /// Waits until `due` (a user stop cancels), then starts again.
+    async fn wait_restart(
+        &mut self,
+        due: Instant,
+        next_state: RestartState,
+        commands: &mut mpsc::Receiver<Command>,
+    ) -> Next {
+        // Kept before the wait, so that a supervisor that dies meanwhile
+        // leaves the backoff for the next one to continue.
+        self.restart.last_delay = next_state.last_delay;
         self.set(|s| {
             s.state = ContainerState::Restarting;
             s.next_attempt = Some(due);
@@ -294,13 +391,17 @@ impl<L: Launcher> Monitor<L> {
                         let _ = done.send(());
                         return Next::Idle;
                     }
-                    Some(Command::Kill { .. }) | Some(Command::Start) => {}
+                    Some(Command::Kill { .. } | Command::Start | Command::Unhealthy) => {}
                     None => return Next::Finished,
                 },
             }
         }
         self.restart = next_state;
-        self.set(|s| s.restart_count = next_state.restart_count);
+        self.set(|s| {
+            s.restart_count = next_state.restart_count;
+            s.next_attempt = None;
+        });
+        self.emit(EventKind::Restart);
         Next::Start
     }
 }

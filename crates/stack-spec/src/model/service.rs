@@ -219,9 +219,27 @@ pub struct Service {
     pub pid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uts: Option<String>,
+    /// `x-stack:`, settings only `stack` understands.
+    #[serde(rename = "x-stack", default, skip_serializing_if = "Option::is_none")]
+    pub x_stack: Option<StackExtension>,
     /// Schema-valid keys `stack` does not act on (kept for `stack config`).
     #[serde(flatten)]
     pub unsupported: Unsupported,
+}
+
+/// A service's `x-stack:` block; an unknown key in it is an error, since a
+/// misspelt opt-in would otherwise be silently ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StackExtension {
+    /// Restart the container (with the restart policy's backoff) when its
+    /// health check turns unhealthy.
+    #[serde(
+        default,
+        skip_serializing_if = "is_false",
+        deserialize_with = "flex::bool"
+    )]
+    pub restart_on_unhealthy: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]

@@ -1,0 +1,39 @@
+//! `stack __logs PROJECT`: the project's log keeper (see
+//! `stack_engine::logger`), started by its supervisor; not meant to be run
+//! by hand.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use stack_engine::lock::ProjectLock;
+use stack_engine::logger;
+
+use crate::cli::GlobalArgs;
+
+#[derive(Debug, Args)]
+pub struct LogKeeperArgs {
+    pub project: String,
+}
+
+pub fn run(global: &GlobalArgs, args: LogKeeperArgs) -> anyhow::Result<ExitCode> {
+    // One keeper per project: a second one started in a race just leaves.
+    let Ok(_lock) = ProjectLock::acquire(
+        &global.run_dir,
+        &format!("{}.logs", args.project),
+        "stack log keeper",
+        Duration::ZERO,
+    ) else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let socket = logger::socket_path(&global.run_dir, &args.project);
+    let project_dir = global.root.join("projects").join(&args.project);
+    // One thread is plenty for copying pipes, and keeps the keeper small.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(logger::serve(socket, project_dir))?;
+    Ok(ExitCode::SUCCESS)
+}

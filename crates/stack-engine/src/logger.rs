@@ -1,0 +1,224 @@
+//! The project's log keeper: a small process of its own (like conmon, but
+//! one per project rather than one per container) that holds the read ends
+//! of the containers' output pipes and writes their logs. The supervisor
+//! hands it each new pair of pipes over a Unix socket (`SCM_RIGHTS`), so a
+//! container never notices when its supervisor dies or restarts: its output
+//! keeps being read and written to the log, and it can neither block on a
+//! full pipe nor die of `SIGPIPE` in the meantime.
+//!
+//! It ends by itself once the project's state directory is gone (`down`).
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, BufReader, Interest};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::logs::{LogWriter, Rotation, Stream};
+
+/// One container run's output, as the supervisor hands it over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handover {
+    pub container: String,
+    pub path: PathBuf,
+    pub max_size: u64,
+    pub max_file: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoggerError {
+    #[error("log keeper socket {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The log keeper's socket.
+pub fn socket_path(run_dir: &Path, project: &str) -> PathBuf {
+    run_dir
+        .join("supervisors")
+        .join(format!("{project}.logs.sock"))
+}
+
+/// Hands `stdout` and `stderr` (read ends) to the keeper at `socket`.
+pub fn hand_over(
+    socket: &Path,
+    handover: &Handover,
+    stdout: &OwnedFd,
+    stderr: &OwnedFd,
+) -> std::io::Result<()> {
+    let stream = StdUnixStream::connect(socket)?;
+    let header = serde_json::to_vec(handover).map_err(std::io::Error::other)?;
+    let fds = [stdout.as_raw_fd(), stderr.as_raw_fd()];
+    let iov = [IoSlice::new(&header)];
+    let sent = sendmsg::<()>(
+        stream.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )?;
+    if sent != header.len() {
+        return Err(std::io::Error::other("short write to the log keeper"));
+    }
+    // One byte back says the pipes are in its hands.
+    let mut ack = [0u8; 1];
+    std::io::Read::read_exact(&mut &stream, &mut ack)
+}
+
+/// Runs the keeper of `project` until its state directory goes away.
+pub async fn serve(socket: PathBuf, project_dir: PathBuf) -> Result<(), LoggerError> {
+    let err = |source| LoggerError::Io {
+        path: socket.clone(),
+        source,
+    };
+    if let Some(parent) = socket.parent() {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    // The caller holds the keeper's lock: a socket file here is stale.
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket).map_err(err)?;
+    let mut check = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    tokio::spawn(async move {
+                        if let Err(e) = receive(stream).await {
+                            tracing::warn!("log handover: {e}");
+                        }
+                    });
+                }
+            }
+            _ = check.tick() => {
+                if !project_dir.exists() {
+                    let _ = std::fs::remove_file(&socket);
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+async fn receive(stream: UnixStream) -> std::io::Result<()> {
+    let (header, fds) = stream
+        .async_io(Interest::READABLE, || {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut space = nix::cmsg_space!([RawFd; 2]);
+            let (len, fds) = {
+                let mut iov = [IoSliceMut::new(&mut buf)];
+                let msg = recvmsg::<()>(
+                    stream.as_raw_fd(),
+                    &mut iov,
+                    Some(&mut space),
+                    MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
+                )?;
+                let mut fds = Vec::new();
+                for c in msg.cmsgs()? {
+                    if let ControlMessageOwned::ScmRights(list) = c {
+                        // SAFETY: the kernel just installed these
+                        // descriptors for us; nothing else owns them.
+                        fds.extend(
+                            list.into_iter()
+                                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                        );
+                    }
+                }
+                (msg.bytes, fds)
+            };
+            buf.truncate(len);
+            Ok((buf, fds))
+        })
+        .await?;
+    let handover: Handover = serde_json::from_slice(&header).map_err(std::io::Error::other)?;
+    let [stdout, stderr]: [OwnedFd; 2] = fds
+        .try_into()
+        .map_err(|_| std::io::Error::other("expected two pipes"))?;
+    let rotation = Rotation {
+        max_size: handover.max_size,
+        max_file: handover.max_file,
+    };
+    let writer = Arc::new(Mutex::new(LogWriter::open(&handover.path, rotation)?));
+    for (fd, stream) in [(stdout, Stream::Stdout), (stderr, Stream::Stderr)] {
+        pump(
+            fd,
+            stream,
+            handover.container.clone(),
+            writer.clone(),
+            |_| {},
+        );
+    }
+    stream
+        .async_io(Interest::WRITABLE, || {
+            nix::unistd::write(&stream, b"k").map_err(std::io::Error::from)
+        })
+        .await?;
+    Ok(())
+}
+
+/// Docker's json-file driver cuts lines at 16 KiB; so do we, so that a
+/// process that never writes a newline cannot grow a buffer without end.
+pub const MAX_LINE: usize = 16 * 1024;
+
+/// What one pipe's reader holds between reads.
+const READ_BUFFER: usize = 2048;
+
+/// Copies one output stream of a container into its log, line by line with
+/// a timestamp (bytes that are not UTF-8 are replaced, never a reason to
+/// stop reading); `each` sees every line too.
+pub fn pump(
+    fd: OwnedFd,
+    stream: Stream,
+    container: String,
+    writer: Arc<Mutex<LogWriter>>,
+    each: impl Fn(&str) + Send + Sync + 'static,
+) {
+    let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
+        return;
+    };
+    tokio::spawn(async move {
+        // A small buffer: most containers are quiet, and a long line grows
+        // `line` only while it lasts.
+        let mut reader = BufReader::with_capacity(READ_BUFFER, pipe);
+        let mut line: Vec<u8> = Vec::new();
+        let write = |line: &[u8]| {
+            let text = String::from_utf8_lossy(line);
+            if let Err(e) = writer.lock().unwrap_or_else(|e| e.into_inner()).write(
+                stream,
+                &text,
+                SystemTime::now(),
+            ) {
+                tracing::warn!("log of {container}: {e}");
+            }
+            each(text.trim_end_matches('\n'));
+        };
+        loop {
+            let buf = match reader.fill_buf().await {
+                Ok([]) | Err(_) => break,
+                Ok(buf) => buf,
+            };
+            let (taken, complete) = match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (buf.len(), false),
+            };
+            line.extend_from_slice(&buf[..taken]);
+            reader.consume(taken);
+            if complete || line.len() >= MAX_LINE {
+                write(&line);
+                line.clear();
+                line.shrink_to(READ_BUFFER);
+            }
+        }
+        if !line.is_empty() {
+            write(&line);
+        }
+    });
+}
