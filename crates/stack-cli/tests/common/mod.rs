@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -48,22 +50,22 @@ impl Env {
     /// A new root with the busybox image loaded, for project `project`,
     /// whose networks take subnets from `10.220.<subnet>.0/24`.
     pub fn new(project: &str, subnet: u8) -> Self {
+        let env = Self::empty(project, subnet);
+        env.load(&busybox_archive());
+        env
+    }
+
+    /// Like [`Env::new`] with an empty image store.
+    pub fn empty(project: &str, subnet: u8) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("stack-e2e-")
             .tempdir()
             .unwrap();
-        let env = Self {
+        Self {
             dir,
             project: project.to_owned(),
             pool: format!("10.220.{subnet}.0/24"),
-        };
-        let out = env.stack(&["image", "load", "-i", busybox_archive().to_str().unwrap()]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        env
+        }
     }
 
     pub fn root(&self) -> PathBuf {
