@@ -194,7 +194,15 @@ def main():
             tools.append(Stack())
         elif t == "podman-compose":
             exe = os.environ.get("PODMAN_COMPOSE", "/opt/podman-compose/bin/podman-compose")
-            tools.append(Compose(t, [exe], "localhost/busybox:fixture", strip=True))
+            # crun 1.8 refuses this host's hybrid cgroup layout: podman runs runc.
+            conf = os.path.join(tempfile.mkdtemp(prefix="stack-bench-podman-"), "containers.conf")
+            with open(conf, "w") as f:
+                f.write(open("/etc/containers/containers.conf").read() + '\n[engine]\nruntime = "runc"\n'
+                        if "[engine]" not in open("/etc/containers/containers.conf").read()
+                        else open("/etc/containers/containers.conf").read().replace(
+                            "[engine]", '[engine]\nruntime = "runc"'))
+            env = dict(os.environ, CONTAINERS_CONF=conf)
+            tools.append(Compose(t, [exe], "localhost/busybox:fixture", env=env, strip=True))
         elif t == "docker-compose":
             tools.append(Compose(t, ["docker-compose"], "busybox:fixture", strip=True))
     results = []
@@ -202,26 +210,29 @@ def main():
         for n in sizes:
             file = tool.file(n)
             project = "wlbench%d" % n
-            ups, downs, rss, extra, ok = [], [], [], {}, True
+            ups, downs, rss, extra, ok, failed = [], [], [], {}, True, None
             for _ in range(args.runs):
+                step = "up"
                 try:
                     t_up, rss_up, _ = tool.up(file, project)
+                    ups.append(t_up)
+                    rss.append(rss_up)
                     running = tool.running(file, project)
                     ok = ok and running == n
                     extra = tool.extra(project)
-                    t_down, _, _ = tool.down(file, project)
+                    step = "down"
+                    downs.append(tool.down(file, project)[0])
                 except RuntimeError as e:
-                    print("%s %d: %s" % (tool.name, n, str(e)[-2000:]), file=sys.stderr)
-                    try:
-                        tool.down(file, project)
-                    except RuntimeError:
-                        pass
+                    print("%s %d %s: %s" % (tool.name, n, step, str(e)[-2000:]), file=sys.stderr)
+                    failed = step
+                    if step == "up":
+                        try:
+                            tool.down(file, project)
+                        except RuntimeError:
+                            pass
                     ok = False
                     break
-                ups.append(t_up)
-                downs.append(t_down)
-                rss.append(rss_up)
-            row = {"tool": tool.name, "services": n, "all_running": ok,
+            row = {"tool": tool.name, "services": n, "all_running": ok, "failed": failed,
                    "up_s": statistics.median(ups) if ups else None,
                    "down_s": statistics.median(downs) if downs else None,
                    "up_runs": [round(u, 3) for u in ups], "down_runs": [round(d, 3) for d in downs],
