@@ -20,6 +20,7 @@ children) over that window, divided by the probes run.
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -243,6 +244,9 @@ def main():
         if isinstance(tool, Stack) and args.probe_seconds > 0:
             row = dict(tool="stack", probe=probe_cost(tool, args.probe_seconds))
             print(json.dumps(row), flush=True)
+        # The temporary root, unless something is still mounted in it.
+        if tool.dir not in open("/proc/self/mounts").read():
+            shutil.rmtree(tool.dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
