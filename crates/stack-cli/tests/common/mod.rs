@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -48,22 +50,22 @@ impl Env {
     /// A new root with the busybox image loaded, for project `project`,
     /// whose networks take subnets from `10.220.<subnet>.0/24`.
     pub fn new(project: &str, subnet: u8) -> Self {
+        let env = Self::empty(project, subnet);
+        env.load(&busybox_archive());
+        env
+    }
+
+    /// Like [`Env::new`] with an empty image store.
+    pub fn empty(project: &str, subnet: u8) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("stack-e2e-")
             .tempdir()
             .unwrap();
-        let env = Self {
+        Self {
             dir,
             project: project.to_owned(),
             pool: format!("10.220.{subnet}.0/24"),
-        };
-        let out = env.stack(&["image", "load", "-i", busybox_archive().to_str().unwrap()]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        env
+        }
     }
 
     pub fn root(&self) -> PathBuf {
@@ -83,7 +85,13 @@ impl Env {
     }
 
     pub fn stack(&self, args: &[&str]) -> Output {
-        Command::new(stack_bin())
+        self.command(args).output().unwrap()
+    }
+
+    /// `stack --root ... --run-dir ... ARGS`, to add environment to.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(stack_bin());
+        command
             .arg("--root")
             .arg(self.root())
             .arg("--run-dir")
@@ -92,9 +100,8 @@ impl Env {
             .current_dir(self.dir.path())
             .env_remove("STACK_ROOT")
             .env_remove("STACK_RUN")
-            .env("STACK_SUBNET_POOL", &self.pool)
-            .output()
-            .unwrap()
+            .env("STACK_SUBNET_POOL", &self.pool);
+        command
     }
 
     /// `stack ARGS -f stack.yaml -p PROJECT`, asserting success.
@@ -162,4 +169,128 @@ impl Drop for Env {
             }
         }
     }
+}
+
+/// The redis image built from Debian's packages (tests/fixtures/images/redis.py),
+/// cached under the target directory across runs, keyed on package versions.
+pub fn redis_archive() -> PathBuf {
+    static ARCHIVE: OnceLock<PathBuf> = OnceLock::new();
+    ARCHIVE
+        .get_or_init(|| {
+            let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("redis-image");
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/images/redis.py");
+            let built = Command::new("python3")
+                .arg(&script)
+                .arg(&out)
+                .output()
+                .expect("python3 runs the redis fixture script");
+            assert!(
+                built.status.success(),
+                "redis fixture script failed: {}",
+                String::from_utf8_lossy(&built.stderr)
+            );
+            PathBuf::from(String::from_utf8(built.stdout).unwrap().trim())
+        })
+        .clone()
+}
+
+impl Env {
+    /// Loads one more image archive into this root.
+    pub fn load(&self, archive: &Path) {
+        let out = self.stack(&["image", "load", "-i", archive.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `stack ARGS -f stack.yaml -p PROJECT` for another project in the same root.
+    pub fn run_as(&self, project: &str, args: &[&str]) -> Output {
+        let file = self.file();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--file", file.to_str().unwrap(), "-p", project]);
+        self.stack(&all)
+    }
+
+    /// Like [`Env::ok`] for another project in the same root.
+    pub fn ok_as(&self, project: &str, args: &[&str]) -> String {
+        let out = self.run_as(project, args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success(),
+            "stack {args:?} -p {project} failed:\n{text}"
+        );
+        text
+    }
+
+    /// `stack ps -a --format json`: (service, state, exit code) per container.
+    pub fn states(&self, project: &str) -> Vec<(String, String, i64)> {
+        let ps = self.ok_as(project, &["ps", "-a", "--format", "json"]);
+        let mut out: Vec<_> = ps
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["Service"].as_str().unwrap().to_owned(),
+                    v["State"].as_str().unwrap().to_owned(),
+                    v["ExitCode"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Takes a second project of an [`Env`] down, also when the test panics.
+pub struct ProjectGuard<'a> {
+    pub env: &'a Env,
+    pub project: String,
+}
+
+impl Drop for ProjectGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.env.run_as(&self.project, &["down", "-v"]);
+    }
+}
+
+/// The non-empty content of a file a container writes; `up -d` returns once
+/// the processes run, so it may still be on its way.
+pub fn wait_file(path: &Path) -> String {
+    for _ in 0..400 {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && !text.trim().is_empty()
+        {
+            return text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{} never arrived", path.display());
+}
+
+/// The first host uptime (seconds, 10 ms resolution) a container wrote into
+/// `path`, one reading per line.
+pub fn first_uptime(path: &Path) -> f64 {
+    let text = wait_file(path);
+    text.lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: {e}: {text:?}", path.display()))
+}
+
+/// Whether a network link whose name starts with `prefix` exists.
+pub fn link_exists(prefix: &str) -> bool {
+    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    String::from_utf8_lossy(&links.stdout)
+        .lines()
+        .any(|l| l.split(": ").nth(1).is_some_and(|n| n.starts_with(prefix)))
 }
