@@ -16,6 +16,7 @@
 #    processes rootful podman runs for the same containers.
 #
 # Usage: bench/supervise/run.sh [RESTARTS] [COUNTS...]   (default 100; 1 10 100 500)
+# NO_PEERS=1 leaves podman out.
 # Networks come from 10.226.0.0/16; projects and containers are named svbench-*.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -118,7 +119,7 @@ for n in $COUNTS; do
     s_rss=$1 s_pss=$2
     S down -f "$WORK/svbench-mem.yaml" -p svbench-mem >/dev/null 2>&1
     c_rss=- c_pss=-
-    if command -v podman >/dev/null 2>&1 && podman image exists localhost/busybox:fixture 2>/dev/null; then
+    if [ -z "${NO_PEERS:-}" ] && command -v podman >/dev/null 2>&1 && podman image exists localhost/busybox:fixture 2>/dev/null; then
         i=0
         while [ "$i" -lt "$n" ]; do
             podman --runtime runc run -d --network none --name "svbench-$i" localhost/busybox:fixture sleep 3600 >/dev/null
@@ -129,5 +130,6 @@ for n in $COUNTS; do
         c_rss=$1 c_pss=$2
         podman rm -f -t 0 $(podman ps -aq --filter name=svbench-) >/dev/null
     fi
-    echo "| $n | $((s_rss / 1024)).$(((s_rss % 1024) * 10 / 1024)) MiB | $((s_pss / 1024)).$(((s_pss % 1024) * 10 / 1024)) MiB | $c_rss KiB | $c_pss KiB |"
+    mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+    echo "| $n | $(mib "$s_rss") | $(mib "$s_pss") | $c_rss KiB | $c_pss KiB |"
 done
