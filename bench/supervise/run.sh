@@ -12,8 +12,10 @@
 #    keeper).
 # 2. Memory: RSS and PSS (/proc/PID/smaps_rollup) of the project's
 #    supervisor plus its log keeper with 1, 10, 100, 500 `sleep`
-#    containers (network_mode: none), side by side with the conmon
-#    processes rootful podman runs for the same containers.
+#    containers (network_mode: none; stop_signal SIGKILL, since `sleep` as
+#    pid 1 ignores SIGTERM and `down` would wait out every grace period),
+#    side by side with the conmon processes rootful podman runs for the
+#    same containers.
 #
 # Usage: bench/supervise/run.sh [RESTARTS] [COUNTS...]   (default 100; 1 10 100 500)
 # NO_PEERS=1 leaves podman out.
@@ -84,7 +86,7 @@ S down -f "$WORK/svbench-react.yaml" -p svbench-react >/dev/null 2>&1
 # --- 2. memory -------------------------------------------------------------
 pid_of() { # the process whose command line is exactly "... $1 $2"
     for d in /proc/[0-9]*; do
-        if tr '\0' ' ' < "$d/cmdline" 2>/dev/null | grep -q -- " $1 $2 \$"; then
+        if cat "$d/cmdline" 2>/dev/null | tr '\0' ' ' | grep -q -- " $1 $2 \$"; then
             basename "$d"
             return
         fi
@@ -107,7 +109,7 @@ for n in $COUNTS; do
         echo "services:"
         i=0
         while [ "$i" -lt "$n" ]; do
-            printf '  s%d:\n    image: busybox\n    network_mode: none\n    command: ["sleep", "3600"]\n' "$i"
+            printf '  s%d:\n    image: busybox\n    network_mode: none\n    stop_signal: SIGKILL\n    command: ["sleep", "3600"]\n' "$i"
             i=$((i + 1))
         done
     } > "$WORK/svbench-mem.yaml"
