@@ -10,7 +10,7 @@ use stack_engine::restart::{Backoff, RestartPolicy};
 fn service(yaml: &str) -> Result<stack_spec::Service, String> {
     let mut options = stack_spec::LoadOptions::new("/tmp").with_content(
         "stack.yaml",
-        &format!("services:\n  web:\n    image: busybox\n{yaml}"),
+        format!("services:\n  web:\n    image: busybox\n{yaml}"),
     );
     options.project_name = Some("p".into());
     stack_spec::load(&options)
