@@ -12,10 +12,13 @@
 #    keeper).
 # 2. Memory: RSS and PSS (/proc/PID/smaps_rollup) of the project's
 #    supervisor plus its log keeper with 1, 10, 100, 500 `sleep`
-#    containers (network_mode: none), side by side with the conmon
-#    processes rootful podman runs for the same containers.
+#    containers (network_mode: none; stop_signal SIGKILL, since `sleep` as
+#    pid 1 ignores SIGTERM and `down` would wait out every grace period),
+#    side by side with the conmon processes rootful podman runs for the
+#    same containers.
 #
 # Usage: bench/supervise/run.sh [RESTARTS] [COUNTS...]   (default 100; 1 10 100 500)
+# NO_PEERS=1 leaves podman out.
 # Networks come from 10.226.0.0/16; projects and containers are named svbench-*.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -83,7 +86,7 @@ S down -f "$WORK/svbench-react.yaml" -p svbench-react >/dev/null 2>&1
 # --- 2. memory -------------------------------------------------------------
 pid_of() { # the process whose command line is exactly "... $1 $2"
     for d in /proc/[0-9]*; do
-        if tr '\0' ' ' < "$d/cmdline" 2>/dev/null | grep -q -- " $1 $2 \$"; then
+        if cat "$d/cmdline" 2>/dev/null | tr '\0' ' ' | grep -q -- " $1 $2 \$"; then
             basename "$d"
             return
         fi
@@ -106,7 +109,7 @@ for n in $COUNTS; do
         echo "services:"
         i=0
         while [ "$i" -lt "$n" ]; do
-            printf '  s%d:\n    image: busybox\n    network_mode: none\n    command: ["sleep", "3600"]\n' "$i"
+            printf '  s%d:\n    image: busybox\n    network_mode: none\n    stop_signal: SIGKILL\n    command: ["sleep", "3600"]\n' "$i"
             i=$((i + 1))
         done
     } > "$WORK/svbench-mem.yaml"
@@ -118,7 +121,7 @@ for n in $COUNTS; do
     s_rss=$1 s_pss=$2
     S down -f "$WORK/svbench-mem.yaml" -p svbench-mem >/dev/null 2>&1
     c_rss=- c_pss=-
-    if command -v podman >/dev/null 2>&1 && podman image exists localhost/busybox:fixture 2>/dev/null; then
+    if [ -z "${NO_PEERS:-}" ] && command -v podman >/dev/null 2>&1 && podman image exists localhost/busybox:fixture 2>/dev/null; then
         i=0
         while [ "$i" -lt "$n" ]; do
             podman --runtime runc run -d --network none --name "svbench-$i" localhost/busybox:fixture sleep 3600 >/dev/null
@@ -129,5 +132,6 @@ for n in $COUNTS; do
         c_rss=$1 c_pss=$2
         podman rm -f -t 0 $(podman ps -aq --filter name=svbench-) >/dev/null
     fi
-    echo "| $n | $((s_rss / 1024)).$(((s_rss % 1024) * 10 / 1024)) MiB | $((s_pss / 1024)).$(((s_pss % 1024) * 10 / 1024)) MiB | $c_rss KiB | $c_pss KiB |"
+    mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+    echo "| $n | $(mib "$s_rss") | $(mib "$s_pss") | $c_rss KiB | $c_pss KiB |"
 done

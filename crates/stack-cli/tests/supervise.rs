@@ -461,6 +461,11 @@ services:
         .root()
         .join("projects/sv-logs/containers/sv-logs-chatty-1");
     let mut text = String::new();
+    // Read once it has all been written (a read during rotation may be
+    // missing the file that was being renamed).
+    wait_until("the container to end", Duration::from_secs(60), || {
+        ps(&env)["chatty"]["State"] == "exited"
+    });
     wait_until("the last line", Duration::from_secs(60), || {
         let out = env.stack(&[
             "logs",
@@ -477,7 +482,19 @@ services:
         .lines()
         .map(|l| l.rsplit("| ").next().unwrap().parse().unwrap())
         .collect();
-    assert_eq!(numbers.len(), 100_000);
+    let gaps: Vec<(usize, u64)> = numbers
+        .iter()
+        .enumerate()
+        .filter(|(i, n)| *i > 0 && **n != numbers[i - 1] + 1)
+        .map(|(i, n)| (i, *n))
+        .take(5)
+        .collect();
+    assert_eq!(
+        numbers.len(),
+        100_000,
+        "first {:?}, jumps {gaps:?}",
+        &numbers[..3]
+    );
     assert!(numbers.iter().enumerate().all(|(i, n)| *n == i as u64 + 1));
     // Rotation: no file over max-size, no more than max-file files.
     let files: Vec<_> = std::fs::read_dir(&dir)

@@ -160,7 +160,12 @@ fn dependency_order_no_op_second_up_targeted_recreate_and_clean_down() {
     );
 
     let logs = env.ok(&["logs", "--no-color"]);
-    assert!(logs.contains("db-1  | db started"), "{logs}");
+    // Compose's prefixes: `service-N` padded to the longest name.
+    assert!(
+        logs.lines()
+            .any(|l| l.starts_with("db-1 ") && l.ends_with(" | db started")),
+        "{logs}"
+    );
 
     // Down: no container, network, mount, cgroup, socket or record left.
     let prefix = stack_net::project_object_prefix(&env.root(), "e2e-order")

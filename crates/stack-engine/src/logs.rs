@@ -122,21 +122,29 @@ fn numbered(path: &Path, n: u32) -> PathBuf {
 }
 
 /// Every entry still kept for the log at `path`, oldest first.
+///
+/// All the files are opened before any is read, newest first, so that a
+/// rotation while reading (which renames them) changes nothing for this
+/// reader: an open file is the same file whatever it is called now.
 pub fn read_all(path: &Path) -> io::Result<Vec<Entry>> {
-    let mut files: Vec<PathBuf> = (1..)
-        .map(|n| numbered(path, n))
-        .take_while(|p| p.exists())
-        .collect();
+    let mut files = Vec::new();
+    for candidate in std::iter::once(path.to_owned()).chain((1..).map(|n| numbered(path, n))) {
+        match File::open(&candidate) {
+            Ok(f) => files.push(f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // The live file may be missing for a moment while it
+                // rotates; the numbered ones end at the first gap.
+                if candidate != path {
+                    break;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
     files.reverse();
-    files.push(path.to_owned());
     let mut entries = Vec::new();
     for file in files {
-        let reader = match File::open(&file) {
-            Ok(f) => BufReader::new(f),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        for line in reader.lines() {
+        for line in BufReader::new(file).lines() {
             let line = line?;
             // A torn last line (crash mid-write) is skipped, not fatal.
             if let Ok(entry) = serde_json::from_str::<Entry>(&line) {
