@@ -196,18 +196,6 @@ pub fn image(
     Ok((id, config.config))
 }
 
-/// The terminal's size, for the container's pty.
-pub fn terminal_size() -> Option<(u16, u16)> {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    for fd in [libc::STDIN_FILENO, libc::STDOUT_FILENO] {
-        // SAFETY: TIOCGWINSZ writes one winsize into `ws`, which lives on our stack.
-        if unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
-            return Some((ws.ws_row, ws.ws_col));
-        }
-    }
-    None
-}
-
 /// Validates, then makes everything but the running process. On failure,
 /// whatever was made is taken away again.
 pub fn prepare(
@@ -453,7 +441,7 @@ fn build(
         }
     }
     if record.tty
-        && let Some((rows, cols)) = terminal_size()
+        && let Some((rows, cols)) = crate::terminal::known_size()
     {
         value["process"]["consoleSize"] = serde_json::json!({"height": rows, "width": cols});
     }

@@ -252,7 +252,7 @@ fn foreground(
     record.pid_start_time = Some(container.start_time());
     record.started_ms = Some(now_ms());
     records.save(&record, false)?;
-    let raw = master.as_ref().map(|_| tty::RawMode::enter());
+    let raw = master.as_ref().map(|_| crate::terminal::RawMode::enter());
     let output = match &master {
         Some(m) => {
             tty::resize(m);
