@@ -37,7 +37,7 @@ async fn forget_drops_kept_addresses_and_cleanup_drops_the_projects() {
         .await
         .unwrap();
     env.mgr.detach(&web).await.unwrap();
-    assert_eq!(kept(&env.state_dir()), [web.clone()]);
+    assert_eq!(kept(&env.state_dir()), [web.as_str()]);
     // Kept so that a restart gets the same address back.
     let again = env
         .mgr
@@ -79,7 +79,7 @@ async fn forget_drops_kept_addresses_and_cleanup_drops_the_projects() {
         .await
         .unwrap();
     env.mgr.detach(&web).await.unwrap();
-    assert_eq!(kept(&env.state_dir()), [web.clone()]);
+    assert_eq!(kept(&env.state_dir()), [web.as_str()]);
     let prefix = env.prefix();
     env.mgr.cleanup_project(&env.project).await.unwrap();
     assert_eq!(kept(&env.state_dir()), Vec::<String>::new());

@@ -4,11 +4,9 @@
 //! (pulled when missing), the overlay root, the network and the record.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use anyhow::{Context, bail};
 use indexmap::IndexMap;
-use nix::sys::signal::Signal;
 use oci_spec::runtime::Spec;
 use stack_engine::spec::{self, Bind, SpecInput};
 use stack_image::merge::{ServiceProcess, resolve_process};
@@ -149,21 +147,9 @@ pub fn service_of(args: &RunArgs) -> anyhow::Result<Service> {
     Ok(service)
 }
 
+/// The image's stop signal; SIGTERM when it names none, or none we know.
 fn signal_number(name: Option<&str>) -> i32 {
-    let Some(name) = name else {
-        return libc::SIGTERM;
-    };
-    if let Ok(n) = name.parse() {
-        return n;
-    }
-    let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    Signal::from_str(&full)
-        .map(|s| s as i32)
+    name.and_then(|n| crate::commands::kill::parse_signal(n).ok())
         .unwrap_or(libc::SIGTERM)
 }
 
@@ -483,5 +469,6 @@ mod tests {
         assert_eq!(signal_number(Some("SIGQUIT")), libc::SIGQUIT);
         assert_eq!(signal_number(Some("usr1")), libc::SIGUSR1);
         assert_eq!(signal_number(Some("9")), 9);
+        assert_eq!(signal_number(Some("NOPE")), libc::SIGTERM);
     }
 }

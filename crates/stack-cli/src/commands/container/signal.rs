@@ -1,10 +1,8 @@
 //! `stack container stop` and `kill`: signals to a running container.
 
 use std::process::ExitCode;
-use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 use nix::sys::signal::Signal;
 use stack_runtime::Container;
@@ -26,23 +24,10 @@ pub struct StopArgs {
 #[derive(Debug, Args)]
 pub struct KillArgs {
     /// Signal to send (name or number).
-    #[arg(short, long, default_value = "KILL")]
-    pub signal: String,
+    #[arg(short, long, default_value = "KILL", value_parser = crate::commands::kill::parse_signal)]
+    pub signal: i32,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
-}
-
-fn parse_signal(raw: &str) -> anyhow::Result<Signal> {
-    if let Ok(n) = raw.parse::<i32>() {
-        return Signal::try_from(n).with_context(|| format!("invalid signal {raw:?}"));
-    }
-    let upper = raw.to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    Signal::from_str(&full).map_err(|_| anyhow::anyhow!("invalid signal {raw:?}"))
 }
 
 fn running(global: &GlobalArgs, key: &str) -> anyhow::Result<(Record, Container)> {
@@ -94,7 +79,7 @@ pub fn stop(global: &GlobalArgs, args: StopArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn kill(global: &GlobalArgs, args: KillArgs) -> anyhow::Result<ExitCode> {
-    let signal = parse_signal(&args.signal)?;
+    let signal = Signal::try_from(args.signal)?;
     Ok(each(&args.containers, |key| {
         let (_, container) = running(global, key)?;
         container.kill(signal)?;
@@ -112,17 +97,4 @@ pub fn pause(global: &GlobalArgs, keys: &[String], freeze: bool) -> anyhow::Resu
         }
         Ok(())
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signals_parse_like_dockers() {
-        assert_eq!(parse_signal("KILL").unwrap(), Signal::SIGKILL);
-        assert_eq!(parse_signal("sigterm").unwrap(), Signal::SIGTERM);
-        assert_eq!(parse_signal("10").unwrap(), Signal::SIGUSR1);
-        assert!(parse_signal("NOPE").is_err());
-    }
 }
