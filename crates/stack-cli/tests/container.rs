@@ -376,6 +376,26 @@ fn removed_containers_leave_no_kept_address() {
 }
 
 #[test]
+fn kill_returns_once_the_exit_is_recorded() {
+    require_root();
+    let mut ctr = Ctr::with_busybox(0);
+    ctr.pool = "10.222.3.0/24".into();
+    for _ in 0..3 {
+        let id = ctr.ctr(&["run", "-d", "busybox", "sleep", "60"]);
+        let id = id.trim();
+        ctr.ctr(&["kill", id]);
+        let state = &ctr.inspect(id)["State"];
+        assert_eq!(state["Status"], "exited", "{state}");
+        assert_eq!(state["ExitCode"], 137, "{state}");
+        let ls = ctr.ctr(&["ls", "-a"]);
+        assert!(ls.contains("Exited (137)"), "{ls}");
+        // No -f needed right after a kill.
+        ctr.ctr(&["rm", id]);
+        ctr.assert_gone(id);
+    }
+}
+
+#[test]
 fn exit_codes_and_private_writes() {
     require_root();
     let ctr = Ctr::with_busybox(2);

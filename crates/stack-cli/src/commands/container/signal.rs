@@ -63,7 +63,16 @@ pub fn stop(global: &GlobalArgs, args: StopArgs) -> anyhow::Result<ExitCode> {
             // Stopping a stopped container is not an error, as in Docker.
             return Ok(());
         }
-        let container = Container::load(&root, &record.id)?;
+        let container = match Container::load(&root, &record.id) {
+            Ok(c) => c,
+            // It ended and its monitor, recording the exit, already took
+            // the runtime state away.
+            Err(_) if !record.is_alive() => {
+                wait_stopped(global, &record.id, Duration::from_secs(10));
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
         // A frozen process cannot act on its stop signal.
         let _ = container.cgroup().freeze(false);
         let signal = Signal::try_from(record.stop_signal).unwrap_or(Signal::SIGTERM);
@@ -81,8 +90,13 @@ pub fn stop(global: &GlobalArgs, args: StopArgs) -> anyhow::Result<ExitCode> {
 pub fn kill(global: &GlobalArgs, args: KillArgs) -> anyhow::Result<ExitCode> {
     let signal = Signal::try_from(args.signal)?;
     Ok(each(&args.containers, |key| {
-        let (_, container) = running(global, key)?;
+        let (record, container) = running(global, key)?;
         container.kill(signal)?;
+        // As Docker's: after SIGKILL the container is gone, its exit
+        // recorded, when `kill` returns, so a `rm` right after needs no -f.
+        if signal == Signal::SIGKILL && !wait_stopped(global, &record.id, Duration::from_secs(10)) {
+            anyhow::bail!("container {key} did not stop after SIGKILL");
+        }
         Ok(())
     }))
 }
