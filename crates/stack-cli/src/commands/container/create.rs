@@ -122,6 +122,14 @@ pub fn service_of(args: &RunArgs) -> anyhow::Result<Service> {
     {
         bail!("invalid --cpus {c}: must be a positive number");
     }
+    if let Some(w) = &args.workdir
+        && !w.starts_with('/')
+    {
+        bail!("invalid -w {w:?}: the working directory must be an absolute path");
+    }
+    if let Some(e) = args.env.iter().find(|e| e.is_empty() || e.starts_with('=')) {
+        bail!("invalid -e {e:?}: the variable has no name");
+    }
     let mut environment = IndexMap::new();
     for e in args.env.iter().filter_map(|e| env_entry(e)) {
         let (k, v) = e.split_once('=').expect("entries have a =");

@@ -428,5 +428,11 @@ mod tests {
         assert!(create::service_of(&bad.run).is_err());
         let none = Cli::parse_from(["run", "--network", "none", "-p", "80:80", "busybox"]);
         assert!(create::service_of(&none.run).is_err());
+        let relative = Cli::parse_from(["run", "-w", "srv", "busybox"]);
+        let err = create::service_of(&relative.run).unwrap_err().to_string();
+        assert!(err.contains("must be an absolute path"), "{err}");
+        let nameless = Cli::parse_from(["run", "-e", "=x", "busybox"]);
+        let err = create::service_of(&nameless.run).unwrap_err().to_string();
+        assert!(err.contains("has no name"), "{err}");
     }
 }
