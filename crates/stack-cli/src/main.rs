@@ -4,6 +4,7 @@ mod cli;
 mod client;
 mod commands;
 mod project_args;
+mod table;
 mod terminal;
 
 use std::process::ExitCode;

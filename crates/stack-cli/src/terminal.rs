@@ -26,19 +26,27 @@ pub fn interactive() -> bool {
 
 /// This terminal's size as (rows, columns); 24x80 when unknown.
 pub fn size() -> (u16, u16) {
-    let mut ws = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ fills the winsize we pass.
-    let ok = unsafe { libc::ioctl(std::io::stdin().as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } == 0;
-    if ok && ws.ws_row > 0 && ws.ws_col > 0 {
-        (ws.ws_row, ws.ws_col)
-    } else {
-        (24, 80)
+    known_size().unwrap_or((24, 80))
+}
+
+/// The size of the terminal on standard input, or else on standard output.
+pub fn known_size() -> Option<(u16, u16)> {
+    for fd in [libc::STDIN_FILENO, libc::STDOUT_FILENO] {
+        let mut ws = libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCGWINSZ fills the winsize we pass.
+        if unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0
+            && ws.ws_row > 0
+            && ws.ws_col > 0
+        {
+            return Some((ws.ws_row, ws.ws_col));
+        }
     }
+    None
 }
 
 /// A listening console socket, removed when dropped.
@@ -66,30 +74,35 @@ impl ConsoleSocket {
 
     /// The pty master the container's init sends.
     pub fn receive(&self) -> anyhow::Result<OwnedFd> {
-        let (conn, _) = self
-            .listener
-            .accept()
-            .context("waiting for the container's terminal")?;
-        let mut buf = [0u8; 64];
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let msg = recvmsg::<()>(
-            conn.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .context("receiving the container's terminal")?;
-        for c in msg.cmsgs().context("reading the console message")? {
-            if let ControlMessageOwned::ScmRights(fds) = c
-                && let Some(&fd) = fds.first()
-            {
-                // SAFETY: the kernel just installed this descriptor for us.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
-        anyhow::bail!("the container sent no terminal")
+        receive_pty(&self.listener)
     }
+}
+
+/// Accepts the container init's connection on a console socket and takes
+/// the pty master it passes (close-on-exec here, so no child inherits it).
+pub fn receive_pty(listener: &UnixListener) -> anyhow::Result<OwnedFd> {
+    let (conn, _) = listener
+        .accept()
+        .context("waiting for the container's terminal")?;
+    let mut buf = [0u8; 64];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .context("receiving the container's terminal")?;
+    for c in msg.cmsgs().context("reading the console message")? {
+        if let ControlMessageOwned::ScmRights(fds) = c
+            && let Some(&fd) = fds.first()
+        {
+            // SAFETY: the kernel just installed this descriptor for us.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+    }
+    anyhow::bail!("the container sent no terminal")
 }
 
 impl Drop for ConsoleSocket {

@@ -107,6 +107,20 @@ impl Ctr {
             .and_then(|(_, p)| p["tag"].as_str().map(str::to_owned))
     }
 
+    /// Ids of the containers whose addresses the network state keeps for
+    /// their return.
+    fn kept_addresses(&self) -> Vec<String> {
+        std::fs::read(self.root().join("net/state.json"))
+            .ok()
+            .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
+            .and_then(|s| {
+                s["previous"]
+                    .as_object()
+                    .map(|p| p.keys().cloned().collect())
+            })
+            .unwrap_or_default()
+    }
+
     /// Asserts that nothing of the container whose id starts with `id` (the
     /// full id or the 12-digit short one) is left: record, runtime state,
     /// overlay mount, cgroup, network namespace, veth.
@@ -147,6 +161,11 @@ impl Ctr {
         assert!(
             !netns.iter().any(|n| n.contains(id.get(..32).unwrap_or(id))),
             "netns left: {netns:?}"
+        );
+        let kept = self.kept_addresses();
+        assert!(
+            !kept.iter().any(|k| k.starts_with(id)),
+            "addresses kept: {kept:?}"
         );
         if let Some(tag) = self.net_tag() {
             let links = Command::new("ip").args(["-br", "link"]).output().unwrap();
@@ -335,6 +354,45 @@ fn pull_then_run_prints_hi_and_leaves_nothing() {
     assert!(ids.is_empty(), "{ids:?}");
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(ctr.root().join("images/rootfs").to_str().unwrap()));
+}
+
+#[test]
+fn removed_containers_leave_no_kept_address() {
+    require_root();
+    let mut ctr = Ctr::with_busybox(0);
+    ctr.pool = "10.222.1.0/24".into();
+    for _ in 0..2 {
+        ctr.ctr(&["run", "--rm", "busybox", "true"]);
+    }
+    assert_eq!(ctr.kept_addresses(), Vec::<String>::new());
+    let id = ctr.ctr(&["run", "-d", "busybox", "sleep", "60"]);
+    let id = id.trim();
+    ctr.ctr(&["stop", "-t", "0", id]);
+    // A stopped container keeps its address for `start`.
+    assert_eq!(ctr.kept_addresses(), [id.to_owned()]);
+    ctr.ctr(&["rm", id]);
+    ctr.assert_gone(id);
+    assert_eq!(ctr.kept_addresses(), Vec::<String>::new());
+}
+
+#[test]
+fn kill_returns_once_the_exit_is_recorded() {
+    require_root();
+    let mut ctr = Ctr::with_busybox(0);
+    ctr.pool = "10.222.3.0/24".into();
+    for _ in 0..3 {
+        let id = ctr.ctr(&["run", "-d", "busybox", "sleep", "60"]);
+        let id = id.trim();
+        ctr.ctr(&["kill", id]);
+        let state = &ctr.inspect(id)["State"];
+        assert_eq!(state["Status"], "exited", "{state}");
+        assert_eq!(state["ExitCode"], 137, "{state}");
+        let ls = ctr.ctr(&["ls", "-a"]);
+        assert!(ls.contains("Exited (137)"), "{ls}");
+        // No -f needed right after a kill.
+        ctr.ctr(&["rm", id]);
+        ctr.assert_gone(id);
+    }
 }
 
 #[test]

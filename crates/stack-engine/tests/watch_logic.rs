@@ -211,6 +211,8 @@ struct Fake {
     /// Watching the same set again changes nothing (as with the real
     /// watcher), so only changes of the set are recorded.
     watching: Arc<Mutex<Option<WatchSet>>>,
+    /// Every sync fails with this error.
+    sync_error: Option<String>,
 }
 
 impl Fake {
@@ -244,7 +246,10 @@ impl Effects for Fake {
     }
     async fn sync(&mut self, trigger: &Trigger, paths: &[PathBuf]) -> Result<usize, String> {
         self.record(Call::Sync(trigger.service.clone(), paths.len()));
-        Ok(paths.len())
+        match &self.sync_error {
+            Some(e) => Err(e.clone()),
+            None => Ok(paths.len()),
+        }
     }
     async fn restart(&mut self, services: &[String]) -> Result<Vec<String>, String> {
         self.record(Call::Restart(services.to_vec()));
@@ -323,6 +328,29 @@ async fn a_burst_of_500_writes_is_one_sync_and_one_restart() {
         .collect();
     assert_eq!(summaries.len(), 1, "{summaries:?}");
     assert!(summaries[0].contains("1000 files synced"), "{summaries:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_that_applies_nothing_says_so() {
+    let fake = Fake {
+        sync_error: Some("not running".into()),
+        ..Fake::default()
+    };
+    let (tx, task) = start(&fake).await;
+    send(&tx, "/src/web/conf/a");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(tx);
+    task.await.unwrap();
+    let printed = fake.printed();
+    assert!(
+        printed.iter().any(|l| l == "web: sync failed: not running"),
+        "{printed:?}"
+    );
+    let summary = printed.iter().find(|l| l.starts_with("watch: ")).unwrap();
+    assert!(
+        summary.starts_with("watch: nothing applied in "),
+        "{summary}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

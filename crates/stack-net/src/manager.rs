@@ -523,24 +523,58 @@ impl NetworkManager {
     /// deletes its veths and namespace. Its addresses are remembered so that it
     /// gets them back when it attaches again and they are still free.
     pub async fn detach(&self, container_id: &str) -> Result<()> {
-        let ep = {
-            let (_guard, lock) = self.locked().await?;
-            let mut st = self.store.load(&lock)?;
-            let ep = st
-                .endpoints
-                .remove(container_id)
-                .ok_or_else(|| NetError::NotAttached(container_id.into()))?;
+        match self.take_endpoint(container_id, true).await? {
+            Some(ep) => self.unplug(container_id, ep).await,
+            None => Err(NetError::NotAttached(container_id.into())),
+        }
+    }
+
+    /// Drops every record of a container that is gone for good, the addresses
+    /// kept for its next attachment included (single containers have a fresh
+    /// id each, so nothing else would ever take them away), and disconnects it
+    /// first when it still is. Nothing to do for an unknown container.
+    pub async fn forget(&self, container_id: &str) -> Result<()> {
+        match self.take_endpoint(container_id, false).await? {
+            Some(ep) => self.unplug(container_id, ep).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Takes the container's endpoint out of the state, and its published
+    /// ports out of the rules; `remember` keeps its addresses for a later
+    /// attachment, otherwise any kept from before are dropped too.
+    async fn take_endpoint(
+        &self,
+        container_id: &str,
+        remember: bool,
+    ) -> Result<Option<EndpointRecord>> {
+        let (_guard, lock) = self.locked().await?;
+        let mut st = self.store.load(&lock)?;
+        let ep = st.endpoints.remove(container_id);
+        let forgotten = !remember && st.previous.remove(container_id).is_some();
+        let Some(ep) = ep else {
+            if forgotten {
+                self.store.save(&lock, &st)?;
+            }
+            return Ok(None);
+        };
+        if remember && !ep.interfaces.is_empty() {
             let prev = st.previous.entry(container_id.to_string()).or_default();
             for (k, i) in ep.network_keys.iter().zip(&ep.interfaces) {
                 prev.insert(k.clone(), i.address);
             }
-            if !ep.ports.is_empty() {
-                self.apply_nft(&st, &ep.project).await?;
-            }
-            self.store.save(&lock, &st)?;
-            self.update_zones(&st, &ep.network_keys);
-            ep
-        };
+        }
+        if !ep.ports.is_empty() {
+            self.apply_nft(&st, &ep.project).await?;
+        }
+        self.store.save(&lock, &st)?;
+        self.update_zones(&st, &ep.network_keys);
+        Ok(Some(ep))
+    }
+
+    /// Releases the kernel side of a taken endpoint: reserved host ports,
+    /// veths and the namespace.
+    async fn unplug(&self, container_id: &str, ep: EndpointRecord) -> Result<()> {
         self.reservations
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -723,9 +757,12 @@ impl NetworkManager {
         let prefix = format!("{project}/");
         st.networks.retain(|k, _| !k.starts_with(&prefix));
         st.endpoints.retain(|_, e| e.project != project);
-        for c in &containers {
-            st.previous.remove(c);
-        }
+        // Addresses kept on the project's own networks are of no use once
+        // those are gone, whether their container was still attached or not.
+        st.previous.retain(|_, nets| {
+            nets.retain(|k, _| !k.starts_with(&prefix));
+            !nets.is_empty()
+        });
         st.projects.remove(project);
         self.store.save(&lock, &st)?;
         let other_keys: Vec<String> = st.owned_networks().map(|(k, _)| k.clone()).collect();

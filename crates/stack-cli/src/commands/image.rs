@@ -167,7 +167,7 @@ fn pull(store: &Store, a: PullArgs) -> anyhow::Result<ExitCode> {
                 reference.familiar(),
                 report.id,
                 report.blobs_fetched,
-                human(report.bytes_fetched)
+                crate::table::human_size(report.bytes_fetched)
             );
         }
     }
@@ -248,21 +248,11 @@ fn ls(store: &Store, a: LsArgs) -> anyhow::Result<ExitCode> {
                 tag,
                 i.id.short().to_owned(),
                 created.clone(),
-                human(i.size),
+                crate::table::human_size(i.size),
             ]);
         }
     }
-    let widths: Vec<usize> = (0..5)
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-        .collect();
-    for r in rows {
-        let line: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out!("{}", line.join("   ").trim_end());
-    }
+    crate::table::print(&rows);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -300,23 +290,11 @@ fn prune(store: &Store, a: PruneArgs) -> anyhow::Result<ExitCode> {
             for id in &report.images {
                 out!("Deleted: {id}");
             }
-            out!("Total reclaimed space: {}", human(report.bytes));
+            out!(
+                "Total reclaimed space: {}",
+                crate::table::human_size(report.bytes)
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{v:.1}{}", UNITS[u])
-    }
 }

@@ -54,21 +54,6 @@ pub fn split_reference(image: &str) -> (String, String) {
     }
 }
 
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{v:.1}{}", UNITS[u])
-    }
-}
-
 pub fn run(global: &GlobalArgs, args: ImagesArgs) -> anyhow::Result<ExitCode> {
     let Some(project) = client::project_name(&args.project)? else {
         return Ok(ExitCode::FAILURE);
@@ -132,20 +117,10 @@ pub fn run(global: &GlobalArgs, args: ImagesArgs) -> anyhow::Result<ExitCode> {
                     e.repository.clone(),
                     e.tag.clone(),
                     short,
-                    human(e.size),
+                    crate::table::human_size(e.size),
                 ]);
             }
-            let widths: Vec<usize> = (0..5)
-                .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-                .collect();
-            for r in rows {
-                let line: Vec<String> = r
-                    .iter()
-                    .zip(&widths)
-                    .map(|(c, w)| format!("{c:<w$}"))
-                    .collect();
-                println!("{}", line.join("   ").trim_end());
-            }
+            crate::table::print(&rows);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -161,17 +161,7 @@ pub fn run(global: &GlobalArgs, args: TopArgs) -> anyhow::Result<ExitCode> {
         }
         first = false;
         println!("{}", record.name);
-        let widths: Vec<usize> = (0..7)
-            .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-            .collect();
-        for r in rows {
-            let mut line = String::new();
-            for (c, w) in r.iter().take(7).zip(&widths) {
-                line.push_str(&format!("{c:<w$}   "));
-            }
-            line.push_str(&r[7]);
-            println!("{line}");
-        }
+        crate::table::print(&rows);
     }
     Ok(ExitCode::SUCCESS)
 }

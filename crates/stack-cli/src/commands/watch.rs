@@ -204,8 +204,12 @@ impl Effects for Live<'_> {
         };
         let project = self.project.clone();
         let keep = |rel: &Path| !is_editor_temp(rel) && trigger.wants(&trigger.path.join(rel));
+        let running = self.running(&project, &trigger.service);
+        if running.is_empty() {
+            return Err("no running container to sync into; `stack up` starts it".to_owned());
+        }
         let mut files = 0;
-        for name in self.running(&project, &trigger.service) {
+        for name in running {
             let bundle = self.store.container_dir(&project, &name);
             let fs = ContainerFs::from_bundle(&bundle).map_err(|e| e.to_string())?;
             let report = sync_paths(&fs, &trigger.path, target, paths, &keep)

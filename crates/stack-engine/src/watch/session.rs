@@ -250,6 +250,11 @@ impl<E: Effects> Session<E> {
                 }
             }
         }
+        if summary.is_empty() {
+            // Each batch ends with a summary line, also when every step
+            // failed or found nothing to do.
+            summary.push("nothing applied".to_owned());
+        }
         self.effects.print(&format!(
             "watch: {} in {} ms",
             summary.join(", "),

@@ -4,11 +4,9 @@
 //! (pulled when missing), the overlay root, the network and the record.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use anyhow::{Context, bail};
 use indexmap::IndexMap;
-use nix::sys::signal::Signal;
 use oci_spec::runtime::Spec;
 use stack_engine::spec::{self, Bind, SpecInput};
 use stack_image::merge::{ServiceProcess, resolve_process};
@@ -124,6 +122,14 @@ pub fn service_of(args: &RunArgs) -> anyhow::Result<Service> {
     {
         bail!("invalid --cpus {c}: must be a positive number");
     }
+    if let Some(w) = &args.workdir
+        && !w.starts_with('/')
+    {
+        bail!("invalid -w {w:?}: the working directory must be an absolute path");
+    }
+    if let Some(e) = args.env.iter().find(|e| e.is_empty() || e.starts_with('=')) {
+        bail!("invalid -e {e:?}: the variable has no name");
+    }
     let mut environment = IndexMap::new();
     for e in args.env.iter().filter_map(|e| env_entry(e)) {
         let (k, v) = e.split_once('=').expect("entries have a =");
@@ -149,21 +155,9 @@ pub fn service_of(args: &RunArgs) -> anyhow::Result<Service> {
     Ok(service)
 }
 
+/// The image's stop signal; SIGTERM when it names none, or none we know.
 fn signal_number(name: Option<&str>) -> i32 {
-    let Some(name) = name else {
-        return libc::SIGTERM;
-    };
-    if let Ok(n) = name.parse() {
-        return n;
-    }
-    let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    Signal::from_str(&full)
-        .map(|s| s as i32)
+    name.and_then(|n| crate::commands::kill::parse_signal(n).ok())
         .unwrap_or(libc::SIGTERM)
 }
 
@@ -194,18 +188,6 @@ pub fn image(
         .config(&id)
         .with_context(|| format!("image {name}"))?;
     Ok((id, config.config))
-}
-
-/// The terminal's size, for the container's pty.
-pub fn terminal_size() -> Option<(u16, u16)> {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    for fd in [libc::STDIN_FILENO, libc::STDOUT_FILENO] {
-        // SAFETY: TIOCGWINSZ writes one winsize into `ws`, which lives on our stack.
-        if unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
-            return Some((ws.ws_row, ws.ws_col));
-        }
-    }
-    None
 }
 
 /// Validates, then makes everything but the running process. On failure,
@@ -453,7 +435,7 @@ fn build(
         }
     }
     if record.tty
-        && let Some((rows, cols)) = terminal_size()
+        && let Some((rows, cols)) = crate::terminal::known_size()
     {
         value["process"]["consoleSize"] = serde_json::json!({"height": rows, "width": cols});
     }
@@ -495,5 +477,6 @@ mod tests {
         assert_eq!(signal_number(Some("SIGQUIT")), libc::SIGQUIT);
         assert_eq!(signal_number(Some("usr1")), libc::SIGUSR1);
         assert_eq!(signal_number(Some("9")), 9);
+        assert_eq!(signal_number(Some("NOPE")), libc::SIGTERM);
     }
 }

@@ -89,7 +89,7 @@ fn exec(global: &GlobalArgs, args: &ExecArgs) -> anyhow::Result<ExitCode> {
         value["user"] = serde_json::json!({"uid": uid, "gid": gid, "additionalGids": extra});
     }
     if args.tty
-        && let Some((rows, cols)) = super::create::terminal_size()
+        && let Some((rows, cols)) = crate::terminal::known_size()
     {
         value["consoleSize"] = serde_json::json!({"height": rows, "width": cols});
     }
@@ -118,7 +118,7 @@ fn exec(global: &GlobalArgs, args: &ExecArgs) -> anyhow::Result<ExitCode> {
         .exec(process, options)
         .context("starting the process")?;
     let master = console.map(tty::Console::master).transpose()?;
-    let raw = master.as_ref().map(|_| tty::RawMode::enter());
+    let raw = master.as_ref().map(|_| crate::terminal::RawMode::enter());
     let output = match &master {
         Some(m) => Some(tty::relay(m, args.interactive)?),
         None => None,

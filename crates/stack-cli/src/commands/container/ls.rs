@@ -189,17 +189,7 @@ pub fn run(global: &GlobalArgs, args: LsArgs) -> anyhow::Result<ExitCode> {
                     e.names.clone(),
                 ]);
             }
-            let widths: Vec<usize> = (0..7)
-                .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-                .collect();
-            for r in rows {
-                let line: Vec<String> = r
-                    .iter()
-                    .zip(&widths)
-                    .map(|(c, w)| format!("{c:<w$}"))
-                    .collect();
-                println!("{}", line.join("   ").trim_end());
-            }
+            crate::table::print(&rows);
         }
     }
     Ok(ExitCode::SUCCESS)

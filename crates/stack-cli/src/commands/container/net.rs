@@ -121,6 +121,15 @@ pub async fn detach(manager: &NetworkManager, id: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Disconnects a removed container, when it still is connected, and drops
+/// the addresses the network state kept for its return.
+pub async fn forget(manager: &NetworkManager, id: &str) -> anyhow::Result<()> {
+    manager
+        .forget(id)
+        .await
+        .context("removing the container from the network state")
+}
+
 /// The container's `/etc/resolv.conf` on the default bridge: the host's,
 /// without loopback resolvers (unreachable from the container's namespace),
 /// Docker's public fallback when none is left.

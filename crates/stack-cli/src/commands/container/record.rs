@@ -13,10 +13,11 @@ use serde::{Deserialize, Serialize};
 use stack_runtime::state::is_alive;
 
 /// The network a container is on (`--network`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum NetworkKind {
     /// The default bridge of single containers (Docker's `docker0`).
+    #[default]
     Bridge,
     /// The host's network namespace.
     Host,
@@ -66,7 +67,7 @@ pub struct MountRecord {
 }
 
 /// Everything about one container that outlives the command that made it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// 64 hex digits, like Docker's; the runtime and the network know it by it.
     pub id: String,
@@ -128,9 +129,16 @@ impl Record {
     }
 
     /// The state from the kernel, not from the file: a process that is gone
-    /// has exited whatever was written, and a frozen cgroup is paused.
+    /// has exited whatever was written, and a frozen cgroup is paused. One
+    /// that just ended counts as running until its monitor has recorded the
+    /// exit (as Docker's does until containerd reports it), so that `kill`
+    /// then `ls` or `inspect` never shows an exit without its code.
     pub fn live_state(&self, runtime_root: &Path) -> State {
-        if self.is_alive() {
+        let exit_pending = self.pid.is_some()
+            && self.exit_code.is_none()
+            && self.error.is_none()
+            && self.monitor_alive();
+        if self.is_alive() || exit_pending {
             let paused = stack_runtime::Container::load(runtime_root, &self.id)
                 .map(|c| c.status() == stack_runtime::Status::Paused)
                 .unwrap_or(false);
@@ -354,6 +362,30 @@ mod tests {
         );
         records.release_name("web", &id_a);
         records.claim_name("web", &id_b).unwrap();
+    }
+
+    #[test]
+    fn an_exit_counts_once_the_monitor_has_recorded_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id() as i32;
+        child.wait().unwrap();
+        let me = std::process::id() as i32;
+        let mut r = Record {
+            pid: Some(gone),
+            pid_start_time: Some(1),
+            monitor_pid: Some(me),
+            monitor_start_time: stack_runtime::state::proc_stat(me).map(|s| s.start_time),
+            ..Record::default()
+        };
+        assert_eq!(r.live_state(dir.path()), State::Running);
+        r.exit_code = Some(137);
+        assert_eq!(r.live_state(dir.path()), State::Exited);
+        r.exit_code = None;
+        r.monitor_pid = None;
+        assert_eq!(r.live_state(dir.path()), State::Exited, "the monitor died");
+        r.pid = None;
+        assert_eq!(r.live_state(dir.path()), State::Created);
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub fn teardown(
             anyhow::Error::new(e).context("removing the container's process and cgroup"),
         );
     }
-    if let Err(e) = rt.block_on(net::detach(manager, &record.id)) {
+    if let Err(e) = rt.block_on(net::forget(manager, &record.id)) {
         first.get_or_insert(e);
     }
     let released = stack_image::store::Store::open(&global.root)

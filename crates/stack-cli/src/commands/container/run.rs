@@ -252,7 +252,7 @@ fn foreground(
     record.pid_start_time = Some(container.start_time());
     record.started_ms = Some(now_ms());
     records.save(&record, false)?;
-    let raw = master.as_ref().map(|_| tty::RawMode::enter());
+    let raw = master.as_ref().map(|_| crate::terminal::RawMode::enter());
     let output = match &master {
         Some(m) => {
             tty::resize(m);
@@ -428,5 +428,11 @@ mod tests {
         assert!(create::service_of(&bad.run).is_err());
         let none = Cli::parse_from(["run", "--network", "none", "-p", "80:80", "busybox"]);
         assert!(create::service_of(&none.run).is_err());
+        let relative = Cli::parse_from(["run", "-w", "srv", "busybox"]);
+        let err = create::service_of(&relative.run).unwrap_err().to_string();
+        assert!(err.contains("must be an absolute path"), "{err}");
+        let nameless = Cli::parse_from(["run", "-e", "=x", "busybox"]);
+        let err = create::service_of(&nameless.run).unwrap_err().to_string();
+        assert!(err.contains("has no name"), "{err}");
     }
 }

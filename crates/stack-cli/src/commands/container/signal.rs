@@ -1,10 +1,8 @@
 //! `stack container stop` and `kill`: signals to a running container.
 
 use std::process::ExitCode;
-use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 use nix::sys::signal::Signal;
 use stack_runtime::Container;
@@ -26,23 +24,10 @@ pub struct StopArgs {
 #[derive(Debug, Args)]
 pub struct KillArgs {
     /// Signal to send (name or number).
-    #[arg(short, long, default_value = "KILL")]
-    pub signal: String,
+    #[arg(short, long, default_value = "KILL", value_parser = crate::commands::kill::parse_signal)]
+    pub signal: i32,
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
-}
-
-fn parse_signal(raw: &str) -> anyhow::Result<Signal> {
-    if let Ok(n) = raw.parse::<i32>() {
-        return Signal::try_from(n).with_context(|| format!("invalid signal {raw:?}"));
-    }
-    let upper = raw.to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    Signal::from_str(&full).map_err(|_| anyhow::anyhow!("invalid signal {raw:?}"))
 }
 
 fn running(global: &GlobalArgs, key: &str) -> anyhow::Result<(Record, Container)> {
@@ -78,7 +63,16 @@ pub fn stop(global: &GlobalArgs, args: StopArgs) -> anyhow::Result<ExitCode> {
             // Stopping a stopped container is not an error, as in Docker.
             return Ok(());
         }
-        let container = Container::load(&root, &record.id)?;
+        let container = match Container::load(&root, &record.id) {
+            Ok(c) => c,
+            // It ended and its monitor, recording the exit, already took
+            // the runtime state away.
+            Err(_) if !record.is_alive() => {
+                wait_stopped(global, &record.id, Duration::from_secs(10));
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
         // A frozen process cannot act on its stop signal.
         let _ = container.cgroup().freeze(false);
         let signal = Signal::try_from(record.stop_signal).unwrap_or(Signal::SIGTERM);
@@ -94,10 +88,15 @@ pub fn stop(global: &GlobalArgs, args: StopArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn kill(global: &GlobalArgs, args: KillArgs) -> anyhow::Result<ExitCode> {
-    let signal = parse_signal(&args.signal)?;
+    let signal = Signal::try_from(args.signal)?;
     Ok(each(&args.containers, |key| {
-        let (_, container) = running(global, key)?;
+        let (record, container) = running(global, key)?;
         container.kill(signal)?;
+        // As Docker's: after SIGKILL the container is gone, its exit
+        // recorded, when `kill` returns, so a `rm` right after needs no -f.
+        if signal == Signal::SIGKILL && !wait_stopped(global, &record.id, Duration::from_secs(10)) {
+            anyhow::bail!("container {key} did not stop after SIGKILL");
+        }
         Ok(())
     }))
 }
@@ -112,17 +111,4 @@ pub fn pause(global: &GlobalArgs, keys: &[String], freeze: bool) -> anyhow::Resu
         }
         Ok(())
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signals_parse_like_dockers() {
-        assert_eq!(parse_signal("KILL").unwrap(), Signal::SIGKILL);
-        assert_eq!(parse_signal("sigterm").unwrap(), Signal::SIGTERM);
-        assert_eq!(parse_signal("10").unwrap(), Signal::SIGUSR1);
-        assert!(parse_signal("NOPE").is_err());
-    }
 }

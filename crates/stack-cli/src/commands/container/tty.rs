@@ -4,15 +4,15 @@
 //! inside the container, as with `docker run -it`.
 
 use std::fs::File;
-use std::io::{IoSliceMut, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
 use anyhow::Context;
-use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-use nix::sys::termios::{self, SetArg, Termios};
+
+use crate::terminal::{known_size, receive_pty};
 
 /// A console socket waiting for the pty master.
 pub struct Console {
@@ -30,7 +30,7 @@ impl Console {
         }
         let listener = UnixListener::bind(path)
             .with_context(|| format!("cannot listen on {}", path.display()))?;
-        let receiver = std::thread::spawn(move || receive_fd(&listener));
+        let receiver = std::thread::spawn(move || receive_pty(&listener));
         Ok(Self {
             path: path.to_owned(),
             receiver,
@@ -52,60 +52,9 @@ impl Console {
     }
 }
 
-fn receive_fd(listener: &UnixListener) -> anyhow::Result<OwnedFd> {
-    let (conn, _) = listener
-        .accept()
-        .context("accepting on the console socket")?;
-    let mut buf = [0u8; 64];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::empty(),
-    )
-    .context("receiving the pty master")?;
-    for c in msg.cmsgs().context("reading the console message")? {
-        if let ControlMessageOwned::ScmRights(fds) = c
-            && let Some(&fd) = fds.first()
-        {
-            // SAFETY: the kernel just installed this descriptor for us.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-        }
-    }
-    anyhow::bail!("the container sent no pty on the console socket")
-}
-
-/// The user's terminal in raw mode until dropped.
-pub struct RawMode {
-    saved: Option<Termios>,
-}
-
-impl RawMode {
-    pub fn enter() -> Self {
-        let stdin = std::io::stdin();
-        let saved = termios::tcgetattr(&stdin).ok();
-        if let Some(t) = &saved {
-            let mut raw = t.clone();
-            termios::cfmakeraw(&mut raw);
-            let _ = termios::tcsetattr(&stdin, SetArg::TCSANOW, &raw);
-        }
-        Self { saved }
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        if let Some(t) = &self.saved {
-            let _ = termios::tcsetattr(std::io::stdin(), SetArg::TCSANOW, t);
-        }
-    }
-}
-
 /// Gives the pty the size of the user's terminal.
 pub fn resize(master: &File) {
-    if let Some((rows, cols)) = super::create::terminal_size() {
+    if let Some((rows, cols)) = known_size() {
         let ws = libc::winsize {
             ws_row: rows,
             ws_col: cols,
