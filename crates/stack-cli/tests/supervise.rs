@@ -77,7 +77,10 @@ fn restart_gaps(events: &[Value], service: &str) -> Vec<f64> {
     for e in mine {
         match e["Action"].as_str().unwrap() {
             "die" => died = Some(ms(e)),
-            "start" => {
+            // `restart` is emitted when the policy's wait is over, before
+            // the container is made again: the gap is the backoff itself,
+            // not how long a loaded host takes to start a process.
+            "restart" => {
                 if let Some(d) = died.take() {
                     gaps.push(ms(e) - d);
                 }
@@ -233,9 +236,9 @@ fn restart_policies_against_exit_0_exit_3_and_oom() {
         assert!(gaps.len() >= 3, "{s}: {gaps:?}");
         for (i, gap) in gaps.iter().enumerate() {
             let delay = 100.0 * f64::from(1u32 << i);
-            // The policy's delay, plus starting a container on a busy host.
+            // The policy's delay, plus timer slack on a busy host.
             assert!(
-                *gap >= delay - 5.0 && *gap < delay + 400.0,
+                *gap >= delay - 5.0 && *gap < delay + 250.0,
                 "{s}: restart {i} after {gap:.0} ms, expected {delay} ms: {gaps:?}"
             );
         }

@@ -44,7 +44,11 @@ fn init_cpuset(dir: &Path) -> Result<(), CgroupError> {
     if !parent.join("cpuset.cpus").exists() {
         return Ok(());
     }
-    if read_file(&parent.join("cpuset.cpus"))?.trim().is_empty() {
+    // Both files: a sibling container may be initialising the parent at
+    // this moment and have written cpus but not yet mems, and a task cannot
+    // join a cpuset whose mems are empty (ENOSPC).
+    let empty = |f: &str| read_file(&parent.join(f)).map(|v| v.trim().is_empty());
+    if empty("cpuset.cpus")? || empty("cpuset.mems")? {
         init_cpuset(parent)?;
     }
     mkdir(dir)?;
