@@ -15,13 +15,13 @@ set -eu
 runs=${1:-200}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-bin=${STACK_RUNTIME:-$repo/target-runtime/release/stack-runtime}
+bin=${STACK_RUNTIME:-$repo/target/release/stack-runtime}
 
 if [ "${STACK_BENCH_INNER:-}" != 1 ]; then
     for t in hyperfine runc crun jq; do
         command -v $t >/dev/null || { echo "missing $t (apt-get install $t)" >&2; exit 1; }
     done
-    [ -x "$bin" ] || { echo "build first: CARGO_TARGET_DIR=$repo/target-runtime cargo build --release -p stack-runtime" >&2; exit 1; }
+    [ -x "$bin" ] || { echo "build first: cargo build --release -p stack-runtime" >&2; exit 1; }
     STACK_BENCH_INNER=1 exec unshare -m --propagation private "$0" "$@"
 fi
 umount /sys/fs/cgroup/unified 2>/dev/null || true

@@ -217,25 +217,34 @@ pub fn run(global: &GlobalArgs, args: PsArgs) -> anyhow::Result<ExitCode> {
             }
         }
         Format::Table => {
-            println!(
-                "{:<28} {:<24} {:<12} {:<36} {:<9} {:<10} NEXT ATTEMPT",
-                "NAME", "IMAGE", "SERVICE", "STATUS", "RESTARTS", "LAST EXIT"
-            );
             let now = now_ms();
+            let mut rows = vec![
+                [
+                    "NAME",
+                    "IMAGE",
+                    "SERVICE",
+                    "STATUS",
+                    "RESTARTS",
+                    "LAST EXIT",
+                    "NEXT ATTEMPT",
+                ]
+                .map(String::from),
+            ];
             for e in &list {
                 let next = e.next_attempt_ms.map_or(String::new(), |ms| {
                     format!("in {:.1}s", ms.saturating_sub(now) as f64 / 1000.0)
                 });
-                println!(
-                    "{:<28} {:<24} {:<12} {:<36} {:<9} {:<10} {next}",
-                    e.name,
-                    e.image,
-                    e.service,
-                    e.status,
-                    e.restart_count,
-                    e.last_exit.as_deref().unwrap_or("-"),
-                );
+                rows.push([
+                    e.name.clone(),
+                    e.image.clone(),
+                    e.service.clone(),
+                    e.status.clone(),
+                    e.restart_count.to_string(),
+                    e.last_exit.clone().unwrap_or_else(|| "-".into()),
+                    next,
+                ]);
             }
+            crate::table::print(&rows);
         }
     }
     Ok(ExitCode::SUCCESS)
