@@ -266,12 +266,14 @@ impl<L: Launcher> Monitor<L> {
                     .await;
             }
         };
-        self.emit(EventKind::Start { pid });
+        // The state first: whoever waits for the start event (`start`,
+        // `up`) may act on the state at once.
         self.set(|s| {
             s.state = ContainerState::Running;
             s.pid = Some(pid);
             s.next_attempt = None;
         });
+        self.emit(EventKind::Start { pid });
         let mut stopping: Option<oneshot::Sender<()>> = None;
         let mut kill_at: Option<Instant> = None;
         let status = loop {
