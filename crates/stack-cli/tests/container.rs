@@ -9,10 +9,11 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::registry::Registry;
 use common::{busybox_archive, stack_bin};
 
 /// A root of our own, cleaned up on drop (also when the test panics): every
@@ -250,79 +251,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A real `docker-registry` on loopback with its own storage; killed on drop.
-struct Registry {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Self {
-        let bin = "/usr/bin/docker-registry";
-        assert!(
-            Path::new(bin).exists(),
-            "{bin} missing: apt-get install docker-registry"
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("stack-ctr-registry-")
-            .tempdir()
-            .unwrap();
-        let port = free_port();
-        let config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: stack-test\n",
-            dir.path().join("data").display()
-        );
-        let cfg = dir.path().join("config.yml");
-        std::fs::write(&cfg, config).unwrap();
-        let child = Command::new(bin)
-            .arg("serve")
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let registry = Self {
-            child,
-            port,
-            _dir: dir,
-        };
-        eventually(10, "the registry to listen", || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        registry
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Pushes an OCI layout with skopeo.
-    fn push(&self, layout: &Path, name: &str) {
-        let out = Command::new("skopeo")
-            .args(["copy", "-q", "--dest-tls-verify=false"])
-            .arg(format!("oci:{}", layout.display()))
-            .arg(format!("docker://{}/{name}", self.host()))
-            .output()
-            .expect("skopeo missing: apt-get install skopeo");
-        assert!(out.status.success(), "skopeo copy failed: {}", text(&out));
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn pull_then_run_prints_hi_and_leaves_nothing() {
     require_root();
     let registry = Registry::start();
-    let layout = busybox_archive().parent().unwrap().join("busybox-oci");
-    registry.push(&layout, "busybox:latest");
-    registry.push(&layout, "other:1");
+    registry.push(&busybox_archive(), "busybox:latest");
+    registry.push(&busybox_archive(), "other:1");
     let ctr = Ctr::new(1);
     let image = format!("{}/busybox:latest", registry.host());
     ctr.ok(&["image", "pull", "-q", &image]);

@@ -62,7 +62,12 @@ impl Registry {
 
     /// What `STACK_REGISTRY_MIRRORS` takes.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}", self.host())
+    }
+
+    /// The registry part of an image reference.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
     }
 
     /// Pushes an OCI archive as `name` (e.g. `library/redis:7`) with skopeo.
@@ -70,7 +75,7 @@ impl Registry {
         let out = Command::new("skopeo")
             .args(["copy", "-q", "--dest-tls-verify=false"])
             .arg(format!("oci-archive:{}", archive.display()))
-            .arg(format!("docker://127.0.0.1:{}/{name}", self.port))
+            .arg(format!("docker://{}/{name}", self.host()))
             .output()
             .expect("skopeo missing: apt-get install skopeo");
         assert!(
