@@ -100,6 +100,9 @@ pub enum Command {
     /// Generate init-system units for the stack.
     #[command(subcommand)]
     Systemd(commands::systemd::SystemdCommand),
+    /// Take the stack beyond one host: Kubernetes manifests or a Swarm compose file.
+    #[command(subcommand)]
+    Export(commands::export::ExportCommand),
     /// Run a project's log keeper (started by its supervisor).
     #[command(name = "__logs", hide = true)]
     LogKeeper(commands::log_keeper::LogKeeperArgs),

@@ -6,6 +6,7 @@ pub mod container;
 pub mod down;
 pub mod events;
 pub mod exec;
+pub mod export;
 pub mod graph;
 pub mod image;
 pub mod images;
@@ -64,5 +65,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats(args) => stats::run(&cli.global, args),
         Command::Inspect(args) => inspect::run(&cli.global, args),
         Command::Systemd(cmd) => systemd::run(&cli.global, cmd),
+        Command::Export(cmd) => export::run(&cli.global, cmd),
     }
 }
