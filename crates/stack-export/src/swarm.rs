@@ -177,11 +177,24 @@ pub fn export(project: &Project) -> Result<SwarmFile, ExportError> {
     for key in project.unsupported.keys() {
         w.warn(key.clone(), "dropped: not carried to the Swarm file");
     }
+    let mut document = Value::Object(doc);
+    escape_dollars(&mut document);
     Ok(SwarmFile {
-        document: Value::Object(doc),
+        document,
         warnings: w.into_sorted(),
         stack_name: project.name.clone(),
     })
+}
+
+/// `docker stack deploy` interpolates the file again; the values here are
+/// already interpolated, so every `$` is doubled to stay as it is.
+fn escape_dollars(v: &mut Value) {
+    match v {
+        Value::String(s) if s.contains('$') => *s = s.replace('$', "$$"),
+        Value::Array(a) => a.iter_mut().for_each(escape_dollars),
+        Value::Object(m) => m.values_mut().for_each(escape_dollars),
+        _ => {}
+    }
 }
 
 fn to_map<T: serde::Serialize>(v: &T) -> Map<String, Value> {
@@ -423,12 +436,12 @@ fn volumes(w: &mut Warnings, name: &str, s: &Service, out: &mut Map<String, Valu
                     "selinux and recursive dropped: not in the format",
                 );
             }
-            if v.kind == MountType::Bind {
-                w.warn(
-                    path.clone(),
-                    "approximated: the bind mount source must exist on every node a task may run on",
-                );
-            }
+        }
+        if v.kind == MountType::Bind {
+            w.warn(
+                path.clone(),
+                "approximated: the bind mount source must exist on every node a task may run on",
+            );
         }
         if let Some(o) = &v.volume {
             if o.nocopy {

@@ -245,22 +245,20 @@ pub fn export(project: &Project, opts: &Options) -> Result<Manifests, ExportErro
         keys::warn_service(&mut cx, name, service);
         pod::dependency_warnings(&mut cx, name, service);
         if cx.init_only.contains(name) {
-            let dependents: Vec<&str> = services
-                .iter()
-                .filter(|(_, s)| {
-                    s.depends_on.get(*name).is_some_and(|d| {
-                        d.condition == DependsOnCondition::ServiceCompletedSuccessfully
-                    })
-                })
-                .map(|(n, _)| *n)
+            let hosts: Vec<&str> = services
+                .keys()
+                .filter(|n| !cx.init_only.contains(*n))
+                .filter(|n| pod::completion_chain(&cx, n).contains(name))
+                .copied()
                 .collect();
             cx.w.warn(
                 format!("services.{name}"),
                 format!(
                     "runs as an init container in each pod of {} (once per pod, before its containers), not as a workload of its own",
-                    dependents.join(", ")
+                    hosts.join(", ")
                 ),
             );
+            pod::init_only_warnings(&mut cx, name, service);
             continue;
         }
         objects.push(pod::workload(&mut cx, name, service)?);

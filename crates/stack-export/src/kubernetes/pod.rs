@@ -88,7 +88,7 @@ pub fn workload(cx: &mut Ctx<'_>, name: &str, s: &Service) -> Result<Value, Expo
 
 /// The `service_completed_successfully` dependencies of `name`, each after
 /// its own, so that they run as init containers in start order.
-fn completion_chain<'a>(cx: &Ctx<'a>, name: &str) -> Vec<&'a str> {
+pub fn completion_chain<'a>(cx: &Ctx<'a>, name: &str) -> Vec<&'a str> {
     fn visit<'a>(cx: &Ctx<'a>, name: &str, out: &mut Vec<&'a str>) {
         let Some(s) = cx.project.services.get(name) else {
             return;
@@ -588,6 +588,41 @@ fn pod_settings(
     }
     // x-stack.restart_on_unhealthy needs nothing more: the liveness probe
     // restarts an unhealthy container in every case.
+}
+
+/// An init container runs in its host's pod: its own pod-level settings
+/// and restart policy have nowhere to go.
+pub fn init_only_warnings(cx: &mut Ctx<'_>, name: &str, s: &Service) {
+    let path = |k: &str| format!("services.{name}.{k}");
+    if s.restart
+        .is_some_and(|r| r != RestartPolicy::OnFailure { max_retries: None })
+    {
+        cx.w.warn(
+            path("restart"),
+            "approximated: as an init container it is retried until it succeeds",
+        );
+    }
+    let pod_level = [
+        ("ports", !s.ports.is_empty()),
+        ("expose", !s.expose.is_empty()),
+        ("hostname", s.hostname.is_some()),
+        ("extra_hosts", !s.extra_hosts.is_empty()),
+        ("dns", !s.dns.is_empty()),
+        ("network_mode", s.network_mode.is_some()),
+        ("sysctls", !s.sysctls.is_empty()),
+        ("shm_size", s.shm_size.is_some()),
+        ("stop_grace_period", s.stop_grace_period.is_some()),
+        ("scale", s.scale.is_some()),
+        ("deploy", s.deploy.is_some()),
+    ];
+    for (key, set) in pod_level {
+        if set {
+            cx.w.warn(
+                path(key),
+                "dropped: an init container takes the pod settings of the service it runs in",
+            );
+        }
+    }
 }
 
 /// Kubernetes has no start order between pods; only completion
