@@ -1,12 +1,14 @@
 //! `stack export swarm` on a real swarm: Debian's dockerd started in a
 //! network namespace of its own (its bridges and firewall rules stay
 //! there), with its own data root, exec root and socket in a temporary
-//! directory; one-node `docker swarm init`; the busybox fixture loaded;
-//! the `hello` example exported and deployed with `docker stack deploy`;
-//! its client reaches the web server by service name; the web server
-//! scales to two replicas; `docker stack rm` leaves no service, container
-//! or network. A drop guard stops dockerd and removes everything also when
-//! the test fails. Skips, saying why, where dockerd cannot run.
+//! directory; one-node `docker swarm init`; the busybox and redis fixture
+//! images loaded; every example exported and deployed with `docker stack
+//! deploy`; their services reach each other by name (hello's client the
+//! web server, devloop's tail the app, webapp's front end the api, which
+//! reads the database the migration wrote and the cache); hello's web
+//! server scales to two replicas; `docker stack rm` leaves no service,
+//! container or network. A drop guard stops dockerd and removes everything
+//! also when the test fails. Skips, saying why, where dockerd cannot run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -14,8 +16,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use stack_spec::LoadOptions;
-
-const STACK: &str = "hello";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -179,7 +179,9 @@ fn run(cmd: &mut Command) {
 impl Drop for Daemon {
     fn drop(&mut self) {
         if self.docker(&["version"]).status.success() {
-            self.docker(&["stack", "rm", STACK]);
+            for stack in ["hello", "devloop", "webapp", "worker"] {
+                self.docker(&["stack", "rm", stack]);
+            }
             self.docker(&["swarm", "leave", "--force"]);
         }
         if let Some(child) = &mut self.child {
@@ -214,6 +216,101 @@ impl Drop for Daemon {
     }
 }
 
+/// The redis fixture image (built from Debian's packages, cached under the
+/// target directory as the CLI tests cache it), converted from its OCI
+/// archive to one `docker load` reads.
+fn load_redis(d: &Daemon) {
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("redis-image");
+    let built = Command::new("python3")
+        .arg(repo().join("tests/fixtures/images/redis.py"))
+        .arg(&cache)
+        .output()
+        .expect("python3 runs the redis fixture script");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let oci = String::from_utf8(built.stdout).unwrap().trim().to_string();
+    let docker_tar = d.dir.path().join("redis-docker.tar");
+    let out = Command::new("skopeo")
+        .args(["copy", "-q", &format!("oci-archive:{oci}")])
+        .arg(format!("docker-archive:{}:redis:7", docker_tar.display()))
+        .output()
+        .expect("skopeo (scripts/install-deps installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.ok(&["load", "-q", "-i", docker_tar.to_str().unwrap()]);
+}
+
+/// Export example `name` for Swarm and `docker stack deploy` it as stack `name`.
+fn deploy(d: &Daemon, name: &str) {
+    let file = repo().join("examples").join(name).join("stack.yaml");
+    let project = stack_spec::load(&LoadOptions::new(file.parent().unwrap()).with_file(&file))
+        .expect("the example loads")
+        .project;
+    let mut exported = stack_export::swarm::export(&project).unwrap();
+    if !Path::new("/proc/sys/net/ipv4/vs").exists() {
+        // Without IPVS in the kernel a service's virtual IP and the ingress
+        // mesh route nowhere; DNS round robin and host-mode ports give the
+        // same name resolution and publishing without it.
+        for s in exported.document["services"]
+            .as_object_mut()
+            .unwrap()
+            .values_mut()
+        {
+            let s = s.as_object_mut().unwrap();
+            let deploy = s.entry("deploy").or_insert_with(|| json!({}));
+            deploy["endpoint_mode"] = Value::from("dnsrr");
+            if let Some(Value::Array(ports)) = s.get_mut("ports") {
+                for p in ports {
+                    p["mode"] = Value::from("host");
+                }
+            }
+        }
+    }
+    let compose = d.dir.path().join(format!("{name}-swarm.yaml"));
+    std::fs::write(&compose, exported.to_yaml().unwrap()).unwrap();
+    d.ok(&["stack", "deploy", "-c", compose.to_str().unwrap(), name]);
+}
+
+/// `running/desired` of a service, as `docker service ls` prints it.
+fn replicas(d: &Daemon, stack: &str, service: &str) -> String {
+    d.ok(&[
+        "service",
+        "ls",
+        "--filter",
+        &format!("name={stack}_{service}"),
+        "--format",
+        "{{.Name}} {{.Replicas}}",
+    ])
+    .lines()
+    .find_map(|l| {
+        l.strip_prefix(&format!("{stack}_{service} "))
+            .map(str::to_string)
+    })
+    .unwrap_or_default()
+}
+
+/// `wget URL` inside a running container of the service; whether the
+/// answer contains `want`.
+fn fetch(d: &Daemon, stack: &str, service: &str, url: &str, want: &str) -> bool {
+    let ps = d.ok(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.swarm.service.name={stack}_{service}"),
+    ]);
+    let Some(container) = ps.lines().next() else {
+        return false;
+    };
+    let out = d.docker(&["exec", container, "wget", "-q", "-O-", url]);
+    out.status.success() && String::from_utf8_lossy(&out.stdout).contains(want)
+}
+
 /// Poll `check` until it returns true; fail with `what` after `secs`.
 fn wait_for(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -224,7 +321,7 @@ fn wait_for(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
 }
 
 #[test]
-fn exported_example_deploys_on_a_swarm() {
+fn exported_examples_deploy_on_a_swarm() {
     if !is_root() {
         eprintln!("SKIPPED: the Swarm deploy test starts dockerd and needs root");
         return;
@@ -263,89 +360,94 @@ fn exported_example_deploys_on_a_swarm() {
     ]);
     d.ok(&["tag", "stack-test/busybox:docker", "busybox:latest"]);
 
-    let file = repo().join("examples/hello/stack.yaml");
-    let project = stack_spec::load(&LoadOptions::new(file.parent().unwrap()).with_file(&file))
-        .expect("the example loads")
-        .project;
-    let mut exported = stack_export::swarm::export(&project).unwrap();
-    if !Path::new("/proc/sys/net/ipv4/vs").exists() {
-        // Without IPVS in the kernel a service's virtual IP routes nowhere;
-        // DNS round robin gives the same name resolution without it.
-        eprintln!("note: no IPVS in this kernel; deploying with endpoint_mode dnsrr");
-        for s in exported.document["services"]
-            .as_object_mut()
-            .unwrap()
-            .values_mut()
-        {
-            let deploy = s
-                .as_object_mut()
-                .unwrap()
-                .entry("deploy")
-                .or_insert_with(|| json!({}));
-            deploy["endpoint_mode"] = Value::from("dnsrr");
-        }
+    load_redis(&d);
+    d.ok(&["tag", "busybox:latest", "busybox:1.36"]);
+
+    let examples = ["hello", "devloop", "webapp", "worker"];
+    for name in examples {
+        deploy(&d, name);
     }
-    let compose = d.dir.path().join("hello-swarm.yaml");
-    std::fs::write(&compose, exported.to_yaml().unwrap()).unwrap();
-    d.ok(&["stack", "deploy", "-c", compose.to_str().unwrap(), STACK]);
 
-    let replicas = |service: &str| {
-        d.ok(&[
-            "service",
-            "ls",
-            "--filter",
-            &format!("name={STACK}_{service}"),
-            "--format",
-            "{{.Replicas}}",
-        ])
-        .trim()
-        .to_string()
-    };
-    wait_for(90, "web and client running", || {
-        replicas("web") == "1/1" && replicas("client") == "1/1"
-    });
-    let client = d
-        .ok(&[
-            "ps",
-            "-q",
-            "--filter",
-            &format!("label=com.docker.swarm.service.name={STACK}_client"),
-        ])
-        .lines()
-        .next()
-        .expect("a client container")
-        .to_string();
-    let fetch = || {
-        let out = d.docker(&["exec", &client, "wget", "-q", "-O-", "http://web:8080/"]);
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("hello from stack")
-    };
-    wait_for(30, "the client reaching web by name", fetch);
-    // The one-shot setup ran to completion and was not restarted.
-    wait_for(30, "setup complete", || {
-        d.ok(&[
-            "service",
-            "ps",
-            &format!("{STACK}_setup"),
-            "--format",
-            "{{.CurrentState}}",
-        ])
-        .lines()
-        .next()
-        .is_some_and(|l| l.starts_with("Complete"))
+    wait_for(120, "every long-running service up", || {
+        [
+            ("hello", "web", "1/1"),
+            ("hello", "client", "1/1"),
+            ("devloop", "app", "1/1"),
+            ("devloop", "tail", "1/1"),
+            ("webapp", "db", "1/1"),
+            ("webapp", "cache", "1/1"),
+            ("webapp", "api", "1/1"),
+            ("webapp", "web", "1/1"),
+            ("worker", "queue", "1/1"),
+            ("worker", "worker", "2/2"),
+            ("worker", "reporter", "1/1"),
+        ]
+        .iter()
+        .all(|(stack, service, want)| replicas(&d, stack, service) == *want)
     });
 
-    d.ok(&["service", "scale", "--detach", &format!("{STACK}_web=2")]);
-    wait_for(60, "web scaled to 2", || replicas("web") == "2/2");
-    wait_for(30, "web reachable by name after scaling", fetch);
+    // Names resolve across services as under `stack`.
+    let hello_web = || {
+        fetch(
+            &d,
+            "hello",
+            "client",
+            "http://web:8080/",
+            "hello from stack",
+        )
+    };
+    wait_for(30, "hello: the client reaching web by name", hello_web);
+    wait_for(30, "devloop: tail reaching app by name", || {
+        fetch(
+            &d,
+            "devloop",
+            "tail",
+            "http://app:8000/",
+            "hello from stack",
+        )
+    });
+    // web -> api -> db (the migration's schema version) and cache.
+    wait_for(60, "webapp: web, api, db and cache answering", || {
+        fetch(
+            &d,
+            "webapp",
+            "web",
+            "http://127.0.0.1:80/",
+            "schema 3, visit",
+        )
+    });
+    // One-shot services others wait for ran to completion and stay done.
+    for (stack, service) in [("hello", "setup"), ("webapp", "migrate")] {
+        wait_for(60, &format!("{stack}: {service} complete"), || {
+            d.ok(&[
+                "service",
+                "ps",
+                &format!("{stack}_{service}"),
+                "--format",
+                "{{.CurrentState}}",
+            ])
+            .lines()
+            .any(|l| l.starts_with("Complete"))
+        });
+    }
 
-    d.ok(&["stack", "rm", STACK]);
-    let label = format!("label=com.docker.stack.namespace={STACK}");
+    d.ok(&["service", "scale", "--detach", "hello_web=2"]);
+    wait_for(60, "hello: web scaled to 2", || {
+        replicas(&d, "hello", "web") == "2/2"
+    });
+    wait_for(30, "hello: web reachable by name after scaling", hello_web);
+
+    for name in examples {
+        d.ok(&["stack", "rm", name]);
+    }
     wait_for(60, "stack rm removing everything", || {
         d.ok(&["service", "ls", "-q"]).trim().is_empty()
-            && d.ok(&["ps", "-aq", "--filter", &label]).trim().is_empty()
-            && d.ok(&["network", "ls", "-q", "--filter", &label])
-                .trim()
-                .is_empty()
+            && examples.iter().all(|name| {
+                let label = format!("label=com.docker.stack.namespace={name}");
+                d.ok(&["ps", "-aq", "--filter", &label]).trim().is_empty()
+                    && d.ok(&["network", "ls", "-q", "--filter", &label])
+                        .trim()
+                        .is_empty()
+            })
     });
-    eprintln!("dockerd log tail:\n{}", d.log());
 }
