@@ -41,7 +41,6 @@ const KEPT: &[&str] = &[
     "command",
     "entrypoint",
     "environment",
-    "expose",
     "labels",
     "logging",
     "secrets",
@@ -74,6 +73,7 @@ fn dropped(key: &str) -> Option<&'static str> {
         | "depends_on" | "env_file" | "profiles" | "extra_hosts" => return None,
         "container_name" | "devices" | "links" | "network_mode" | "security_opt" | "privileged"
         | "domainname" | "ipc" | "shm_size" | "pid" => "dropped: docker stack deploy ignores it",
+        "expose" => "dropped: services on one Swarm network reach each other on any port",
         "x-stack" => "dropped: a stack-only setting",
         "develop" => "dropped: watch mode is for a development machine",
         _ => "dropped: not in the compose file format docker stack deploy reads",
@@ -495,13 +495,9 @@ fn networks(w: &mut Warnings, name: &str, s: &Service, out: &mut Map<String, Val
                 if !n.aliases.is_empty() {
                     m.insert("aliases".into(), json!(n.aliases));
                 }
-                if let Some(a) = &n.ipv4_address {
-                    m.insert("ipv4_address".into(), json!(a));
-                }
-                if let Some(a) = &n.ipv6_address {
-                    m.insert("ipv6_address".into(), json!(a));
-                }
-                if n.mac_address.is_some()
+                if n.ipv4_address.is_some()
+                    || n.ipv6_address.is_some()
+                    || n.mac_address.is_some()
                     || n.priority.is_some()
                     || n.gw_priority.is_some()
                     || n.interface_name.is_some()
@@ -510,7 +506,7 @@ fn networks(w: &mut Warnings, name: &str, s: &Service, out: &mut Map<String, Val
                 {
                     w.warn(
                         format!("services.{name}.networks.{net}"),
-                        "only aliases and addresses kept: the rest is not in the format",
+                        "only aliases kept: Swarm assigns addresses itself and has no per-network interface settings",
                     );
                 }
                 if m.is_empty() {

@@ -179,7 +179,7 @@ fn run(cmd: &mut Command) {
 impl Drop for Daemon {
     fn drop(&mut self) {
         if self.docker(&["version"]).status.success() {
-            for stack in ["hello", "devloop", "webapp", "worker"] {
+            for stack in ["hello", "devloop", "webapp", "worker", "mapping"] {
                 self.docker(&["stack", "rm", stack]);
             }
             self.docker(&["swarm", "leave", "--force"]);
@@ -246,10 +246,11 @@ fn load_redis(d: &Daemon) {
     d.ok(&["load", "-q", "-i", docker_tar.to_str().unwrap()]);
 }
 
-/// Export example `name` for Swarm and `docker stack deploy` it as stack `name`.
-fn deploy(d: &Daemon, name: &str) {
-    let file = repo().join("examples").join(name).join("stack.yaml");
-    let project = stack_spec::load(&LoadOptions::new(file.parent().unwrap()).with_file(&file))
+/// Export the stack in `file` for Swarm and `docker stack deploy` it as
+/// stack `name`; docker must not say it ignores anything in the file (what
+/// Swarm ignores is left out, with a warning, by the export).
+fn deploy(d: &Daemon, name: &str, file: &Path) {
+    let project = stack_spec::load(&LoadOptions::new(file.parent().unwrap()).with_file(file))
         .expect("the example loads")
         .project;
     let mut exported = stack_export::swarm::export(&project).unwrap();
@@ -274,7 +275,25 @@ fn deploy(d: &Daemon, name: &str) {
     }
     let compose = d.dir.path().join(format!("{name}-swarm.yaml"));
     std::fs::write(&compose, exported.to_yaml().unwrap()).unwrap();
-    d.ok(&["stack", "deploy", "-c", compose.to_str().unwrap(), name]);
+    let out = d.docker(&[
+        "stack",
+        "deploy",
+        "--resolve-image",
+        "never",
+        "-c",
+        compose.to_str().unwrap(),
+        name,
+    ]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "docker stack deploy {name}: {said}");
+    assert!(
+        !said.contains("Ignoring"),
+        "docker stack deploy {name}: {said}"
+    );
 }
 
 /// `running/desired` of a service, as `docker service ls` prints it.
@@ -365,8 +384,29 @@ fn exported_examples_deploy_on_a_swarm() {
 
     let examples = ["hello", "devloop", "webapp", "worker"];
     for name in examples {
-        deploy(&d, name);
+        deploy(
+            &d,
+            name,
+            &repo().join("examples").join(name).join("stack.yaml"),
+        );
     }
+    // The stack covering every row of the mapping table: its images do not
+    // exist here, but Swarm parses and creates every service of it.
+    let mapping = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/stacks/mapping/stack.yaml");
+    deploy(&d, "mapping", &mapping);
+    wait_for(30, "mapping: every service created", || {
+        d.ok(&[
+            "service",
+            "ls",
+            "-q",
+            "--filter",
+            "label=com.docker.stack.namespace=mapping",
+        ])
+        .lines()
+        .count()
+            == 8
+    });
+    d.ok(&["stack", "rm", "mapping"]);
 
     wait_for(120, "every long-running service up", || {
         [
