@@ -153,10 +153,12 @@ impl Daemon {
         Ok(d)
     }
 
-    /// Every process started under this daemon's directory (dockerd, its
-    /// containerd, the shims), by pid.
+    /// Every process of this daemon (dockerd, its containerd, the shims,
+    /// also under a system containerd), found by its directory or its
+    /// containerd namespace in the command line, by pid.
     fn processes(&self) -> Vec<i32> {
-        let marker = self.dir.path().display().to_string();
+        let dir = self.dir.path().display().to_string();
+        let namespace = format!("-namespace {}", self.netns);
         std::fs::read_dir("/proc")
             .into_iter()
             .flatten()
@@ -164,9 +166,8 @@ impl Daemon {
             .filter_map(|e| {
                 let pid: i32 = e.file_name().to_str()?.parse().ok()?;
                 let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-                String::from_utf8_lossy(&cmd)
-                    .contains(&marker)
-                    .then_some(pid)
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                (cmd.contains(&dir) || cmd.contains(&namespace)).then_some(pid)
             })
             .collect()
     }
