@@ -359,7 +359,10 @@ fn exported_examples_deploy_on_a_swarm() {
             return;
         }
     };
+    let started = Instant::now();
+    let phase = |what: &str| eprintln!("{:>5.1}s {what}", started.elapsed().as_secs_f64());
     d.ok(&["swarm", "init", "--advertise-addr", "10.226.255.1"]);
+    phase("swarm initialised");
 
     let fixtures = d.dir.path().join("fixtures");
     let out = Command::new("python3")
@@ -383,6 +386,7 @@ fn exported_examples_deploy_on_a_swarm() {
     load_redis(&d);
     d.ok(&["tag", "busybox:latest", "busybox:1.36"]);
 
+    phase("images loaded");
     let examples = ["hello", "devloop", "webapp", "worker"];
     for name in examples {
         deploy(
@@ -427,6 +431,7 @@ fn exported_examples_deploy_on_a_swarm() {
         .all(|(stack, service, want)| replicas(&d, stack, service) == *want)
     });
 
+    phase("every long-running service up");
     // Names resolve across services as under `stack`.
     let hello_web = || {
         fetch(
@@ -472,6 +477,7 @@ fn exported_examples_deploy_on_a_swarm() {
         });
     }
 
+    phase("names resolve, one-shot services done");
     d.ok(&["service", "scale", "--detach", "hello_web=2"]);
     wait_for(60, "hello: web scaled to 2", || {
         replicas(&d, "hello", "web") == "2/2"
@@ -491,4 +497,5 @@ fn exported_examples_deploy_on_a_swarm() {
                         .is_empty()
             })
     });
+    phase("scaled, and every stack removed");
 }
