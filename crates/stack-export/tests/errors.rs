@@ -89,3 +89,26 @@ fn inline_content_goes_to_kubernetes() {
         .expect("a ConfigMap");
     assert_eq!(cm["data"]["content"], "hello");
 }
+
+#[test]
+fn an_init_container_gets_no_probes() {
+    let p = load(
+        "name: p\nservices:\n  job:\n    image: x\n    healthcheck:\n      test: [CMD, 'true']\n  app:\n    image: x\n    depends_on:\n      job:\n        condition: service_completed_successfully\n",
+    );
+    let m = kubernetes::export(&p, &kubernetes::Options::default()).unwrap();
+    let app = m
+        .objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("a Deployment");
+    let init = &app["spec"]["template"]["spec"]["initContainers"][0];
+    assert_eq!(init["name"], "job");
+    assert!(init.get("readinessProbe").is_none() && init.get("livenessProbe").is_none());
+    assert!(
+        m.warnings
+            .iter()
+            .any(|w| w.path == "services.job.healthcheck"),
+        "{:?}",
+        m.warnings
+    );
+}

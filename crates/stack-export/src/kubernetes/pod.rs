@@ -18,7 +18,21 @@ pub fn workload(cx: &mut Ctx<'_>, name: &str, s: &Service) -> Result<Value, Expo
     let mut init = Vec::new();
     for dep in completion_chain(cx, name) {
         let dep_service = &cx.project.services[dep];
-        init.push(container(cx, dep, dep_service, &mut volumes)?);
+        let mut c = container(cx, dep, dep_service, &mut volumes)?;
+        // The API refuses probes on init containers; one runs to its exit.
+        let mut had_probes = false;
+        if let Some(m) = c.as_object_mut() {
+            for p in ["readinessProbe", "livenessProbe", "startupProbe"] {
+                had_probes |= m.remove(p).is_some();
+            }
+        }
+        if had_probes {
+            cx.w.warn(
+                format!("services.{dep}.healthcheck"),
+                "dropped: an init container has no probes; its exit status is what counts",
+            );
+        }
+        init.push(c);
     }
     let main = container(cx, name, s, &mut volumes)?;
     let mut spec = Map::new();
