@@ -112,3 +112,38 @@ fn an_init_container_gets_no_probes() {
         m.warnings
     );
 }
+
+#[test]
+fn environment_names_follow_the_kubernetes_version() {
+    let p = load(
+        "name: p\nservices:\n  s:\n    image: x\n    environment:\n      OK_NAME: a\n      1BAD NAME: b\n",
+    );
+    let env_names = |version: (u32, u32)| {
+        let opts = kubernetes::Options {
+            version,
+            ..Default::default()
+        };
+        let m = kubernetes::export(&p, &opts).unwrap();
+        let d = m
+            .objects
+            .iter()
+            .find(|o| o["kind"] == "Deployment")
+            .unwrap();
+        let names: Vec<String> = d["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect();
+        let warned = m
+            .warnings
+            .iter()
+            .any(|w| w.path == "services.s.environment.1BAD NAME");
+        (names, warned)
+    };
+    assert_eq!(env_names((1, 25)), (vec!["OK_NAME".to_string()], true));
+    assert_eq!(
+        env_names((1, 32)),
+        (vec!["OK_NAME".to_string(), "1BAD NAME".to_string()], false)
+    );
+}

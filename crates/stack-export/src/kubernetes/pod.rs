@@ -126,6 +126,22 @@ pub fn completion_chain<'a>(cx: &Ctx<'a>, name: &str) -> Vec<&'a str> {
     out
 }
 
+/// From this version on (RelaxedEnvironmentVariableValidation, on by
+/// default) an environment variable may have any printable name but `=`.
+const RELAXED_ENV_NAMES: (u32, u32) = (1, 32);
+
+/// `[-._a-zA-Z][-._a-zA-Z0-9]*`, what older API servers accept.
+fn is_strict_env_name(k: &str) -> bool {
+    let mut b = k.bytes();
+    b.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, b'-' | b'.' | b'_'))
+        && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
+}
+
+fn is_relaxed_env_name(k: &str) -> bool {
+    !k.is_empty() && k.bytes().all(|c| (b' '..=b'~').contains(&c) && c != b'=')
+}
+
 /// Kubelet expands `$(VAR)` in commands, arguments and environment values
 /// and turns `$$` into `$`; doubling every `$` keeps the text as written.
 fn escape(s: &str) -> String {
@@ -204,7 +220,19 @@ fn container(
     }
     let mut env = Vec::new();
     for (k, v) in &s.environment {
+        let accepted = if cx.opts.version >= RELAXED_ENV_NAMES {
+            is_relaxed_env_name(k)
+        } else {
+            is_strict_env_name(k)
+        };
         match v {
+            Some(_) if !accepted => cx.w.warn(
+                format!("services.{name}.environment.{k}"),
+                format!(
+                    "dropped: Kubernetes {}.{} refuses the name (any printable name but '=' from 1.32 on, see --k8s-version)",
+                    cx.opts.version.0, cx.opts.version.1
+                ),
+            ),
             Some(v) => env.push(json!({ "name": k, "value": escape(v) })),
             None => cx.w.warn(
                 format!("services.{name}.environment.{k}"),
