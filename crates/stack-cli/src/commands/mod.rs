@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 
+pub mod build;
 pub mod completion;
 pub mod config;
 pub mod container;

@@ -1,0 +1,115 @@
+//! `stack image build`: a Dockerfile and its context to an image in the
+//! store, with BuildKit-style plain progress (`[2/5] RUN ...`, CACHED, the
+//! time of each step).
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+use stack_build::{BuildOptions, Event};
+use stack_image::reference::Reference;
+
+use crate::cli::GlobalArgs;
+
+#[derive(Debug, Args)]
+pub struct ImageBuildArgs {
+    /// Name (and tag) of the image; repeat for several.
+    #[arg(short, long = "tag")]
+    pub tags: Vec<String>,
+    /// The Dockerfile (default: CONTEXT/Dockerfile).
+    #[arg(short, long)]
+    pub file: Option<PathBuf>,
+    /// Build up to this stage.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// A build argument, `KEY=VALUE` (or `KEY` to take it from the environment).
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Run every step, ignoring the step cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Print only the image id.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The build context directory.
+    pub context: PathBuf,
+}
+
+pub fn image_build(global: &GlobalArgs, a: ImageBuildArgs) -> anyhow::Result<ExitCode> {
+    let mut tags = Vec::new();
+    for t in &a.tags {
+        tags.push(Reference::parse(t).with_context(|| format!("--tag {t}"))?);
+    }
+    let mut build_args = BTreeMap::new();
+    for kv in &a.build_args {
+        match kv.split_once('=') {
+            Some((k, v)) => {
+                build_args.insert(k.to_owned(), v.to_owned());
+            }
+            None => {
+                // Docker takes a bare KEY from the environment, or leaves it out.
+                if let Ok(v) = std::env::var(kv) {
+                    build_args.insert(kv.clone(), v);
+                }
+            }
+        }
+    }
+    let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => Some(
+            v.parse::<u64>()
+                .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds"))?,
+        ),
+        _ => None,
+    };
+    let opts = BuildOptions {
+        root: global.root.clone(),
+        context: a.context.clone(),
+        dockerfile: a.file.clone(),
+        tags,
+        target: a.target.clone(),
+        build_args,
+        no_cache: a.no_cache,
+        init_binary: std::env::current_exe().context("cannot find the stack binary")?,
+        source_date_epoch: epoch,
+    };
+    let started = std::time::Instant::now();
+    let quiet = a.quiet;
+    let mut progress = |e: Event<'_>| {
+        if quiet {
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = match e {
+            Event::Step {
+                n,
+                total,
+                stage,
+                text,
+            } => match stage {
+                Some(s) => writeln!(err, "[{s} {n}/{total}] {text}"),
+                None => writeln!(err, "[{n}/{total}] {text}"),
+            },
+            Event::Cached { n } => writeln!(err, "#{n} CACHED"),
+            Event::Done { n, elapsed } => {
+                writeln!(err, "#{n} DONE {:.3}s", elapsed.as_secs_f64())
+            }
+        };
+    };
+    let built = stack_build::build(&opts, &mut progress)?;
+    if quiet {
+        println!("{}", built.id);
+    } else {
+        eprintln!(
+            "built {} in {:.3}s ({} steps run, {} cached)",
+            built.id.short(),
+            started.elapsed().as_secs_f64(),
+            built.steps_run,
+            built.steps_cached
+        );
+        println!("{}", built.id);
+    }
+    Ok(ExitCode::SUCCESS)
+}
