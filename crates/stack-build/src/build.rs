@@ -799,7 +799,16 @@ impl Builder<'_> {
             .clone()
             .unwrap_or_else(|| "/".into());
         let dest_abs = join_abs(&workdir, &dest);
-        let dir_dest = dest.ends_with('/') || copy.sources.len() > 1;
+        // Docker copies into a directory when the destination says so, when
+        // there are several sources, or when it already is one.
+        let below_is_dir = self.layer_dirs(state).iter().rev().any(|l| {
+            fs::metadata(l.join(dest_abs.trim_start_matches('/'))).is_ok_and(|m| m.is_dir())
+        });
+        let dir_dest = dest.ends_with('/')
+            || dest == "."
+            || dest.ends_with("/.")
+            || copy.sources.len() > 1
+            || below_is_dir;
         let owner = match &copy.chown {
             None => (0, 0),
             Some(c) => {

@@ -258,23 +258,29 @@ impl Lowering<'_> {
             pd::Command::Exec(args) => {
                 Command::Exec(args.value.iter().map(|s| s.value.to_string()).collect())
             }
-            pd::Command::Shell(s) if here_docs.is_empty() => Command::Shell(s.value.to_owned()),
+            pd::Command::Shell(s) if here_docs.is_empty() => {
+                Command::Shell(join_continuations(s.value, self.escape))
+            }
             pd::Command::Shell(s) => {
-                // A heredoc alone is the script; otherwise the shell reads the
-                // heredocs itself, so the command keeps them.
-                let only_heredoc = s.value.trim_start().starts_with("<<")
-                    && !s.value.trim().contains(char::is_whitespace);
-                if only_heredoc && here_docs.len() == 1 {
-                    return Command::Shell(here_docs[0].value.to_string());
+                // A heredoc alone is the script; otherwise the shell reads
+                // the heredocs itself, so the command keeps them (markers,
+                // bodies and closing lines as written).
+                if s.value.trim().is_empty() && here_docs.len() == 1 {
+                    let body = &here_docs[0].value;
+                    return Command::Shell(body.strip_prefix('\n').unwrap_or(body).to_owned());
                 }
-                let end = here_docs.last().map_or(s.span.end, |h| h.span.end);
-                Command::Shell(
-                    self.lines
-                        .text
-                        .get(s.span.start..end)
-                        .unwrap_or(s.value)
-                        .to_owned(),
-                )
+                let text = self.lines.text;
+                let line_start = text[..s.span.start.min(text.len())]
+                    .rfind('\n')
+                    .map_or(0, |i| i + 1);
+                let start = text[line_start..s.span.start.min(text.len())]
+                    .find("<<")
+                    .map_or(s.span.start, |i| line_start + i);
+                let last = here_docs.last().map_or(s.span.end, |h| h.span.end);
+                let end = text[last.min(text.len())..]
+                    .find('\n')
+                    .map_or(text.len(), |i| last + i);
+                Command::Shell(text.get(start..end).unwrap_or(s.value).to_owned())
             }
             _ => Command::Shell(String::new()),
         }
@@ -316,18 +322,27 @@ impl Lowering<'_> {
         out
     }
 
-    fn heredoc_name(&self, h: &pd::HereDoc<'_>) -> String {
-        // The span starts at `<<[-]["']NAME`.
-        let text = self.lines.text.get(h.span.start..).unwrap_or("");
-        let rest = text.trim_start_matches('<').trim_start_matches('-');
-        rest.trim_start_matches(['"', '\''])
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-' || *c == '.')
+    /// The names of the heredocs an instruction opens, in order
+    /// (`<<EOF`, `<<-EOF`, `<<"EOF"`), from its first line.
+    fn heredoc_names(&self, start: usize) -> Vec<String> {
+        let text = self.lines.text.get(start..).unwrap_or("");
+        let line = text.lines().next().unwrap_or("");
+        line.match_indices("<<")
+            .map(|(i, _)| {
+                line[i + 2..]
+                    .trim_start_matches('-')
+                    .trim_start_matches(['"', '\''])
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                    .collect()
+            })
             .collect()
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn copy(
         &mut self,
+        start: usize,
         keyword: &str,
         add: bool,
         flags: &[pd::Flag<'_>],
@@ -362,6 +377,8 @@ impl Lowering<'_> {
                 .map_or(dest.span.start, |f| f.flag_span().start);
             self.problem(at, keyword, format!("--chmod={m}: expected an octal mode"));
         }
+        let names = self.heredoc_names(start);
+        let mut heredocs = 0;
         for s in src {
             match s {
                 pd::Source::Path(p) => {
@@ -377,10 +394,14 @@ impl Lowering<'_> {
                     }
                     copy.sources.push(Source::Path(p.value.to_string()));
                 }
-                pd::Source::HereDoc(h) => copy.sources.push(Source::Inline {
-                    name: self.heredoc_name(h),
-                    content: h.value.to_string(),
-                }),
+                pd::Source::HereDoc(h) => {
+                    let name = names.get(heredocs).cloned().unwrap_or_default();
+                    heredocs += 1;
+                    copy.sources.push(Source::Inline {
+                        name,
+                        content: h.value.to_string(),
+                    });
+                }
                 _ => self.problem(dest.span.start, keyword, "unsupported source"),
             }
         }
@@ -415,8 +436,8 @@ impl Lowering<'_> {
                     network,
                 }
             }
-            I::Copy(c) => self.copy(keyword, false, &c.options, &c.src, &c.dest),
-            I::Add(a) => self.copy(keyword, true, &a.options, &a.src, &a.dest),
+            I::Copy(c) => self.copy(start, keyword, false, &c.options, &c.src, &c.dest),
+            I::Add(a) => self.copy(start, keyword, true, &a.options, &a.src, &a.dest),
             I::Env(e) => {
                 let pairs = self.pairs(&e.arguments, keyword, true);
                 let mut out = Vec::new();
@@ -604,6 +625,31 @@ fn display_text(text: &str, start: usize, escape: char) -> String {
         break;
     }
     out.trim().to_owned()
+}
+
+/// A shell-form command as Docker runs it: an escape at the end of a line
+/// joins the next one (the newline goes), comment lines inside are dropped.
+fn join_continuations(text: &str, escape: char) -> String {
+    let mut out = String::new();
+    let mut lines = text.split('\n').peekable();
+    let mut first = true;
+    while let Some(line) = lines.next() {
+        if !first && line.trim_start().starts_with('#') {
+            continue;
+        }
+        first = false;
+        let trimmed = line.trim_end();
+        match trimmed.strip_suffix(escape) {
+            Some(body) if lines.peek().is_some() => out.push_str(body),
+            _ => {
+                out.push_str(line);
+                if lines.peek().is_some() {
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Parses a Dockerfile; `file` is only used in messages.
