@@ -32,6 +32,8 @@ pub struct BuildOptions {
     pub tags: Vec<Reference>,
     pub target: Option<String>,
     pub build_args: BTreeMap<String, String>,
+    /// Labels added to the image (`build.labels`), over the Dockerfile's.
+    pub labels: BTreeMap<String, String>,
     pub no_cache: bool,
     /// A binary whose `main` calls `stack_runtime::init_main()` first.
     pub init_binary: PathBuf,
@@ -246,7 +248,14 @@ pub fn build_parsed(
         let state = b.stage(i)?;
         b.built.insert(i, state);
     }
-    let state = b.built.remove(&target).expect("the target stage was built");
+    let mut state = b.built.remove(&target).expect("the target stage was built");
+    if !opts.labels.is_empty() {
+        state
+            .config
+            .labels
+            .get_or_insert_with(Default::default)
+            .extend(opts.labels.clone());
+    }
     let (id, manifest) = b.commit(&state)?;
     Ok(Built {
         id,

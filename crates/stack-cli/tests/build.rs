@@ -204,3 +204,40 @@ fn a_failing_step_prints_its_output_and_line() {
     );
     assert!(err.contains("about to fail"), "{err}");
 }
+
+#[test]
+fn stack_build_builds_the_services_with_build_sections() {
+    let env = Env::new("bld-svc", 186);
+    context(
+        &env,
+        "FROM busybox\nARG WHAT\nRUN echo \"$WHAT\" > /what\nCMD [\"cat\", \"/what\"]\n",
+        &[],
+    );
+    env.write(
+        "services:\n\
+         \x20 api:\n\
+         \x20   build:\n\
+         \x20     context: ctx\n\
+         \x20     args: {WHAT: api}\n\
+         \x20     labels: {team: web}\n\
+         \x20 worker:\n\
+         \x20   image: worker:dev\n\
+         \x20   build:\n\
+         \x20     context: ctx\n\
+         \x20     dockerfile_inline: |\n\
+         \x20       FROM busybox\n\
+         \x20       CMD [\"echo\", \"inline\"]\n\
+         \x20 db:\n\
+         \x20   image: busybox\n",
+    );
+    let log = env.ok(&["build"]);
+    assert!(log.contains("building api as bld-svc-api"), "{log}");
+    assert!(log.contains("building worker as worker:dev"), "{log}");
+    assert_eq!(run(&env, &["bld-svc-api"]), "api\n");
+    assert_eq!(run(&env, &["worker:dev"]), "inline\n");
+    let inspect = env.stack(&["image", "inspect", "bld-svc-api"]);
+    assert!(String::from_utf8_lossy(&inspect.stdout).contains("\"team\": \"web\""));
+    // Nothing changed: nothing runs again.
+    let log = env.ok(&["build", "api"]);
+    assert!(log.contains("(0 steps run, 1 cached)"), "{log}");
+}
