@@ -146,6 +146,24 @@ pub fn run_step(root: &Path, spec_in: &RunSpec<'_>) -> Result<Outcome, RunError>
         // The host's network: a build reaches what the host reaches.
         ns.retain(|n| n.typ() != LinuxNamespaceType::Network);
     }
+    if spec_in.network != RunNetwork::None {
+        // ... and resolves names as the host does. Bound over the image's
+        // own file only when it has one, so the layer does not change.
+        let target = root.join("etc/resolv.conf");
+        let is_file = fs::symlink_metadata(&target).is_ok_and(|m| m.is_file());
+        if is_file && Path::new("/etc/resolv.conf").is_file() {
+            let mount = oci_spec::runtime::MountBuilder::default()
+                .destination("/etc/resolv.conf")
+                .typ("bind")
+                .source("/etc/resolv.conf")
+                .options(vec!["rbind".into(), "ro".into()])
+                .build()
+                .expect("a complete bind mount");
+            let mut mounts = spec.mounts().clone().unwrap_or_default();
+            mounts.push(mount);
+            spec.set_mounts(Some(mounts));
+        }
+    }
 
     let bundle = root
         .parent()

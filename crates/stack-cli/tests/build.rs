@@ -133,7 +133,8 @@ fn deleted_files_stay_deleted_and_links_and_modes_survive() {
         "FROM busybox\n\
          RUN mkdir -p /d/sub && echo x > /d/gone && echo y > /d/sub/f && echo z > /keep \
              && ln /keep /keep-link && chmod 4711 /keep && rm /bin/wget\n\
-         RUN rm /d/gone && rm -r /d/sub && mkdir /d/sub && echo new > /d/sub/g\n",
+         RUN rm /d/gone && rm -r /d/sub && mkdir /d/sub && echo new > /d/sub/g\n\
+         RUN cat /etc/resolv.conf > /seen-resolv\n",
         &[],
     );
     ok(&build(&env, &ctx, &["-t", "l:1"]));
@@ -148,6 +149,10 @@ fn deleted_files_stay_deleted_and_links_and_modes_survive() {
         ],
     );
     assert_eq!(out, "sub\ng\nno-wget\n4711 2\nlinked\n");
+    // RUN steps resolve names as the host does; the image keeps its own file.
+    let host = fs::read_to_string("/etc/resolv.conf").unwrap();
+    assert_eq!(run(&env, &["l:1", "cat", "/seen-resolv"]), host);
+    assert_ne!(run(&env, &["l:1", "cat", "/etc/resolv.conf"]), host);
 }
 
 #[test]
