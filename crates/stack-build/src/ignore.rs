@@ -68,8 +68,8 @@ impl Patterns {
         matched
     }
 
-    /// Whether some `!` pattern could re-include something under the
-    /// directory `rel`, so a walk must not skip an excluded directory.
+    /// Whether any `!` pattern re-includes: then a walk must look inside
+    /// excluded directories too.
     pub fn has_exceptions(&self) -> bool {
         self.rules.iter().any(|(_, negated)| *negated)
     }
