@@ -51,6 +51,8 @@ pub enum Command {
     /// Run and manage single containers: run, ls, logs, stop, rm, exec ...
     #[command(subcommand)]
     Container(commands::container::ContainerCommand),
+    /// Build the images of services with `build:`.
+    Build(commands::build::BuildArgs),
     /// Create and start the stack's containers, networks and volumes.
     Up(commands::up::UpArgs),
     /// Stop and remove the stack's containers and networks (`-v`: volumes too).

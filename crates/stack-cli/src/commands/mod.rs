@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 
+pub mod build;
 pub mod completion;
 pub mod config;
 pub mod container;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::Container(cmd) => container::run(&cli.global, cmd),
         Command::Completion(args) => completion::run(args),
+        Command::Build(args) => build::run(&cli.global, args),
         Command::Up(args) => up::run(&cli.global, args),
         Command::Down(args) => down::run(&cli.global, args),
         Command::Ps(args) => ps::run(&cli.global, args),

@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Component, Path, PathBuf};
 
-use globset::{GlobBuilder, GlobMatcher};
 use stack_spec::{Project, WatchAction};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,71 +45,8 @@ pub fn is_editor_temp(path: &Path) -> bool {
             .any(|ext| name.ends_with(ext))
 }
 
-/// `.dockerignore` patterns: matched against the path relative to the
-/// watched root and against each of its parents (ignoring a directory
-/// ignores what is in it); `!` re-includes; the last matching pattern wins.
-#[derive(Debug, Clone, Default)]
-pub struct Patterns {
-    rules: Vec<(GlobMatcher, bool)>,
-}
-
-impl Patterns {
-    pub fn new(patterns: &[String]) -> Result<Self, (String, globset::Error)> {
-        let mut rules = Vec::new();
-        for raw in patterns {
-            let (negated, pattern) = match raw.trim().strip_prefix('!') {
-                Some(rest) => (true, rest.trim()),
-                None => (false, raw.trim()),
-            };
-            let pattern = clean(pattern);
-            if pattern.is_empty() || pattern.starts_with('#') {
-                continue;
-            }
-            let glob = GlobBuilder::new(&pattern)
-                .literal_separator(true)
-                .backslash_escape(true)
-                .build()
-                .map_err(|e| (raw.clone(), e))?;
-            rules.push((glob.compile_matcher(), negated));
-        }
-        Ok(Self { rules })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
-
-    /// Whether `rel` (relative to the watched root) is matched.
-    pub fn matches(&self, rel: &Path) -> bool {
-        let mut matched = false;
-        for (glob, negated) in &self.rules {
-            // A pattern naming a directory covers everything under it.
-            let hit = rel
-                .ancestors()
-                .any(|a| !a.as_os_str().is_empty() && glob.is_match(a));
-            if hit {
-                matched = !negated;
-            }
-        }
-        matched
-    }
-}
-
-/// A pattern as Docker's patternmatcher cleans it: no leading `/` or `./`,
-/// no trailing `/`.
-fn clean(pattern: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for part in pattern.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            p => out.push(p),
-        }
-    }
-    out.join("/")
-}
+/// `.dockerignore` patterns, shared with the build context.
+pub use stack_build::ignore::Patterns;
 
 /// One `develop.watch` entry of one service, with its path made absolute.
 #[derive(Debug, Clone)]

@@ -1,0 +1,243 @@
+//! One `RUN` step: the stage's layers as overlay lower dirs with a fresh
+//! upper dir, a container made by the runtime on that root (the stage's user,
+//! env and workdir; no network or the host's), and its exit. What the command
+//! wrote is left in the upper dir, which becomes the step's layer.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use stack_runtime::{Container, CreateOptions, Stdio};
+
+use crate::dockerfile::RunNetwork;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("mount the step's root at {path}: {source}")]
+    Mount { path: PathBuf, source: nix::Error },
+    #[error("overlay options for {0} are too long (too many layers)")]
+    TooManyLayers(PathBuf),
+    #[error("user {0:?} not found in the image's /etc/passwd")]
+    UnknownUser(String),
+    #[error("the runtime: {0}")]
+    Runtime(#[from] stack_runtime::Error),
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> RunError + '_ {
+    move |source| RunError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A scratch directory with an overlay mounted in it; unmounted and removed
+/// on drop, also when a step fails or panics.
+pub struct Scratch {
+    pub dir: PathBuf,
+    pub merged: PathBuf,
+    pub upper: PathBuf,
+    mounted: bool,
+}
+
+impl Scratch {
+    /// Mounts `layers` (lowest first) with a fresh upper dir under `dir`.
+    pub fn mount(dir: PathBuf, layers: &[PathBuf]) -> Result<Self, RunError> {
+        let mut s = Scratch {
+            merged: dir.join("merged"),
+            upper: dir.join("upper"),
+            dir,
+            mounted: false,
+        };
+        let work = s.dir.join("work");
+        let empty = s.dir.join("empty");
+        for d in [&s.merged, &s.upper, &work, &empty] {
+            fs::create_dir_all(d).map_err(io_at(d))?;
+            fs::set_permissions(d, fs::Permissions::from_mode(0o755)).map_err(io_at(d))?;
+        }
+        let mut lowers = layers.to_vec();
+        if lowers.is_empty() {
+            lowers.push(empty);
+        }
+        let data = stack_image::rootfs::overlay_options(&lowers, &s.upper, &work);
+        if data.len() > 4095 {
+            return Err(RunError::TooManyLayers(s.dir.clone()));
+        }
+        mount(
+            Some("overlay"),
+            &s.merged,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data.as_str()),
+        )
+        .map_err(|source| RunError::Mount {
+            path: s.merged.clone(),
+            source,
+        })?;
+        s.mounted = true;
+        Ok(s)
+    }
+
+    /// Unmounts, leaving the upper dir to be taken.
+    pub fn unmount(&mut self) -> Result<(), RunError> {
+        if self.mounted {
+            umount2(&self.merged, MntFlags::MNT_DETACH).map_err(|source| RunError::Mount {
+                path: self.merged.clone(),
+                source,
+            })?;
+            self.mounted = false;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = self.unmount();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What a `RUN` runs with.
+pub struct RunSpec<'a> {
+    pub id: String,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub user: String,
+    pub network: RunNetwork,
+    pub init_binary: &'a Path,
+    /// The runtime's state root.
+    pub runtime_root: &'a Path,
+}
+
+/// How a step ended: its exit status and everything it printed.
+pub struct Outcome {
+    pub status: i32,
+    pub output: String,
+}
+
+/// Runs one step in `root` (a mounted overlay).
+pub fn run_step(root: &Path, spec_in: &RunSpec<'_>) -> Result<Outcome, RunError> {
+    let (uid, gid) = resolve_user(root, &spec_in.user)?;
+    // The working directory exists before the step, as Docker makes it.
+    let cwd = root.join(spec_in.cwd.trim_start_matches('/'));
+    fs::create_dir_all(&cwd).map_err(io_at(&cwd))?;
+
+    let args: Vec<&str> = spec_in.args.iter().map(String::as_str).collect();
+    let mut spec: Spec = stack_runtime::default_spec(&root.to_string_lossy(), &args);
+    let mut process = spec.process().clone().unwrap_or_default();
+    process.set_env(Some(spec_in.env.clone()));
+    process.set_cwd(PathBuf::from(&spec_in.cwd));
+    let mut user = process.user().clone();
+    user.set_uid(uid);
+    user.set_gid(gid);
+    process.set_user(user);
+    spec.set_process(Some(process));
+    spec.set_hostname(Some("stack-build".into()));
+    if spec_in.network != RunNetwork::None
+        && let Some(linux) = spec.linux_mut()
+        && let Some(ns) = linux.namespaces_mut()
+    {
+        // The host's network: a build reaches what the host reaches.
+        ns.retain(|n| n.typ() != LinuxNamespaceType::Network);
+    }
+    if spec_in.network != RunNetwork::None {
+        // ... and resolves names as the host does. Bound over the image's
+        // own file only when it has one, so the layer does not change.
+        let target = root.join("etc/resolv.conf");
+        let is_file = fs::symlink_metadata(&target).is_ok_and(|m| m.is_file());
+        if is_file && Path::new("/etc/resolv.conf").is_file() {
+            let mount = oci_spec::runtime::MountBuilder::default()
+                .destination("/etc/resolv.conf")
+                .typ("bind")
+                .source("/etc/resolv.conf")
+                .options(vec!["rbind".into(), "ro".into()])
+                .build()
+                .expect("a complete bind mount");
+            let mut mounts = spec.mounts().clone().unwrap_or_default();
+            mounts.push(mount);
+            spec.set_mounts(Some(mounts));
+        }
+    }
+
+    let bundle = root
+        .parent()
+        .map_or_else(|| PathBuf::from("/tmp"), Path::to_path_buf);
+    let log_path = bundle.join("output");
+    let log = File::options()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&log_path)
+        .map_err(io_at(&log_path))?;
+    let devnull = File::open("/dev/null").map_err(io_at(Path::new("/dev/null")))?;
+    let mut opts = CreateOptions::new(spec_in.id.clone(), &bundle, spec_in.runtime_root);
+    opts.spec = Some(spec);
+    opts.init_binary = spec_in.init_binary.to_owned();
+    opts.default_seccomp = true;
+    opts.stdio = Stdio {
+        stdin: Some(devnull.into()),
+        stdout: Some(log.try_clone().map_err(io_at(&log_path))?.into()),
+        stderr: Some(log.try_clone().map_err(io_at(&log_path))?.into()),
+    };
+    let mut container = Container::create(opts)?;
+    let result = container.start().and_then(|()| container.wait());
+    let _ = container.delete(true);
+    let exit = result?;
+    let mut output = String::new();
+    let mut log = log;
+    log.rewind().map_err(io_at(&log_path))?;
+    let mut bytes = Vec::new();
+    log.read_to_end(&mut bytes).map_err(io_at(&log_path))?;
+    output.push_str(&String::from_utf8_lossy(&bytes));
+    Ok(Outcome {
+        status: exit.status(),
+        output,
+    })
+}
+
+/// `user[:group]` as ids, names looked up in the root's passwd and group files.
+pub fn resolve_user(root: &Path, user: &str) -> Result<(u32, u32), RunError> {
+    if user.is_empty() {
+        return Ok((0, 0));
+    }
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let passwd = fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
+    let lookup = |file: &str, name: &str| -> Option<(u32, Option<u32>)> {
+        file.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.first() == Some(&name)).then(|| {
+                (
+                    f.get(2).and_then(|v| v.parse().ok()).unwrap_or(0),
+                    f.get(3).and_then(|v| v.parse().ok()),
+                )
+            })
+        })
+    };
+    let (uid, primary) = match u.parse::<u32>() {
+        Ok(n) => (n, None),
+        Err(_) => lookup(&passwd, u).ok_or_else(|| RunError::UnknownUser(u.to_owned()))?,
+    };
+    let gid = match g {
+        None => primary.unwrap_or(0),
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                let group = fs::read_to_string(root.join("etc/group")).unwrap_or_default();
+                lookup(&group, g)
+                    .map(|(id, _)| id)
+                    .ok_or_else(|| RunError::UnknownUser(user.to_owned()))?
+            }
+        },
+    };
+    Ok((uid, gid))
+}

@@ -1,0 +1,233 @@
+//! `stack image build` (a Dockerfile and its context, like `docker build`)
+//! and `stack build` (the stack file's `build:` services): images into the
+//! store, with BuildKit-style plain progress (`[2/5] RUN ...`, CACHED, the
+//! time of each step).
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+use stack_build::{BuildOptions, Event};
+use stack_image::reference::Reference;
+
+use crate::cli::GlobalArgs;
+use crate::project_args::ProjectArgs;
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Services to build (default: every service with `build:`).
+    pub services: Vec<String>,
+    /// Run every step, ignoring the step cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// A build argument for every service, `KEY=VALUE`, over the file's `args`.
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Print only the image ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageBuildArgs {
+    /// Name (and tag) of the image; repeat for several.
+    #[arg(short, long = "tag")]
+    pub tags: Vec<String>,
+    /// The Dockerfile (default: CONTEXT/Dockerfile).
+    #[arg(short, long)]
+    pub file: Option<PathBuf>,
+    /// Build up to this stage.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// A build argument, `KEY=VALUE` (or `KEY` to take it from the environment).
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Run every step, ignoring the step cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Print only the image id.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The build context directory.
+    pub context: PathBuf,
+}
+
+pub fn image_build(global: &GlobalArgs, a: ImageBuildArgs) -> anyhow::Result<ExitCode> {
+    let mut tags = Vec::new();
+    for t in &a.tags {
+        tags.push(Reference::parse(t).with_context(|| format!("--tag {t}"))?);
+    }
+    let opts = BuildOptions {
+        root: global.root.clone(),
+        context: a.context.clone(),
+        dockerfile: a.file.clone(),
+        tags,
+        target: a.target.clone(),
+        build_args: build_args(&a.build_args),
+        labels: BTreeMap::new(),
+        no_cache: a.no_cache,
+        init_binary: std::env::current_exe().context("cannot find the stack binary")?,
+        source_date_epoch: source_date_epoch()?,
+    };
+    run_build(&opts, a.quiet)
+}
+
+/// `stack build`: each selected service's `build:` section as a build.
+pub fn run(global: &GlobalArgs, a: BuildArgs) -> anyhow::Result<ExitCode> {
+    let Some(loaded) = a.project.load()? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let project = &loaded.project;
+    for name in &a.services {
+        anyhow::ensure!(
+            project.services.contains_key(name),
+            "no such service: {name}"
+        );
+    }
+    let extra = build_args(&a.build_args);
+    let init_binary = std::env::current_exe().context("cannot find the stack binary")?;
+    let epoch = source_date_epoch()?;
+    // Inline Dockerfiles are written under the root, outside any context.
+    let inline_dir = global.root.join("build/inline");
+    for (name, service) in &project.services {
+        let Some(b) = &service.build else { continue };
+        if !a.services.is_empty() && !a.services.contains(name) {
+            continue;
+        }
+        // Every key is honoured or refused: nothing is silently dropped.
+        if let Some(key) = b.other.keys().next() {
+            anyhow::bail!("service {name:?}: build.{key} is not supported by stack build yet");
+        }
+        let context = loaded
+            .project_directory
+            .join(b.context.as_deref().unwrap_or("."));
+        let dockerfile = match (&b.dockerfile_inline, &b.dockerfile) {
+            (Some(text), _) => {
+                let path = inline_dir.join(format!("{}-{name}.Dockerfile", project.name));
+                std::fs::create_dir_all(&inline_dir)
+                    .with_context(|| format!("creating {}", inline_dir.display()))?;
+                std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                Some(path)
+            }
+            (None, Some(f)) => Some(context.join(f)),
+            (None, None) => None,
+        };
+        let mut args = BTreeMap::new();
+        for (k, v) in &b.args {
+            // `args: [KEY]` takes the value from the environment, as compose does.
+            match v {
+                Some(v) => {
+                    args.insert(k.clone(), v.clone());
+                }
+                None => {
+                    if let Ok(v) = std::env::var(k) {
+                        args.insert(k.clone(), v);
+                    }
+                }
+            }
+        }
+        args.extend(extra.clone());
+        let tag = service
+            .image
+            .clone()
+            .unwrap_or_else(|| format!("{}-{name}", project.name));
+        let reference =
+            Reference::parse(&tag).with_context(|| format!("service {name:?}: image {tag:?}"))?;
+        if !a.quiet {
+            eprintln!("building {name} as {tag}");
+        }
+        let opts = BuildOptions {
+            root: global.root.clone(),
+            context,
+            dockerfile,
+            tags: vec![reference],
+            target: b.target.clone(),
+            build_args: args,
+            labels: b
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            no_cache: a.no_cache,
+            init_binary: init_binary.clone(),
+            source_date_epoch: epoch,
+        };
+        run_build(&opts, a.quiet).with_context(|| format!("service {name:?}"))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--build-arg` values; a bare KEY comes from the environment, or is left
+/// out when unset (Docker's rule).
+fn build_args(list: &[String]) -> BTreeMap<String, String> {
+    let mut build_args = BTreeMap::new();
+    for kv in list {
+        match kv.split_once('=') {
+            Some((k, v)) => {
+                build_args.insert(k.to_owned(), v.to_owned());
+            }
+            None => {
+                // Docker takes a bare KEY from the environment, or leaves it out.
+                if let Ok(v) = std::env::var(kv) {
+                    build_args.insert(kv.clone(), v);
+                }
+            }
+        }
+    }
+    build_args
+}
+
+fn source_date_epoch() -> anyhow::Result<Option<u64>> {
+    Ok(match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => Some(
+            v.parse::<u64>()
+                .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds"))?,
+        ),
+        _ => None,
+    })
+}
+
+fn run_build(opts: &BuildOptions, quiet: bool) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let mut progress = |e: Event<'_>| {
+        if quiet {
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = match e {
+            Event::Step {
+                n,
+                total,
+                stage,
+                text,
+            } => match stage {
+                Some(s) => writeln!(err, "[{s} {n}/{total}] {text}"),
+                None => writeln!(err, "[{n}/{total}] {text}"),
+            },
+            Event::Cached { n } => writeln!(err, "#{n} CACHED"),
+            Event::Done { n, elapsed } => {
+                writeln!(err, "#{n} DONE {:.3}s", elapsed.as_secs_f64())
+            }
+        };
+    };
+    let built = stack_build::build(opts, &mut progress)?;
+    if quiet {
+        println!("{}", built.id);
+    } else {
+        eprintln!(
+            "built {} in {:.3}s ({} steps run, {} cached)",
+            built.id.short(),
+            started.elapsed().as_secs_f64(),
+            built.steps_run,
+            built.steps_cached
+        );
+        println!("{}", built.id);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,248 @@
+//! `stack image build` for real, as root: steps run in containers on overlay
+//! roots, layers land in the store, and the image runs.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Output;
+
+use common::Env;
+
+fn build(env: &Env, ctx: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["image", "build"];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    env.stack(&args)
+}
+
+fn ok(out: &Output) -> (String, String) {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "build failed:\n{stdout}{stderr}");
+    (stdout.trim().to_owned(), stderr)
+}
+
+fn run(env: &Env, args: &[&str]) -> String {
+    let mut all = vec!["container", "run", "--rm", "--network", "none"];
+    all.extend_from_slice(args);
+    let out = env.stack(&all);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn context(env: &Env, dockerfile: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let ctx = env.dir.path().join("ctx");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    for (name, content) in files {
+        let p = ctx.join(name);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+    ctx
+}
+
+#[test]
+fn multi_stage_image_runs_and_prints() {
+    let env = Env::new("bld-multi", 181);
+    let ctx = context(
+        &env,
+        "ARG GREETING=hello\n\
+         FROM busybox AS builder\n\
+         ARG GREETING\n\
+         WORKDIR /src\n\
+         COPY app.sh .\n\
+         RUN sed \"s/@GREETING@/${GREETING}/\" app.sh > app && chmod 755 app\n\
+         FROM busybox\n\
+         COPY --from=builder /src/app /usr/local/bin/app\n\
+         COPY <<EOF /etc/motd\nbuilt by stack\nEOF\n\
+         ENV WHO=world\n\
+         CMD [\"/usr/local/bin/app\"]\n",
+        &[(
+            "app.sh",
+            "#!/bin/sh\necho \"@GREETING@ $WHO\"\ncat /etc/motd\n",
+        )],
+    );
+    let (id, log) = ok(&build(
+        &env,
+        &ctx,
+        &["-t", "app:1", "--build-arg", "GREETING=bonjour"],
+    ));
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert!(log.contains("[builder 3/6] RUN sed"), "{log}");
+    assert_eq!(run(&env, &["app:1"]), "bonjour world\nbuilt by stack\n");
+    // The builder's files are not in the final image.
+    assert_eq!(
+        run(
+            &env,
+            &["app:1", "sh", "-c", "test -e /src/app.sh || echo absent"]
+        ),
+        "absent\n"
+    );
+}
+
+#[test]
+fn cache_rebuild_is_all_cached_and_an_edit_reruns_from_its_copy() {
+    let env = Env::new("bld-cache", 182);
+    let ctx = context(
+        &env,
+        "FROM busybox\n\
+         RUN echo base > /base\n\
+         COPY a.txt /a.txt\n\
+         COPY b.txt /b.txt\n\
+         RUN cat /a.txt /b.txt > /both\n",
+        &[("a.txt", "a1\n"), ("b.txt", "b1\n")],
+    );
+    let (first, log) = ok(&build(&env, &ctx, &["-t", "c:1"]));
+    assert!(log.contains("(4 steps run, 0 cached)"), "{log}");
+    let (second, log) = ok(&build(&env, &ctx, &["-t", "c:1"]));
+    assert_eq!(first, second, "a no-op rebuild gives the same image");
+    assert!(log.contains("(0 steps run, 4 cached)"), "{log}");
+
+    // An mtime-only change is no change.
+    let b = ctx.join("b.txt");
+    fs::write(&b, "b1\n").unwrap();
+    let (third, _) = ok(&build(&env, &ctx, &["-t", "c:1"]));
+    assert_eq!(first, third);
+
+    fs::write(&b, "b2\n").unwrap();
+    let (edited, log) = ok(&build(&env, &ctx, &["-t", "c:1"]));
+    assert_ne!(first, edited);
+    assert!(log.contains("(2 steps run, 2 cached)"), "{log}");
+    assert!(
+        log.contains("#3 CACHED") && !log.contains("#4 CACHED"),
+        "{log}"
+    );
+    assert_eq!(run(&env, &["c:1", "cat", "/both"]), "a1\nb2\n");
+
+    let (_, log) = ok(&build(&env, &ctx, &["-t", "c:1", "--no-cache"]));
+    assert!(log.contains("(4 steps run, 0 cached)"), "{log}");
+}
+
+#[test]
+fn deleted_files_stay_deleted_and_links_and_modes_survive() {
+    let env = Env::new("bld-layers", 183);
+    let ctx = context(
+        &env,
+        "FROM busybox\n\
+         RUN mkdir -p /d/sub && echo x > /d/gone && echo y > /d/sub/f && echo z > /keep \
+             && ln /keep /keep-link && chmod 4711 /keep && rm /bin/wget\n\
+         RUN rm /d/gone && rm -r /d/sub && mkdir /d/sub && echo new > /d/sub/g\n\
+         RUN cat /etc/resolv.conf > /seen-resolv\n",
+        &[],
+    );
+    ok(&build(&env, &ctx, &["-t", "l:1"]));
+    let out = run(
+        &env,
+        &[
+            "l:1",
+            "sh",
+            "-c",
+            "ls /d; ls /d/sub; test -e /bin/wget || echo no-wget; stat -c '%a %h' /keep; \
+             [ $(stat -c %i /keep) = $(stat -c %i /keep-link) ] && echo linked",
+        ],
+    );
+    assert_eq!(out, "sub\ng\nno-wget\n4711 2\nlinked\n");
+    // RUN steps resolve names as the host does; the image keeps its own file.
+    let host = fs::read_to_string("/etc/resolv.conf").unwrap();
+    assert_eq!(run(&env, &["l:1", "cat", "/seen-resolv"]), host);
+    assert_ne!(run(&env, &["l:1", "cat", "/etc/resolv.conf"]), host);
+}
+
+#[test]
+fn copy_cannot_leave_the_context() {
+    let env = Env::new("bld-safe", 184);
+    let ctx = context(&env, "FROM busybox\nCOPY ../outside /x\n", &[]);
+    fs::write(env.dir.path().join("outside"), "secret").unwrap();
+    let out = build(&env, &ctx, &["-t", "s:1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("Dockerfile:2:1: COPY: \"../outside\" is outside the build context"),
+        "{err}"
+    );
+
+    fs::write(ctx.join("Dockerfile"), "FROM busybox\nCOPY link /x\n").unwrap();
+    std::os::unix::fs::symlink(env.dir.path().join("outside"), ctx.join("link")).unwrap();
+    let out = build(&env, &ctx, &["-t", "s:1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("\"link\" is a symlink to"), "{err}");
+    assert!(err.contains("outside the build context"), "{err}");
+
+    // A link inside a copied directory is copied as a link, never followed.
+    fs::remove_file(ctx.join("link")).unwrap();
+    fs::create_dir(ctx.join("dir")).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow", ctx.join("dir/l")).unwrap();
+    fs::write(ctx.join(".dockerignore"), "secret.txt\n").unwrap();
+    fs::write(ctx.join("secret.txt"), "no").unwrap();
+    fs::write(ctx.join("Dockerfile"), "FROM busybox\nCOPY dir /dir\n").unwrap();
+    ok(&build(&env, &ctx, &["-t", "s:2"]));
+    assert_eq!(run(&env, &["s:2", "readlink", "/dir/l"]), "/etc/shadow\n");
+
+    fs::write(ctx.join("Dockerfile"), "FROM busybox\nCOPY secret.txt /\n").unwrap();
+    let out = build(&env, &ctx, &["-t", "s:3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("excluded by .dockerignore"), "{err}");
+}
+
+#[test]
+fn a_failing_step_prints_its_output_and_line() {
+    let env = Env::new("bld-fail", 185);
+    let ctx = context(
+        &env,
+        "FROM busybox\n\nRUN echo about to fail; exit 3\n",
+        &[],
+    );
+    let out = build(&env, &ctx, &["-t", "f:1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("Dockerfile:3:1: `RUN echo about to fail; exit 3` failed with exit code 3"),
+        "{err}"
+    );
+    assert!(err.contains("about to fail"), "{err}");
+}
+
+#[test]
+fn stack_build_builds_the_services_with_build_sections() {
+    let env = Env::new("bld-svc", 186);
+    context(
+        &env,
+        "FROM busybox\nARG WHAT\nRUN echo \"$WHAT\" > /what\nCMD [\"cat\", \"/what\"]\n",
+        &[],
+    );
+    env.write(
+        "services:\n\
+         \x20 api:\n\
+         \x20   build:\n\
+         \x20     context: ctx\n\
+         \x20     args: {WHAT: api}\n\
+         \x20     labels: {team: web}\n\
+         \x20 worker:\n\
+         \x20   image: worker:dev\n\
+         \x20   build:\n\
+         \x20     context: ctx\n\
+         \x20     dockerfile_inline: |\n\
+         \x20       FROM busybox\n\
+         \x20       CMD [\"echo\", \"inline\"]\n\
+         \x20 db:\n\
+         \x20   image: busybox\n",
+    );
+    let log = env.ok(&["build"]);
+    assert!(log.contains("building api as bld-svc-api"), "{log}");
+    assert!(log.contains("building worker as worker:dev"), "{log}");
+    assert_eq!(run(&env, &["bld-svc-api"]), "api\n");
+    assert_eq!(run(&env, &["worker:dev"]), "inline\n");
+    let inspect = env.stack(&["image", "inspect", "bld-svc-api"]);
+    assert!(String::from_utf8_lossy(&inspect.stdout).contains("\"team\": \"web\""));
+    // Nothing changed: nothing runs again.
+    let log = env.ok(&["build", "api"]);
+    assert!(log.contains("(0 steps run, 1 cached)"), "{log}");
+}
