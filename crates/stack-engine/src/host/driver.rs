@@ -27,7 +27,12 @@ pub enum DriverError {
     #[error("{0}")]
     Net(#[from] stack_net::NetError),
     #[error("pull {reference}: {message}")]
-    Pull { reference: String, message: String },
+    Pull {
+        reference: String,
+        message: String,
+        /// The registry said there is no such image.
+        not_found: bool,
+    },
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -374,11 +379,12 @@ impl Driver for HostDriver {
     }
 
     async fn pull_image(&self, reference: &str) -> Result<(), DriverError> {
-        let pull_err = |message: String| DriverError::Pull {
+        let pull_err = |message: String, not_found: bool| DriverError::Pull {
             reference: reference.to_owned(),
             message,
+            not_found,
         };
-        let parsed = Reference::parse(reference).map_err(|e| pull_err(e.to_string()))?;
+        let parsed = Reference::parse(reference).map_err(|e| pull_err(e.to_string(), false))?;
         let options = stack_image::pull::PullOptions {
             registries: self.0.config.registries.clone(),
             progress: stack_image::progress::ProgressMode::Quiet,
@@ -392,11 +398,11 @@ impl Driver for HostDriver {
             handle
                 .block_on(images.pull(&parsed, &options))
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(|e| (e.to_string(), e.is_not_found()))
         })
         .await
-        .map_err(|e| pull_err(e.to_string()))?
-        .map_err(pull_err)
+        .map_err(|e| pull_err(e.to_string(), false))?
+        .map_err(|(message, not_found)| pull_err(message, not_found))
     }
 
     async fn create_container(
