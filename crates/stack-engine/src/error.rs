@@ -12,6 +12,7 @@ use crate::host::create::CreateError;
 use crate::host::driver::DriverError;
 use crate::host::ops::OpsError;
 use crate::lock::LockError;
+use crate::spec::SpecError;
 use crate::store::StoreError;
 
 /// What went wrong, with the facts a caller may act on.
@@ -138,7 +139,18 @@ fn create_kind(e: &CreateError) -> ErrorKind {
             image: image.clone(),
         },
         CreateError::Net(n) => net_kind(n),
-        CreateError::Address(_) => ErrorKind::FileInvalid,
+        CreateError::Spec(SpecError::UnsupportedMode { .. }) => ErrorKind::Unsupported,
+        CreateError::Spec(
+            SpecError::Setting { .. }
+            | SpecError::UnknownUser(_)
+            | SpecError::UnknownGroup(_)
+            | SpecError::UnknownCapability(_)
+            | SpecError::BadTmpfs(_),
+        ) => ErrorKind::FileInvalid,
+        CreateError::Spec(SpecError::NotADevice(_) | SpecError::UnknownVolume(_)) => {
+            ErrorKind::NotFound
+        }
+        CreateError::Address(_) | CreateError::Setting { .. } => ErrorKind::FileInvalid,
         _ => ErrorKind::Host,
     }
 }
@@ -152,6 +164,8 @@ fn driver_kind(e: &DriverError) -> ErrorKind {
         DriverError::Create(c) => create_kind(c),
         DriverError::Net(n) => net_kind(n),
         DriverError::UnknownNetwork(_) => ErrorKind::NotFound,
+        DriverError::StopSignal(_) => ErrorKind::FileInvalid,
+        DriverError::Ipam { .. } => ErrorKind::Unsupported,
         DriverError::Pull {
             reference,
             not_found: true,

@@ -73,6 +73,21 @@ pub fn parse_ip(value: &str) -> Result<IpAddr, String> {
         .map_err(|_| format!("{value:?} is not an IP address"))
 }
 
+/// An `extra_hosts` entry as normalised (`host=ip`, `host=[ip6]`);
+/// `None` for `host-gateway`, which this engine does not provide (warned
+/// about at load).
+pub fn extra_host(entry: &str) -> Result<Option<(String, IpAddr)>, String> {
+    let (host, address) = entry
+        .split_once('=')
+        .filter(|(host, _)| !host.is_empty())
+        .ok_or_else(|| format!("{entry:?} is not HOST:IP"))?;
+    if address == "host-gateway" {
+        return Ok(None);
+    }
+    let address = address.trim_start_matches('[').trim_end_matches(']');
+    Ok(Some((host.to_owned(), parse_ip(address)?)))
+}
+
 /// An address block such as `172.28.0.0/16` or `fd00::/64`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {
@@ -254,6 +269,18 @@ pub(crate) fn check(project: &Project, spans: &SpanTable, diags: &mut Diagnostic
                 diags.warn(&at, &format!("services.{name}.sysctls.{key}"), e);
             }
         }
+        for (i, entry) in svc.extra_hosts.iter().enumerate() {
+            let at = ["extra_hosts", &i.to_string()];
+            match extra_host(entry) {
+                Ok(Some(_)) => {}
+                Ok(None) => diags.warn(
+                    &span(spans, &["services", name, "extra_hosts", &i.to_string()]),
+                    &format!("services.{name}.extra_hosts[{i}]"),
+                    "host-gateway is not supported; the entry is left out",
+                ),
+                Err(e) => bad(diags, &at, format!("extra_hosts[{i}]"), e),
+            }
+        }
         for (key, limit) in &svc.ulimits {
             if let Err(e) = check_ulimit(key, limit) {
                 bad(diags, &["ulimits", key], format!("ulimits.{key}"), e);
@@ -389,6 +416,22 @@ mod tests {
         ] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn extra_hosts() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            extra_host("db=10.0.0.2"),
+            Ok(Some(("db".into(), ip("10.0.0.2"))))
+        );
+        assert_eq!(
+            extra_host("v6=[fd00::1]"),
+            Ok(Some(("v6".into(), ip("fd00::1"))))
+        );
+        assert_eq!(extra_host("gw=host-gateway"), Ok(None));
+        assert!(extra_host("db=nowhere").is_err());
+        assert!(extra_host("=10.0.0.1").is_err());
     }
 
     #[test]
