@@ -220,6 +220,21 @@ pub fn check_device_permissions(permissions: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A log rotation option (`logging.options.max-size`, `max-file`).
+pub fn log_option(key: &str, value: &str) -> Result<(), String> {
+    match key {
+        "max-size" => match crate::units::parse_bytes(value) {
+            Ok(n) if n > 0 => Ok(()),
+            _ => Err(format!("invalid size {value:?} (such as 10m)")),
+        },
+        "max-file" => match value.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(()),
+            _ => Err(format!("invalid file count {value:?} (1 or more)")),
+        },
+        _ => Ok(()),
+    }
+}
+
 /// Reports every setting of `project` that the engine could not honour.
 pub(crate) fn check(project: &Project, spans: &SpanTable, diags: &mut Diagnostics) {
     for (name, svc) in &project.services {
@@ -279,6 +294,18 @@ pub(crate) fn check(project: &Project, spans: &SpanTable, diags: &mut Diagnostic
                     "host-gateway is not supported; the entry is left out",
                 ),
                 Err(e) => bad(diags, &at, format!("extra_hosts[{i}]"), e),
+            }
+        }
+        if let Some(logging) = &svc.logging {
+            for (key, value) in &logging.options {
+                if let Some(Err(e)) = value.as_deref().map(|v| log_option(key, v)) {
+                    bad(
+                        diags,
+                        &["logging", "options", key],
+                        format!("logging.options.{key}"),
+                        e,
+                    );
+                }
             }
         }
         for (key, limit) in &svc.ulimits {

@@ -24,6 +24,8 @@ fn every_bad_setting_of_a_service_is_named_at_its_place() {
       nofiles: 10
       nproc: {soft: 20, hard: 10}
     devices: ['dev/fuse:/dev/fuse']
+    logging:
+      options: {max-size: 10 megs, max-file: '0'}
 ",
     )
     .unwrap_err();
@@ -37,10 +39,12 @@ fn every_bad_setting_of_a_service_is_named_at_its_place() {
         "services.web.ulimits.nofiles: unknown ulimit \"nofiles\"",
         "services.web.ulimits.nproc: soft limit 20 is above hard limit 10",
         "services.web.devices[0]: device source \"dev/fuse\" is not an absolute path",
+        "services.web.logging.options.max-size: invalid size \"10 megs\"",
+        "services.web.logging.options.max-file: invalid file count \"0\"",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
-    assert_eq!(err.errors.len(), 8, "{text}");
+    assert_eq!(err.errors.len(), 10, "{text}");
     assert!(err.kinds().iter().all(|k| *k == ErrorKind::Value));
 }
 
