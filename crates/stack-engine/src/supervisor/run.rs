@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use stack_spec::{MountType, Project, Service};
+use stack_spec::{Project, Service};
 
 use crate::control::{Channel, Reply, RunOptions, RunStdio};
 use crate::error::{EngineError, ErrorKind};
@@ -15,7 +15,7 @@ use crate::execute::Driver;
 use crate::graph::with_dependencies;
 use crate::host::{Attach, Host, HostDriver, stdio_of};
 use crate::plan::Wait;
-use crate::reconcile::{ReconcileOptions, network_name, reconcile, service_networks, volume_name};
+use crate::reconcile::{ReconcileOptions, plan_one_off, reconcile};
 
 /// A started attached run: what is left is to wait for its end.
 pub(super) struct Attached {
@@ -97,41 +97,10 @@ pub(super) async fn start(
         }
     }
 
-    // Its own networks, volumes and image, which the dependencies' plan
-    // need not have made.
+    // Its own networks, volumes and image (as its pull_policy says), which
+    // the dependencies' plan need not have made.
     let observed = host.observe().map_err(EngineError::from)?;
-    for key in service_networks(&service) {
-        let external = project.networks.get(&key).is_some_and(|n| n.external);
-        let name = network_name(&project, &key);
-        if !external && !observed.networks.contains(&name) {
-            driver
-                .create_network(&name)
-                .await
-                .map_err(EngineError::from)?;
-        }
-    }
-    for v in service
-        .volumes
-        .iter()
-        .filter(|v| v.kind == MountType::Volume)
-    {
-        if let Some(key) = &v.source
-            && project.volumes.get(key).is_some_and(|v| !v.external)
-        {
-            let name = volume_name(&project, key);
-            if !observed.volumes.contains(&name) {
-                driver
-                    .create_volume(&name)
-                    .await
-                    .map_err(EngineError::from)?;
-            }
-        }
-    }
-    if let Some(image) = &service.image
-        && !observed.images.contains_key(image)
-    {
-        driver.pull_image(image).await.map_err(EngineError::from)?;
-    }
+    super::run_plan(host, channel, &plan_one_off(&project, &observed, &service)).await?;
 
     let id = crate::store::new_container_id().map_err(EngineError::from)?;
     let name = options
