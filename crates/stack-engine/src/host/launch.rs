@@ -291,14 +291,15 @@ impl Launcher for Host {
     }
 
     fn signal(&self, _: &str, pid: i32, signal: i32) -> Result<(), Self::Error> {
-        let signal = Signal::try_from(signal).unwrap_or(Signal::SIGKILL);
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).map_err(|e| {
-            CreateError::Io {
-                what: "signal",
-                path: pid.to_string().into(),
-                source: e.into(),
-            }
-        })
+        let io = |e: nix::errno::Errno| CreateError::Io {
+            what: "signal",
+            path: pid.to_string().into(),
+            source: e.into(),
+        };
+        // Signals were checked where they were named (`stack_spec::signal`);
+        // an unknown number here is an error, not a SIGKILL.
+        let signal = Signal::try_from(signal).map_err(io)?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).map_err(io)
     }
 
     fn remember(&self, container: &str, snapshot: &Snapshot, restart: &RestartState) {
