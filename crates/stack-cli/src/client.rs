@@ -108,17 +108,15 @@ fn spawn_supervisor(global: &GlobalArgs, project: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sends a request and prints its progress; returns whether it succeeded.
-pub async fn call(global: &GlobalArgs, project: &str, request: &Request) -> anyhow::Result<bool> {
+/// Sends a request and prints its progress; returns the supervisor's last
+/// word, or its error as it came (see `failure`).
+pub async fn call(global: &GlobalArgs, project: &str, request: &Request) -> anyhow::Result<String> {
     let mut channel = connect(global, project).await?;
-    let (ok, message) = channel
+    let answer = channel
         .call(request, |line| eprintln!("{line}"))
         .await
         .with_context(|| format!("talking to the supervisor of {project}"))?;
-    if !ok {
-        eprintln!("error: {message}");
-    }
-    Ok(ok)
+    Ok(answer?)
 }
 
 /// Makes sure a project that has containers has its supervisor, starting
@@ -134,7 +132,7 @@ pub fn ensure_supervisor(global: &GlobalArgs, project: &str) -> anyhow::Result<(
         channel
             .call(&Request::Ping, |_| {})
             .await
-            .with_context(|| format!("talking to the supervisor of {project}"))?;
+            .with_context(|| format!("talking to the supervisor of {project}"))??;
         Ok(())
     })
 }
@@ -163,17 +161,7 @@ pub fn send(
         eprintln!("error: project {name} has no containers");
         return Ok(ExitCode::FAILURE);
     }
-    let (ok, message) = runtime()?.block_on(async {
-        let mut channel = connect(global, &name).await?;
-        channel
-            .call(&request, |line| eprintln!("{line}"))
-            .await
-            .with_context(|| format!("talking to the supervisor of {name}"))
-    })?;
-    if !ok {
-        eprintln!("error: {message}");
-        return Ok(ExitCode::FAILURE);
-    }
+    let message = runtime()?.block_on(call(global, &name, &request))?;
     if !message.is_empty() {
         eprintln!("{message}");
     }

@@ -3,6 +3,7 @@
 mod cli;
 mod client;
 mod commands;
+mod failure;
 mod project_args;
 mod table;
 mod terminal;
@@ -19,10 +20,7 @@ fn main() -> ExitCode {
     init_tracing(cli.global.verbose);
     match commands::run(cli) {
         Ok(code) => code,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
+        Err(err) => failure::report(&err, false),
     }
 }
 

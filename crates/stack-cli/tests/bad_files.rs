@@ -46,6 +46,24 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "5:13",
         "99999",
     ),
+    (
+        "misspelt stop signal",
+        "services:\n  web:\n    image: wl-never-pulled:1\n    volumes: [data:/data]\n    stop_signal: SIGTREM\nvolumes:\n  data:\n",
+        "5:18",
+        "services.web.stop_signal: invalid signal \"SIGTREM\"",
+    ),
+    (
+        "dns that is not an address",
+        "services:\n  web:\n    image: wl-never-pulled:1\n    volumes: [data:/data]\n    dns: [resolver.lan]\nvolumes:\n  data:\n",
+        "5:11",
+        "\"resolver.lan\" is not an IP address",
+    ),
+    (
+        "invalid ipam subnet",
+        "services:\n  web:\n    image: wl-never-pulled:1\n    volumes: [data:/data]\nvolumes:\n  data:\nnetworks:\n  default:\n    ipam:\n      config: [{subnet: 10.1.0.0/40}]\n",
+        "10:25",
+        "\"10.1.0.0/40\" is not a subnet",
+    ),
 ];
 
 #[test]

@@ -205,6 +205,38 @@ fn a_failing_dependency_stops_its_dependents_and_is_named() {
         "the error names migrate and its exit code:\n{stderr}"
     );
     assert!(!out.join("api.start").exists(), "api must not start");
+
+    // The supervisor answers the same request with the typed error: the
+    // failed dependency and its exit code, not only words.
+    let mut options = stack_spec::LoadOptions::new(env.dir.path())
+        .with_content("stack.yaml", std::fs::read_to_string(&file).unwrap());
+    options.project_name = Some("e2e-fail".into());
+    let project = stack_spec::load(&options).unwrap().project;
+    let socket = stack_engine::control::socket_path(&env.run_dir(), "e2e-fail");
+    let request = stack_engine::control::Request::Up {
+        project: Box::new(project),
+        options: Default::default(),
+    };
+    let answer = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut channel = stack_engine::control::Channel::connect(&socket)
+            .await
+            .unwrap();
+        channel.call(&request, |_| {}).await.unwrap()
+    });
+    let error = answer.expect_err("up with a failing dependency fails");
+    assert_eq!(
+        error.kind,
+        stack_engine::error::ErrorKind::DependencyFailed {
+            service: "migrate".into(),
+            exit_code: Some(3),
+        },
+        "{error}"
+    );
+    assert!(
+        error
+            .message
+            .contains("dependency migrate exited with code 3")
+    );
 }
 
 #[test]

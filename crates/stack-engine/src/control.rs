@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use stack_spec::Project;
+
+use crate::error::EngineError;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 /// Bumped on any incompatible change of [`Request`] or [`Reply`].
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpOptions {
@@ -144,10 +146,12 @@ pub enum Request {
 pub enum Reply {
     /// One line of progress ("web-1: started 84 ms").
     Progress { line: String },
-    /// The request finished.
-    Done { ok: bool, message: String },
+    /// The request succeeded; `message` is its last word (may be empty).
+    Done { message: String },
+    /// The request failed.
+    Failed { error: EngineError },
     /// An attached one-off container ended with this exit code (before
-    /// `Done`).
+    /// `Done` or `Failed`).
     Exit { code: i32 },
 }
 
@@ -248,18 +252,31 @@ impl Channel {
         Ok(Some(envelope.body))
     }
 
+    /// Answers a request: `Done` with its message or `Failed` with its
+    /// error.
+    pub async fn answer(
+        &mut self,
+        outcome: Result<String, EngineError>,
+    ) -> Result<(), ControlError> {
+        match outcome {
+            Ok(message) => self.send(&Reply::Done { message }).await,
+            Err(error) => self.send(&Reply::Failed { error }).await,
+        }
+    }
+
     /// Sends `request` and calls `progress` for each progress line; returns
-    /// the final reply.
+    /// the final reply: the success message or the engine's error.
     pub async fn call(
         &mut self,
         request: &Request,
         mut progress: impl FnMut(&str),
-    ) -> Result<(bool, String), ControlError> {
+    ) -> Result<Result<String, EngineError>, ControlError> {
         self.send(request).await?;
         loop {
             match self.recv::<Reply>().await? {
                 Some(Reply::Progress { line }) => progress(&line),
-                Some(Reply::Done { ok, message }) => return Ok((ok, message)),
+                Some(Reply::Done { message }) => return Ok(Ok(message)),
+                Some(Reply::Failed { error }) => return Ok(Err(error)),
                 Some(Reply::Exit { .. }) => {}
                 None => return Err(ControlError::Closed),
             }
@@ -297,11 +314,30 @@ mod tests {
     async fn a_different_version_is_refused_clearly() {
         let (a, b) = UnixStream::pair().unwrap();
         let (_, mut w) = a.into_split();
-        w.write_all(b"{\"version\":99,\"reply\":\"done\",\"ok\":true,\"message\":\"\"}\n")
+        w.write_all(b"{\"version\":99,\"reply\":\"done\",\"message\":\"\"}\n")
             .await
             .unwrap();
         let mut b = Channel::new(b, Path::new("b"));
         let err = b.recv::<Reply>().await.unwrap_err();
         assert!(err.to_string().contains("protocol 99"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_failure_arrives_with_its_kind() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (mut a, mut b) = (
+            Channel::new(a, Path::new("a")),
+            Channel::new(b, Path::new("b")),
+        );
+        let error = EngineError::no_such_service("web");
+        let server = async {
+            let _: Request = a.recv().await.unwrap().unwrap();
+            a.send(&Reply::Progress { line: "x".into() }).await.unwrap();
+            a.answer(Err(error.clone())).await.unwrap();
+        };
+        let mut lines = Vec::new();
+        let (_, got) = tokio::join!(server, b.call(&Request::Ping, |l| lines.push(l.to_owned())));
+        assert_eq!(got.unwrap(), Err(error));
+        assert_eq!(lines, ["x"]);
     }
 }

@@ -5,6 +5,7 @@
 pub mod atomic;
 pub mod control;
 pub mod dag;
+pub mod error;
 pub mod execute;
 pub mod graph;
 pub mod hash;

@@ -7,8 +7,10 @@
 //! supervisor restart reports its exit without a status.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
+pub use rustix::process::PidfdFlags;
+use rustix::process::{Pid, PidfdGetfdFlags};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
@@ -19,6 +21,22 @@ pub enum ExitStatus {
     Signaled(i32),
     /// It exited, but it was not our child, so its status is gone.
     Unknown,
+}
+
+/// A pidfd for `pid` (`pidfd_open`): the one place this process opens one.
+pub fn open_pidfd(pid: i32, flags: PidfdFlags) -> io::Result<OwnedFd> {
+    let pid = Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    Ok(rustix::process::pidfd_open(pid, flags)?)
+}
+
+/// A copy of descriptor `fd` of the process behind `pidfd`
+/// (`pidfd_getfd`, Linux 5.6), close-on-exec.
+pub fn take_fd(pidfd: &OwnedFd, fd: RawFd) -> io::Result<OwnedFd> {
+    Ok(rustix::process::pidfd_getfd(
+        pidfd,
+        fd,
+        PidfdGetfdFlags::empty(),
+    )?)
 }
 
 /// An open pidfd registered with the tokio reactor.
@@ -32,14 +50,7 @@ impl PidFd {
     /// Opens a pidfd for `pid`. Fails with ESRCH when the process is gone.
     /// Must be called inside a tokio runtime.
     pub fn open(pid: i32) -> io::Result<Self> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1;
-        // no memory is passed.
-        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, libc::PIDFD_NONBLOCK) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel just returned this fd to us and nothing else owns it.
-        let owned = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
+        let owned = open_pidfd(pid, PidfdFlags::NONBLOCK)?;
         // SAFETY: `owned` is a valid open fd that the AsyncFd owns until it
         // is dropped, and its raw fd never changes.
         let fd = unsafe { AsyncFd::register_with_interest(owned, Interest::READABLE) }?;
@@ -175,5 +186,20 @@ mod tests {
             PidFd::open(pid).unwrap_err().raw_os_error(),
             Some(libc::ESRCH)
         );
+    }
+
+    #[test]
+    fn a_descriptor_is_copied_through_a_pidfd() {
+        use std::io::{Read, Write};
+        let (mut reader, writer) = std::io::pipe().unwrap();
+        let me = std::process::id() as i32;
+        let pidfd = open_pidfd(me, PidfdFlags::empty()).unwrap();
+        let copy = take_fd(&pidfd, writer.as_raw_fd()).unwrap();
+        drop(writer);
+        std::fs::File::from(copy).write_all(b"hi").unwrap();
+        let mut got = String::new();
+        reader.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "hi");
+        assert!(open_pidfd(0, PidfdFlags::empty()).is_err());
     }
 }

@@ -98,6 +98,54 @@ pub fn namespace_parents(service: &Service) -> Vec<String> {
     out
 }
 
+/// Why `image` of `service` is pulled, by its `pull_policy`; `None` when
+/// it is not: `never`; `build`, whose image comes from its build, never
+/// from a registry; or present and `missing`. (`daily`, `weekly` and
+/// `every_<duration>` pull when missing only: image ages are not observed
+/// yet.)
+fn pull_cause(service: &Service, image: &str, observed: &Observed) -> Option<Cause> {
+    match service.pull_policy {
+        Some(PullPolicy::Never | PullPolicy::Build) => None,
+        Some(PullPolicy::Always) => Some(Cause::PullAlways),
+        _ if observed.images.contains_key(image) => None,
+        _ => Some(Cause::NotFound),
+    }
+}
+
+/// What a one-off container of `service` (`stack run`) needs before it is
+/// created, beyond its dependencies: its networks and named volumes when
+/// they do not exist, and its image as its `pull_policy` says.
+pub fn plan_one_off(project: &Project, observed: &Observed, service: &Service) -> Plan {
+    let mut plan = Plan::default();
+    for key in service_networks(service) {
+        let external = project.networks.get(&key).is_some_and(|n| n.external);
+        let name = network_name(project, &key);
+        if !external && !observed.networks.contains(&name) {
+            plan.push(Action::Create, Resource::Network(name), Cause::NotFound);
+        }
+    }
+    let volumes: BTreeSet<&str> = service
+        .volumes
+        .iter()
+        .filter(|v| v.kind == MountType::Volume)
+        .filter_map(|v| v.source.as_deref())
+        .collect();
+    for key in volumes {
+        if project.volumes.get(key).is_some_and(|v| !v.external) {
+            let name = volume_name(project, key);
+            if !observed.volumes.contains(&name) {
+                plan.push(Action::Create, Resource::Volume(name), Cause::NotFound);
+            }
+        }
+    }
+    if let Some(image) = &service.image
+        && let Some(cause) = pull_cause(service, image, observed)
+    {
+        plan.push(Action::Pull, Resource::Image(image.clone()), cause);
+    }
+    plan
+}
+
 pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOptions) -> Plan {
     let mut plan = Plan::default();
 
@@ -143,11 +191,13 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
         if image_ops.contains_key(image) {
             continue;
         }
-        let cause = match service.pull_policy {
-            Some(PullPolicy::Never) => continue,
-            Some(PullPolicy::Always) => Cause::PullAlways,
-            _ if observed.images.contains_key(image) => continue,
-            _ => Cause::NotFound,
+        if let Some(PullPolicy::Every(every)) = service.pull_policy {
+            plan.notes.push(format!(
+                "pull_policy of {image}: pulling again after {every} is not supported; pulled when missing only"
+            ));
+        }
+        let Some(cause) = pull_cause(service, image, observed) else {
+            continue;
         };
         let op = plan.push(Action::Pull, Resource::Image(image.clone()), cause);
         image_ops.insert(image.clone(), op);

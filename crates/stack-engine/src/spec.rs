@@ -9,6 +9,7 @@ use oci_spec::runtime::Spec;
 use serde_json::{Value, json};
 use stack_image::merge::ResolvedProcess;
 use stack_runtime::default_spec;
+use stack_spec::settings::{self, NamespaceMode};
 use stack_spec::{MountType, NetworkMode, Service};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -19,8 +20,12 @@ pub enum SpecError {
     UnknownGroup(String),
     #[error("unknown capability {0:?}")]
     UnknownCapability(String),
-    #[error("unknown ulimit {0:?}")]
-    UnknownUlimit(String),
+    /// A setting the loader checks (`stack_spec::settings`), bad here in
+    /// a project saved by an older `stack`: refused, never defaulted.
+    #[error("{key}: {message}")]
+    Setting { key: String, message: String },
+    #[error("{key}: {mode:?} is not supported")]
+    UnsupportedMode { key: &'static str, mode: String },
     #[error("device {0}: not a device node on this host")]
     NotADevice(String),
     #[error("volume {0:?} has no host directory")]
@@ -189,30 +194,19 @@ fn group_id(name: &str, group: &str) -> Result<u32, SpecError> {
         .ok_or_else(|| SpecError::UnknownGroup(name.to_owned()))
 }
 
-fn rlimit_name(name: &str) -> Result<String, SpecError> {
-    const KNOWN: [&str; 16] = [
-        "AS",
-        "CORE",
-        "CPU",
-        "DATA",
-        "FSIZE",
-        "LOCKS",
-        "MEMLOCK",
-        "MSGQUEUE",
-        "NICE",
-        "NOFILE",
-        "NPROC",
-        "RSS",
-        "RTPRIO",
-        "RTTIME",
-        "SIGPENDING",
-        "STACK",
-    ];
-    let upper = name.to_ascii_uppercase();
-    if KNOWN.contains(&upper.as_str()) {
-        Ok(format!("RLIMIT_{upper}"))
-    } else {
-        Err(SpecError::UnknownUlimit(name.to_owned()))
+/// The mode of namespace `key`, refusing the ones this engine does not
+/// make (joining another container's, `ipc: none`).
+fn namespace_mode(key: &'static str, value: Option<&str>) -> Result<NamespaceMode, SpecError> {
+    let mode = NamespaceMode::parse(key, value).map_err(|message| SpecError::Setting {
+        key: key.to_owned(),
+        message,
+    })?;
+    match mode {
+        NamespaceMode::Private | NamespaceMode::Host => Ok(mode),
+        _ => Err(SpecError::UnsupportedMode {
+            key,
+            mode: value.unwrap_or_default().to_owned(),
+        }),
     }
 }
 
@@ -245,9 +239,15 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     let mut rlimits =
         vec![json!({"type": "RLIMIT_NOFILE", "hard": 1048576u64, "soft": 1048576u64})];
     for (name, limit) in &service.ulimits {
-        let kind = rlimit_name(name)?;
+        let bad = |message| SpecError::Setting {
+            key: format!("ulimits.{name}"),
+            message,
+        };
+        let kind = settings::rlimit(name).map_err(bad)?;
+        let soft = settings::rlimit_value(limit.soft).map_err(bad)?;
+        let hard = settings::rlimit_value(limit.hard).map_err(bad)?;
         rlimits.retain(|r| r["type"] != kind.as_str());
-        rlimits.push(json!({"type": kind, "soft": limit.soft.max(0), "hard": limit.hard.max(0)}));
+        rlimits.push(json!({"type": kind, "soft": soft, "hard": hard}));
     }
     let mut process = json!({
         "terminal": service.tty,
@@ -347,9 +347,17 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
                 (_, Some(path)) => Some(json!({"type": "network", "path": path})),
                 (_, None) => Some(json!({"type": "network"})),
             },
-            "pid" if service.pid.as_deref() == Some("host") => None,
-            "ipc" if service.ipc.as_deref() == Some("host") => None,
-            "uts" if service.uts.as_deref() == Some("host") => None,
+            "pid" | "ipc" | "uts" => {
+                let value = match ns {
+                    "pid" => &service.pid,
+                    "ipc" => &service.ipc,
+                    _ => &service.uts,
+                };
+                match namespace_mode(ns, value.as_deref())? {
+                    NamespaceMode::Host => None,
+                    _ => Some(json!({"type": ns})),
+                }
+            }
             _ => Some(json!({"type": ns})),
         };
         namespaces.extend(entry);
@@ -357,6 +365,14 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     spec["linux"]["namespaces"] = json!(namespaces);
     spec["linux"]["cgroupsPath"] = json!(input.cgroup_path);
     if !service.sysctls.is_empty() {
+        // Warned about at load, refused here: runc would fail later and
+        // less clearly.
+        for key in service.sysctls.keys() {
+            settings::check_sysctl(key, service).map_err(|message| SpecError::Setting {
+                key: format!("sysctls.{key}"),
+                message,
+            })?;
+        }
         spec["linux"]["sysctl"] = json!(service.sysctls);
     }
     if service.privileged {
@@ -372,6 +388,10 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
             (input.device)(&d.source).ok_or_else(|| SpecError::NotADevice(d.source.clone()))?;
         let kind = if block { "b" } else { "c" };
         let access = d.permissions.clone().unwrap_or_else(|| "rwm".into());
+        settings::check_device_permissions(&access).map_err(|message| SpecError::Setting {
+            key: format!("devices.{}", d.source),
+            message,
+        })?;
         devices.push(json!({"path": d.target, "type": kind, "major": major, "minor": minor, "fileMode": 0o666, "uid": 0, "gid": 0}));
         device_rules.push(
             json!({"allow": true, "type": kind, "major": major, "minor": minor, "access": access}),
@@ -506,6 +526,10 @@ mod tests {
     }
 
     fn build_for(body: &str, user: Option<&str>) -> Value {
+        try_build(body, user).unwrap()
+    }
+
+    fn try_build(body: &str, user: Option<&str>) -> Result<Value, SpecError> {
         let service = service(body);
         let process = process(user);
         let volume_dir =
@@ -528,7 +552,32 @@ mod tests {
             volume_dir: &volume_dir,
             device: &device,
         };
-        serde_json::to_value(build(&input).unwrap()).unwrap()
+        Ok(serde_json::to_value(build(&input)?).unwrap())
+    }
+
+    #[test]
+    fn settings_a_container_cannot_take_are_refused_not_dropped() {
+        let err = try_build("    pid: 'service:s'\n", None).unwrap_err();
+        assert_eq!(err.to_string(), "pid: \"service:s\" is not supported");
+        let err = try_build("    sysctls: {vm.swappiness: '1'}\n", None).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("sysctls.vm.swappiness: sysctl vm.swappiness is not namespaced"),
+            "{err}"
+        );
+        let err = try_build("    devices: ['/dev/sda:/dev/sda:rwx']\n", None).unwrap_err();
+        assert!(
+            err.to_string().contains("invalid device permissions"),
+            "{err}"
+        );
+        // -1 is unlimited, as in Docker, not 0.
+        let spec = build_for("    ulimits: {core: {soft: 0, hard: -1}}\n", None);
+        let rl = spec["process"]["rlimits"].as_array().unwrap();
+        assert!(
+            rl.iter()
+                .any(|r| r["type"] == "RLIMIT_CORE" && r["soft"] == 0 && r["hard"] == u64::MAX),
+            "{rl:?}"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 
 use crate::control::{Channel, ControlError, Reply, Request, UpOptions, socket_path};
+use crate::error::{EngineError, ErrorKind};
 use crate::execute::execute;
 use crate::host::{Host, HostConfig, HostDriver, HostError};
 use crate::lock::{LockError, ProjectLock};
@@ -82,27 +83,22 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
             Ok(Some(request)) => request,
             Ok(None) => continue,
             Err(e) => {
-                let _ = channel
-                    .send(&Reply::Done {
-                        ok: false,
-                        message: e.to_string(),
-                    })
-                    .await;
+                let _ = channel.answer(Err(e.into())).await;
                 continue;
             }
         };
         // An attached run answers when its container ends; it waits on its
         // own so that other requests are served meanwhile.
         if let Request::Run { project, options } = request {
-            let (ok, message) = match run::start(&host, &mut channel, *project, options).await {
+            let outcome = match run::start(&host, &mut channel, *project, options).await {
                 Ok(run::Started::Attached(attached)) => {
                     tokio::spawn(attached.finish(channel));
                     continue;
                 }
-                Ok(run::Started::Detached(name)) => (true, name),
-                Err(message) => (false, message),
+                Ok(run::Started::Detached(name)) => Ok(name),
+                Err(e) => Err(e),
             };
-            let _ = channel.send(&Reply::Done { ok, message }).await;
+            let _ = channel.answer(outcome).await;
             continue;
         }
         // A stream of events lasts as long as its client: it runs aside.
@@ -120,17 +116,13 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
         let finished = matches!(request, Request::Down { .. });
         let result = handle(&host, &mut channel, request).await;
         crate::host::give_back_memory();
-        let (ok, message) = match result {
-            Ok(message) => (true, message),
-            Err(message) => (false, message),
-        };
         // After a `down` the socket goes before the answer, so that whoever
         // asked never finds it afterwards.
-        let done = finished && ok;
+        let done = finished && result.is_ok();
         if done {
             let _ = std::fs::remove_file(&path);
         }
-        let _ = channel.send(&Reply::Done { ok, message }).await;
+        let _ = channel.answer(result).await;
         if done {
             return Ok(());
         }
@@ -143,14 +135,14 @@ async fn adopt(host: &Arc<Host>) {
     host.adopt_all().await;
 }
 
-async fn handle(
-    host: &Arc<Host>,
-    channel: &mut Channel,
-    request: Request,
-) -> Result<String, String> {
+/// What a request answers: its last word, or why it failed.
+type Answer = Result<String, EngineError>;
+
+async fn handle(host: &Arc<Host>, channel: &mut Channel, request: Request) -> Answer {
+    let aside = |what| Err(EngineError::new(ErrorKind::Protocol, what));
     match request {
         Request::Ping => Ok("pong".into()),
-        Request::Events { .. } => Err("events are streamed aside".into()),
+        Request::Events { .. } => aside("events are streamed aside"),
         Request::Up { project, options } => up(host, channel, *project, options).await,
         Request::Down {
             remove_volumes,
@@ -174,11 +166,11 @@ async fn handle(
             volumes,
         } => lifecycle::remove(host, channel, &services, stop, volumes).await,
         // Answered in `serve`, which lets it outlive this request.
-        Request::Run { .. } => Err("a run is not handled here".into()),
+        Request::Run { .. } => aside("a run is not handled here"),
     }
 }
 
-async fn run_plan(host: &Arc<Host>, channel: &mut Channel, plan: &Plan) -> Result<(), String> {
+async fn run_plan(host: &Arc<Host>, channel: &mut Channel, plan: &Plan) -> Result<(), EngineError> {
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
     let driver = HostDriver(host.clone());
     let work = execute(plan, &driver, PARALLELISM, |op, took| {
@@ -210,7 +202,7 @@ async fn run_plan(host: &Arc<Host>, channel: &mut Channel, plan: &Plan) -> Resul
         let _ = channel.send(&Reply::Progress { line }).await;
     }
     match report.failure {
-        Some(failure) => Err(failure.to_string()),
+        Some(failure) => Err(failure.into()),
         None => Ok(()),
     }
 }
@@ -220,11 +212,11 @@ async fn up(
     channel: &mut Channel,
     project: Project,
     options: UpOptions,
-) -> Result<String, String> {
+) -> Answer {
     let selection = lifecycle::selection(&project, &options)?;
     lifecycle::remember_config_files(host, &project.name, &options.config_files)?;
     set_project(host, project)?;
-    let observed = host.observe().map_err(|e| e.to_string())?;
+    let observed = host.observe()?;
     let reconcile_options = ReconcileOptions {
         force_recreate: options.force_recreate,
         no_recreate: options.no_recreate,
@@ -252,12 +244,14 @@ async fn up(
 }
 
 /// Records the stack file's project as the one this supervisor serves.
-fn set_project(host: &Arc<Host>, project: Project) -> Result<(), String> {
+fn set_project(host: &Arc<Host>, project: Project) -> Result<(), EngineError> {
     let name = project.name.clone();
-    let bytes = serde_json::to_vec_pretty(&project).map_err(|e| e.to_string())?;
+    let bytes = serde_json::to_vec_pretty(&project)
+        .map_err(|e| EngineError::new(ErrorKind::Host, e.to_string()))?;
     let dir = host.records().project_dir(&name);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    crate::atomic::write(&project_file(host, &name), &bytes).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&dir).map_err(|e| EngineError::from(e).context(dir.display()))?;
+    let file = project_file(host, &name);
+    crate::atomic::write(&file, &bytes).map_err(EngineError::from)?;
     host.set_project(project);
     Ok(())
 }
@@ -267,7 +261,7 @@ async fn down(
     channel: &mut Channel,
     remove_volumes: bool,
     timeout: Option<u64>,
-) -> Result<String, String> {
+) -> Answer {
     let project = host.project();
     let mut early = lifecycle::remove_one_offs(host).await;
     if timeout.is_some()
@@ -275,29 +269,28 @@ async fn down(
     {
         early.push(e);
     }
-    let observed = host.observe().map_err(|e| e.to_string())?;
+    let observed = host.observe()?;
     let plan = plan_down(Some(&project), &observed, remove_volumes);
     let planned = run_plan(host, channel, &plan).await;
     // Whatever the plan could not take away (it stops at its first failure)
     // is removed one by one, so that `down` leaves nothing behind.
-    let mut failures: Vec<String> = planned.err().into_iter().collect();
+    let mut failures: Vec<EngineError> = planned.err().into_iter().collect();
     failures.extend(early);
     if !failures.is_empty() {
         for record in host.records().containers(&project.name).unwrap_or_default() {
             if let Err(e) = host.remove(&record.name).await {
-                failures.push(format!("remove container {}: {e}", record.name));
+                let e = EngineError::from(e);
+                failures.push(e.context(format_args!("remove container {}", record.name)));
             }
         }
     }
     if let Err(e) = host.cleanup_network().await {
-        failures.push(e.to_string());
+        failures.push(e.into());
     }
-    if !failures.is_empty() {
-        return Err(failures.join("; "));
+    if let Some(failed) = EngineError::several(failures) {
+        return Err(failed);
     }
-    host.records()
-        .forget_project(&project.name)
-        .map_err(|e| e.to_string())?;
+    host.records().forget_project(&project.name)?;
     Ok(format!("{} removed", project.name))
 }
 

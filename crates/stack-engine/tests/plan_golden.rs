@@ -3,7 +3,7 @@
 use stack_engine::hash::{config_hash, hashed_form};
 use stack_engine::observed::{ContainerState, Observed, ObservedContainer};
 use stack_engine::reconcile::{
-    ReconcileOptions, container_name, network_name, plan_down, reconcile, replicas,
+    ReconcileOptions, container_name, network_name, plan_down, plan_one_off, reconcile, replicas,
     service_networks, volume_name,
 };
 use stack_spec::Project;
@@ -305,4 +305,53 @@ fn selected_services_plan_only_themselves_and_drop_waits_outside() {
 #4 start container shop-migrate-1 (not found) after #3
 ";
     assert_eq!(got, want, "\n{got}");
+}
+
+const RUN_STACK: &str = r#"
+name: tools
+services:
+  job:
+    image: tools/job:1
+    pull_policy: PULL
+    volumes: [cache:/cache, /host:/host]
+    networks: [back]
+networks:
+  back:
+volumes:
+  cache:
+"#;
+
+fn one_off(policy: &str, observed: &Observed) -> String {
+    let project = load(&RUN_STACK.replace("PULL", policy), &[]);
+    plan_one_off(&project, observed, &project.services["job"]).to_string()
+}
+
+#[test]
+fn a_one_off_makes_its_networks_and_volumes_and_pulls_as_its_policy_says() {
+    let nothing = Observed::default();
+    let want = "\
+#1 create network tools_back (not found)
+#2 create volume tools_cache (not found)
+#3 pull image tools/job:1 (not found)
+";
+    assert_eq!(one_off("missing", &nothing), want);
+    let want = "\
+#1 create network tools_back (not found)
+#2 create volume tools_cache (not found)
+";
+    assert_eq!(one_off("never", &nothing), want);
+    assert_eq!(one_off("build", &nothing), want);
+
+    let mut present = Observed::default();
+    present.networks.insert("tools_back".into());
+    present.volumes.insert("tools_cache".into());
+    present
+        .images
+        .insert("tools/job:1".into(), "sha256:abc".into());
+    assert_eq!(one_off("missing", &present), "");
+    assert_eq!(one_off("never", &present), "");
+    assert_eq!(
+        one_off("always", &present),
+        "#1 pull image tools/job:1 (pull_policy: always)\n"
+    );
 }

@@ -65,6 +65,32 @@ pub enum PullError {
     Store(#[from] StoreError),
 }
 
+impl PullError {
+    /// Whether the registry answered that the image (its name or its tag)
+    /// does not exist, as opposed to failing to serve it.
+    pub fn is_not_found(&self) -> bool {
+        use oci_client::errors::OciErrorCode;
+        match self {
+            PullError::Registry { source, .. } => match source {
+                OciDistributionError::ImageManifestNotFoundError(_) => true,
+                OciDistributionError::RegistryError { envelope, .. } => {
+                    envelope.errors.iter().any(|e| {
+                        matches!(
+                            e.code,
+                            OciErrorCode::ManifestUnknown
+                                | OciErrorCode::NameUnknown
+                                | OciErrorCode::NotFound
+                        )
+                    })
+                }
+                OciDistributionError::ServerError { code, .. } => *code == 404,
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 /// How to pull.
 #[derive(Clone, Debug)]
 pub struct PullOptions {

@@ -21,6 +21,8 @@ mod node;
 mod normalize;
 pub mod ports;
 mod schema;
+pub mod settings;
+pub mod signal;
 pub mod units;
 mod validate;
 mod volumes;

@@ -11,7 +11,7 @@ use crate::error::{Diagnostics, ErrorKind, Span};
 use crate::model::{MountType, NetworkMode, Project};
 use crate::node::SpanTable;
 
-fn span(spans: &SpanTable, path: &[&str]) -> Span {
+pub(crate) fn span(spans: &SpanTable, path: &[&str]) -> Span {
     let mut ptr = String::new();
     for p in path {
         ptr.push('/');
@@ -21,6 +21,7 @@ fn span(spans: &SpanTable, path: &[&str]) -> Span {
 }
 
 pub fn check(project: &Project, spans: &SpanTable, diags: &mut Diagnostics) {
+    crate::settings::check(project, spans, diags);
     let mut container_names: HashMap<&str, &str> = HashMap::new();
     for (name, svc) in &project.services {
         let at = |rest: &[&str]| {
@@ -72,7 +73,9 @@ pub fn check(project: &Project, spans: &SpanTable, diags: &mut Diagnostics) {
             }
         }
         for (key, value) in [("ipc", &svc.ipc), ("pid", &svc.pid)] {
+            // An empty name is reported as a bad mode (see `settings`).
             if let Some(other) = value.as_deref().and_then(|v| v.strip_prefix("service:"))
+                && !other.is_empty()
                 && !project.services.contains_key(other)
             {
                 diags.error(

@@ -38,10 +38,6 @@ pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
         remove_volumes: args.volumes,
         timeout: args.timeout,
     };
-    let ok = client::runtime()?.block_on(client::call(global, &name, &request))?;
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    client::runtime()?.block_on(client::call(global, &name, &request))?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -114,7 +114,13 @@ pub fn run(global: &GlobalArgs, args: EventsArgs) -> anyhow::Result<ExitCode> {
                         Format::Text => println!("{}", text_line(&value)),
                     }
                 }
-                Some(Reply::Done { ok: false, message }) => bail!("{message}"),
+                Some(Reply::Failed { error }) => {
+                    let error = anyhow::Error::new(error);
+                    return Ok(crate::failure::report(
+                        &error,
+                        matches!(args.format, Format::Json),
+                    ));
+                }
                 // Only a one-off run answers with an exit code.
                 Some(Reply::Exit { .. }) => {}
                 Some(Reply::Done { .. }) | None => return Ok(ExitCode::SUCCESS),

@@ -2,10 +2,8 @@
 //! container counts as stopped by the user, so no policy restarts it.
 
 use std::process::ExitCode;
-use std::str::FromStr;
 
 use clap::Args;
-use nix::sys::signal::Signal;
 use stack_engine::control::Request;
 
 use crate::cli::GlobalArgs;
@@ -23,22 +21,9 @@ pub struct KillArgs {
     pub services: Vec<String>,
 }
 
-/// `SIGHUP`, `hup`, `HUP` or `1`.
+/// `SIGHUP`, `hup`, `HUP` or `1` (clap's value parser).
 pub fn parse_signal(s: &str) -> Result<i32, String> {
-    if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n)
-            .map(|sig| sig as i32)
-            .map_err(|_| format!("invalid signal number {n}"));
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    Signal::from_str(&name)
-        .map(|sig| sig as i32)
-        .map_err(|_| format!("invalid signal {s:?}"))
+    stack_spec::signal::number(s).map_err(|e| e.to_string())
 }
 
 pub fn run(global: &GlobalArgs, args: KillArgs) -> anyhow::Result<ExitCode> {

@@ -115,15 +115,12 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
         match rt.block_on(channel.recv::<Reply>())? {
             Some(Reply::Progress { line }) => eprintln!("{line}"),
             Some(Reply::Exit { code: c }) => code = Some(c),
-            Some(Reply::Done { ok, message }) => break (ok, message),
-            None => break (false, "the supervisor closed the connection".into()),
+            Some(Reply::Done { message }) => break message,
+            Some(Reply::Failed { error }) => return Err(error.into()),
+            None => anyhow::bail!("the supervisor closed the connection"),
         }
     };
-    let (ok, message) = result;
-    if !ok {
-        eprintln!("error: {message}");
-        return Ok(ExitCode::FAILURE);
-    }
+    let message = result;
     if let Some(thread) = terminal {
         let _ = thread.join();
     }

@@ -127,10 +127,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         project: Box::new(project),
         options,
     };
-    let ok = rt.block_on(client::call(global, &name, &request))?;
-    if !ok {
-        return Ok(ExitCode::FAILURE);
-    }
+    rt.block_on(client::call(global, &name, &request))?;
     if args.detach || args.wait {
         return Ok(ExitCode::SUCCESS);
     }

@@ -61,9 +61,7 @@ pub fn run(global: &GlobalArgs, args: WatchArgs) -> anyhow::Result<ExitCode> {
                 ..watch_up_options()
             },
         };
-        if !rt.block_on(client::call(global, &loaded.project.name, &request))? {
-            return Ok(ExitCode::FAILURE);
-        }
+        rt.block_on(client::call(global, &loaded.project.name, &request))?;
     }
     let quiet = Duration::from_millis(args.debounce.debounce_ms);
     rt.block_on(async {
@@ -166,14 +164,16 @@ impl Live<'_> {
             .await
             .map_err(|e| format!("{e:#}"))?;
         let mut lines = Vec::new();
-        let (ok, message) = channel
+        let answer = channel
             .call(request, |line| {
                 eprintln!("{line}");
                 lines.push(line.to_owned());
             })
             .await
             .map_err(|e| e.to_string())?;
-        if ok { Ok(lines) } else { Err(message) }
+        // Watch reports a failed change and goes on watching; it needs
+        // the words only.
+        answer.map(|_| lines).map_err(|e| e.message)
     }
 }
 

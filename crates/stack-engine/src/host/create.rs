@@ -2,7 +2,7 @@
 //! namespace and files, OCI spec, record.
 
 use std::fs;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -50,6 +50,14 @@ pub enum CreateError {
     Runtime(#[from] stack_runtime::Error),
     #[error("invalid address {0:?}")]
     Address(String),
+    /// A setting the loader checks, found bad here (a project saved by
+    /// an older `stack`): refused, never defaulted.
+    #[error("{key}: {message}")]
+    Setting { key: &'static str, message: String },
+}
+
+pub(super) fn setting(key: &'static str) -> impl Fn(String) -> CreateError {
+    move |message| CreateError::Setting { key, message }
 }
 
 pub(super) fn io<'a>(
@@ -242,14 +250,18 @@ impl Host {
                         })
                     })
                     .collect::<Result<Vec<_>, CreateError>>()?;
+                // Checked at load; `host-gateway` was warned about there.
                 let extra_hosts = service
                     .extra_hosts
                     .iter()
-                    .filter_map(|h| {
-                        let (host, addr) = h.split_once([':', '='])?;
-                        Some((host.to_owned(), addr.parse::<IpAddr>().ok()?))
-                    })
-                    .collect();
+                    .map(|h| stack_spec::settings::extra_host(h).map_err(setting("extra_hosts")))
+                    .filter_map(Result::transpose)
+                    .collect::<Result<_, _>>()?;
+                let dns = service
+                    .dns
+                    .iter()
+                    .map(|d| stack_spec::settings::parse_ip(d).map_err(setting("dns")))
+                    .collect::<Result<_, _>>()?;
                 let attachment = self
                     .net
                     .attach(&AttachRequest {
@@ -259,7 +271,7 @@ impl Host {
                         service: service_name.to_owned(),
                         hostname: Some(hostname.clone()),
                         networks,
-                        dns: service.dns.iter().filter_map(|d| d.parse().ok()).collect(),
+                        dns,
                         dns_search: service.dns_search.clone(),
                         extra_hosts,
                     })

@@ -27,7 +27,12 @@ pub enum DriverError {
     #[error("{0}")]
     Net(#[from] stack_net::NetError),
     #[error("pull {reference}: {message}")]
-    Pull { reference: String, message: String },
+    Pull {
+        reference: String,
+        message: String,
+        /// The registry said there is no such image.
+        not_found: bool,
+    },
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -37,6 +42,10 @@ pub enum DriverError {
     },
     #[error("failed to start: {0}")]
     Start(String),
+    #[error("network {network}: ipam: {message}")]
+    Ipam { network: String, message: String },
+    #[error("stop signal: {0}")]
+    StopSignal(#[from] stack_spec::signal::SignalError),
     #[error("dependency {service} has no container")]
     MissingDependency { service: String },
     #[error("dependency {service} has no health check, so it cannot become healthy")]
@@ -116,7 +125,7 @@ impl Host {
                 restart_policy(&service)
             },
             backoff: backoff(&service),
-            stop_signal: stop_signal(&service, image_stop.as_deref()),
+            stop_signal: stop_signal(&service, image_stop.as_deref())?,
             stop_grace: stop_grace(&service),
             restart: RestartState {
                 restart_count: record.restart_count,
@@ -298,6 +307,33 @@ impl Host {
     }
 }
 
+/// The one ipam pool of a network, refusing what this engine cannot honour
+/// (several pools, `ip_range`, `aux_addresses`) rather than ignoring it.
+fn ipam_pool<'a>(
+    network: &str,
+    declared: Option<&'a stack_spec::Network>,
+) -> Result<Option<&'a stack_spec::IpamPool>, DriverError> {
+    let refuse = |message: &str| DriverError::Ipam {
+        network: network.to_owned(),
+        message: message.to_owned(),
+    };
+    let pools = declared
+        .and_then(|n| n.ipam.as_ref())
+        .map(|i| i.config.as_slice())
+        .unwrap_or_default();
+    if pools.len() > 1 {
+        return Err(refuse("only one pool is supported"));
+    }
+    let pool = pools.first();
+    if pool.is_some_and(|p| p.ip_range.is_some()) {
+        return Err(refuse("ip_range is not supported"));
+    }
+    if pool.is_some_and(|p| !p.aux_addresses.is_empty()) {
+        return Err(refuse("aux_addresses is not supported"));
+    }
+    Ok(pool)
+}
+
 /// The driver is the shared host; `Arc` so monitors can hold it too.
 pub struct HostDriver(pub Arc<Host>);
 
@@ -309,16 +345,21 @@ impl Driver for HostDriver {
         let key = host.network_key(name)?;
         let project = host.project();
         let declared = project.networks.get(&key);
-        let pool = declared
-            .and_then(|n| n.ipam.as_ref())
-            .and_then(|i| i.config.first());
+        let pool = ipam_pool(name, declared)?;
+        let gateway = pool.and_then(|p| p.gateway.as_deref());
         let spec = NetworkSpec {
             subnet: pool
-                .and_then(|p| p.subnet.as_ref())
-                .and_then(|s| s.parse().ok()),
-            gateway: pool
-                .and_then(|p| p.gateway.as_ref())
-                .and_then(|g| g.parse().ok()),
+                .and_then(|p| p.subnet.as_deref())
+                .map(str::parse)
+                .transpose()?,
+            gateway: gateway
+                .map(|g| {
+                    g.parse().map_err(|_| DriverError::Ipam {
+                        network: name.to_owned(),
+                        message: format!("gateway {g} is not an IPv4 address"),
+                    })
+                })
+                .transpose()?,
             internal: declared.is_some_and(|n| n.internal),
             external: None,
         };
@@ -374,11 +415,12 @@ impl Driver for HostDriver {
     }
 
     async fn pull_image(&self, reference: &str) -> Result<(), DriverError> {
-        let pull_err = |message: String| DriverError::Pull {
+        let pull_err = |message: String, not_found: bool| DriverError::Pull {
             reference: reference.to_owned(),
             message,
+            not_found,
         };
-        let parsed = Reference::parse(reference).map_err(|e| pull_err(e.to_string()))?;
+        let parsed = Reference::parse(reference).map_err(|e| pull_err(e.to_string(), false))?;
         let options = stack_image::pull::PullOptions {
             registries: self.0.config.registries.clone(),
             progress: stack_image::progress::ProgressMode::Quiet,
@@ -392,11 +434,11 @@ impl Driver for HostDriver {
             handle
                 .block_on(images.pull(&parsed, &options))
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(|e| (e.to_string(), e.is_not_found()))
         })
         .await
-        .map_err(|e| pull_err(e.to_string()))?
-        .map_err(pull_err)
+        .map_err(|e| pull_err(e.to_string(), false))?
+        .map_err(|(message, not_found)| pull_err(message, not_found))
     }
 
     async fn create_container(

@@ -4,7 +4,6 @@
 use std::fs::{self, File};
 use std::os::fd::OwnedFd;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -95,25 +94,17 @@ pub fn restart_on_unhealthy(service: &Service) -> bool {
         .is_some_and(|x| x.restart_on_unhealthy)
 }
 
-/// `stop_signal` as a signal number; SIGTERM by default.
-pub fn stop_signal(service: &Service, image_default: Option<&str>) -> i32 {
-    let name = service
-        .stop_signal
-        .as_deref()
-        .or(image_default)
-        .unwrap_or("SIGTERM");
-    if let Ok(n) = name.parse::<i32>() {
-        return n;
+/// `stop_signal`, or else the image's `StopSignal`, as a signal number;
+/// SIGTERM when neither names one. The service's was checked at load; an
+/// image's that names no signal is an error, not SIGTERM.
+pub fn stop_signal(
+    service: &Service,
+    image_default: Option<&str>,
+) -> Result<i32, stack_spec::signal::SignalError> {
+    match service.stop_signal.as_deref().or(image_default) {
+        Some(name) => stack_spec::signal::number(name),
+        None => Ok(libc::SIGTERM),
     }
-    let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    Signal::from_str(&full)
-        .map(|s| s as i32)
-        .unwrap_or(libc::SIGTERM)
 }
 
 pub fn stop_grace(service: &Service) -> Duration {
@@ -300,14 +291,15 @@ impl Launcher for Host {
     }
 
     fn signal(&self, _: &str, pid: i32, signal: i32) -> Result<(), Self::Error> {
-        let signal = Signal::try_from(signal).unwrap_or(Signal::SIGKILL);
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).map_err(|e| {
-            CreateError::Io {
-                what: "signal",
-                path: pid.to_string().into(),
-                source: e.into(),
-            }
-        })
+        let io = |e: nix::errno::Errno| CreateError::Io {
+            what: "signal",
+            path: pid.to_string().into(),
+            source: e.into(),
+        };
+        // Signals were checked where they were named (`stack_spec::signal`);
+        // an unknown number here is an error, not a SIGKILL.
+        let signal = Signal::try_from(signal).map_err(io)?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).map_err(io)
     }
 
     fn remember(&self, container: &str, snapshot: &Snapshot, restart: &RestartState) {

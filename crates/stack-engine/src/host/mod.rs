@@ -6,11 +6,11 @@
 //! that it learns every exit code.
 
 mod adopt;
-mod create;
-mod driver;
+pub(crate) mod create;
+pub(crate) mod driver;
 mod keeper;
 mod launch;
-mod ops;
+pub(crate) mod ops;
 mod probe;
 
 use std::collections::HashMap;

@@ -6,7 +6,7 @@
 //! restart (`unless-stopped`); a user start forgets it.
 
 use std::collections::BTreeSet;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,6 +20,7 @@ use super::create::CreateError;
 use super::driver::DriverError;
 use crate::health::Status as HealthStatus;
 use crate::observed::ContainerState;
+use crate::pidfd::{PidfdFlags, open_pidfd, take_fd};
 use crate::restart::Exit;
 use crate::supervise::{Command, EventKind};
 
@@ -375,23 +376,8 @@ impl Host {
 /// client's terminal or pipes while the supervisor stays its parent.
 pub fn stdio_of(pid: i32) -> Result<Attach, OpsError> {
     let err = |source| OpsError::Stdio { pid, source };
-    // SAFETY: plain system calls; each returned descriptor is new and ours.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if pidfd < 0 {
-        return Err(err(std::io::Error::last_os_error()));
-    }
-    // SAFETY: pidfd_open just returned this descriptor.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
-    let take = |fd: i32| -> Result<OwnedFd, OpsError> {
-        use std::os::fd::AsRawFd;
-        // SAFETY: as above.
-        let got = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
-        if got < 0 {
-            return Err(err(std::io::Error::last_os_error()));
-        }
-        // SAFETY: pidfd_getfd returns a new descriptor (close-on-exec).
-        Ok(unsafe { OwnedFd::from_raw_fd(got as i32) })
-    };
+    let pidfd = open_pidfd(pid, PidfdFlags::empty()).map_err(err)?;
+    let take = |fd| take_fd(&pidfd, fd).map_err(err);
     Ok(Attach::Inherit {
         stdin: take(0)?,
         stdout: take(1)?,

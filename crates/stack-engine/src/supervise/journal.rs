@@ -222,10 +222,5 @@ pub async fn stream_events(
             return;
         }
     }
-    let _ = channel
-        .send(&Reply::Done {
-            ok: true,
-            message: String::new(),
-        })
-        .await;
+    let _ = channel.answer(Ok(String::new())).await;
 }

@@ -10,13 +10,14 @@ use futures::future::join_all;
 use stack_spec::Project;
 
 use crate::control::{Channel, Reply, UpOptions};
+use crate::error::{EngineError, ErrorKind};
 use crate::execute::Driver;
 use crate::graph::levels;
 use crate::host::{Host, HostDriver};
 use crate::plan::Wait;
 use crate::store::ContainerRecord;
 
-type Answer = Result<String, String>;
+use super::Answer;
 
 async fn say(channel: &mut Channel, lines: impl IntoIterator<Item = String>) {
     for line in lines {
@@ -25,12 +26,12 @@ async fn say(channel: &mut Channel, lines: impl IntoIterator<Item = String>) {
 }
 
 /// Refuses service names the file does not have, as compose does.
-fn check_services(project: &Project, services: &[String]) -> Result<(), String> {
+fn check_services(project: &Project, services: &[String]) -> Result<(), EngineError> {
     match services
         .iter()
         .find(|s| !project.services.contains_key(s.as_str()))
     {
-        Some(s) => Err(format!("no such service: {s}")),
+        Some(s) => Err(EngineError::no_such_service(s)),
         None => Ok(()),
     }
 }
@@ -41,13 +42,10 @@ fn by_level(
     host: &Host,
     services: &[String],
     one_offs: bool,
-) -> Result<Vec<Vec<ContainerRecord>>, String> {
+) -> Result<Vec<Vec<ContainerRecord>>, EngineError> {
     let project = host.project();
     check_services(&project, services)?;
-    let records = host
-        .records()
-        .containers(&project.name)
-        .map_err(|e| e.to_string())?;
+    let records = host.records().containers(&project.name)?;
     let wanted = |r: &ContainerRecord| {
         (services.is_empty() || services.contains(&r.service)) && (one_offs || !r.one_off)
     };
@@ -95,7 +93,9 @@ pub(super) async fn stop(
         for (r, result) in running.iter().zip(results) {
             match result {
                 Ok(()) => lines.push(format!("container {}: stopped", r.name)),
-                Err(e) => errors.push(format!("stop {}: {e}", r.name)),
+                Err(e) => {
+                    errors.push(EngineError::from(e).context(format_args!("stop {}", r.name)))
+                }
             }
         }
         say(channel, lines).await;
@@ -103,11 +103,10 @@ pub(super) async fn stop(
     finish(errors)
 }
 
-fn finish(errors: Vec<String>) -> Answer {
-    if errors.is_empty() {
-        Ok(String::new())
-    } else {
-        Err(errors.join("; "))
+fn finish(errors: Vec<EngineError>) -> Answer {
+    match EngineError::several(errors) {
+        None => Ok(String::new()),
+        Some(failed) => Err(failed),
     }
 }
 
@@ -116,7 +115,10 @@ fn finish(errors: Vec<String>) -> Answer {
 pub(super) async fn start(host: &Arc<Host>, channel: &mut Channel, services: &[String]) -> Answer {
     let groups = by_level(host, services, false)?;
     if groups.is_empty() {
-        return Err("no containers to start".into());
+        return Err(EngineError::new(
+            ErrorKind::NotFound,
+            "no containers to start",
+        ));
     }
     let project = host.project();
     let driver = HostDriver(host.clone());
@@ -136,10 +138,10 @@ pub(super) async fn start(host: &Arc<Host>, channel: &mut Channel, services: &[S
                             condition: d.condition,
                             required: d.required,
                         };
-                        driver.wait_for(&wait).await.map_err(|e| e.to_string())?;
+                        driver.wait_for(&wait).await.map_err(EngineError::from)?;
                     }
                 }
-                host.user_start(&r.name).await.map_err(|e| e.to_string())
+                host.user_start(&r.name).await.map_err(EngineError::from)
             }
         }))
         .await;
@@ -148,7 +150,7 @@ pub(super) async fn start(host: &Arc<Host>, channel: &mut Channel, services: &[S
         for (r, result) in stopped.iter().zip(results) {
             match result {
                 Ok(()) => lines.push(format!("container {}: started", r.name)),
-                Err(e) => errors.push(format!("start {}: {e}", r.name)),
+                Err(e) => errors.push(e.context(format_args!("start {}", r.name))),
             }
         }
         say(channel, lines).await;
@@ -189,7 +191,7 @@ pub(super) async fn kill(
         match result {
             Ok(true) => lines.push(format!("container {}: killed", r.name)),
             Ok(false) => {}
-            Err(e) => errors.push(format!("kill {}: {e}", r.name)),
+            Err(e) => errors.push(EngineError::from(e).context(format_args!("kill {}", r.name))),
         }
     }
     let none = lines.is_empty() && errors.is_empty();
@@ -224,7 +226,7 @@ pub(super) async fn freeze(
         match result {
             Ok(true) => lines.push(format!("container {}: {done}", r.name)),
             Ok(false) => {}
-            Err(e) => errors.push(format!("{verb} {}: {e}", r.name)),
+            Err(e) => errors.push(EngineError::from(e).context(format_args!("{verb} {}", r.name))),
         }
     }
     say(channel, lines).await;
@@ -253,7 +255,7 @@ pub(super) async fn remove(
         }
         match host.remove(&r.name).await {
             Ok(()) => lines.push(format!("container {}: removed", r.name)),
-            Err(e) => errors.push(format!("remove {}: {e}", r.name)),
+            Err(e) => errors.push(EngineError::from(e).context(format_args!("remove {}", r.name))),
         }
     }
     let none = lines.is_empty() && errors.is_empty();
@@ -270,32 +272,27 @@ pub(super) async fn wait_ready(
     host: &Arc<Host>,
     services: Option<&BTreeSet<String>>,
     seconds: Option<u64>,
-) -> Result<(), String> {
+) -> Result<(), EngineError> {
     let project = host.project();
-    let records = host
-        .records()
-        .containers(&project.name)
-        .map_err(|e| e.to_string())?;
+    let records = host.records().containers(&project.name)?;
     let containers: Vec<(String, String)> = records
         .into_iter()
         .filter(|r| !r.one_off && services.is_none_or(|s| s.contains(&r.service)))
         .filter(|r| project.services.contains_key(&r.service))
         .map(|r| (r.service, r.name))
         .collect();
-    host.wait_ready(&containers, timeout(seconds))
-        .await
-        .map_err(|e| e.to_string())
+    Ok(host.wait_ready(&containers, timeout(seconds)).await?)
 }
 
 /// Removes the one-off containers of the project (before `down`).
-pub(super) async fn remove_one_offs(host: &Arc<Host>) -> Vec<String> {
+pub(super) async fn remove_one_offs(host: &Arc<Host>) -> Vec<EngineError> {
     let project = host.project();
     let mut errors = Vec::new();
     for r in host.records().containers(&project.name).unwrap_or_default() {
         if r.one_off
             && let Err(e) = host.remove(&r.name).await
         {
-            errors.push(format!("remove container {}: {e}", r.name));
+            errors.push(EngineError::from(e).context(format_args!("remove container {}", r.name)));
         }
     }
     errors
@@ -306,7 +303,7 @@ pub(super) async fn remove_one_offs(host: &Arc<Host>) -> Vec<String> {
 pub(super) fn selection(
     project: &Project,
     options: &UpOptions,
-) -> Result<Option<BTreeSet<String>>, String> {
+) -> Result<Option<BTreeSet<String>>, EngineError> {
     if options.services.is_empty() {
         return Ok(None);
     }
@@ -323,13 +320,13 @@ pub(super) fn remember_config_files(
     host: &Host,
     project: &str,
     files: &[std::path::PathBuf],
-) -> Result<(), String> {
+) -> Result<(), EngineError> {
     if files.is_empty() {
         return Ok(());
     }
     let dir = host.records().project_dir(project);
     let text: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    crate::atomic::write(&dir.join("config-files"), text.join("\n").as_bytes())
-        .map_err(|e| e.to_string())
+    std::fs::create_dir_all(&dir).map_err(|e| EngineError::from(e).context(dir.display()))?;
+    crate::atomic::write(&dir.join("config-files"), text.join("\n").as_bytes())?;
+    Ok(())
 }

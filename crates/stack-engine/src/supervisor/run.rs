@@ -7,14 +7,15 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use stack_spec::{MountType, Project, Service};
+use stack_spec::{Project, Service};
 
 use crate::control::{Channel, Reply, RunOptions, RunStdio};
+use crate::error::{EngineError, ErrorKind};
 use crate::execute::Driver;
 use crate::graph::with_dependencies;
 use crate::host::{Attach, Host, HostDriver, stdio_of};
 use crate::plan::Wait;
-use crate::reconcile::{ReconcileOptions, network_name, reconcile, service_networks, volume_name};
+use crate::reconcile::{ReconcileOptions, plan_one_off, reconcile};
 
 /// A started attached run: what is left is to wait for its end.
 pub(super) struct Attached {
@@ -63,20 +64,20 @@ pub(super) async fn start(
     channel: &mut Channel,
     project: Project,
     options: RunOptions,
-) -> Result<Started, String> {
+) -> Result<Started, EngineError> {
     super::set_project(host, project)?;
     let project = host.project();
     let service = project
         .services
         .get(&options.service)
-        .ok_or_else(|| format!("no such service: {}", options.service))?
+        .ok_or_else(|| EngineError::no_such_service(&options.service))?
         .clone();
     let driver = HostDriver(host.clone());
 
     if !options.no_deps && !service.depends_on.is_empty() {
         let deps: Vec<String> = service.depends_on.keys().cloned().collect();
         let selection: BTreeSet<String> = with_dependencies(&project, &deps);
-        let observed = host.observe().map_err(|e| e.to_string())?;
+        let observed = host.observe().map_err(EngineError::from)?;
         let plan = reconcile(
             &project,
             &observed,
@@ -92,47 +93,16 @@ pub(super) async fn start(
                 condition: d.condition,
                 required: d.required,
             };
-            driver.wait_for(&wait).await.map_err(|e| e.to_string())?;
+            driver.wait_for(&wait).await.map_err(EngineError::from)?;
         }
     }
 
-    // Its own networks, volumes and image, which the dependencies' plan
-    // need not have made.
-    let observed = host.observe().map_err(|e| e.to_string())?;
-    for key in service_networks(&service) {
-        let external = project.networks.get(&key).is_some_and(|n| n.external);
-        let name = network_name(&project, &key);
-        if !external && !observed.networks.contains(&name) {
-            driver
-                .create_network(&name)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-    }
-    for v in service
-        .volumes
-        .iter()
-        .filter(|v| v.kind == MountType::Volume)
-    {
-        if let Some(key) = &v.source
-            && project.volumes.get(key).is_some_and(|v| !v.external)
-        {
-            let name = volume_name(&project, key);
-            if !observed.volumes.contains(&name) {
-                driver
-                    .create_volume(&name)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-        }
-    }
-    if let Some(image) = &service.image
-        && !observed.images.contains_key(image)
-    {
-        driver.pull_image(image).await.map_err(|e| e.to_string())?;
-    }
+    // Its own networks, volumes and image (as its pull_policy says), which
+    // the dependencies' plan need not have made.
+    let observed = host.observe().map_err(EngineError::from)?;
+    super::run_plan(host, channel, &plan_one_off(&project, &observed, &service)).await?;
 
-    let id = crate::store::new_container_id().map_err(|e| e.to_string())?;
+    let id = crate::store::new_container_id().map_err(EngineError::from)?;
     let name = options
         .name
         .clone()
@@ -140,15 +110,18 @@ pub(super) async fn start(
     if host
         .records()
         .load(&project.name, &name)
-        .map_err(|e| e.to_string())?
+        .map_err(EngineError::from)?
         .is_some()
     {
-        return Err(format!("container {name} already exists"));
+        return Err(EngineError::new(
+            ErrorKind::Conflict,
+            format!("container {name} already exists"),
+        ));
     }
     let config = one_off(&service, &options);
     if let Err(e) = host.create_one_off(&options.service, &config, &name).await {
         let _ = host.remove(&name).await;
-        return Err(e.to_string());
+        return Err(e.into());
     }
     let stdio = if options.detach {
         RunStdio::Log
@@ -158,14 +131,17 @@ pub(super) async fn start(
     let attach = match stdio {
         RunStdio::Log => None,
         RunStdio::Inherit => {
-            let pid = channel
-                .peer_pid()
-                .ok_or("cannot tell which process asked for the run")?;
+            let pid = channel.peer_pid().ok_or_else(|| {
+                EngineError::new(
+                    ErrorKind::Protocol,
+                    "cannot tell which process asked for the run",
+                )
+            })?;
             match stdio_of(pid) {
                 Ok(a) => Some(a),
                 Err(e) => {
                     let _ = host.remove(&name).await;
-                    return Err(e.to_string());
+                    return Err(e.into());
                 }
             }
         }
@@ -186,7 +162,7 @@ pub(super) async fn start(
     if let Err(e) = host.run(&name).await {
         host.forget_attach(&name);
         let _ = host.remove(&name).await;
-        return Err(e.to_string());
+        return Err(e.into());
     }
     if !attached {
         if options.remove {
@@ -226,14 +202,14 @@ impl Attached {
         // The monitor is done with it; nothing restarts a one-off.
         self.host.stop(&self.name).await;
         let _ = channel.send(&Reply::Exit { code }).await;
-        let (ok, message) = if self.remove {
+        let outcome = if self.remove {
             match self.host.remove(&self.name).await {
-                Ok(()) => (true, String::new()),
-                Err(e) => (false, format!("remove {}: {e}", self.name)),
+                Ok(()) => Ok(String::new()),
+                Err(e) => Err(EngineError::from(e).context(format_args!("remove {}", self.name))),
             }
         } else {
-            (true, String::new())
+            Ok(String::new())
         };
-        let _ = channel.send(&Reply::Done { ok, message }).await;
+        let _ = channel.answer(outcome).await;
     }
 }

@@ -155,10 +155,13 @@ pub fn service_of(args: &RunArgs) -> anyhow::Result<Service> {
     Ok(service)
 }
 
-/// The image's stop signal; SIGTERM when it names none, or none we know.
-fn signal_number(name: Option<&str>) -> i32 {
-    name.and_then(|n| crate::commands::kill::parse_signal(n).ok())
-        .unwrap_or(libc::SIGTERM)
+/// The image's stop signal; SIGTERM when it names none. One it names
+/// that is no signal is an error, as in Docker, not SIGTERM.
+fn signal_number(name: Option<&str>) -> anyhow::Result<i32> {
+    match name {
+        None => Ok(libc::SIGTERM),
+        Some(n) => stack_spec::signal::number(n).context("the image's StopSignal"),
+    }
 }
 
 /// The image's id and config, pulled first when the store lacks it.
@@ -288,7 +291,7 @@ pub fn prepare(
         read_only: args.read_only,
         cap_add: args.cap_add.clone(),
         cap_drop: args.cap_drop.clone(),
-        stop_signal: signal_number(image_config.stop_signal.as_deref()),
+        stop_signal: signal_number(image_config.stop_signal.as_deref())?,
         created_ms: now_ms(),
         started_ms: None,
         finished_ms: None,
@@ -473,10 +476,14 @@ mod tests {
 
     #[test]
     fn signals_by_name_or_number() {
-        assert_eq!(signal_number(None), libc::SIGTERM);
-        assert_eq!(signal_number(Some("SIGQUIT")), libc::SIGQUIT);
-        assert_eq!(signal_number(Some("usr1")), libc::SIGUSR1);
-        assert_eq!(signal_number(Some("9")), 9);
-        assert_eq!(signal_number(Some("NOPE")), libc::SIGTERM);
+        assert_eq!(signal_number(None).unwrap(), libc::SIGTERM);
+        assert_eq!(signal_number(Some("SIGQUIT")).unwrap(), libc::SIGQUIT);
+        assert_eq!(signal_number(Some("usr1")).unwrap(), libc::SIGUSR1);
+        assert_eq!(signal_number(Some("9")).unwrap(), 9);
+        let err = signal_number(Some("NOPE")).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "the image's StopSignal: invalid signal \"NOPE\""
+        );
     }
 }
