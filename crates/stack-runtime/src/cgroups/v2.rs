@@ -4,9 +4,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxDevice, LinuxResources};
 
-use super::{Cgroup, CgroupError, Stats, keyed, read_file, write_file};
+use super::{Cgroup, CgroupError, Stats, devices_bpf, keyed, read_file, v1, write_file};
 use crate::plan::{blkio_weight_to_io, shares_to_weight};
 
 fn dir(cg: &Cgroup) -> PathBuf {
@@ -90,9 +90,14 @@ fn max_or(v: i64) -> String {
     if v < 0 { "max".into() } else { v.to_string() }
 }
 
-pub(super) fn create(cg: &Cgroup, res: Option<&LinuxResources>) -> Result<(), CgroupError> {
+pub(super) fn create(
+    cg: &Cgroup,
+    res: Option<&LinuxResources>,
+    devices: &[LinuxDevice],
+) -> Result<(), CgroupError> {
     let d = dir(cg);
     enable_controllers(&cg.v2_root, &d)?;
+    apply_devices(&d, res, devices)?;
     let Some(res) = res else { return Ok(()) };
     let have = Controllers::of(&d)?;
     if let Some(m) = res.memory() {
@@ -219,6 +224,22 @@ pub(super) fn create(cg: &Cgroup, res: Option<&LinuxResources>) -> Result<(), Cg
         write_file(&d.join(k), v)?;
     }
     Ok(())
+}
+
+/// The same rules v1 writes to `devices.allow`/`devices.deny`, enforced by
+/// an eBPF program (v2 has no devices files).
+fn apply_devices(
+    d: &Path,
+    res: Option<&LinuxResources>,
+    devices: &[LinuxDevice],
+) -> Result<(), CgroupError> {
+    let rules = v1::device_rules(res, devices)
+        .into_iter()
+        .map(|(allow, line)| {
+            devices_bpf::parse_rule(allow, &line).ok_or(CgroupError::DeviceRule(line))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    devices_bpf::attach(d, &rules)
 }
 
 pub(super) fn freeze(cg: &Cgroup, frozen: bool) -> Result<(), CgroupError> {
