@@ -4,7 +4,8 @@
 //! controllers) is treated as v1: the version is whatever `/sys/fs/cgroup`
 //! itself is. Controller files are written directly, one small module per
 //! version, because the runtime needs exact control over ordering (cpuset
-//! inheritance, memsw after the limit) and over the hybrid layout.
+//! inheritance, memsw after the limit) and over the hybrid layout. v2 has
+//! no devices files: its device rules are an eBPF program ([`devices_bpf`]).
 
 pub mod devices_bpf;
 mod v1;
