@@ -231,7 +231,6 @@ fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> std::io::Result<libc::c_long> {
 pub fn attach(dir: &Path, rules: &[Rule]) -> Result<(), CgroupError> {
     let prog = program(rules);
     let license = c"Apache-2.0";
-    let mut log = vec![0u8; 64 * 1024];
     let mut name = [0u8; 16];
     name[..11].copy_from_slice(b"stack_devcg");
     let mut load = ProgLoadAttr {
@@ -239,21 +238,29 @@ pub fn attach(dir: &Path, rules: &[Rule]) -> Result<(), CgroupError> {
         insn_cnt: prog.len() as u32,
         insns: prog.as_ptr() as u64,
         license: license.as_ptr() as u64,
-        log_level: 1,
-        log_size: log.len() as u32,
-        log_buf: log.as_mut_ptr() as u64,
         prog_name: name,
         ..Default::default()
     };
-    let fd = bpf(BPF_PROG_LOAD, &mut load).map_err(|e| {
-        let verifier = String::from_utf8_lossy(&log);
-        CgroupError::DeviceProgram {
-            op: "load",
-            path: dir.to_path_buf(),
-            detail: verifier.trim_end_matches('\0').trim().to_string(),
-            source: e,
+    // Without a log first: the verifier is slower when it writes one, and
+    // only a refused program needs it.
+    let fd = match bpf(BPF_PROG_LOAD, &mut load) {
+        Ok(fd) => fd,
+        Err(_) => {
+            let mut log = vec![0u8; 64 * 1024];
+            load.log_level = 1;
+            load.log_size = log.len() as u32;
+            load.log_buf = log.as_mut_ptr() as u64;
+            bpf(BPF_PROG_LOAD, &mut load).map_err(|e| {
+                let verifier = String::from_utf8_lossy(&log);
+                CgroupError::DeviceProgram {
+                    op: "load",
+                    path: dir.to_path_buf(),
+                    detail: verifier.trim_end_matches('\0').trim().to_string(),
+                    source: e,
+                }
+            })?
         }
-    })?;
+    };
     // SAFETY: the kernel just returned this fd for us alone.
     let prog_fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     let cg = std::fs::File::open(dir).map_err(|source| CgroupError::Io {

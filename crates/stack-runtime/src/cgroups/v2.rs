@@ -64,7 +64,12 @@ fn enable_controllers_once(root: &Path, leaf: &Path) -> Result<(), CgroupError> 
     for comp in rel.components() {
         // Best effort per controller: some (e.g. cpuset in a threaded tree) may
         // refuse. A hierarchy without controllers (hybrid host) has none to enable.
+        // Already delegated (every container after the first): a read
+        // instead of a write that takes the cgroup lock.
+        let delegated = fs::read_to_string(cur.join("cgroup.subtree_control"))
+            .is_ok_and(|d| d.split_whitespace().eq(available.split_whitespace()));
         if !enable.is_empty()
+            && !delegated
             && write_file(&cur.join("cgroup.subtree_control"), enable.trim()).is_err()
         {
             for c in available.split_whitespace() {
