@@ -19,9 +19,14 @@ fn memory_limit_oom_kill_is_reported() {
         info.oom_killed,
         "the kill was not reported as OOM: {info:?}"
     );
-    let dir = g.container().cgroup().dir("memory").unwrap();
+    let cg = g.container().cgroup().clone();
+    let limit_file = match cg.version {
+        stack_runtime::cgroups::Version::V1 => "memory.limit_in_bytes",
+        stack_runtime::cgroups::Version::V2 => "memory.max",
+    };
+    let dir = cg.dir("memory").unwrap();
     assert_eq!(
-        std::fs::read_to_string(dir.join("memory.limit_in_bytes"))
+        std::fs::read_to_string(dir.join(limit_file))
             .unwrap_or_default()
             .trim(),
         (32u64 << 20).to_string()

@@ -4,8 +4,10 @@
 //! controllers) is treated as v1: the version is whatever `/sys/fs/cgroup`
 //! itself is. Controller files are written directly, one small module per
 //! version, because the runtime needs exact control over ordering (cpuset
-//! inheritance, memsw after the limit) and over the hybrid layout.
+//! inheritance, memsw after the limit) and over the hybrid layout. v2 has
+//! no devices files: its device rules are an eBPF program ([`devices_bpf`]).
 
+pub mod devices_bpf;
 mod v1;
 mod v2;
 
@@ -39,6 +41,15 @@ pub enum CgroupError {
     FreezeTimeout { path: PathBuf },
     #[error("unified key {key:?}: no such file in {dir} (controller not available?)")]
     UnknownFile { key: String, dir: PathBuf },
+    #[error("device rules: {op} of the cgroup device program for {path}: {source}{}", if detail.is_empty() { String::new() } else { format!(" (verifier: {detail})") })]
+    DeviceProgram {
+        op: &'static str,
+        path: PathBuf,
+        detail: String,
+        source: std::io::Error,
+    },
+    #[error("device rule {0:?} cannot be expressed")]
+    DeviceRule(String),
     #[error("{0} is not a cgroup2 mount")]
     NotCgroup2(PathBuf),
 }
@@ -242,7 +253,7 @@ impl Cgroup {
     ) -> Result<(), CgroupError> {
         match self.version {
             Version::V1 => v1::create(self, resources, devices),
-            Version::V2 => v2::create(self, resources),
+            Version::V2 => v2::create(self, resources, devices),
         }
     }
 

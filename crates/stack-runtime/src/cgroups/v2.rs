@@ -4,9 +4,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxDevice, LinuxResources};
 
-use super::{Cgroup, CgroupError, Stats, keyed, read_file, write_file};
+use super::{Cgroup, CgroupError, Stats, devices_bpf, keyed, read_file, v1, write_file};
 use crate::plan::{blkio_weight_to_io, shares_to_weight};
 
 fn dir(cg: &Cgroup) -> PathBuf {
@@ -64,7 +64,12 @@ fn enable_controllers_once(root: &Path, leaf: &Path) -> Result<(), CgroupError> 
     for comp in rel.components() {
         // Best effort per controller: some (e.g. cpuset in a threaded tree) may
         // refuse. A hierarchy without controllers (hybrid host) has none to enable.
+        // Already delegated (every container after the first): a read
+        // instead of a write that takes the cgroup lock.
+        let delegated = fs::read_to_string(cur.join("cgroup.subtree_control"))
+            .is_ok_and(|d| d.split_whitespace().eq(available.split_whitespace()));
         if !enable.is_empty()
+            && !delegated
             && write_file(&cur.join("cgroup.subtree_control"), enable.trim()).is_err()
         {
             for c in available.split_whitespace() {
@@ -90,10 +95,24 @@ fn max_or(v: i64) -> String {
     if v < 0 { "max".into() } else { v.to_string() }
 }
 
-pub(super) fn create(cg: &Cgroup, res: Option<&LinuxResources>) -> Result<(), CgroupError> {
+pub(super) fn create(
+    cg: &Cgroup,
+    res: Option<&LinuxResources>,
+    devices: &[LinuxDevice],
+) -> Result<(), CgroupError> {
     let d = dir(cg);
     enable_controllers(&cg.v2_root, &d)?;
-    let Some(res) = res else { return Ok(()) };
+    apply_devices(&d, res, devices)?;
+    match res {
+        Some(res) => write_limits(&d, res),
+        None => Ok(()),
+    }
+}
+
+/// Writes the limits into the cgroup directory `d`: plain files, so the unit
+/// tests check them against a directory laid out like `/sys/fs/cgroup`.
+fn write_limits(d: &Path, res: &LinuxResources) -> Result<(), CgroupError> {
+    let d = d.to_path_buf();
     let have = Controllers::of(&d)?;
     if let Some(m) = res.memory() {
         if m.disable_oom_killer() == Some(true) {
@@ -221,6 +240,22 @@ pub(super) fn create(cg: &Cgroup, res: Option<&LinuxResources>) -> Result<(), Cg
     Ok(())
 }
 
+/// The same rules v1 writes to `devices.allow`/`devices.deny`, enforced by
+/// an eBPF program (v2 has no devices files).
+fn apply_devices(
+    d: &Path,
+    res: Option<&LinuxResources>,
+    devices: &[LinuxDevice],
+) -> Result<(), CgroupError> {
+    let rules = v1::device_rules(res, devices)
+        .into_iter()
+        .map(|(allow, line)| {
+            devices_bpf::parse_rule(allow, &line).ok_or(CgroupError::DeviceRule(line))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    devices_bpf::attach(d, &rules)
+}
+
 pub(super) fn freeze(cg: &Cgroup, frozen: bool) -> Result<(), CgroupError> {
     let d = dir(cg);
     write_file(&d.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
@@ -280,4 +315,114 @@ pub(super) fn stats(cg: &Cgroup) -> Result<Stats, CgroupError> {
         }
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cgroup directory as the kernel lays it out: the controllers and
+    /// every interface file the limits write, empty.
+    fn fake_cgroup(controllers: &str) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("cgroup.controllers"), controllers).unwrap();
+        for f in [
+            "memory.max",
+            "memory.swap.max",
+            "memory.low",
+            "cpu.weight",
+            "cpu.max",
+            "cpuset.cpus",
+            "cpuset.mems",
+            "pids.max",
+            "io.weight",
+            "io.max",
+            "hugetlb.2MB.max",
+            "memory.high",
+        ] {
+            fs::write(t.path().join(f), "").unwrap();
+        }
+        t
+    }
+
+    fn resources(v: serde_json::Value) -> LinuxResources {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn read(d: &Path, f: &str) -> String {
+        fs::read_to_string(d.join(f)).unwrap()
+    }
+
+    #[test]
+    fn every_limit_lands_in_its_v2_file() {
+        let t = fake_cgroup("cpuset cpu io memory hugetlb pids");
+        let d = t.path();
+        let res = resources(serde_json::json!({
+            "memory": {"limit": 64 << 20, "swap": 96 << 20, "reservation": 32 << 20},
+            "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0-1", "mems": "0"},
+            "pids": {"limit": 16},
+            "blockIO": {
+                "weight": 500,
+                "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}],
+            },
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}],
+            "unified": {"memory.high": "50000000"},
+        }));
+        write_limits(d, &res).unwrap();
+        assert_eq!(read(d, "memory.max"), (64u64 << 20).to_string());
+        // v1's swap is memory+swap, v2's swap alone.
+        assert_eq!(read(d, "memory.swap.max"), (32u64 << 20).to_string());
+        assert_eq!(read(d, "memory.low"), (32u64 << 20).to_string());
+        assert_eq!(read(d, "cpu.weight"), "39");
+        assert_eq!(read(d, "cpu.max"), "50000 100000");
+        assert_eq!(read(d, "cpuset.cpus"), "0-1");
+        assert_eq!(read(d, "cpuset.mems"), "0");
+        assert_eq!(read(d, "pids.max"), "16");
+        // runc's conversion: 1 + (500 - 10) * 9999 / 990.
+        assert_eq!(read(d, "io.weight"), "default 4950");
+        assert_eq!(read(d, "io.max"), "8:0 rbps=1048576");
+        assert_eq!(read(d, "hugetlb.2MB.max"), (4u64 << 20).to_string());
+        assert_eq!(read(d, "memory.high"), "50000000");
+    }
+
+    #[test]
+    fn unlimited_values_are_written_as_max() {
+        let t = fake_cgroup("cpu memory pids");
+        let d = t.path();
+        let res = resources(serde_json::json!({
+            "memory": {"limit": -1, "swap": -1},
+            "cpu": {"quota": -1, "period": 100000},
+            "pids": {"limit": 0},
+        }));
+        write_limits(d, &res).unwrap();
+        assert_eq!(read(d, "memory.max"), "max");
+        assert_eq!(read(d, "memory.swap.max"), "max");
+        assert_eq!(read(d, "cpu.max"), "max 100000");
+        assert_eq!(read(d, "pids.max"), "max");
+    }
+
+    #[test]
+    fn a_limit_without_its_controller_or_file_is_an_error() {
+        let t = fake_cgroup("cpu");
+        let res = resources(serde_json::json!({"pids": {"limit": 5}}));
+        assert!(matches!(
+            write_limits(t.path(), &res),
+            Err(CgroupError::MissingController {
+                controller: "pids",
+                ..
+            })
+        ));
+        let t = fake_cgroup("hugetlb");
+        let res =
+            resources(serde_json::json!({"hugepageLimits": [{"pageSize": "1GB", "limit": 1}]}));
+        assert!(matches!(
+            write_limits(t.path(), &res),
+            Err(CgroupError::HugepageSize(s)) if s == "1GB"
+        ));
+        let res = resources(serde_json::json!({"unified": {"nothing.here": "1"}}));
+        assert!(matches!(
+            write_limits(t.path(), &res),
+            Err(CgroupError::UnknownFile { key, .. }) if key == "nothing.here"
+        ));
+    }
 }
