@@ -17,6 +17,7 @@ pub mod interpolate;
 mod load;
 mod merge;
 pub mod model;
+mod no_effect;
 mod node;
 mod normalize;
 pub mod ports;
