@@ -39,6 +39,9 @@ pub struct GlobalArgs {
     /// STACK_LOG overrides. (`-v` belongs to `down -v`, as in compose.)
     #[arg(long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// docker compose's options before the subcommand.
+    #[command(flatten)]
+    pub compose: crate::global_options::ComposeOptions,
 }
 
 #[derive(Debug, Subcommand)]

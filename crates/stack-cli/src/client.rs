@@ -108,11 +108,27 @@ fn spawn_supervisor(global: &GlobalArgs, project: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Progress lines go to standard error, or to standard output when
+/// COMPOSE_STATUS_STDOUT asks for it.
+static STATUS_TO_STDOUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn status_to_stdout() {
+    STATUS_TO_STDOUT.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn status(line: &str) {
+    if STATUS_TO_STDOUT.load(std::sync::atomic::Ordering::Relaxed) {
+        println!("{line}");
+    } else {
+        eprintln!("{line}");
+    }
+}
+
 /// Sends a request and prints its progress; returns whether it succeeded.
 pub async fn call(global: &GlobalArgs, project: &str, request: &Request) -> anyhow::Result<bool> {
     let mut channel = connect(global, project).await?;
     let (ok, message) = channel
-        .call(request, |line| eprintln!("{line}"))
+        .call(request, status)
         .await
         .with_context(|| format!("talking to the supervisor of {project}"))?;
     if !ok {
@@ -166,7 +182,7 @@ pub fn send(
     let (ok, message) = runtime()?.block_on(async {
         let mut channel = connect(global, &name).await?;
         channel
-            .call(&request, |line| eprintln!("{line}"))
+            .call(&request, status)
             .await
             .with_context(|| format!("talking to the supervisor of {name}"))
     })?;

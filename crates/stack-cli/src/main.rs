@@ -3,6 +3,7 @@
 mod cli;
 mod client;
 mod commands;
+mod global_options;
 mod project_args;
 mod table;
 mod terminal;

@@ -33,7 +33,18 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
+    match crate::global_options::apply(&mut cli, &|k| std::env::var(k).ok()) {
+        Ok(warnings) => {
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     match cli.command {
         Command::Config(args) => config::run(&cli.global, args),
         Command::Image(cmd) => image::run(&cli.global, cmd),
