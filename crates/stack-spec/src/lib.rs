@@ -22,6 +22,7 @@ mod node;
 mod normalize;
 pub mod ports;
 mod schema;
+pub mod security_opt;
 pub mod units;
 mod validate;
 mod volumes;
