@@ -149,3 +149,131 @@ fn security_opt_as_docker_takes_it() {
         "{err}"
     );
 }
+
+/// Waits for `child` up to `secs`; kills it and fails past that.
+fn wait_for(child: &mut std::process::Child, secs: u64, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what}: `stack up` still attached after {secs}s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// `ps --format json` states of the project's containers, by service.
+fn states(env: &Env, services: &[&str]) -> Vec<(String, String)> {
+    let file = env.file();
+    let mut args = vec![
+        "ps",
+        "-a",
+        "--format",
+        "json",
+        "-f",
+        file.to_str().unwrap(),
+        "-p",
+        &env.project,
+    ];
+    args.extend_from_slice(services);
+    let out = env.stack(&args);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["Service"].as_str().unwrap().to_owned(),
+                v["State"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn wait_running(env: &Env, services: &[&str]) {
+    for _ in 0..150 {
+        let s = states(env, services);
+        if s.len() == services.len() && s.iter().all(|(_, st)| st == "running") {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("containers not running: {:?}", states(env, &[]));
+}
+
+/// Attached `up` returns once every container has exited (0, as compose);
+/// SIGTERM stops and keeps them; a second interrupt kills; `ps SERVICE`.
+#[test]
+fn attached_up_returns_when_all_exit_and_an_interrupt_stops() {
+    let env = Env::new("cc-attach", 152);
+    let file = env.file();
+    let up = |env: &Env| {
+        env.command(&["up", "-f", file.to_str().unwrap(), "-p", "cc-attach"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    env.write(
+        "services:
+  a:
+    image: busybox
+    command: [\"sh\", \"-c\", \"echo hello-from-a; sleep 0.5\"]
+  b:
+    image: busybox
+    command: [\"sh\", \"-c\", \"echo hello-from-b\"]
+",
+    );
+    let mut child = up(&env);
+    let status = wait_for(&mut child, 40, "all exited");
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        out.contains("hello-from-a") && out.contains("hello-from-b"),
+        "{out}"
+    );
+
+    // A long-running service and one that ignores SIGTERM.
+    env.write(
+        "services:
+  a:
+    image: busybox
+    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; while :; do sleep 0.1; done\"]
+  stubborn:
+    image: busybox
+    command: [\"sh\", \"-c\", \"trap '' TERM; while :; do sleep 0.1; done\"]
+    stop_grace_period: 30s
+",
+    );
+    // SIGTERM: stop, keep. Only `a` is stopped here (stubborn would take 30s),
+    // so kill stubborn first through the CLI.
+    let mut child = up(&env);
+    wait_running(&env, &["a", "stubborn"]);
+    assert_eq!(states(&env, &["a"]), [("a".into(), "running".into())]);
+    env.ok(&["kill", "stubborn"]);
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = wait_for(&mut child, 30, "SIGTERM");
+    assert!(status.success(), "{status:?}");
+    let s = states(&env, &["a", "stubborn"]);
+    assert_eq!(s.len(), 2, "containers are kept: {s:?}");
+    assert!(s.iter().all(|(_, st)| st == "exited"), "{s:?}");
+
+    // Ctrl-C twice: the second kills instead of waiting out the 30s grace period.
+    let mut child = up(&env);
+    wait_running(&env, &["a", "stubborn"]);
+    let started = std::time::Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    wait_for(&mut child, 20, "second Ctrl-C");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let s = states(&env, &["a", "stubborn"]);
+    assert!(s.iter().all(|(_, st)| st == "exited"), "{s:?}");
+}

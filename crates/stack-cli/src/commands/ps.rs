@@ -29,6 +29,8 @@ pub struct PsArgs {
     pub all: bool,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+    /// Only these services' containers.
+    pub services: Vec<String>,
 }
 
 /// One line of `ps --format json`, with `docker compose ps`'s field names.
@@ -209,6 +211,7 @@ pub fn run(global: &GlobalArgs, args: PsArgs) -> anyhow::Result<ExitCode> {
     let list: Vec<PsEntry> = entries(global, &name)?
         .into_iter()
         .filter(|e| args.all || e.state != ContainerState::Exited)
+        .filter(|e| args.services.is_empty() || args.services.contains(&e.service))
         .collect();
     match args.format {
         Format::Json => {

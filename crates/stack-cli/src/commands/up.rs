@@ -134,33 +134,96 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     if args.detach || args.wait {
         return Ok(ExitCode::SUCCESS);
     }
-    // Attached: follow every service's logs until Ctrl-C, then stop them.
+    // Attached, as compose: follow every service's logs; return once every
+    // container has exited; Ctrl-C or SIGTERM stops (keeps) them, a second
+    // one kills them.
     let quiet = std::time::Duration::from_millis(args.debounce.debounce_ms);
     rt.block_on(async {
         let follow = super::logs::follow_all(global, &name);
+        tokio::pin!(follow);
+        let watching = args.watch;
         let watch = async {
-            if args.watch {
+            if watching {
                 super::watch::watch(global, &args.project, loaded, quiet).await
             } else {
                 std::future::pending().await
             }
         };
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let stop = async {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r,
+                _ = term.recv() => Ok(()),
+            }
+        };
         tokio::select! {
-            r = follow => r,
+            r = &mut follow => r,
             r = watch => r,
-            _ = tokio::signal::ctrl_c() => {
+            r = all_exited(global, &name), if !watching => {
+                r?;
+                // The last lines may still be on their way to the log files.
+                let _ = tokio::time::timeout(std::time::Duration::from_millis(500), &mut follow).await;
+                Ok(())
+            }
+            r = stop => {
+                r?;
                 eprintln!("stopping {name} (Ctrl-C again to force)");
                 let request = Request::Stop {
                     services: vec![],
                     timeout: None,
                 };
-                let stop = client::call(global, &name, &request);
+                let stopping = client::call(global, &name, &request);
+                tokio::pin!(stopping);
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
                 tokio::select! {
-                    r = stop => r.map(|_| ()),
-                    _ = tokio::signal::ctrl_c() => Ok(()),
+                    r = &mut stopping => return r.map(|_| ()),
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
                 }
+                force_kill(global, &name)?;
+                // The stop in progress ends as the processes are gone.
+                stopping.await.map(|_| ())
             }
         }
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A second interrupt: kill the containers' processes now. The supervisor
+/// is busy with the stop (it takes one request at a time), so they are
+/// signalled directly; it records their exits as for any other.
+fn force_kill(global: &GlobalArgs, name: &str) -> anyhow::Result<()> {
+    eprintln!("killing {name}");
+    for record in stack_engine::store::Store::new(&global.root).containers(name)? {
+        let Some(pid) = record.pid else { continue };
+        // Opened first, then checked: the pidfd pins the process, so a pid
+        // reused since the record was written is never signalled.
+        let Ok(fd) = stack_engine::pidfd::PidFd::open(pid) else {
+            continue;
+        };
+        if record.is_alive() {
+            fd.send_signal(libc::SIGKILL)?;
+        }
+    }
+    Ok(())
+}
+
+/// Resolves once the project has containers and none of them is running,
+/// restarting or paused.
+async fn all_exited(global: &GlobalArgs, name: &str) -> anyhow::Result<()> {
+    use stack_engine::observed::ContainerState;
+    let store = stack_engine::store::Store::new(&global.root);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let records = store.containers(name)?;
+        let live = records.iter().any(|r| {
+            matches!(
+                r.live_state(),
+                ContainerState::Running | ContainerState::Restarting | ContainerState::Paused
+            )
+        });
+        if !records.is_empty() && !live {
+            return Ok(());
+        }
+    }
 }
