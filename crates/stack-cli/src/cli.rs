@@ -94,6 +94,10 @@ pub enum Command {
     Watch(commands::watch::WatchArgs),
     /// Print a shell completion script.
     Completion(commands::completion::CompletionArgs),
+    /// Show the version.
+    Version(commands::version::VersionArgs),
+    /// Write the man pages (generated from this command line).
+    Man(commands::man::ManArgs),
     /// Stream the project's container events.
     Events(commands::events::EventsArgs),
     /// Live resource usage of the project's containers.

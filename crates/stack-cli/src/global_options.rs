@@ -112,6 +112,8 @@ impl Command {
             | Command::Container(_)
             | Command::Ls(_)
             | Command::Completion(_)
+            | Command::Version(_)
+            | Command::Man(_)
             | Command::LogKeeper(_)
             | Command::Supervise(_) => return None,
         })

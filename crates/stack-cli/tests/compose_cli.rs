@@ -63,6 +63,41 @@ fn global_options_and_compose_variables_reach_the_project() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("cc-glob-web-1"), "{text}");
+    // ps as compose: -q, --services, templates, --status, --filter.
+    let ids = env.ok(&["ps", "-q"]);
+    assert_eq!(ids.lines().count(), 2, "{ids}");
+    assert!(ids.lines().all(|l| l.len() == 64), "{ids}");
+    let services = env.ok(&["ps", "--services"]);
+    assert_eq!(services.lines().collect::<Vec<_>>(), ["db", "web"]);
+    let lines = env.ok(&["ps", "--format", "{{.Name}} {{.State}}", "web"]);
+    assert_eq!(lines.trim(), "cc-glob-web-1 running");
+    env.ok(&["stop", "web"]);
+    let exited = env.ok(&["ps", "--status", "exited", "--format", "{{.Service}}"]);
+    assert_eq!(exited.trim(), "web");
+    let running = env.ok(&[
+        "ps",
+        "--filter",
+        "status=running",
+        "--format",
+        "{{.Service}}",
+    ]);
+    assert_eq!(running.trim(), "db");
+    let bad = env.stack(&["ps", "--filter", "name=x"]);
+    assert!(!bad.status.success());
+
+    // version and man pages, generated from the command line.
+    let version = env.stack(&["version", "--short"]);
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        env!("CARGO_PKG_VERSION")
+    );
+    let man = env.dir.path().join("man");
+    let out = env.stack(&["man", man.to_str().unwrap()]);
+    assert!(out.status.success());
+    let page = std::fs::read_to_string(man.join("stack.1")).unwrap();
+    assert!(page.contains("project\\-name"), "{page}");
+    assert!(man.join("stack-up.1").is_file());
+
     // Before and after the subcommand together, then the project goes.
     env.ok(&["stop"]);
     let out = env.stack(&["-p", "cc-glob", "down", "-f", file]);

@@ -14,6 +14,7 @@ pub mod kill;
 pub mod log_keeper;
 pub mod logs;
 pub mod ls;
+pub mod man;
 pub mod pause;
 pub mod port;
 pub mod ps;
@@ -27,6 +28,7 @@ pub mod supervise;
 pub mod systemd;
 pub mod top;
 pub mod up;
+pub mod version;
 pub mod watch;
 
 use std::process::ExitCode;
@@ -50,6 +52,8 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::Container(cmd) => container::run(&cli.global, cmd),
         Command::Completion(args) => completion::run(args),
+        Command::Version(args) => version::run(args),
+        Command::Man(args) => man::run(args),
         Command::Up(args) => up::run(&cli.global, args),
         Command::Down(args) => down::run(&cli.global, args),
         Command::Ps(args) => ps::run(&cli.global, args),
