@@ -63,6 +63,23 @@ fn global_options_and_compose_variables_reach_the_project() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("cc-glob-web-1"), "{text}");
+    // config's listings as compose prints them.
+    assert_eq!(env.ok(&["config", "--images"]), "busybox\nbusybox\n");
+    assert_eq!(env.ok(&["config", "--networks"]), "default\n");
+    let hashes = env.ok(&["config", "--hash", "*"]);
+    let names: Vec<&str> = hashes
+        .lines()
+        .filter_map(|l| l.split_once(" v1-"))
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["db", "web"], "{hashes}");
+    let out_file = env.dir.path().join("web.hash");
+    env.ok(&["config", "--hash", "web", "-o", out_file.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(&out_file).unwrap(),
+        hashes.lines().nth(1).unwrap().to_owned() + "\n"
+    );
+
     // ps as compose: -q, --services, templates, --status, --filter.
     let ids = env.ok(&["ps", "-q"]);
     assert_eq!(ids.lines().count(), 2, "{ids}");
