@@ -288,6 +288,12 @@ fn attached_up_returns_when_all_exit_and_an_interrupt_stops() {
         "{out}"
     );
 
+    // The same output with compose's prefixes, and without.
+    let logs = env.ok(&["logs", "a"]);
+    assert!(logs.contains("a-1  | hello-from-a"), "{logs}");
+    let logs = env.ok(&["logs", "--no-log-prefix", "a"]);
+    assert_eq!(logs.trim(), "hello-from-a");
+
     // A long-running service and one that ignores SIGTERM.
     env.write(
         "services:

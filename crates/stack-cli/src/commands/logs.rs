@@ -33,6 +33,9 @@ pub struct LogsArgs {
     /// No colours.
     #[arg(long)]
     pub no_color: bool,
+    /// Print the lines without the `service-N | ` prefix.
+    #[arg(long)]
+    pub no_log_prefix: bool,
     /// Only lines since this time: RFC 3339, Unix seconds, or a duration
     /// back from now (`10m`).
     #[arg(long)]
@@ -50,13 +53,17 @@ struct Printer {
     width: usize,
     colour: bool,
     timestamps: bool,
+    /// `--no-log-prefix`: the lines as the container wrote them.
+    prefix: bool,
 }
 
 impl Printer {
     fn print(&self, out: &mut impl Write, index: usize, name: &str, e: &Entry) {
         // Compose pads the names to the longest one plus a space.
         let prefix = format!("{name:<width$} | ", width = self.width + 1);
-        let prefix = if self.colour {
+        let prefix = if !self.prefix {
+            String::new()
+        } else if self.colour {
             format!("\x1b[{}m{prefix}\x1b[0m", COLOURS[index % COLOURS.len()])
         } else {
             prefix
@@ -173,6 +180,7 @@ pub async fn follow_all(global: &GlobalArgs, project: &str) -> anyhow::Result<()
         width: list.iter().map(|(n, _)| n.len()).max().unwrap_or(0),
         colour: std::io::IsTerminal::is_terminal(&std::io::stdout()),
         timestamps: false,
+        prefix: true,
     };
     follow(global, project, &[], &printer, HashMap::new(), None).await
 }
@@ -197,6 +205,7 @@ pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {
         width: list.iter().map(|(n, _)| n.len()).max().unwrap_or(0),
         colour: !args.no_color && std::io::IsTerminal::is_terminal(&std::io::stdout()),
         timestamps: args.timestamps,
+        prefix: !args.no_log_prefix,
     };
     let mut seen = HashMap::new();
     let mut out = std::io::stdout().lock();
