@@ -63,6 +63,20 @@ fn global_options_and_compose_variables_reach_the_project() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("cc-glob-web-1"), "{text}");
+    // ls --filter name=REGEX.
+    let ls = |filter: &str| {
+        let out = env.stack(&["ls", "-q", "--filter", filter]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(ls("name=^cc-gl"), "cc-glob\n");
+    assert_eq!(ls("name=^zz"), "");
+    assert!(!env.stack(&["ls", "--filter", "label=x"]).status.success());
+
     // config's listings as compose prints them.
     assert_eq!(env.ok(&["config", "--images"]), "busybox\nbusybox\n");
     assert_eq!(env.ok(&["config", "--networks"]), "default\n");
