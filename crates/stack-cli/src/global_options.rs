@@ -107,6 +107,7 @@ impl Command {
             Command::Events(a) => &mut a.project,
             Command::Stats(a) => &mut a.project,
             Command::Inspect(a) => &mut a.project,
+            Command::Wait(a) => &mut a.project,
             Command::Systemd(SystemdCommand::Generate(a)) => &mut a.project,
             Command::Image(_)
             | Command::Container(_)

@@ -348,4 +348,31 @@ fn attached_up_returns_when_all_exit_and_an_interrupt_stops() {
     );
     let s = states(&env, &["a", "stubborn"]);
     assert!(s.iter().all(|(_, st)| st == "exited"), "{s:?}");
+
+    // wait: blocks until the service's container exits, with its code;
+    // --down-project then removes the project.
+    env.write(
+        "services:
+  x:
+    image: busybox
+    command: [\"sh\", \"-c\", \"sleep 1; exit 3\"]
+",
+    );
+    env.ok(&["up", "-d", "--remove-orphans"]);
+    let out = env.stack(&[
+        "wait",
+        "--down-project",
+        "x",
+        "-f",
+        file.to_str().unwrap(),
+        "-p",
+        "cc-attach",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
 }

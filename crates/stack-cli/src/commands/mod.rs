@@ -29,6 +29,7 @@ pub mod systemd;
 pub mod top;
 pub mod up;
 pub mod version;
+pub mod wait;
 pub mod watch;
 
 use std::process::ExitCode;
@@ -53,6 +54,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Container(cmd) => container::run(&cli.global, cmd),
         Command::Completion(args) => completion::run(args),
         Command::Version(args) => version::run(args),
+        Command::Wait(args) => wait::run(&cli.global, args),
         Command::Man(args) => man::run(args),
         Command::Up(args) => up::run(&cli.global, args),
         Command::Down(args) => down::run(&cli.global, args),
