@@ -94,6 +94,8 @@ pub enum Command {
     Watch(commands::watch::WatchArgs),
     /// Print a shell completion script.
     Completion(commands::completion::CompletionArgs),
+    /// Run N containers of each named service (SERVICE=N).
+    Scale(commands::scale::ScaleArgs),
     /// Wait for the containers to stop; exit with the first one's code.
     Wait(commands::wait::WaitArgs),
     /// Show the version.

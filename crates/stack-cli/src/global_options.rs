@@ -108,6 +108,7 @@ impl Command {
             Command::Stats(a) => &mut a.project,
             Command::Inspect(a) => &mut a.project,
             Command::Wait(a) => &mut a.project,
+            Command::Scale(a) => &mut a.project,
             Command::Systemd(SystemdCommand::Generate(a)) => &mut a.project,
             Command::Image(_)
             | Command::Container(_)

@@ -129,6 +129,16 @@ fn global_options_and_compose_variables_reach_the_project() {
     assert!(page.contains("project\\-name"), "{page}");
     assert!(man.join("stack-up.1").is_file());
 
+    // scale: two containers of db, the rest left as it is.
+    env.ok(&["scale", "db=2"]);
+    let dbs = env.ok(&["ps", "--format", "{{.Name}}", "db"]);
+    assert_eq!(
+        dbs.lines().collect::<Vec<_>>(),
+        ["cc-glob-db-1", "cc-glob-db-2"],
+        "{dbs}"
+    );
+    assert_eq!(env.ok(&["ps", "-a", "-q", "web"]).lines().count(), 1);
+
     // Before and after the subcommand together, then the project goes.
     env.ok(&["stop"]);
     let out = env.stack(&["-p", "cc-glob", "down", "-f", file]);

@@ -21,6 +21,7 @@ pub mod ps;
 pub mod restart;
 pub mod rm;
 pub mod run;
+pub mod scale;
 pub mod start;
 pub mod stats;
 pub mod stop;
@@ -55,6 +56,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Completion(args) => completion::run(args),
         Command::Version(args) => version::run(args),
         Command::Wait(args) => wait::run(&cli.global, args),
+        Command::Scale(args) => scale::run(&cli.global, args),
         Command::Man(args) => man::run(args),
         Command::Up(args) => up::run(&cli.global, args),
         Command::Down(args) => down::run(&cli.global, args),

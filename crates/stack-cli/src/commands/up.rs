@@ -54,7 +54,7 @@ pub struct UpArgs {
     pub debounce: super::watch::DebounceArg,
 }
 
-fn parse_scale(s: &str) -> Result<(String, u32), String> {
+pub fn parse_scale(s: &str) -> Result<(String, u32), String> {
     let (service, n) = s
         .split_once('=')
         .ok_or_else(|| format!("expected SERVICE=N, found {s:?}"))?;
