@@ -312,6 +312,40 @@ fn attached_up_returns_when_all_exit_and_an_interrupt_stops() {
         "{out}"
     );
 
+    // --exit-code-from: every container stops once `a` exits, with its code;
+    // --no-log-prefix prints the lines as written.
+    env.write(
+        "services:
+  a:
+    image: busybox
+    command: [\"sh\", \"-c\", \"echo hello-from-a; sleep 0.5; exit 7\"]
+  b:
+    image: busybox
+    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; while :; do sleep 0.1; done\"]
+",
+    );
+    let mut child = env
+        .command(&[
+            "up",
+            "--exit-code-from",
+            "a",
+            "--no-log-prefix",
+            "-f",
+            file.to_str().unwrap(),
+            "-p",
+            "cc-attach",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = wait_for(&mut child, 40, "exit-code-from");
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert_eq!(status.code(), Some(7), "{out}");
+    assert!(out.lines().any(|l| l == "hello-from-a"), "{out}");
+    assert_eq!(states(&env, &["b"]), [("b".into(), "exited".into())]);
+
     // The same output with compose's prefixes, and without.
     let logs = env.ok(&["logs", "a"]);
     assert!(logs.contains("a-1  | hello-from-a"), "{logs}");

@@ -173,14 +173,23 @@ async fn follow(
     }
 }
 
+/// How attached `up` prints the output (`--no-color`, `--no-log-prefix`,
+/// `--timestamps`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    pub no_color: bool,
+    pub no_log_prefix: bool,
+    pub timestamps: bool,
+}
+
 /// Follows the output of every container of the project (attached `up`).
-pub async fn follow_all(global: &GlobalArgs, project: &str) -> anyhow::Result<()> {
+pub async fn follow_all(global: &GlobalArgs, project: &str, style: Style) -> anyhow::Result<()> {
     let list = containers(global, project, &[])?;
     let printer = Printer {
         width: list.iter().map(|(n, _)| n.len()).max().unwrap_or(0),
-        colour: std::io::IsTerminal::is_terminal(&std::io::stdout()),
-        timestamps: false,
-        prefix: true,
+        colour: !style.no_color && std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        timestamps: style.timestamps,
+        prefix: !style.no_log_prefix,
     };
     follow(global, project, &[], &printer, HashMap::new(), None).await
 }

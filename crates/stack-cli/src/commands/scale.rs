@@ -37,6 +37,11 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<ExitCode> {
         services,
         watch: false,
         debounce: super::watch::DebounceArg { debounce_ms: 100 },
+        no_color: false,
+        no_log_prefix: false,
+        timestamps: false,
+        abort_on_container_exit: false,
+        exit_code_from: None,
     };
     super::up::run(global, up)
 }

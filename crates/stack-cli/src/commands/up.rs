@@ -52,6 +52,22 @@ pub struct UpArgs {
     pub watch: bool,
     #[command(flatten)]
     pub debounce: super::watch::DebounceArg,
+    /// Attached: no colours.
+    #[arg(long)]
+    pub no_color: bool,
+    /// Attached: the lines without the `service-N | ` prefix.
+    #[arg(long)]
+    pub no_log_prefix: bool,
+    /// Attached: show timestamps.
+    #[arg(long)]
+    pub timestamps: bool,
+    /// Attached: stop every container once one exits; exit with its code.
+    #[arg(long, conflicts_with_all = ["detach", "wait", "watch"])]
+    pub abort_on_container_exit: bool,
+    /// Attached: exit with this service's code, stopping every container once
+    /// it exits (implies --abort-on-container-exit).
+    #[arg(long, value_name = "SERVICE", conflicts_with_all = ["detach", "wait", "watch"])]
+    pub exit_code_from: Option<String>,
 }
 
 pub fn parse_scale(s: &str) -> Result<(String, u32), String> {
@@ -134,12 +150,29 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     if args.detach || args.wait {
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(s) = &args.exit_code_from
+        && !loaded.project.services.contains_key(s)
+    {
+        eprintln!("error: no such service: {s}");
+        return Ok(ExitCode::FAILURE);
+    }
+    let abort = match (&args.exit_code_from, args.abort_on_container_exit) {
+        (Some(s), _) => Abort::Service(s.clone()),
+        (None, true) => Abort::Any,
+        (None, false) => Abort::No,
+    };
+    let mut code = 0;
     // Attached, as compose: follow every service's logs; return once every
     // container has exited; Ctrl-C or SIGTERM stops (keeps) them, a second
     // one kills them.
     let quiet = std::time::Duration::from_millis(args.debounce.debounce_ms);
     rt.block_on(async {
-        let follow = super::logs::follow_all(global, &name);
+        let style = super::logs::Style {
+            no_color: args.no_color,
+            no_log_prefix: args.no_log_prefix,
+            timestamps: args.timestamps,
+        };
+        let follow = super::logs::follow_all(global, &name, style);
         tokio::pin!(follow);
         let watching = args.watch;
         let watch = async {
@@ -159,10 +192,24 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         tokio::select! {
             r = &mut follow => r,
             r = watch => r,
-            r = all_exited(global, &name), if !watching => {
-                r?;
+            r = all_exited(global, &name, abort), if !watching => {
+                let exited = r?;
                 // The last lines may still be on their way to the log files.
                 let _ = tokio::time::timeout(std::time::Duration::from_millis(500), &mut follow).await;
+                if let Some(service) = exited {
+                    eprintln!("{service} exited; stopping {name}");
+                    let request = Request::Stop { services: vec![], timeout: None };
+                    client::call(global, &name, &request).await?;
+                    let store = stack_engine::store::Store::new(&global.root);
+                    let from = args.exit_code_from.as_deref().unwrap_or(&service);
+                    code = store
+                        .containers(&name)?
+                        .iter()
+                        .filter(|r| r.service == from)
+                        .filter_map(|r| r.last_exit.and_then(|e| e.code))
+                        .next()
+                        .unwrap_or(0);
+                }
                 Ok(())
             }
             r = stop => {
@@ -186,7 +233,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
             }
         }
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
 /// A second interrupt: kill the containers' processes now. The supervisor
@@ -208,22 +255,49 @@ fn force_kill(global: &GlobalArgs, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// When attached `up` stops everything: not before all have exited, once any
+/// container exits, or once this service's does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Abort {
+    No,
+    Any,
+    Service(String),
+}
+
 /// Resolves once the project has containers and none of them is running,
-/// restarting or paused.
-async fn all_exited(global: &GlobalArgs, name: &str) -> anyhow::Result<()> {
+/// restarting or paused (`None`), or, with an abort rule, once a container
+/// it names has exited (`Some(its service)`).
+async fn all_exited(
+    global: &GlobalArgs,
+    name: &str,
+    abort: Abort,
+) -> anyhow::Result<Option<String>> {
     use stack_engine::observed::ContainerState;
     let store = stack_engine::store::Store::new(&global.root);
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let records = store.containers(name)?;
-        let live = records.iter().any(|r| {
+        let is_live = |r: &stack_engine::store::ContainerRecord| {
             matches!(
                 r.live_state(),
                 ContainerState::Running | ContainerState::Restarting | ContainerState::Paused
             )
+        };
+        let stopped = records.iter().find(|r| {
+            matches!(
+                r.live_state(),
+                ContainerState::Exited | ContainerState::Dead
+            ) && match &abort {
+                Abort::No => false,
+                Abort::Any => true,
+                Abort::Service(s) => &r.service == s,
+            }
         });
-        if !records.is_empty() && !live {
-            return Ok(());
+        if let Some(r) = stopped {
+            return Ok(Some(r.service.clone()));
+        }
+        if !records.is_empty() && !records.iter().any(is_live) {
+            return Ok(None);
         }
     }
 }
