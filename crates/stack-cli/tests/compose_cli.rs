@@ -346,6 +346,39 @@ fn attached_up_returns_when_all_exit_and_an_interrupt_stops() {
     assert!(out.lines().any(|l| l == "hello-from-a"), "{out}");
     assert_eq!(states(&env, &["b"]), [("b".into(), "exited".into())]);
 
+    // --abort-on-container-failure: a clean exit does not abort, a failure does.
+    env.write(
+        "services:
+  ok:
+    image: busybox
+    command: [\"true\"]
+  bad:
+    image: busybox
+    command: [\"sh\", \"-c\", \"sleep 1.5; exit 5\"]
+  b:
+    image: busybox
+    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; while :; do sleep 0.1; done\"]
+",
+    );
+    let mut child = env
+        .command(&[
+            "up",
+            "--abort-on-container-failure",
+            "-t",
+            "5",
+            "-f",
+            file.to_str().unwrap(),
+            "-p",
+            "cc-attach",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = wait_for(&mut child, 40, "abort-on-container-failure");
+    assert_eq!(status.code(), Some(5));
+    assert_eq!(states(&env, &["b"]), [("b".into(), "exited".into())]);
+
     // The same output with compose's prefixes, and without.
     let logs = env.ok(&["logs", "a"]);
     assert!(logs.contains("a-1  | hello-from-a"), "{logs}");

@@ -41,6 +41,8 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<ExitCode> {
         no_log_prefix: false,
         timestamps: false,
         abort_on_container_exit: false,
+        abort_on_container_failure: false,
+        timeout: None,
         exit_code_from: None,
     };
     super::up::run(global, up)

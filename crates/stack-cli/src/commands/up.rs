@@ -64,6 +64,13 @@ pub struct UpArgs {
     /// Attached: stop every container once one exits; exit with its code.
     #[arg(long, conflicts_with_all = ["detach", "wait", "watch"])]
     pub abort_on_container_exit: bool,
+    /// Attached: stop every container once one exits with a non-zero code;
+    /// exit with that code.
+    #[arg(long, conflicts_with_all = ["detach", "wait", "watch", "abort_on_container_exit"])]
+    pub abort_on_container_failure: bool,
+    /// Seconds each container gets to stop (Ctrl-C, an abort) before SIGKILL.
+    #[arg(short = 't', long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
     /// Attached: exit with this service's code, stopping every container once
     /// it exits (implies --abort-on-container-exit).
     #[arg(long, value_name = "SERVICE", conflicts_with_all = ["detach", "wait", "watch"])]
@@ -159,9 +166,12 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     let abort = match (&args.exit_code_from, args.abort_on_container_exit) {
         (Some(s), _) => Abort::Service(s.clone()),
         (None, true) => Abort::Any,
+        (None, false) if args.abort_on_container_failure => Abort::Failure,
         (None, false) => Abort::No,
     };
     let mut code = 0;
+    // Orphans (services no longer in the file) neither hold nor abort `up`.
+    let in_file: Vec<String> = loaded.project.services.keys().cloned().collect();
     // Attached, as compose: follow every service's logs; return once every
     // container has exited; Ctrl-C or SIGTERM stops (keeps) them, a second
     // one kills them.
@@ -192,13 +202,13 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         tokio::select! {
             r = &mut follow => r,
             r = watch => r,
-            r = all_exited(global, &name, abort), if !watching => {
+            r = all_exited(global, &name, abort, &in_file), if !watching => {
                 let exited = r?;
                 // The last lines may still be on their way to the log files.
                 let _ = tokio::time::timeout(std::time::Duration::from_millis(500), &mut follow).await;
                 if let Some(service) = exited {
                     eprintln!("{service} exited; stopping {name}");
-                    let request = Request::Stop { services: vec![], timeout: None };
+                    let request = Request::Stop { services: vec![], timeout: args.timeout };
                     client::call(global, &name, &request).await?;
                     let store = stack_engine::store::Store::new(&global.root);
                     let from = args.exit_code_from.as_deref().unwrap_or(&service);
@@ -217,7 +227,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("stopping {name} (Ctrl-C again to force)");
                 let request = Request::Stop {
                     services: vec![],
-                    timeout: None,
+                    timeout: args.timeout,
                 };
                 let stopping = client::call(global, &name, &request);
                 tokio::pin!(stopping);
@@ -261,6 +271,8 @@ fn force_kill(global: &GlobalArgs, name: &str) -> anyhow::Result<()> {
 enum Abort {
     No,
     Any,
+    /// Any container exiting with a code other than 0.
+    Failure,
     Service(String),
 }
 
@@ -271,12 +283,14 @@ async fn all_exited(
     global: &GlobalArgs,
     name: &str,
     abort: Abort,
+    services: &[String],
 ) -> anyhow::Result<Option<String>> {
     use stack_engine::observed::ContainerState;
     let store = stack_engine::store::Store::new(&global.root);
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let records = store.containers(name)?;
+        let mut records = store.containers(name)?;
+        records.retain(|r| services.contains(&r.service));
         let is_live = |r: &stack_engine::store::ContainerRecord| {
             matches!(
                 r.live_state(),
@@ -290,6 +304,7 @@ async fn all_exited(
             ) && match &abort {
                 Abort::No => false,
                 Abort::Any => true,
+                Abort::Failure => r.last_exit.is_some_and(|e| e.code != Some(0)),
                 Abort::Service(s) => &r.service == s,
             }
         });
