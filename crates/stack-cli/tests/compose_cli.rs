@@ -16,7 +16,7 @@ fn global_options_and_compose_variables_reach_the_project() {
         "services:
   db:
     image: busybox
-    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; while :; do sleep 0.1; done\"]
+    command: [\"sh\", \"-c\", \"echo db-up; trap 'exit 0' TERM; while :; do sleep 0.1; done\"]
   web:
     image: busybox
     command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; while :; do sleep 0.1; done\"]
@@ -138,6 +138,18 @@ fn global_options_and_compose_variables_reach_the_project() {
         "{dbs}"
     );
     assert_eq!(env.ok(&["ps", "-a", "-q", "web"]).lines().count(), 1);
+    // logs --index: one replica's output.
+    let logs = (0..50)
+        .map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            env.ok(&["logs", "--index", "2", "db"])
+        })
+        .find(|l| l.contains("db-up"))
+        .expect("db-2 prints db-up");
+    assert!(
+        logs.contains("db-2  | db-up") && !logs.contains("db-1"),
+        "{logs}"
+    );
 
     // Before and after the subcommand together, then the project goes.
     env.ok(&["stop"]);
