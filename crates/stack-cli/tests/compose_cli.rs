@@ -153,13 +153,21 @@ fn global_options_and_compose_variables_reach_the_project() {
 
     // Before and after the subcommand together, then the project goes.
     env.ok(&["stop"]);
-    let out = env.stack(&["-p", "cc-glob", "down", "-f", file]);
+    let out = env.stack(&["-p", "cc-glob", "down", "--rmi", "all", "-f", file]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(env.containers().is_empty(), "{:?}", env.containers());
+    // --rmi all: the image the containers ran is gone from the store.
+    let images = env.stack(&["image", "ls", "-q"]);
+    assert!(images.status.success());
+    assert!(
+        String::from_utf8_lossy(&images.stdout).trim().is_empty(),
+        "{}",
+        String::from_utf8_lossy(&images.stdout)
+    );
 }
 
 /// `security_opt` as Docker takes it, seen from inside real containers.

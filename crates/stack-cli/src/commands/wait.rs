@@ -64,6 +64,7 @@ pub fn run(global: &GlobalArgs, args: WaitArgs) -> anyhow::Result<ExitCode> {
             project: args.project.clone(),
             volumes: false,
             remove_orphans: false,
+            rmi: None,
             timeout: None,
         };
         if super::down::run(global, down)? != ExitCode::SUCCESS {
