@@ -44,6 +44,7 @@ pub fn parse(text: &str, file: &Arc<str>) -> Result<Vec<Node>, LoadError> {
             Err(Failure::Built(e)) => return Err(e),
             Err(Failure::Scan { line, col, error }) => {
                 if error.message == "invalid indentation"
+                    && shifts.len() < MAX_REINDENTS
                     && !shifts.contains_key(&line)
                     && let Some((fixed, pad)) = indent_flow_close(&text, line, col)
                 {
@@ -56,6 +57,10 @@ pub fn parse(text: &str, file: &Arc<str>) -> Result<Vec<Node>, LoadError> {
         }
     }
 }
+
+/// Most closing lines re-indented in one file: each costs a parse of the
+/// whole text, and real files have a few.
+const MAX_REINDENTS: usize = 64;
 
 /// Per 1-based line: the 0-based column where padding was inserted and how
 /// many spaces.
