@@ -39,6 +39,9 @@ pub struct GlobalArgs {
     /// STACK_LOG overrides. (`-v` belongs to `down -v`, as in compose.)
     #[arg(long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// docker compose's options before the subcommand.
+    #[command(flatten)]
+    pub compose: crate::global_options::ComposeOptions,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +96,14 @@ pub enum Command {
     Watch(commands::watch::WatchArgs),
     /// Print a shell completion script.
     Completion(commands::completion::CompletionArgs),
+    /// Run N containers of each named service (SERVICE=N).
+    Scale(commands::scale::ScaleArgs),
+    /// Wait for the containers to stop; exit with the first one's code.
+    Wait(commands::wait::WaitArgs),
+    /// Show the version.
+    Version(commands::version::VersionArgs),
+    /// Write the man pages (generated from this command line).
+    Man(commands::man::ManArgs),
     /// Stream the project's container events.
     Events(commands::events::EventsArgs),
     /// Live resource usage of the project's containers.

@@ -108,12 +108,28 @@ fn spawn_supervisor(global: &GlobalArgs, project: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Progress lines go to standard error, or to standard output when
+/// COMPOSE_STATUS_STDOUT asks for it.
+static STATUS_TO_STDOUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn status_to_stdout() {
+    STATUS_TO_STDOUT.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn status(line: &str) {
+    if STATUS_TO_STDOUT.load(std::sync::atomic::Ordering::Relaxed) {
+        println!("{line}");
+    } else {
+        eprintln!("{line}");
+    }
+}
+
 /// Sends a request and prints its progress; returns the supervisor's last
 /// word, or its error as it came (see `failure`).
 pub async fn call(global: &GlobalArgs, project: &str, request: &Request) -> anyhow::Result<String> {
     let mut channel = connect(global, project).await?;
     let answer = channel
-        .call(request, |line| eprintln!("{line}"))
+        .call(request, status)
         .await
         .with_context(|| format!("talking to the supervisor of {project}"))?;
     Ok(answer?)

@@ -4,6 +4,7 @@ mod cli;
 mod client;
 mod commands;
 mod failure;
+mod global_options;
 mod project_args;
 mod table;
 mod terminal;

@@ -12,24 +12,22 @@ use stack_spec::{LoadOptions, Source};
 #[derive(Debug, Clone, Default, Args)]
 pub struct ProjectArgs {
     /// Stack file(s); later files merge over earlier ones. `-` reads standard input.
-    /// Default: stack.yaml, compose.yaml ... in this directory or a parent.
+    /// Default: STACK_FILE or COMPOSE_FILE, else stack.yaml, compose.yaml ...
+    /// in this directory or a parent.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// Project name (default: STACK_PROJECT_NAME, `name:` in the file, or the directory name).
+    /// Project name (default: STACK_PROJECT_NAME or COMPOSE_PROJECT_NAME, `name:` in the file, or the directory name).
     #[arg(short = 'p', long = "project-name", value_name = "NAME")]
     pub project_name: Option<String>,
     /// Directory relative paths in the file are resolved against (default: the first file's).
     #[arg(long, value_name = "DIR")]
     pub project_directory: Option<PathBuf>,
-    /// Enable services of this profile (repeatable; `*` enables all).
-    #[arg(
-        long = "profile",
-        value_name = "PROFILE",
-        env = "STACK_PROFILES",
-        value_delimiter = ','
-    )]
+    /// Enable services of this profile (repeatable; `*` enables all;
+    /// default: STACK_PROFILES or COMPOSE_PROFILES).
+    #[arg(long = "profile", value_name = "PROFILE", value_delimiter = ',')]
     pub profiles: Vec<String>,
-    /// Read interpolation variables from this file instead of `.env` (repeatable).
+    /// Read interpolation variables from this file instead of `.env`
+    /// (repeatable; default: STACK_ENV_FILES or COMPOSE_ENV_FILES).
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_files: Vec<PathBuf>,
 }

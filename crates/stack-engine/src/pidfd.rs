@@ -61,6 +61,26 @@ impl PidFd {
         self.pid
     }
 
+    /// Sends `signal` to exactly this process (never to a later owner of
+    /// its pid).
+    pub fn send_signal(&self, signal: i32) -> io::Result<()> {
+        // SAFETY: the fd is a valid pidfd for the life of `self`; a null
+        // siginfo and no flags are what pidfd_send_signal(2) documents.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.fd.get_ref().as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Waits until the process exits and returns how, reaping it when it is
     /// our child.
     pub async fn exited(&self) -> io::Result<ExitStatus> {

@@ -34,6 +34,12 @@ pub enum SpecError {
     BadTmpfs(String),
     #[error("the generated spec is invalid: {0}")]
     Invalid(String),
+    #[error(transparent)]
+    SecurityOpt(#[from] stack_spec::security_opt::SecurityOptError),
+    /// The reason is text: this enum is compared in tests, and neither
+    /// `io::Error` nor the profile error can be.
+    #[error("seccomp profile {path}: {reason}")]
+    SeccompProfile { path: String, reason: String },
 }
 
 /// A file or directory bound into the container (resolv.conf, hosts,
@@ -65,6 +71,14 @@ pub struct SpecInput<'a> {
     /// Host directory of a named volume (`None` for an anonymous one).
     pub volume_dir: &'a dyn Fn(Option<&str>, &str) -> Option<PathBuf>,
     pub device: &'a dyn Fn(&str) -> Option<DeviceNumbers>,
+}
+
+/// Whether the runtime applies Docker's default seccomp filter when the
+/// spec carries no profile: not for `privileged` nor `seccomp:unconfined`.
+pub fn default_seccomp(service: &Service) -> bool {
+    let unconfined = stack_spec::security_opt::Security::from_options(&service.security_opt)
+        .is_ok_and(|s| s.seccomp == Some(None));
+    !service.privileged && !unconfined
 }
 
 /// Every capability the kernel knows, by name, for `cap_add: [ALL]`.
@@ -236,6 +250,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         }
     }
     let caps = capabilities(service)?;
+    let security = stack_spec::security_opt::Security::from_options(&service.security_opt)?;
     let mut rlimits =
         vec![json!({"type": "RLIMIT_NOFILE", "hard": 1048576u64, "soft": 1048576u64})];
     for (name, limit) in &service.ulimits {
@@ -257,8 +272,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         "cwd": input.process.working_dir,
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "rlimits": rlimits,
-        "noNewPrivileges": !service.privileged
-            && !service.security_opt.iter().any(|o| o == "no-new-privileges:false"),
+        "noNewPrivileges": security.no_new_privileges.unwrap_or(!service.privileged),
     });
     if !extra_gids.is_empty() {
         process["user"]["additionalGids"] = json!(extra_gids);
@@ -375,9 +389,22 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         }
         spec["linux"]["sysctl"] = json!(service.sysctls);
     }
-    if service.privileged {
+    if service.privileged || security.system_paths_unconfined {
         spec["linux"]["maskedPaths"] = json!([]);
         spec["linux"]["readonlyPaths"] = json!([]);
+    }
+    // `seccomp=FILE`: that profile; `seccomp:unconfined` (and `privileged`)
+    // run with no filter, see [`default_seccomp`].
+    if let Some(Some(path)) = &security.seccomp {
+        let failed = |reason: String| SpecError::SeccompProfile {
+            path: path.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| failed(e.to_string()))?;
+        let profile = stack_runtime::seccomp::from_docker_profile(&text, &caps)
+            .map_err(|e| failed(e.to_string()))?;
+        spec["linux"]["seccomp"] =
+            serde_json::to_value(profile).map_err(|e| SpecError::Invalid(e.to_string()))?;
     }
 
     // Devices.

@@ -153,8 +153,11 @@ impl Loader {
         }
     }
 
-    /// Parse one file into a single document (several YAML documents merge in order).
-    fn parse(&self, source: &Source, diags: &mut Diagnostics, single: bool) -> Option<Node> {
+    /// Parse one file into its documents (empty ones dropped). Nothing is
+    /// canonicalised yet: Compose interpolates the raw tree first, so that a
+    /// variable in a list-form `depends_on` entry or an `environment` key is
+    /// substituted before the entry becomes a mapping key.
+    fn parse(&self, source: &Source, diags: &mut Diagnostics, single: bool) -> Option<Vec<Node>> {
         let (name, text) = self.read(source, diags)?;
         let docs = match crate::yaml::parse(&text, &name) {
             Ok(d) => d,
@@ -163,11 +166,11 @@ impl Loader {
                 return None;
             }
         };
-        let mut out: Option<Node> = None;
-        for mut doc in docs {
+        let mut out = Vec::new();
+        for doc in docs {
             match &doc.value {
                 Value::Null => continue,
-                Value::Map(_) => {}
+                Value::Map(_) => out.push(doc),
                 _ => {
                     diags.error(
                         ErrorKind::Schema,
@@ -181,13 +184,8 @@ impl Loader {
                     return None;
                 }
             }
-            prepare_document(&mut doc);
-            match &mut out {
-                None => out = Some(doc),
-                Some(base) => merge(base, doc, ""),
-            }
         }
-        if out.is_none() && single {
+        if out.is_empty() && single {
             diags.error(
                 ErrorKind::Empty,
                 &Span::new(name, 1, 1),
@@ -195,7 +193,27 @@ impl Loader {
                 "empty stack file",
             );
         }
+        Some(out)
+    }
+
+    /// Interpolate each document, then canonicalise and merge them in order.
+    fn combine(&self, docs: Vec<Node>, diags: &mut Diagnostics) -> Option<Node> {
+        let mut out: Option<Node> = None;
+        for mut doc in docs {
+            self.interpolate(&mut doc, diags);
+            prepare_document(&mut doc);
+            match &mut out {
+                None => out = Some(doc),
+                Some(base) => merge(base, doc, ""),
+            }
+        }
         out
+    }
+
+    /// Parse, interpolate, canonicalise and merge the documents of one file.
+    fn load_one(&self, source: &Source, diags: &mut Diagnostics) -> Option<Node> {
+        let docs = self.parse(source, diags, true)?;
+        self.combine(docs, diags)
     }
 
     fn interpolate(&self, doc: &mut Node, diags: &mut Diagnostics) {
@@ -216,9 +234,7 @@ impl FileLoader for SubLoader<'_> {
             vars: self.vars.clone(),
         };
         self.read.borrow_mut().push(path.to_path_buf());
-        let mut doc = l.parse(&Source::Path(path.to_path_buf()), diags, true)?;
-        l.interpolate(&mut doc, diags);
-        Some(doc)
+        l.load_one(&Source::Path(path.to_path_buf()), diags)
     }
 }
 
@@ -257,10 +273,9 @@ impl IncludeLoader for SubLoader<'_> {
         let mut merged: Option<Node> = None;
         for p in paths {
             self.read.borrow_mut().push(p.clone());
-            let Some(mut doc) = l.parse(&Source::Path(p.clone()), diags, true) else {
+            let Some(mut doc) = l.load_one(&Source::Path(p.clone()), diags) else {
                 continue;
             };
-            l.interpolate(&mut doc, diags);
             // Relative paths in an included file are relative to its project directory.
             let mut sub = SubLoader {
                 vars: &vars,
@@ -387,7 +402,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
     }
 
     let loader = Loader { vars: vars.clone() };
-    let mut docs: Vec<(Node, PathBuf)> = Vec::new();
+    let mut docs: Vec<(Vec<Node>, PathBuf)> = Vec::new();
     let single = files.len() == 1;
     let mut read_files = Vec::new();
     for f in &files {
@@ -408,7 +423,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
 
     // Project name: -p, then STACK_PROJECT_NAME / COMPOSE_PROJECT_NAME, then `name:`, then the directory.
     let mut name_from_file = None;
-    for (doc, _) in &docs {
+    for doc in docs.iter().flat_map(|(d, _)| d) {
         if let Some(n) = doc.get("name") {
             name_from_file = Some(n.clone());
         }
@@ -446,8 +461,10 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
 
     let read = RefCell::new(Vec::new());
     let mut merged: Option<Node> = None;
-    for (mut doc, dir) in docs {
-        loader.interpolate(&mut doc, &mut diags);
+    for (file_docs, dir) in docs {
+        let Some(mut doc) = loader.combine(file_docs, &mut diags) else {
+            continue;
+        };
         let mut sub = SubLoader {
             vars: &vars,
             read: &read,
@@ -503,6 +520,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
     if diags.has_errors() {
         return Err(fail(diags));
     }
+    let accepted = json.clone();
     let project: Project = match serde_path_to_error::deserialize(json) {
         Ok(p) => p,
         Err(e) => {
@@ -520,7 +538,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
     if diags.has_errors() {
         return Err(fail(diags));
     }
-    warn_unsupported(&project, &spans, &mut diags);
+    crate::no_effect::warn(&accepted, &project, &spans, &mut diags);
     let mut inputs = read_files.clone();
     inputs.extend(env_files);
     if opts.env_files.is_empty() {
@@ -611,19 +629,4 @@ fn apply_profiles(json: &mut serde_json::Value, active: &[String]) {
             .iter()
             .any(|p| p.as_str().is_some_and(|p| active.iter().any(|a| a == p)))
     });
-}
-
-fn warn_unsupported(project: &Project, spans: &SpanTable, diags: &mut Diagnostics) {
-    for (name, svc) in &project.services {
-        for key in svc.unsupported.keys() {
-            let ptr = format!("/services/{name}/{key}");
-            if let Some(span) = spans.get(&ptr) {
-                diags.warn(
-                    span,
-                    &format!("services.{name}.{key}"),
-                    "accepted but not supported by stack yet; ignored",
-                );
-            }
-        }
-    }
 }

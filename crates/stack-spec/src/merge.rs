@@ -15,6 +15,15 @@ pub fn list_to_map(node: &mut Node) {
     let Value::Seq(items) = &node.value else {
         return;
     };
+    // An entry with an empty name (`=x`, what `$UNSET=x` interpolates to)
+    // has no mapping form the schema takes; Compose validates the list form
+    // and keeps such an entry, so the list is left as it is.
+    if items.iter().any(|i| {
+        i.scalar_text()
+            .is_some_and(|t| t.is_empty() || t.starts_with('='))
+    }) {
+        return;
+    }
     let mut map = Map::new();
     for item in items {
         let Some(text) = item.scalar_text() else {

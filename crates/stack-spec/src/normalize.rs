@@ -417,6 +417,8 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
         }
     }
 
+    security_opts(m, ptr, ctx);
+
     // ports
     if let Some(Json::Array(items)) = m.get("ports").cloned() {
         let mut out = Vec::new();
@@ -710,6 +712,40 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Checks each `security_opt`, makes a seccomp profile's path absolute and
+/// checks it is a JSON object, and warns about LSM options stack does not
+/// apply.
+fn security_opts(m: &mut JMap<String, Json>, ptr: &str, ctx: &mut Ctx<'_>) {
+    use crate::security_opt::SecurityOpt;
+    let Some(Json::Array(items)) = m.get_mut("security_opt") else {
+        return;
+    };
+    for (i, item) in items.iter_mut().enumerate() {
+        let Json::String(raw) = item else { continue };
+        let iptr = format!("{ptr}/security_opt/{i}");
+        match raw.parse::<SecurityOpt>() {
+            Err(e) => ctx.err(ErrorKind::Value, &iptr, e.to_string()),
+            Ok(SecurityOpt::SeccompProfile(file)) => {
+                let path = ctx.abs(&file);
+                let parsed = std::fs::read_to_string(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| {
+                        serde_json::from_str::<JMap<String, Json>>(&t).map_err(|e| e.to_string())
+                    });
+                if let Err(e) = parsed {
+                    ctx.err(ErrorKind::Io, &iptr, format!("seccomp profile {path}: {e}"));
+                }
+                *item = Json::String(SecurityOpt::SeccompProfile(path).to_string());
+            }
+            Ok(SecurityOpt::Label(_)) => ctx.warn(&iptr, "stack applies no SELinux label; ignored"),
+            Ok(SecurityOpt::Apparmor(_)) => {
+                ctx.warn(&iptr, "stack applies no AppArmor profile; ignored")
+            }
+            Ok(_) => {}
         }
     }
 }

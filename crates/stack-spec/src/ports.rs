@@ -21,6 +21,14 @@ pub enum PortError {
     Protocol { spec: String, proto: String },
     #[error("invalid ip address {ip:?} in {spec:?}")]
     HostIp { spec: String, ip: String },
+    #[error(
+        "invalid ip address {ip:?} in {spec:?}: too many colons; write an IPv6 address in brackets, as in \"[{ip}]:{ports}\""
+    )]
+    UnbracketedIpv6 {
+        spec: String,
+        ip: String,
+        ports: String,
+    },
     #[error("port ranges in {0:?} differ in length")]
     RangeMismatch(String),
 }
@@ -68,20 +76,26 @@ pub fn parse_port_spec(spec: &str) -> Result<Vec<ServicePort>, PortError> {
         })?;
         (Some(ip.to_string()), after.to_string())
     } else {
+        // As go-connections' `splitParts`: the last two fields are the ports,
+        // everything before them the IP; an empty IP (`:8080:80`, what
+        // `${PORT-:8080:80}` gives) means none. An IPv6 address must be in
+        // brackets: the version Compose pins (v0.4.0) splits the IP as a
+        // host, so `::1:6000:6000` is refused ("too many colons").
         let parts: Vec<&str> = rest.split(':').collect();
-        match parts.len() {
-            1 | 2 => (None, rest.to_string()),
-            3 => (
-                Some(parts[0].to_string()),
-                format!("{}:{}", parts[1], parts[2]),
-            ),
-            _ => {
-                let (ip, _) = rest.rsplit_once(':').unwrap_or((rest, ""));
-                return Err(PortError::HostIp {
+        let n = parts.len();
+        if n <= 2 {
+            (None, rest.to_string())
+        } else {
+            let ip = parts[..n - 2].join(":");
+            if ip.contains(':') {
+                return Err(PortError::UnbracketedIpv6 {
                     spec: spec.into(),
-                    ip: ip.into(),
+                    ip,
+                    ports: format!("{}:{}", parts[n - 2], parts[n - 1]),
                 });
             }
+            let remainder = format!("{}:{}", parts[n - 2], parts[n - 1]);
+            ((!ip.is_empty()).then_some(ip), remainder)
         }
     };
     if let Some(ip) = &ip
@@ -138,4 +152,50 @@ pub fn parse_port_spec(spec: &str) -> Result<Vec<ServicePort>, PortError> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(spec: &str) -> (Option<String>, Option<String>, u16) {
+        let p = parse_port_spec(spec).unwrap();
+        assert_eq!(p.len(), 1, "{spec}");
+        (p[0].host_ip.clone(), p[0].published.clone(), p[0].target)
+    }
+
+    /// The forms go-connections' `ParsePortSpec` (v0.4.0, as Compose pins
+    /// it) takes: an empty host IP (what `${PORT-:8080:80}` gives) is none;
+    /// an IPv6 address needs brackets.
+    #[test]
+    fn host_ip_forms_as_go_connections() {
+        assert_eq!(one(":8080:80"), (None, Some("8080".into()), 80));
+        assert!(matches!(
+            parse_port_spec("::1:6000:6000"),
+            Err(PortError::UnbracketedIpv6 { .. })
+        ));
+        assert_eq!(
+            one("[::1]:6001:6001"),
+            (Some("::1".into()), Some("6001".into()), 6001)
+        );
+        assert_eq!(
+            one("[fe80::1]:2:80/udp"),
+            (Some("fe80::1".into()), Some("2".into()), 80)
+        );
+        assert_eq!(
+            one("127.0.0.1:8000:80"),
+            (Some("127.0.0.1".into()), Some("8000".into()), 80)
+        );
+        assert_eq!(one("127.0.0.1::80"), (Some("127.0.0.1".into()), None, 80));
+        assert_eq!(one("8000:80"), (None, Some("8000".into()), 80));
+        assert_eq!(one("80"), (None, None, 80));
+        assert!(matches!(
+            parse_port_spec("1.2.3:80:80"),
+            Err(PortError::HostIp { .. })
+        ));
+        assert!(matches!(
+            parse_port_spec("a:b:c:80:80"),
+            Err(PortError::UnbracketedIpv6 { .. })
+        ));
+    }
 }

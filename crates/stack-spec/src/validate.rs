@@ -30,6 +30,21 @@ pub fn check(project: &Project, spans: &SpanTable, diags: &mut Diagnostics) {
             span(spans, &p)
         };
         let path = |rest: &str| format!("services.{name}.{rest}");
+        // A `provider` service is run by an external tool, not from an image.
+        if svc.image.is_none() && svc.build.is_none() && !svc.unsupported.contains_key("provider") {
+            // At the service's name, as the service as a whole is wrong.
+            let key = format!(
+                "/services/{}{}",
+                name.replace('~', "~0").replace('/', "~1"),
+                crate::node::KEY_SUFFIX
+            );
+            diags.error(
+                ErrorKind::Reference,
+                &spans.get(&key).cloned().unwrap_or_else(|| at(&[])),
+                &format!("services.{name}"),
+                format!("service {name:?} has neither an image nor a build context specified"),
+            );
+        }
         for (dep, d) in &svc.depends_on {
             if !project.services.contains_key(dep) && d.required {
                 diags.error(

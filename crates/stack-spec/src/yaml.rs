@@ -19,9 +19,110 @@ const ALIAS_NODE_BUDGET: usize = 250_000;
 const MAX_DEPTH: usize = 256;
 
 /// Parse every document of `text`. `file` is the name errors show.
+///
+/// go-yaml (what `docker compose` reads files with) and PyYAML accept the
+/// closing `]` or `}` of a multi-line flow collection at or left of its
+/// parent key's column, as in
+///
+/// ```yaml
+/// test: [
+///   "CMD", "true"
+/// ]
+/// ```
+///
+/// which YAML 1.2 and saphyr refuse ("invalid indentation"). Real projects
+/// ship such files, so when the parser refuses a line that holds only such
+/// closing indicators, that line is indented one column past the line above
+/// it and the text parsed again; positions on the moved line are mapped back
+/// so that errors and spans still point into the file as written.
 pub fn parse(text: &str, file: &Arc<str>) -> Result<Vec<Node>, LoadError> {
+    let mut text = std::borrow::Cow::Borrowed(text);
+    let mut shifts = Shifts::new();
+    loop {
+        match parse_once(&text, file, &shifts) {
+            Ok(docs) => return Ok(docs),
+            Err(Failure::Built(e)) => return Err(e),
+            Err(Failure::Scan { line, col, error }) => {
+                if error.message == "invalid indentation"
+                    && shifts.len() < MAX_REINDENTS
+                    && !shifts.contains_key(&line)
+                    && let Some((fixed, pad)) = indent_flow_close(&text, line, col)
+                {
+                    shifts.insert(line, (col, pad));
+                    text = std::borrow::Cow::Owned(fixed);
+                    continue;
+                }
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// Most closing lines re-indented in one file: each costs a parse of the
+/// whole text, and real files have a few.
+const MAX_REINDENTS: usize = 64;
+
+/// Per 1-based line: the 0-based column where padding was inserted and how
+/// many spaces.
+type Shifts = HashMap<u32, (u32, u32)>;
+
+enum Failure {
+    /// The scanner refused the text at `line` (1-based), `col` (0-based, in
+    /// the text as parsed).
+    Scan {
+        line: u32,
+        col: u32,
+        error: LoadError,
+    },
+    Built(LoadError),
+}
+
+/// The position in the file as written of a position in the padded text.
+fn unshift(shifts: &Shifts, line: u32, col: u32) -> u32 {
+    match shifts.get(&line) {
+        Some(&(at, pad)) if col >= at + pad => col - pad,
+        Some(&(at, _)) if col >= at => at,
+        _ => col,
+    }
+}
+
+/// If line `line` (1-based) holds only closing flow indicators (and maybe a
+/// comment) starting at `col`, the text with that line indented one column
+/// past the previous non-blank line, and the padding added.
+fn indent_flow_close(text: &str, line: u32, col: u32) -> Option<(String, u32)> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let idx = usize::try_from(line).ok()?.checked_sub(1)?;
+    let target = lines.get(idx)?;
+    let indent = |l: &str| l.len() - l.trim_start_matches([' ', '\t']).len();
+    let body = target.trim_start_matches([' ', '\t']);
+    if indent(target) != col as usize || !body.starts_with([']', '}']) {
+        return None;
+    }
+    let rest = body.trim_start_matches([']', '}', ',', ' ', '\t']);
+    let rest = rest.trim_end();
+    if !(rest.is_empty() || rest.starts_with('#')) {
+        return None;
+    }
+    let prev = lines[..idx]
+        .iter()
+        .rev()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))?;
+    let want = indent(prev) + 1;
+    let pad = want.checked_sub(col as usize).filter(|p| *p > 0)?;
+    let mut out = String::with_capacity(text.len() + pad);
+    for (i, l) in lines.iter().enumerate() {
+        if i == idx {
+            out.push_str(&" ".repeat(pad));
+        }
+        out.push_str(l);
+    }
+    Some((out, u32::try_from(pad).ok()?))
+}
+
+fn parse_once(text: &str, file: &Arc<str>, shifts: &Shifts) -> Result<Vec<Node>, Failure> {
     let mut b = Builder {
         file: file.clone(),
+        shifts,
         anchors: HashMap::new(),
         expanded: 0,
         stack: Vec::new(),
@@ -30,20 +131,26 @@ pub fn parse(text: &str, file: &Arc<str>) -> Result<Vec<Node>, LoadError> {
     for ev in Parser::new_from_str(text) {
         let (ev, span) = ev.map_err(|e| {
             let m = e.marker();
-            LoadError::new(
-                ErrorKind::Yaml,
-                Span::new(file.clone(), m.line() as u32, m.col() as u32 + 1),
-                "",
-                e.info().to_string(),
-            )
+            let (line, col) = (m.line() as u32, m.col() as u32);
+            Failure::Scan {
+                line,
+                col,
+                error: LoadError::new(
+                    ErrorKind::Yaml,
+                    Span::new(file.clone(), line, unshift(shifts, line, col) + 1),
+                    "",
+                    e.info().to_string(),
+                ),
+            }
         })?;
-        b.event(ev, span)?;
+        b.event(ev, span).map_err(Failure::Built)?;
     }
     Ok(b.docs)
 }
 
-struct Builder {
+struct Builder<'s> {
     file: Arc<str>,
+    shifts: &'s Shifts,
     /// Completed anchored nodes and their size in nodes.
     anchors: HashMap<usize, (Node, usize)>,
     expanded: usize,
@@ -86,12 +193,13 @@ fn count(node: &Node) -> usize {
     }
 }
 
-impl Builder {
+impl Builder<'_> {
     fn span(&self, s: &YSpan) -> Span {
+        let line = s.start.line() as u32;
         Span::new(
             self.file.clone(),
-            s.start.line() as u32,
-            s.start.col() as u32 + 1,
+            line,
+            unshift(self.shifts, line, s.start.col() as u32) + 1,
         )
     }
 

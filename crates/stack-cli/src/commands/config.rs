@@ -31,6 +31,20 @@ pub struct ConfigArgs {
     /// Print the profile names used by services, one per line.
     #[arg(long = "profiles", id = "list_profiles")]
     pub list_profiles: bool,
+    /// Print the network names, one per line.
+    #[arg(long)]
+    pub networks: bool,
+    /// Print the image each service runs, one per line (a built one is
+    /// named `<project>-<service>`, as compose names it).
+    #[arg(long)]
+    pub images: bool,
+    /// Print `SERVICE HASH` for these services (comma-separated, `*` for
+    /// all): the configuration hash a change of which recreates a container.
+    #[arg(long, value_name = "SERVICES")]
+    pub hash: Option<String>,
+    /// Write to this file instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
     /// Only validate: print nothing, exit 0 when valid and 1 when not.
     #[arg(short, long)]
     pub quiet: bool,
@@ -50,7 +64,23 @@ pub fn run(_global: &GlobalArgs, args: ConfigArgs) -> anyhow::Result<ExitCode> {
     }
     let project = &loaded.project;
     let mut out = String::new();
-    if args.services || args.volumes || args.list_profiles {
+    if let Some(which) = &args.hash {
+        let wanted: Vec<&str> = which.split(',').map(str::trim).collect();
+        for name in &wanted {
+            if *name != "*" && !project.services.contains_key(*name) {
+                eprintln!("error: no such service: {name}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        for (name, svc) in &project.services {
+            if wanted.contains(&"*") || wanted.contains(&name.as_str()) {
+                out.push_str(&format!(
+                    "{name} {}\n",
+                    stack_engine::hash::config_hash(svc)
+                ));
+            }
+        }
+    } else if args.services || args.volumes || args.list_profiles || args.networks || args.images {
         if args.services {
             for name in project.services.keys() {
                 out.push_str(name);
@@ -60,6 +90,22 @@ pub fn run(_global: &GlobalArgs, args: ConfigArgs) -> anyhow::Result<ExitCode> {
         if args.volumes {
             for name in project.volumes.keys() {
                 out.push_str(name);
+                out.push('\n');
+            }
+        }
+        if args.networks {
+            for name in project.networks.keys() {
+                out.push_str(name);
+                out.push('\n');
+            }
+        }
+        if args.images {
+            for (name, svc) in &project.services {
+                let image = svc
+                    .image
+                    .clone()
+                    .unwrap_or_else(|| format!("{}-{name}", project.name));
+                out.push_str(&image);
                 out.push('\n');
             }
         }
@@ -80,7 +126,11 @@ pub fn run(_global: &GlobalArgs, args: ConfigArgs) -> anyhow::Result<ExitCode> {
             Format::Yaml => serde_saphyr::to_string(project)?,
         };
     }
-    print!("{out}");
+    match &args.output {
+        Some(path) => std::fs::write(path, out)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?,
+        None => print!("{out}"),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

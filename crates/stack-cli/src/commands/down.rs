@@ -10,6 +10,12 @@ use crate::cli::GlobalArgs;
 use crate::client;
 use crate::project_args::ProjectArgs;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Rmi {
+    All,
+    Local,
+}
+
 #[derive(Debug, Args)]
 pub struct DownArgs {
     #[command(flatten)]
@@ -21,6 +27,10 @@ pub struct DownArgs {
     /// done: `down` removes every container of the project).
     #[arg(long)]
     pub remove_orphans: bool,
+    /// Also remove the images the containers ran: `all` of them, or `local`
+    /// ones (named `<project>-<service>`, as compose names built images).
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub rmi: Option<Rmi>,
     /// Seconds to wait for each container to stop before killing it.
     #[arg(short = 't', long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
@@ -34,10 +44,37 @@ pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{name}: nothing to remove");
         return Ok(ExitCode::SUCCESS);
     }
+    // The images are known from the containers, which `down` removes.
+    let mut images: Vec<String> = Vec::new();
+    if let Some(rmi) = args.rmi {
+        for r in stack_engine::store::Store::new(&global.root).containers(&name)? {
+            let local = r.image == format!("{name}-{}", r.service);
+            if (rmi == Rmi::All || local) && !images.contains(&r.image) {
+                images.push(r.image);
+            }
+        }
+    }
     let request = Request::Down {
         remove_volumes: args.volumes,
         timeout: args.timeout,
     };
     client::runtime()?.block_on(client::call(global, &name, &request))?;
-    Ok(ExitCode::SUCCESS)
+    let mut ok = true;
+    if !images.is_empty() {
+        let store = stack_image::store::Store::open(&global.root)?;
+        for image in &images {
+            match store.remove(image) {
+                Ok(_) => eprintln!("Image {image} Removed"),
+                Err(e) => {
+                    eprintln!("error: removing image {image}: {e}");
+                    ok = false;
+                }
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

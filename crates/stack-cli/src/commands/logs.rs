@@ -33,6 +33,12 @@ pub struct LogsArgs {
     /// No colours.
     #[arg(long)]
     pub no_color: bool,
+    /// Print the lines without the `service-N | ` prefix.
+    #[arg(long)]
+    pub no_log_prefix: bool,
+    /// Only replica N of the services.
+    #[arg(long, value_name = "N")]
+    pub index: Option<u32>,
     /// Only lines since this time: RFC 3339, Unix seconds, or a duration
     /// back from now (`10m`).
     #[arg(long)]
@@ -50,13 +56,17 @@ struct Printer {
     width: usize,
     colour: bool,
     timestamps: bool,
+    /// `--no-log-prefix`: the lines as the container wrote them.
+    prefix: bool,
 }
 
 impl Printer {
     fn print(&self, out: &mut impl Write, index: usize, name: &str, e: &Entry) {
         // Compose pads the names to the longest one plus a space.
         let prefix = format!("{name:<width$} | ", width = self.width + 1);
-        let prefix = if self.colour {
+        let prefix = if !self.prefix {
+            String::new()
+        } else if self.colour {
             format!("\x1b[{}m{prefix}\x1b[0m", COLOURS[index % COLOURS.len()])
         } else {
             prefix
@@ -71,18 +81,21 @@ impl Printer {
     }
 }
 
-/// The project's containers (of `services`, when given): their log
-/// prefix (`service-N`, as compose prints it) and log file.
+/// The project's containers (of `services`, when given; replica `index`,
+/// when given): their log prefix (`service-N`, as compose prints it) and
+/// log file.
 fn containers(
     global: &GlobalArgs,
     project: &str,
     services: &[String],
+    index: Option<u32>,
 ) -> anyhow::Result<Vec<(String, std::path::PathBuf)>> {
     let store = Store::new(&global.root);
     Ok(store
         .containers(project)?
         .into_iter()
         .filter(|r| services.is_empty() || services.contains(&r.service))
+        .filter(|r| index.is_none_or(|i| r.number == i))
         .map(|r| {
             let path = store.container_dir(project, &r.name).join("container.log");
             (format!("{}-{}", r.service, r.number), path)
@@ -136,13 +149,14 @@ async fn follow(
     global: &GlobalArgs,
     project: &str,
     services: &[String],
+    index: Option<u32>,
     printer: &Printer,
     mut seen: HashMap<String, Mark>,
     until_ns: Option<u128>,
 ) -> anyhow::Result<()> {
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let list = containers(global, project, services)?;
+        let list = containers(global, project, services, index)?;
         let mut out = std::io::stdout().lock();
         for (i, (name, path)) in list.iter().enumerate() {
             let entries = read_all(path).unwrap_or_default();
@@ -166,15 +180,25 @@ async fn follow(
     }
 }
 
+/// How attached `up` prints the output (`--no-color`, `--no-log-prefix`,
+/// `--timestamps`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    pub no_color: bool,
+    pub no_log_prefix: bool,
+    pub timestamps: bool,
+}
+
 /// Follows the output of every container of the project (attached `up`).
-pub async fn follow_all(global: &GlobalArgs, project: &str) -> anyhow::Result<()> {
-    let list = containers(global, project, &[])?;
+pub async fn follow_all(global: &GlobalArgs, project: &str, style: Style) -> anyhow::Result<()> {
+    let list = containers(global, project, &[], None)?;
     let printer = Printer {
         width: list.iter().map(|(n, _)| n.len()).max().unwrap_or(0),
-        colour: std::io::IsTerminal::is_terminal(&std::io::stdout()),
-        timestamps: false,
+        colour: !style.no_color && std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        timestamps: style.timestamps,
+        prefix: !style.no_log_prefix,
     };
-    follow(global, project, &[], &printer, HashMap::new(), None).await
+    follow(global, project, &[], None, &printer, HashMap::new(), None).await
 }
 
 pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {
@@ -192,11 +216,12 @@ pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|t| super::events::parse_time(t, now))
         .transpose()?;
-    let list = containers(global, &project, &args.services)?;
+    let list = containers(global, &project, &args.services, args.index)?;
     let printer = Printer {
         width: list.iter().map(|(n, _)| n.len()).max().unwrap_or(0),
         colour: !args.no_color && std::io::IsTerminal::is_terminal(&std::io::stdout()),
         timestamps: args.timestamps,
+        prefix: !args.no_log_prefix,
     };
     let mut seen = HashMap::new();
     let mut out = std::io::stdout().lock();
@@ -224,6 +249,7 @@ pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {
             global,
             &project,
             &args.services,
+            args.index,
             &printer,
             seen,
             until_ns,

@@ -27,6 +27,19 @@ pub struct LsArgs {
     /// Only project names.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// `name=REGEX`: only projects whose name matches (repeatable, any
+    /// may match), as compose's filter.
+    #[arg(long, value_name = "FILTER", value_parser = parse_filter)]
+    pub filter: Vec<regex::Regex>,
+}
+
+fn parse_filter(s: &str) -> Result<regex::Regex, String> {
+    match s.split_once('=') {
+        Some(("name", re)) => regex::Regex::new(re).map_err(|e| e.to_string()),
+        _ => Err(format!(
+            "unsupported filter {s:?}: only name=REGEX is known"
+        )),
+    }
 }
 
 /// One project, with `docker compose ls --format json`'s field names.
@@ -95,6 +108,7 @@ pub fn run(global: &GlobalArgs, args: LsArgs) -> anyhow::Result<ExitCode> {
     let list: Vec<LsEntry> = entries(global)?
         .into_iter()
         .filter(|e| args.all || e.running)
+        .filter(|e| args.filter.is_empty() || args.filter.iter().any(|r| r.is_match(&e.name)))
         .collect();
     if args.quiet {
         for e in &list {

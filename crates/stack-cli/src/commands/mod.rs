@@ -16,12 +16,14 @@ pub mod kill;
 pub mod log_keeper;
 pub mod logs;
 pub mod ls;
+pub mod man;
 pub mod pause;
 pub mod port;
 pub mod ps;
 pub mod restart;
 pub mod rm;
 pub mod run;
+pub mod scale;
 pub mod start;
 pub mod stats;
 pub mod stop;
@@ -29,19 +31,36 @@ pub mod supervise;
 pub mod systemd;
 pub mod top;
 pub mod up;
+pub mod version;
+pub mod wait;
 pub mod watch;
 
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
+    match crate::global_options::apply(&mut cli, &|k| std::env::var(k).ok()) {
+        Ok(warnings) => {
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     match cli.command {
         Command::Config(args) => config::run(&cli.global, args),
         Command::Image(cmd) => image::run(&cli.global, cmd),
         Command::Container(cmd) => container::run(&cli.global, cmd),
         Command::Completion(args) => completion::run(args),
         Command::Build(args) => build::run(&cli.global, args),
+        Command::Version(args) => version::run(args),
+        Command::Wait(args) => wait::run(&cli.global, args),
+        Command::Scale(args) => scale::run(&cli.global, args),
+        Command::Man(args) => man::run(args),
         Command::Up(args) => up::run(&cli.global, args),
         Command::Down(args) => down::run(&cli.global, args),
         Command::Ps(args) => ps::run(&cli.global, args),

@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use clap::{Args, ValueEnum};
+use clap::Args;
+use serde::Deserialize;
 use serde::Serialize;
 use stack_engine::health::{HEALTH_FILE, Health, Status as HealthStatus};
 use stack_engine::observed::ContainerState;
@@ -14,10 +15,75 @@ use crate::cli::GlobalArgs;
 use crate::client;
 use crate::project_args::ProjectArgs;
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+/// `--format`: `table`, `json`, or a Go-template-style line such as
+/// `{{.Name}}\t{{.State}}`, as `docker compose ps --format` takes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Format {
     Table,
     Json,
+    Template(String),
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    match s {
+        "table" => Ok(Format::Table),
+        "json" => Ok(Format::Json),
+        t if t.contains("{{") => {
+            if t.starts_with("table ") {
+                return Err("`table TEMPLATE` is not supported yet; use a plain template".into());
+            }
+            Ok(Format::Template(t.to_owned()))
+        }
+        other => Err(format!(
+            "expected table, json or a template such as '{{{{.Name}}}}', found {other:?}"
+        )),
+    }
+}
+
+/// Fills `{{.Field}}` placeholders from one entry's `--format json` fields.
+pub fn render(template: &str, entry: &serde_json::Value) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .ok_or_else(|| format!("unclosed `{{{{` in {template:?}"))?;
+        let field = after[..end].trim();
+        let name = field
+            .strip_prefix('.')
+            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric()))
+            .ok_or_else(|| {
+                format!("only `{{{{.Field}}}}` placeholders are supported, found {field:?}")
+            })?;
+        match entry.get(name) {
+            Some(serde_json::Value::String(v)) => out.push_str(v),
+            Some(serde_json::Value::Null) => {}
+            Some(v) => out.push_str(&v.to_string()),
+            None => return Err(format!("no field {name:?} (see `ps --format json`)")),
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out.replace("\\t", "\t"))
+}
+
+fn parse_state(s: &str) -> Result<ContainerState, String> {
+    ContainerState::deserialize(serde_json::Value::String(s.to_owned())).map_err(|_| {
+        format!(
+            "unknown status {s:?}: expected paused, restarting, running, dead, created or exited"
+        )
+    })
+}
+
+fn parse_filter(s: &str) -> Result<ContainerState, String> {
+    match s.split_once('=') {
+        Some(("status", v)) => parse_state(v),
+        _ => Err(format!(
+            "unsupported filter {s:?}: only status=STATUS is known"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -27,8 +93,23 @@ pub struct PsArgs {
     /// Show stopped containers too.
     #[arg(short = 'a', long)]
     pub all: bool,
-    #[arg(long, value_enum, default_value = "table")]
+    /// `table`, `json`, or a template such as '{{.Name}} {{.State}}'.
+    #[arg(long, default_value = "table", value_parser = parse_format)]
     pub format: Format,
+    /// Only the container IDs.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Only the service names.
+    #[arg(long = "services")]
+    pub services_only: bool,
+    /// Only containers in this state (repeatable; implies `-a`).
+    #[arg(long, value_name = "STATUS", value_parser = parse_state)]
+    pub status: Vec<ContainerState>,
+    /// `status=STATUS` (repeatable; implies `-a`).
+    #[arg(long, value_name = "FILTER", value_parser = parse_filter)]
+    pub filter: Vec<ContainerState>,
+    /// Only these services' containers.
+    pub services: Vec<String>,
 }
 
 /// One line of `ps --format json`, with `docker compose ps`'s field names.
@@ -206,11 +287,38 @@ pub fn run(global: &GlobalArgs, args: PsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     client::ensure_supervisor(global, &name)?;
+    let states: Vec<ContainerState> = args.status.iter().chain(&args.filter).copied().collect();
     let list: Vec<PsEntry> = entries(global, &name)?
         .into_iter()
-        .filter(|e| args.all || e.state != ContainerState::Exited)
+        .filter(|e| args.all || !states.is_empty() || e.state != ContainerState::Exited)
+        .filter(|e| states.is_empty() || states.contains(&e.state))
+        .filter(|e| args.services.is_empty() || args.services.contains(&e.service))
         .collect();
+    if args.quiet {
+        for e in &list {
+            println!("{}", e.id);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.services_only {
+        let mut seen = std::collections::HashSet::new();
+        for e in list.iter().filter(|e| seen.insert(e.service.clone())) {
+            println!("{}", e.service);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     match args.format {
+        Format::Template(t) => {
+            for e in &list {
+                match render(&t, &serde_json::to_value(e)?) {
+                    Ok(line) => println!("{line}"),
+                    Err(msg) => {
+                        eprintln!("error: --format: {msg}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+            }
+        }
         Format::Json => {
             for e in &list {
                 println!("{}", serde_json::to_string(e)?);
@@ -248,4 +356,29 @@ pub fn run(global: &GlobalArgs, args: PsArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_templates_as_compose_takes_them() {
+        assert_eq!(parse_format("json"), Ok(Format::Json));
+        assert_eq!(parse_format("table"), Ok(Format::Table));
+        assert!(parse_format("yaml").is_err());
+        assert!(parse_format("table {{.Name}}").is_err());
+        let e =
+            serde_json::json!({"Name": "p-web-1", "State": "running", "ExitCode": 0, "Health": ""});
+        assert_eq!(
+            render("{{.Name}}\\t{{ .State }} {{.ExitCode}}[{{.Health}}]", &e),
+            Ok("p-web-1\trunning 0[]".to_owned())
+        );
+        assert!(render("{{.Nope}}", &e).is_err());
+        assert!(render("{{json .}}", &e).is_err());
+        assert!(render("{{.Name", &e).is_err());
+        assert_eq!(parse_filter("status=exited"), Ok(ContainerState::Exited));
+        assert!(parse_filter("name=x").is_err());
+        assert!(parse_state("sleeping").is_err());
+    }
 }

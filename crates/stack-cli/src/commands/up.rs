@@ -52,9 +52,32 @@ pub struct UpArgs {
     pub watch: bool,
     #[command(flatten)]
     pub debounce: super::watch::DebounceArg,
+    /// Attached: no colours.
+    #[arg(long)]
+    pub no_color: bool,
+    /// Attached: the lines without the `service-N | ` prefix.
+    #[arg(long)]
+    pub no_log_prefix: bool,
+    /// Attached: show timestamps.
+    #[arg(long)]
+    pub timestamps: bool,
+    /// Attached: stop every container once one exits; exit with its code.
+    #[arg(long, conflicts_with_all = ["detach", "wait", "watch"])]
+    pub abort_on_container_exit: bool,
+    /// Attached: stop every container once one exits with a non-zero code;
+    /// exit with that code.
+    #[arg(long, conflicts_with_all = ["detach", "wait", "watch", "abort_on_container_exit"])]
+    pub abort_on_container_failure: bool,
+    /// Seconds each container gets to stop (Ctrl-C, an abort) before SIGKILL.
+    #[arg(short = 't', long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Attached: exit with this service's code, stopping every container once
+    /// it exits (implies --abort-on-container-exit).
+    #[arg(long, value_name = "SERVICE", conflicts_with_all = ["detach", "wait", "watch"])]
+    pub exit_code_from: Option<String>,
 }
 
-fn parse_scale(s: &str) -> Result<(String, u32), String> {
+pub fn parse_scale(s: &str) -> Result<(String, u32), String> {
     let (service, n) = s
         .split_once('=')
         .ok_or_else(|| format!("expected SERVICE=N, found {s:?}"))?;
@@ -131,33 +154,162 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     if args.detach || args.wait {
         return Ok(ExitCode::SUCCESS);
     }
-    // Attached: follow every service's logs until Ctrl-C, then stop them.
+    if let Some(s) = &args.exit_code_from
+        && !loaded.project.services.contains_key(s)
+    {
+        eprintln!("error: no such service: {s}");
+        return Ok(ExitCode::FAILURE);
+    }
+    let abort = match (&args.exit_code_from, args.abort_on_container_exit) {
+        (Some(s), _) => Abort::Service(s.clone()),
+        (None, true) => Abort::Any,
+        (None, false) if args.abort_on_container_failure => Abort::Failure,
+        (None, false) => Abort::No,
+    };
+    let mut code = 0;
+    // Orphans (services no longer in the file) neither hold nor abort `up`.
+    let in_file: Vec<String> = loaded.project.services.keys().cloned().collect();
+    // Attached, as compose: follow every service's logs; return once every
+    // container has exited; Ctrl-C or SIGTERM stops (keeps) them, a second
+    // one kills them.
     let quiet = std::time::Duration::from_millis(args.debounce.debounce_ms);
     rt.block_on(async {
-        let follow = super::logs::follow_all(global, &name);
+        let style = super::logs::Style {
+            no_color: args.no_color,
+            no_log_prefix: args.no_log_prefix,
+            timestamps: args.timestamps,
+        };
+        let follow = super::logs::follow_all(global, &name, style);
+        tokio::pin!(follow);
+        let watching = args.watch;
         let watch = async {
-            if args.watch {
+            if watching {
                 super::watch::watch(global, &args.project, loaded, quiet).await
             } else {
                 std::future::pending().await
             }
         };
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let stop = async {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r,
+                _ = term.recv() => Ok(()),
+            }
+        };
         tokio::select! {
-            r = follow => r,
+            r = &mut follow => r,
             r = watch => r,
-            _ = tokio::signal::ctrl_c() => {
+            r = all_exited(global, &name, abort, &in_file), if !watching => {
+                let exited = r?;
+                // The last lines may still be on their way to the log files.
+                let _ = tokio::time::timeout(std::time::Duration::from_millis(500), &mut follow).await;
+                if let Some(service) = exited {
+                    eprintln!("{service} exited; stopping {name}");
+                    let request = Request::Stop { services: vec![], timeout: args.timeout };
+                    client::call(global, &name, &request).await?;
+                    let store = stack_engine::store::Store::new(&global.root);
+                    let from = args.exit_code_from.as_deref().unwrap_or(&service);
+                    code = store
+                        .containers(&name)?
+                        .iter()
+                        .filter(|r| r.service == from)
+                        .filter_map(|r| r.last_exit.and_then(|e| e.code))
+                        .next()
+                        .unwrap_or(0);
+                }
+                Ok(())
+            }
+            r = stop => {
+                r?;
                 eprintln!("stopping {name} (Ctrl-C again to force)");
                 let request = Request::Stop {
                     services: vec![],
-                    timeout: None,
+                    timeout: args.timeout,
                 };
-                let stop = client::call(global, &name, &request);
+                let stopping = client::call(global, &name, &request);
+                tokio::pin!(stopping);
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
                 tokio::select! {
-                    r = stop => r.map(|_| ()),
-                    _ = tokio::signal::ctrl_c() => Ok(()),
+                    r = &mut stopping => return r.map(|_| ()),
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
                 }
+                force_kill(global, &name)?;
+                // The stop in progress ends as the processes are gone.
+                stopping.await.map(|_| ())
             }
         }
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// A second interrupt: kill the containers' processes now. The supervisor
+/// is busy with the stop (it takes one request at a time), so they are
+/// signalled directly; it records their exits as for any other.
+fn force_kill(global: &GlobalArgs, name: &str) -> anyhow::Result<()> {
+    eprintln!("killing {name}");
+    for record in stack_engine::store::Store::new(&global.root).containers(name)? {
+        let Some(pid) = record.pid else { continue };
+        // Opened first, then checked: the pidfd pins the process, so a pid
+        // reused since the record was written is never signalled.
+        let Ok(fd) = stack_engine::pidfd::PidFd::open(pid) else {
+            continue;
+        };
+        if record.is_alive() {
+            fd.send_signal(libc::SIGKILL)?;
+        }
+    }
+    Ok(())
+}
+
+/// When attached `up` stops everything: not before all have exited, once any
+/// container exits, or once this service's does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Abort {
+    No,
+    Any,
+    /// Any container exiting with a code other than 0.
+    Failure,
+    Service(String),
+}
+
+/// Resolves once the project has containers and none of them is running,
+/// restarting or paused (`None`), or, with an abort rule, once a container
+/// it names has exited (`Some(its service)`).
+async fn all_exited(
+    global: &GlobalArgs,
+    name: &str,
+    abort: Abort,
+    services: &[String],
+) -> anyhow::Result<Option<String>> {
+    use stack_engine::observed::ContainerState;
+    let store = stack_engine::store::Store::new(&global.root);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let mut records = store.containers(name)?;
+        records.retain(|r| services.contains(&r.service));
+        let is_live = |r: &stack_engine::store::ContainerRecord| {
+            matches!(
+                r.live_state(),
+                ContainerState::Running | ContainerState::Restarting | ContainerState::Paused
+            )
+        };
+        let stopped = records.iter().find(|r| {
+            matches!(
+                r.live_state(),
+                ContainerState::Exited | ContainerState::Dead
+            ) && match &abort {
+                Abort::No => false,
+                Abort::Any => true,
+                Abort::Failure => r.last_exit.is_some_and(|e| e.code != Some(0)),
+                Abort::Service(s) => &r.service == s,
+            }
+        });
+        if let Some(r) = stopped {
+            return Ok(Some(r.service.clone()));
+        }
+        if !records.is_empty() && !records.iter().any(is_live) {
+            return Ok(None);
+        }
+    }
 }

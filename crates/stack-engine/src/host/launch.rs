@@ -207,7 +207,7 @@ impl Host {
         };
         options.spec = Some(spec);
         options.init_binary = self.config.init_binary.clone();
-        options.default_seccomp = !service.privileged;
+        options.default_seccomp = crate::spec::default_seccomp(&service);
         // `init: true`: the runtime's own minimal init is pid 1 (Docker's --init).
         options.init = service.init == Some(true);
         let runtime_root = self.runtime_root();

@@ -3,8 +3,10 @@
 //! container init with one `seccomp(2)` call — the init needs no libseccomp.
 
 mod default_profile;
+mod docker_profile;
 
 pub use default_profile::docker_default;
+pub use docker_profile::{ProfileError, from_docker_profile};
 
 use std::fs;
 use std::path::{Path, PathBuf};
