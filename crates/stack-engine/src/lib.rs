@@ -2,7 +2,6 @@
 //! plan, executes that plan over its dependency graph, and supervises what
 //! runs (restart policies with backoff).
 
-pub mod atomic;
 pub mod control;
 pub mod dag;
 pub mod execute;

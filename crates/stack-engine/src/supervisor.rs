@@ -257,7 +257,7 @@ fn set_project(host: &Arc<Host>, project: Project) -> Result<(), String> {
     let bytes = serde_json::to_vec_pretty(&project).map_err(|e| e.to_string())?;
     let dir = host.records().project_dir(&name);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    crate::atomic::write(&project_file(host, &name), &bytes).map_err(|e| e.to_string())?;
+    stack_fs::write(&project_file(host, &name), &bytes).map_err(|e| e.to_string())?;
     host.set_project(project);
     Ok(())
 }

@@ -914,22 +914,16 @@ impl Container {
 /// temporary `.<name>` next to it, then renamed over `path`, so a reader never
 /// sees a partial file.
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
-    let name = path
-        .file_name()
-        .ok_or(Error::InvalidSpec("pid file path has no file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    let tmp = path.with_file_name(tmp_name);
-    let _ = fs::remove_file(&tmp);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o666)
-        .open(&tmp)
-        .map_err(io_err("create", &tmp))?;
-    std::io::Write::write_all(&mut f, pid.to_string().as_bytes()).map_err(io_err("write", &tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(io_err("rename", path))
+    stack_fs::write_with(
+        path,
+        pid.to_string().as_bytes(),
+        stack_fs::Durability::Unsynced,
+    )
+    .map_err(|e| Error::Io {
+        op: e.op,
+        path: e.path,
+        source: e.source,
+    })
 }
 
 /// Kills whatever is left in a cgroup (processes that escaped a shared pid ns).

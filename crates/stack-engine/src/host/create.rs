@@ -270,7 +270,8 @@ impl Host {
                     ("hostname", &attachment.hostname),
                 ] {
                     let path = dir.join(file);
-                    crate::atomic::write(&path, content.as_bytes()).map_err(io("write", &path))?;
+                    stack_fs::write(&path, content.as_bytes())
+                        .map_err(|e| io(e.op, &path)(e.source))?;
                     binds.push(Bind {
                         source: path,
                         target: format!("/etc/{file}"),
@@ -333,7 +334,7 @@ impl Host {
         })?;
         let config = dir.join("config.json");
         let text = serde_json::to_vec_pretty(&spec).expect("specs serialise");
-        crate::atomic::write(&config, &text).map_err(io("write", &config))?;
+        stack_fs::write(&config, &text).map_err(|e| io(e.op, &config)(e.source))?;
         record.state = ContainerState::Created;
         self.store.save(&record)?;
         Ok(())

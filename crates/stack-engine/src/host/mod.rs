@@ -216,7 +216,7 @@ impl Host {
     fn remember_networks(&self, keys: &[String]) -> std::io::Result<()> {
         let dir = self.config.root.join("projects").join(&self.project().name);
         std::fs::create_dir_all(&dir)?;
-        crate::atomic::write(&dir.join("networks"), keys.join("\n").as_bytes())
+        stack_fs::write(&dir.join("networks"), keys.join("\n").as_bytes()).map_err(|e| e.source)
     }
 
     pub fn root(&self) -> &Path {
