@@ -52,7 +52,7 @@ fn gone(g: &Guard, dirs: &[std::path::PathBuf], pid: i32) {
 fn recover_rolls_back_a_half_made_container() {
     let (g, dirs, pid) = half_made("crash-recover");
     let rolled = stack_runtime::recover(g.root.path()).unwrap();
-    assert_eq!(rolled, [g.id.clone()]);
+    assert_eq!(rolled, std::slice::from_ref(&g.id));
     gone(&g, &dirs, pid);
     assert!(stack_runtime::recover(g.root.path()).unwrap().is_empty());
 }
