@@ -65,6 +65,7 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
     };
     let host = Host::new(config, empty)?;
     let journal = host.start_journal();
+    host.recover_runtime().await;
     let saved = std::fs::read(project_file(&host, project))
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Project>(&bytes).ok());
@@ -275,6 +276,7 @@ async fn down(
     {
         early.push(e);
     }
+    host.recover_runtime().await;
     let observed = host.observe().map_err(|e| e.to_string())?;
     let plan = plan_down(Some(&project), &observed, remove_volumes);
     let planned = run_plan(host, channel, &plan).await;
@@ -298,6 +300,7 @@ async fn down(
     host.records()
         .forget_project(&project.name)
         .map_err(|e| e.to_string())?;
+    host.stop_keeper().await;
     Ok(format!("{} removed", project.name))
 }
 

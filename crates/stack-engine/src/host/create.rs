@@ -351,13 +351,15 @@ impl Host {
         };
         let runtime_root = self.runtime_root();
         let id = record.id.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Ok(c) = stack_runtime::Container::load(&runtime_root, &id) {
-                let _ = c.delete(true);
-            }
-        })
-        .await
-        .ok();
+        // Also a half-made container (its creator was killed) goes here,
+        // with its cgroup and processes.
+        tokio::task::spawn_blocking(move || stack_runtime::Container::discard(&runtime_root, &id))
+            .await
+            .map_err(|e| CreateError::Io {
+                what: "remove",
+                path: self.runtime_root(),
+                source: std::io::Error::other(e),
+            })??;
         // Containers that share another's namespace were never attached.
         match self.net.detach(&record.id).await {
             Ok(()) | Err(stack_net::NetError::NotAttached(_)) => {}

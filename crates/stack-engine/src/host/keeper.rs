@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::Host;
+use crate::lock::{LockError, ProjectLock};
 use crate::logger::{Handover, hand_over, socket_path};
 
 /// The pipes come back with the error when the keeper cannot take them.
@@ -44,6 +45,17 @@ impl Host {
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
+    /// Ends the project's log keeper and removes its socket, also one a
+    /// killed keeper left: called by `down` once the containers are gone,
+    /// so nothing of the project stays under the run directory. The socket
+    /// is removed while holding the keeper's lock, so that a keeper started
+    /// meanwhile for a new `up` never loses its socket to this.
+    pub async fn stop_keeper(&self) {
+        let run_dir = self.config.run_dir.clone();
+        let project = self.project().name.clone();
+        let _ = tokio::task::spawn_blocking(move || stop_keeper(&run_dir, &project)).await;
+    }
+
     fn keeper_command(&self) -> Command {
         let mut command = Command::new(&self.config.init_binary);
         command
@@ -66,6 +78,34 @@ impl Host {
             command.stderr(file);
         }
         command
+    }
+}
+
+fn stop_keeper(run_dir: &std::path::Path, project: &str) {
+    let name = format!("{project}.logs");
+    let lock = match ProjectLock::acquire(run_dir, &name, "stack down", Duration::ZERO) {
+        Ok(lock) => Some(lock),
+        Err(LockError::Held { holder, .. }) => {
+            // The keeper would leave by itself within seconds of seeing the
+            // project gone; `down` does not wait for that.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(holder.pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            ProjectLock::acquire(run_dir, &name, "stack down", Duration::from_secs(3)).ok()
+        }
+        Err(e) => {
+            tracing::warn!("log keeper of {project}: {e}");
+            None
+        }
+    };
+    if lock.is_some() {
+        let socket = socket_path(run_dir, project);
+        if let Err(e) = std::fs::remove_file(&socket)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("remove {}: {e}", socket.display());
+        }
     }
 }
 

@@ -223,10 +223,9 @@ impl Host {
         let id = record.id.clone();
         let container =
             tokio::task::spawn_blocking(move || -> Result<Container, stack_runtime::Error> {
-                // A previous run of this container leaves its runtime state.
-                if let Ok(old) = Container::load(&runtime_root, &id) {
-                    let _ = old.delete(true);
-                }
+                // A previous run of this container leaves its runtime state,
+                // or a supervisor killed while creating it a half-made one.
+                Container::discard(&runtime_root, &id)?;
                 let mut c = Container::create(options)?;
                 c.start()?;
                 Ok(c)

@@ -1,0 +1,71 @@
+//! Crash consistency end to end: what a supervisor killed at the wrong
+//! moment leaves is taken up by the next `up` and removed by `down`, which
+//! leaves nothing (runtime state, cgroups in every hierarchy, mounts,
+//! project records, sockets).
+
+mod common;
+
+use std::path::Path;
+
+use common::Env;
+
+/// Asserts that nothing of `env`'s project is left on the host.
+fn assert_nothing_left(env: &Env) {
+    let project = &env.project;
+    let runtime: Vec<String> = std::fs::read_dir(env.root().join("runtime"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert!(runtime.is_empty(), "runtime state left: {runtime:?}");
+    for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let dir = entry.path().join("stack").join(project);
+        assert!(!dir.exists(), "cgroup left: {}", dir.display());
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(
+        !mounts.contains(env.root().to_str().unwrap()),
+        "a mount is left"
+    );
+    assert!(!env.root().join("projects").join(project).exists());
+    for socket in [format!("{project}.sock"), format!("{project}.logs.sock")] {
+        let path = env.run_dir().join("supervisors").join(socket);
+        assert!(!path.exists(), "{} left", path.display());
+    }
+}
+
+#[test]
+fn a_container_without_state_is_rolled_back_by_up_and_down_leaves_nothing() {
+    let env = Env::new("cr-half", 187);
+    env.write("services:\n  web:\n    image: busybox\n    command: [sleep, '1000']\n");
+    env.ok(&["up", "-d"]);
+    env.ok(&["stop"]);
+    let (_, id, _) = env.containers().pop().expect("one container");
+    // What a supervisor killed between making the container's cgroup and
+    // recording its state leaves behind.
+    let state = env.root().join("runtime").join(&id).join("state.json");
+    std::fs::remove_file(&state).unwrap();
+
+    env.ok(&["up", "-d"]);
+    let ps = env.ok(&["ps"]);
+    assert!(ps.contains("running") || ps.contains("Up"), "{ps}");
+    assert!(Path::new(&state).exists(), "the container was made again");
+
+    env.ok(&["down"]);
+    assert_nothing_left(&env);
+}
+
+#[test]
+fn down_removes_a_half_made_container_and_its_cgroups() {
+    let env = Env::new("cr-down", 188);
+    env.write("services:\n  web:\n    image: busybox\n    command: [sleep, '1000']\n");
+    env.ok(&["up", "-d"]);
+    let (_, id, _) = env.containers().pop().expect("one container");
+    // Running, and its state gone: nothing but the write-ahead intent
+    // tells what it holds.
+    std::fs::remove_file(env.root().join("runtime").join(&id).join("state.json")).unwrap();
+    env.ok(&["down"]);
+    assert_nothing_left(&env);
+}
