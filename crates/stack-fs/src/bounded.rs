@@ -19,7 +19,7 @@ pub enum ReadError {
     },
     #[error("{} is a {kind}, not a regular file", path.display())]
     NotRegular { path: PathBuf, kind: &'static str },
-    #[error("{} is larger than the limit of {} bytes{}", path.display(), limit, size.map(|s| format!(" ({s} bytes)")).unwrap_or_default())]
+    #[error("{} is larger than the limit of {}{}", path.display(), human(*limit), size.map(|s| format!(" ({})", human(s))).unwrap_or_default())]
     TooLarge {
         path: PathBuf,
         /// The size `fstat` reported, when that is how it was found.
@@ -29,9 +29,34 @@ pub enum ReadError {
 }
 
 impl ReadError {
+    /// The message without the path, for callers whose error already
+    /// names the file (a diagnostic at `file:line:column`).
+    pub fn reason(&self) -> String {
+        match self {
+            ReadError::Io { op, source, .. } => format!("{op}: {source}"),
+            ReadError::NotRegular { kind, .. } => format!("it is a {kind}, not a regular file"),
+            ReadError::TooLarge { size, limit, .. } => format!(
+                "it is larger than the limit of {}{}",
+                human(*limit),
+                size.map(|s| format!(" ({})", human(s))).unwrap_or_default()
+            ),
+        }
+    }
+
     /// The file does not exist (callers with optional files skip it).
     pub fn is_not_found(&self) -> bool {
         matches!(self, ReadError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
+/// Bytes as a person reads them: whole MiB or KiB when exact, else bytes.
+fn human(bytes: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    const KIB: u64 = 1 << 10;
+    match bytes {
+        b if b >= MIB && b % MIB == 0 => format!("{} MiB", b / MIB),
+        b if b >= KIB && b % KIB == 0 => format!("{} KiB", b / KIB),
+        b => format!("{b} bytes"),
     }
 }
 
@@ -173,7 +198,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "{} is larger than the limit of 1048576 bytes (2147483648 bytes)",
+                "{} is larger than the limit of 1 MiB (2048 MiB)",
                 p.display()
             )
         );

@@ -13,6 +13,7 @@
 pub mod dotenv;
 pub mod error;
 mod extends;
+pub mod input;
 pub mod interpolate;
 mod load;
 mod merge;
