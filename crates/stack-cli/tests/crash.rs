@@ -69,3 +69,33 @@ fn down_removes_a_half_made_container_and_its_cgroups() {
     env.ok(&["down"]);
     assert_nothing_left(&env);
 }
+
+#[test]
+fn a_command_meeting_a_down_in_progress_waits_for_it_and_then_does_its_job() {
+    let env = Env::new("cr-meet", 190);
+    env.write(
+        "services:\n  web:\n    image: busybox\n    command: [sh, -c, 'trap \"\" TERM; sleep 1000']\n    stop_grace_period: 2s\n",
+    );
+    env.ok(&["up", "-d"]);
+    let file = env.file();
+    let file = file.to_str().unwrap();
+    let mut down = env
+        .command(&["down", "-f", file, "-p", &env.project])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The down waits out the grace period; this up is queued behind it.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let up = env.stack(&["up", "-d", "-f", file, "-p", &env.project]);
+    let stderr = String::from_utf8_lossy(&up.stderr);
+    assert!(down.wait().unwrap().success());
+    assert!(up.status.success(), "up after a down failed:\n{stderr}");
+    assert!(stderr.contains("is finishing a down; waiting"), "{stderr}");
+    assert!(!stderr.contains("reset"), "{stderr}");
+    assert!(!stderr.contains("os error"), "{stderr}");
+    let ps = env.ok(&["ps"]);
+    assert!(ps.contains("web"), "{ps}");
+    env.ok(&["down"]);
+    assert_nothing_left(&env);
+}
