@@ -66,6 +66,7 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
     let host = Host::new(config, empty)?;
     let journal = host.start_journal();
     host.recover_runtime().await;
+    host.watch_keeper();
     let saved = std::fs::read(project_file(&host, project))
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Project>(&bytes).ok());

@@ -371,6 +371,7 @@ impl Host {
                 image: record.image.clone(),
                 source,
             })?;
+        self.forget_pipes(name);
         self.store.remove(&record.project, name)?;
         Ok(())
     }

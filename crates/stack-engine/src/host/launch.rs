@@ -245,6 +245,7 @@ impl Host {
                 max_size: rotation.max_size,
                 max_file: rotation.max_file,
             };
+            self.keep_pipes(&handover, &out_r, &err_r);
             if let Err((e, out_r, err_r)) = self.hand_over_logs(handover, out_r, err_r).await {
                 // Without a keeper the supervisor reads the output itself;
                 // it then stops with the supervisor, so say so.
