@@ -107,3 +107,40 @@ fn special_files_as_inputs_are_refused_at_once() {
         );
     }
 }
+
+#[test]
+fn names_and_image_references_that_would_fail_later_are_refused_at_load() {
+    let env = Env::empty("cr-names", 185);
+    let file = env.file();
+    let file = file.to_str().unwrap();
+    let long = "s".repeat(300);
+    for (what, yaml, says) in [
+        (
+            "300-character service name",
+            format!("services:\n  {long}:\n    image: busybox\n"),
+            "300 characters long",
+        ),
+        (
+            "path as an image",
+            "services:\n  web:\n    image: ../../etc/passwd\n".to_owned(),
+            "invalid image reference \"../../etc/passwd\"",
+        ),
+        (
+            "300-character volume name",
+            format!("services:\n  web:\n    image: busybox\nvolumes:\n  {long}: {{}}\n"),
+            "volume name sss",
+        ),
+    ] {
+        env.write(&yaml);
+        refused(
+            &env,
+            what,
+            &["up", "-d", "-f", file, "-p", &env.project],
+            says,
+        );
+        assert!(
+            !env.run_dir().join("supervisors").exists(),
+            "{what}: a supervisor was started"
+        );
+    }
+}

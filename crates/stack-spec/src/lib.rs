@@ -18,6 +18,7 @@ pub mod interpolate;
 mod load;
 mod merge;
 pub mod model;
+mod names;
 mod node;
 mod normalize;
 pub mod ports;

@@ -529,6 +529,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
     let mut project = project;
     apply_defaults(&mut project);
     crate::validate::check(&project, &spans, &mut diags);
+    crate::names::check(&project, &spans, &mut diags);
     if diags.has_errors() {
         return Err(fail(diags));
     }

@@ -11,7 +11,7 @@ use crate::error::{Diagnostics, ErrorKind, Span};
 use crate::model::{MountType, NetworkMode, Project};
 use crate::node::SpanTable;
 
-fn span(spans: &SpanTable, path: &[&str]) -> Span {
+pub(crate) fn span(spans: &SpanTable, path: &[&str]) -> Span {
     let mut ptr = String::new();
     for p in path {
         ptr.push('/');
