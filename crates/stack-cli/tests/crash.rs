@@ -99,3 +99,20 @@ fn a_command_meeting_a_down_in_progress_waits_for_it_and_then_does_its_job() {
     env.ok(&["down"]);
     assert_nothing_left(&env);
 }
+
+#[test]
+fn down_v_after_down_removes_the_files_volumes() {
+    let env = Env::new("cr-vols", 184);
+    env.write(
+        "services:\n  web:\n    image: busybox\n    command: [sleep, '1000']\n    volumes: [data:/data]\nvolumes:\n  data:\n",
+    );
+    env.ok(&["up", "-d"]);
+    env.ok(&["down"]);
+    let volume = env.root().join("volumes").join("cr-vols_data");
+    assert!(volume.exists(), "a plain down keeps the volume");
+    let said = env.ok(&["down", "-v"]);
+    assert!(said.contains("removed"), "{said}");
+    assert!(!volume.exists(), "down -v left the volume");
+    assert_nothing_left(&env);
+    assert!(env.ok(&["down", "-v"]).contains("nothing to remove"));
+}

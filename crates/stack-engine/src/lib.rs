@@ -9,6 +9,7 @@ pub mod graph;
 pub mod hash;
 pub mod health;
 pub mod host;
+pub mod leftover;
 pub mod lock;
 pub mod logger;
 pub mod logs;
