@@ -116,3 +116,56 @@ fn down_v_after_down_removes_the_files_volumes() {
     assert_nothing_left(&env);
     assert!(env.ok(&["down", "-v"]).contains("nothing to remove"));
 }
+
+/// A small tmpfs, unmounted even when the test panics.
+struct SmallFs(std::path::PathBuf);
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn up_refuses_a_root_without_room_and_says_how_much_it_needs() {
+    let env = Env::empty("cr-full", 183);
+    env.write("services:\n  web:\n    image: busybox\n");
+    let small = env.dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &small,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .unwrap();
+    let _guard = SmallFs(small.clone());
+    let out = std::process::Command::new(common::stack_bin())
+        .arg("--root")
+        .arg(small.join("root"))
+        .arg("--run-dir")
+        .arg(env.run_dir())
+        .args([
+            "up",
+            "-d",
+            "-f",
+            env.file().to_str().unwrap(),
+            "-p",
+            &env.project,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "not enough space under {}: up needs at least 32 MiB free",
+            small.join("root").display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("error").count(), 1, "{stderr}");
+    assert!(!small.join("root").exists(), "something was written");
+    assert!(!env.run_dir().join("supervisors").exists());
+}

@@ -373,6 +373,9 @@ fn handshake(
                     let state = run(p)?;
                     protocol::send(&mut sock, &ToInit::HooksDone { state })?;
                 }
+                // An exec's warnings (a clamped rlimit) repeat what its
+                // container's create already logged: not for the exec's user.
+                Ok(FromInit::Warning(w)) if exec => tracing::debug!(container = true, "{w}"),
                 Ok(FromInit::Warning(w)) => tracing::warn!(container = true, "{w}"),
                 Ok(FromInit::Ready) if exec => ready = true,
                 Ok(FromInit::Ready) => return Ok(()),
@@ -785,7 +788,7 @@ impl Container {
             let json = self.state.oci_json(Status::Running).to_string();
             for e in hooks::run_all(list, &json) {
                 tracing::warn!("poststart hook failed: {e}");
-                eprintln!("stack-runtime: warning: {e}");
+                warn_stderr(&e);
             }
         }
         Ok(())
@@ -933,7 +936,7 @@ impl Container {
         {
             for e in hooks::run_all(list, &json) {
                 tracing::warn!("poststop hook failed: {e}");
-                eprintln!("stack-runtime: warning: {e}");
+                warn_stderr(&e);
             }
         }
         Ok(())
@@ -954,6 +957,13 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
         path: e.path,
         source: e.source,
     })
+}
+
+/// A hook's failure on stderr too (runc's CLI users read it there),
+/// ignoring a closed or full stderr: a warning never becomes a panic.
+fn warn_stderr(e: &HookError) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "stack-runtime: warning: {e}");
 }
 
 /// Kills whatever is left in a cgroup (processes that escaped a shared pid ns).
