@@ -169,3 +169,36 @@ fn up_refuses_a_root_without_room_and_says_how_much_it_needs() {
     assert!(!small.join("root").exists(), "something was written");
     assert!(!env.run_dir().join("supervisors").exists());
 }
+
+#[test]
+fn a_supervisor_killed_while_creating_a_container_is_recovered_by_the_next_up() {
+    for (i, point) in ["create-after-cgroup", "create-before-commit"]
+        .into_iter()
+        .enumerate()
+    {
+        let env = Env::new(&format!("cr-kill{i}"), 181 - i as u8);
+        env.write("services:\n  web:\n    image: busybox\n    command: [sleep, '1000']\n");
+        let file = env.file();
+        let file = file.to_str().unwrap();
+        let crashed = env
+            .command(&["up", "-d", "-f", file, "-p", &env.project])
+            .env("STACK_FAULT", point)
+            .output()
+            .unwrap();
+        assert!(!crashed.status.success(), "{point}: up survived the fault");
+        let half: Vec<String> = std::fs::read_dir(env.root().join("runtime"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        assert_eq!(half.len(), 1, "{point}: no half-made container: {half:?}");
+
+        // One `up` recovers; `down` then leaves nothing.
+        env.ok(&["up", "-d"]);
+        let ps = env.ok(&["ps"]);
+        assert!(ps.contains("web"), "{point}: {ps}");
+        env.ok(&["down"]);
+        assert_nothing_left(&env);
+    }
+}

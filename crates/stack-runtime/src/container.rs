@@ -543,6 +543,7 @@ impl Container {
                 linux.resources().as_ref(),
                 linux.devices().as_deref().unwrap_or(&[]),
             )?;
+            crate::fault::point("create-after-cgroup");
 
             tracing::debug!(elapsed = ?t0.elapsed(), "cgroup ready");
             let (child, sock) = start_init(
@@ -598,6 +599,7 @@ impl Container {
             state.start_time = state::proc_stat(launched.pid)
                 .map(|s| s.start_time)
                 .unwrap_or(0);
+            crate::fault::point("create-before-commit");
             // The commit point: from here on the container exists.
             state.save(&dir)?;
             if let Some(pf) = &opts.pid_file {

@@ -9,6 +9,7 @@
 pub mod cgroups;
 mod container;
 pub mod defaults;
+pub mod fault;
 mod halfmade;
 pub mod hooks;
 mod init;
