@@ -6,7 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use stack_engine::control::{Channel, Request, socket_path};
+use stack_engine::control::{Channel, ControlError, Request, socket_path};
+use stack_engine::error::EngineError;
 use stack_engine::host::HostConfig;
 
 use crate::cli::GlobalArgs;
@@ -124,14 +125,69 @@ fn status(line: &str) {
     }
 }
 
+/// Whether the supervisor went away before it began on a request: it was
+/// finishing a `down` (or was killed) while the request waited to be read.
+fn ended_before_answering(e: &ControlError) -> bool {
+    match e {
+        ControlError::Closed => true,
+        ControlError::Io { source, .. } => matches!(
+            source.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof
+        ),
+        _ => false,
+    }
+}
+
+/// Sends `request` to the project's supervisor (starting one when none
+/// runs) and returns its final reply, `progress` seeing each line. A
+/// supervisor that ends before it said anything (a `down` in progress
+/// finished meanwhile) is waited for and the request sent to a new one,
+/// instead of failing with a reset connection.
+pub async fn request(
+    global: &GlobalArgs,
+    project: &str,
+    request: &Request,
+    mut progress: impl FnMut(&str),
+) -> anyhow::Result<Result<String, EngineError>> {
+    const ATTEMPTS: usize = 3;
+    for attempt in 1.. {
+        let mut channel = connect(global, project).await?;
+        let mut heard = false;
+        let result = channel
+            .call(request, |line| {
+                heard = true;
+                progress(line)
+            })
+            .await;
+        match result {
+            Err(e) if !heard && attempt < ATTEMPTS && ended_before_answering(&e) => {
+                if attempt == 1 {
+                    eprintln!("the supervisor of {project} is finishing a down; waiting for it");
+                }
+                wait_gone(&socket_path(&global.run_dir, project)).await;
+            }
+            other => {
+                return other.with_context(|| format!("talking to the supervisor of {project}"));
+            }
+        }
+    }
+    unreachable!("the loop returns by its last attempt")
+}
+
+/// Waits (a few seconds at most) for a finishing supervisor to remove its socket.
+async fn wait_gone(socket: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while socket.exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Sends a request and prints its progress; returns the supervisor's last
 /// word, or its error as it came (see `failure`).
 pub async fn call(global: &GlobalArgs, project: &str, request: &Request) -> anyhow::Result<String> {
-    let mut channel = connect(global, project).await?;
-    let answer = channel
-        .call(request, status)
-        .await
-        .with_context(|| format!("talking to the supervisor of {project}"))?;
+    let answer = self::request(global, project, request, status).await?;
     Ok(answer?)
 }
 
@@ -144,11 +200,7 @@ pub fn ensure_supervisor(global: &GlobalArgs, project: &str) -> anyhow::Result<(
         return Ok(());
     }
     runtime()?.block_on(async {
-        let mut channel = connect(global, project).await?;
-        channel
-            .call(&Request::Ping, |_| {})
-            .await
-            .with_context(|| format!("talking to the supervisor of {project}"))??;
+        request(global, project, &Request::Ping, |_| {}).await??;
         Ok(())
     })
 }

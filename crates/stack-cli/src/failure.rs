@@ -53,10 +53,13 @@ pub fn to_json(err: &anyhow::Error) -> serde_json::Value {
 /// Prints `err` (`error: ...` on standard error, or its JSON form on
 /// standard output) and returns the exit code.
 pub fn report(err: &anyhow::Error, json: bool) -> ExitCode {
+    use std::io::Write;
+    // Not println!/eprintln!: a closed or full stream must not turn an
+    // error into a panic.
     if json {
-        println!("{}", to_json(err));
+        let _ = writeln!(std::io::stdout(), "{}", to_json(err));
     } else {
-        eprintln!("error: {err:#}");
+        let _ = writeln!(std::io::stderr(), "error: {}", crate::chain(err));
     }
     ExitCode::from(exit_code(engine_error(err).map(|e| &e.kind)))
 }

@@ -25,6 +25,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// The error and its causes joined by `: `, each said once: a cause whose
+/// text the message above it already ends with (a library error that
+/// prints its source and also returns it as its source) is left out.
+fn chain(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let said = cause.to_string();
+        if text.ends_with(&said) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&said);
+    }
+    text
+}
+
 fn init_tracing(verbose: u8) {
     let default = match verbose {
         0 => "warn",
@@ -38,6 +56,44 @@ fn init_tracing(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn each_cause_is_said_once() {
+        let os = std::io::Error::from_raw_os_error(104);
+        /// Prints its source and returns it as its source too.
+        #[derive(Debug)]
+        struct Repeats {
+            path: String,
+            source: std::io::Error,
+        }
+        impl std::fmt::Display for Repeats {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}: {}", self.path, self.source)
+            }
+        }
+        impl std::error::Error for Repeats {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.source)
+            }
+        }
+        let err = anyhow::Error::new(Repeats {
+            path: "/run/p.sock".into(),
+            source: os,
+        })
+        .context("talking to the supervisor of p");
+        let text = super::chain(&err);
+        assert_eq!(
+            text,
+            format!(
+                "talking to the supervisor of p: /run/p.sock: {}",
+                std::io::Error::from_raw_os_error(104)
+            )
+        );
+    }
 }

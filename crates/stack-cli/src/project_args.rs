@@ -2,7 +2,6 @@
 //! that works on a project (`config`, `up`, `down`, `ps` ...) through
 //! `#[command(flatten)]`.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -40,9 +39,7 @@ impl ProjectArgs {
         let mut opts = LoadOptions::new(cwd).with_environment(std::env::vars());
         for f in &self.files {
             if f.as_os_str() == "-" {
-                let mut content = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut content)
+                let content = stack_spec::input::read_stdin()
                     .context("reading the stack file from standard input")?;
                 opts.files.push(Source::Inline {
                     name: "<stdin>".into(),

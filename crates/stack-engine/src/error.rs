@@ -222,6 +222,7 @@ classify! {
     StoreError => |_| ErrorKind::Host,
     HostError => |_| ErrorKind::Host,
     std::io::Error => |_| ErrorKind::Host,
+    stack_fs::Error => |_| ErrorKind::Host,
     crate::control::ControlError => |_| ErrorKind::Protocol,
     LockError => |e| match e {
         LockError::Held { holder, .. } => ErrorKind::LockHeld {

@@ -2,7 +2,6 @@
 //! plan, executes that plan over its dependency graph, and supervises what
 //! runs (restart policies with backoff).
 
-pub mod atomic;
 pub mod control;
 pub mod dag;
 pub mod error;
@@ -11,6 +10,7 @@ pub mod graph;
 pub mod hash;
 pub mod health;
 pub mod host;
+pub mod leftover;
 pub mod lock;
 pub mod logger;
 pub mod logs;

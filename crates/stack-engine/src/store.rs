@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic;
 use crate::observed::ContainerState;
 use crate::restart::RestartState;
 
@@ -162,7 +161,11 @@ impl Store {
         fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         let path = dir.join("record.json");
         let bytes = serde_json::to_vec_pretty(record).expect("records serialise");
-        atomic::write(&path, &bytes).map_err(io_err("write", &path))
+        stack_fs::write(&path, &bytes).map_err(|e| StoreError::Io {
+            what: e.op,
+            path: e.path,
+            source: e.source,
+        })
     }
 
     pub fn load(&self, project: &str, name: &str) -> Result<Option<ContainerRecord>, StoreError> {

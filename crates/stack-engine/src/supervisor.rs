@@ -66,6 +66,8 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
     };
     let host = Host::new(config, empty)?;
     let journal = host.start_journal();
+    host.recover_runtime().await;
+    host.watch_keeper();
     let saved = std::fs::read(project_file(&host, project))
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Project>(&bytes).ok());
@@ -250,8 +252,7 @@ fn set_project(host: &Arc<Host>, project: Project) -> Result<(), EngineError> {
         .map_err(|e| EngineError::new(ErrorKind::Host, e.to_string()))?;
     let dir = host.records().project_dir(&name);
     std::fs::create_dir_all(&dir).map_err(|e| EngineError::from(e).context(dir.display()))?;
-    let file = project_file(host, &name);
-    crate::atomic::write(&file, &bytes).map_err(EngineError::from)?;
+    stack_fs::write(&project_file(host, &name), &bytes).map_err(EngineError::from)?;
     host.set_project(project);
     Ok(())
 }
@@ -269,6 +270,7 @@ async fn down(
     {
         early.push(e);
     }
+    host.recover_runtime().await;
     let observed = host.observe()?;
     let plan = plan_down(Some(&project), &observed, remove_volumes);
     let planned = run_plan(host, channel, &plan).await;
@@ -291,6 +293,7 @@ async fn down(
         return Err(failed);
     }
     host.records().forget_project(&project.name)?;
+    host.stop_keeper().await;
     Ok(format!("{} removed", project.name))
 }
 

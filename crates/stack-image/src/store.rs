@@ -672,10 +672,5 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Writes `path` via a temporary sibling and a rename, so readers see the old or the new file.
 pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}.{}", std::process::id(), unique()));
-    write_file(&tmp, bytes)?;
-    fs::rename(&tmp, path).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io_at(path)(e)
-    })
+    stack_fs::write(path, bytes).map_err(|e| io_at(e.path)(e.source))
 }

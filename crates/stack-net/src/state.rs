@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -194,12 +193,11 @@ impl Store {
     /// Writes a temp file, syncs it and renames it over the state file.
     pub fn save(&self, _lock: &StoreLock, state: &State) -> Result<()> {
         let path = self.path();
-        let tmp = self.dir.join("state.json.tmp");
         let bytes = serde_json::to_vec_pretty(state).expect("state serialises");
-        let mut f = File::create(&tmp).map_err(Self::io_err(&tmp))?;
-        f.write_all(&bytes).map_err(Self::io_err(&tmp))?;
-        f.sync_all().map_err(Self::io_err(&tmp))?;
-        fs::rename(&tmp, &path).map_err(Self::io_err(&path))
+        stack_fs::write(&path, &bytes).map_err(|e| NetError::StateIo {
+            path: e.path,
+            source: e.source,
+        })
     }
 }
 

@@ -14,6 +14,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{Process, Spec};
 
 use crate::cgroups::{self, Cgroup, CgroupError, Stats};
+use crate::halfmade;
 use crate::hooks::{self, HookError};
 use crate::init::{INIT_ENV, InitConfig, Mode};
 use crate::plan::{self, PlanError};
@@ -288,6 +289,7 @@ fn start_init(
     init_binary: &Path,
     stdio: Stdio,
     fork: bool,
+    create_lock: Option<std::os::fd::RawFd>,
 ) -> Result<(InitProc, UnixStream), Error> {
     if !(fork && single_threaded()) {
         let (child, sock) = spawn_init(init_binary, stdio)?;
@@ -299,6 +301,12 @@ fn start_init(
     match unsafe { nix::unistd::fork() }.map_err(|source| Error::Sys { op: "fork", source })? {
         nix::unistd::ForkResult::Child => {
             drop(ours);
+            // The forked init may never exec (a minimal init as pid 1), and
+            // the create lock must end with the create, not with it.
+            if let Some(fd) = create_lock {
+                // SAFETY: closes the child's copy of a descriptor it does not use.
+                unsafe { libc::close(fd) };
+            }
             for (fd, target) in [(stdio.stdin, 0), (stdio.stdout, 1), (stdio.stderr, 2)] {
                 if let Some(f) = fd {
                     // SAFETY: dup2 onto a stdio number in the child.
@@ -365,6 +373,9 @@ fn handshake(
                     let state = run(p)?;
                     protocol::send(&mut sock, &ToInit::HooksDone { state })?;
                 }
+                // An exec's warnings (a clamped rlimit) repeat what its
+                // container's create already logged: not for the exec's user.
+                Ok(FromInit::Warning(w)) if exec => tracing::debug!(container = true, "{w}"),
                 Ok(FromInit::Warning(w)) => tracing::warn!(container = true, "{w}"),
                 Ok(FromInit::Ready) if exec => ready = true,
                 Ok(FromInit::Ready) => return Ok(()),
@@ -491,14 +502,24 @@ impl Container {
         }
 
         fs::create_dir_all(&opts.root).map_err(io_err("mkdir", &opts.root))?;
-        let dir = Self::dir_of(&opts.root, &opts.id);
-        match fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::Exists(opts.id));
-            }
-            Err(e) => return Err(io_err("mkdir", &dir)(e)),
+        // A container of this id whose creator crashed is rolled back first,
+        // so that its cgroup is not taken over as someone else's.
+        if halfmade::roll_back(&Self::dir_of(&opts.root, &opts.id), &opts.id)?
+            == halfmade::Found::Committed
+        {
+            return Err(Error::Exists(opts.id));
         }
+        let cg_path = cgroups::container_path(linux.cgroups_path().as_deref(), &opts.id);
+        let cg = match &opts.cgroup_v2_mount {
+            Some(mount) => Cgroup::v2_at(mount, cg_path)?,
+            None => Cgroup::new(cg_path)?,
+        };
+        let owned = !cg.exists();
+        let intent = halfmade::Intent {
+            cgroup: cg.clone(),
+            cgroup_owned: owned,
+        };
+        let (dir, lock) = halfmade::begin(&opts.root, &opts.id, &intent)?;
         let mut owned_cgroup = None;
         let t0 = Instant::now();
         let result = (|| -> Result<Container, Error> {
@@ -515,12 +536,6 @@ impl Container {
                 .map_err(io_err("chmod", &fifo))?;
             let seccomp = seccomp_for(&spec, &process, &opts.root, opts.default_seccomp)?;
 
-            let cg_path = cgroups::container_path(linux.cgroups_path().as_deref(), &opts.id);
-            let cg = match &opts.cgroup_v2_mount {
-                Some(mount) => Cgroup::v2_at(mount, cg_path)?,
-                None => Cgroup::new(cg_path)?,
-            };
-            let owned = !cg.exists();
             if owned {
                 owned_cgroup = Some(cg.clone());
             }
@@ -528,9 +543,15 @@ impl Container {
                 linux.resources().as_ref(),
                 linux.devices().as_deref().unwrap_or(&[]),
             )?;
+            crate::fault::point("create-after-cgroup");
 
             tracing::debug!(elapsed = ?t0.elapsed(), "cgroup ready");
-            let (child, sock) = start_init(&opts.init_binary, opts.stdio, opts.fork_init)?;
+            let (child, sock) = start_init(
+                &opts.init_binary,
+                opts.stdio,
+                opts.fork_init,
+                Some(lock.as_raw_fd()),
+            )?;
             tracing::debug!(elapsed = ?t0.elapsed(), "init stage spawned");
             let cfg = InitConfig {
                 mode: Mode::Create,
@@ -578,6 +599,8 @@ impl Container {
             state.start_time = state::proc_stat(launched.pid)
                 .map(|s| s.start_time)
                 .unwrap_or(0);
+            crate::fault::point("create-before-commit");
+            // The commit point: from here on the container exists.
             state.save(&dir)?;
             if let Some(pf) = &opts.pid_file {
                 write_pid_file(pf, launched.pid)?;
@@ -624,6 +647,18 @@ impl Container {
             state: State::load(&dir)?,
             dir,
         })
+    }
+
+    /// Removes container `id` in whatever state it is: a committed one is
+    /// deleted (killed first), one whose create crashed is rolled back.
+    /// Nothing there is not an error; a create in progress is `Exists`.
+    pub fn discard(root: &Path, id: &str) -> Result<(), Error> {
+        plan::validate_id(id)?;
+        match Self::load(root, id) {
+            Ok(c) => c.delete(true),
+            Err(Error::NotFound(_)) => halfmade::roll_back(&Self::dir_of(root, id), id).map(|_| ()),
+            Err(e) => Err(e),
+        }
     }
 
     /// All containers under `root`.
@@ -755,7 +790,7 @@ impl Container {
             let json = self.state.oci_json(Status::Running).to_string();
             for e in hooks::run_all(list, &json) {
                 tracing::warn!("poststart hook failed: {e}");
-                eprintln!("stack-runtime: warning: {e}");
+                warn_stderr(&e);
             }
         }
         Ok(())
@@ -850,7 +885,7 @@ impl Container {
         let mut spec = (*self.state.config).clone();
         let seccomp = seccomp_for(&spec, &process, root, self.state.default_seccomp)?;
         spec.set_process(Some(process));
-        let (child, sock) = start_init(&opts.init_binary, opts.stdio, false)?;
+        let (child, sock) = start_init(&opts.init_binary, opts.stdio, false, None)?;
         let cfg = InitConfig {
             mode: Mode::Exec {
                 pid: self.state.pid,
@@ -903,7 +938,7 @@ impl Container {
         {
             for e in hooks::run_all(list, &json) {
                 tracing::warn!("poststop hook failed: {e}");
-                eprintln!("stack-runtime: warning: {e}");
+                warn_stderr(&e);
             }
         }
         Ok(())
@@ -914,26 +949,27 @@ impl Container {
 /// temporary `.<name>` next to it, then renamed over `path`, so a reader never
 /// sees a partial file.
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
-    let name = path
-        .file_name()
-        .ok_or(Error::InvalidSpec("pid file path has no file name"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    let tmp = path.with_file_name(tmp_name);
-    let _ = fs::remove_file(&tmp);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o666)
-        .open(&tmp)
-        .map_err(io_err("create", &tmp))?;
-    std::io::Write::write_all(&mut f, pid.to_string().as_bytes()).map_err(io_err("write", &tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(io_err("rename", path))
+    stack_fs::write_with(
+        path,
+        pid.to_string().as_bytes(),
+        stack_fs::Durability::Unsynced,
+    )
+    .map_err(|e| Error::Io {
+        op: e.op,
+        path: e.path,
+        source: e.source,
+    })
+}
+
+/// A hook's failure on stderr too (runc's CLI users read it there),
+/// ignoring a closed or full stderr: a warning never becomes a panic.
+fn warn_stderr(e: &HookError) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "stack-runtime: warning: {e}");
 }
 
 /// Kills whatever is left in a cgroup (processes that escaped a shared pid ns).
-fn kill_cgroup(cg: &Cgroup) -> Result<(), Error> {
+pub(crate) fn kill_cgroup(cg: &Cgroup) -> Result<(), Error> {
     if !cg.exists() {
         return Ok(());
     }

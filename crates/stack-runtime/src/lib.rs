@@ -9,6 +9,8 @@
 pub mod cgroups;
 mod container;
 pub mod defaults;
+pub mod fault;
+mod halfmade;
 pub mod hooks;
 mod init;
 pub mod plan;
@@ -21,6 +23,7 @@ pub use container::{
     Container, CreateOptions, Error, ExecOptions, ExitInfo, Stdio, write_pid_file,
 };
 pub use defaults::default_spec;
+pub use halfmade::recover;
 pub use init::init_main;
 pub use protocol::Step;
 pub use state::Status;

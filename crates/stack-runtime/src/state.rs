@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -103,19 +102,17 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> St
     }
 }
 
-/// Writes `contents` to `path` via a temp file in the same directory and a rename.
+/// Writes `contents` to `path` via a temp file in the same directory and a
+/// rename. Not synced: a container does not outlive a power loss, so neither
+/// need the files that describe it, and create and start stay fast.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), StateError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
-        std::process::id()
-    ));
-    let mut f = fs::File::create(&tmp).map_err(io("create", &tmp))?;
-    // No fsync: the rename alone keeps readers from seeing a torn file, and
-    // state lives on /run (tmpfs) by default, where a sync buys nothing.
-    f.write_all(contents).map_err(io("write", &tmp))?;
-    fs::rename(&tmp, path).map_err(io("rename", path))
+    stack_fs::write_with(path, contents, stack_fs::Durability::Unsynced).map_err(|e| {
+        StateError::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        }
+    })
 }
 
 impl State {

@@ -13,10 +13,12 @@
 pub mod dotenv;
 pub mod error;
 mod extends;
+pub mod input;
 pub mod interpolate;
 mod load;
 mod merge;
 pub mod model;
+mod names;
 mod no_effect;
 mod node;
 mod normalize;

@@ -137,14 +137,14 @@ impl Loader {
             Source::Inline { name, content } => Some((Arc::from(name.as_str()), content.clone())),
             Source::Path(p) => {
                 let name: Arc<str> = Arc::from(p.display().to_string());
-                match std::fs::read_to_string(p) {
+                match crate::input::read_text(p, crate::input::MAX_STACK_FILE) {
                     Ok(t) => Some((name, t)),
                     Err(e) => {
                         diags.error(
                             ErrorKind::Io,
                             &Span::synthetic(&name),
                             "",
-                            format!("cannot read stack file: {e}"),
+                            format!("cannot read stack file: {}", e.reason()),
                         );
                         None
                     }
@@ -260,9 +260,21 @@ impl IncludeLoader for SubLoader<'_> {
         let mut dot = Vars::new();
         for f in &env_files {
             self.read.borrow_mut().push(f.clone());
-            if let Ok(text) = std::fs::read_to_string(f)
-                && let Ok(vals) = dotenv::parse(&text, self.vars)
-            {
+            let text = match crate::input::read_text(f, crate::input::MAX_ENV_FILE) {
+                Ok(text) => text,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => {
+                    let span = Span::synthetic(&f.display().to_string());
+                    diags.error(
+                        ErrorKind::Io,
+                        &span,
+                        "",
+                        format!("cannot read env file: {}", e.reason()),
+                    );
+                    continue;
+                }
+            };
+            if let Ok(vals) = dotenv::parse(&text, self.vars) {
                 dot.extend(vals.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
             }
         }
@@ -381,7 +393,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
     };
     for f in &env_files {
         let span = Span::synthetic(&f.display().to_string());
-        match std::fs::read_to_string(f) {
+        match crate::input::read_text(f, crate::input::MAX_ENV_FILE) {
             Ok(text) => match dotenv::parse(&text, &opts.environment) {
                 Ok(vals) => {
                     for (k, v) in vals {
@@ -396,7 +408,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
                 ErrorKind::Io,
                 &span,
                 "",
-                format!("cannot read env file: {e}"),
+                format!("cannot read env file: {}", e.reason()),
             ),
         }
     }
@@ -535,6 +547,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
     let mut project = project;
     apply_defaults(&mut project);
     crate::validate::check(&project, &spans, &mut diags);
+    crate::names::check(&project, &spans, &mut diags);
     if diags.has_errors() {
         return Err(fail(diags));
     }

@@ -295,7 +295,7 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
                 f.insert("path".into(), Json::String(path.clone()));
                 let raw = matches!(f.get("format"), Some(Json::String(s)) if s == "raw");
                 let iptr = format!("{ptr}/env_file/{i}");
-                match std::fs::read_to_string(&path) {
+                match crate::input::read_text(Path::new(&path), crate::input::MAX_ENV_FILE) {
                     Ok(content) => {
                         if raw {
                             for line in content.lines() {
@@ -314,12 +314,13 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
                             }
                         }
                     }
-                    Err(e) if required => ctx.err(
-                        ErrorKind::Io,
-                        &iptr,
-                        format!("env file {path} not found: {e}"),
-                    ),
-                    Err(_) => {}
+                    Err(e) if e.is_not_found() && required => {
+                        ctx.err(ErrorKind::Io, &iptr, format!("env file {path} not found"))
+                    }
+                    Err(e) if e.is_not_found() => {}
+                    // An optional file that is there but unreadable (a FIFO,
+                    // a device, too large) is still a mistake to report.
+                    Err(e) => ctx.err(ErrorKind::Io, &iptr, format!("env file: {e}")),
                 }
             }
         }
@@ -360,7 +361,7 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
             for (i, item) in items.iter().enumerate() {
                 let Some(p) = item.as_str() else { continue };
                 let path = ctx.abs(p);
-                match std::fs::read_to_string(&path) {
+                match crate::input::read_text(Path::new(&path), crate::input::MAX_ENV_FILE) {
                     Ok(content) => match dotenv::parse(&content, &Vars::new()) {
                         Ok(vals) => {
                             for (k, v) in vals {
@@ -376,7 +377,7 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
                     Err(e) => ctx.err(
                         ErrorKind::Io,
                         &format!("{ptr}/label_file/{i}"),
-                        format!("label file {path}: {e}"),
+                        format!("label file: {e}"),
                     ),
                 }
             }

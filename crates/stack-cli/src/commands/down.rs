@@ -41,6 +41,32 @@ pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     if !global.root.join("projects").join(&name).exists() {
+        // Already down; `-v` still removes the volumes the file names.
+        if args.volumes
+            && let Some(loaded) = args.project.load()?
+        {
+            let config = client::host_config(global)?;
+            let removed = client::runtime()?.block_on(stack_engine::leftover::remove_volumes(
+                config,
+                loaded.project,
+            ));
+            return Ok(match removed {
+                Ok(lines) if lines.is_empty() => {
+                    eprintln!("{name}: nothing to remove");
+                    ExitCode::SUCCESS
+                }
+                Ok(lines) => {
+                    for line in lines {
+                        eprintln!("{line}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            });
+        }
         eprintln!("{name}: nothing to remove");
         return Ok(ExitCode::SUCCESS);
     }

@@ -114,7 +114,7 @@ fn swarm_file(args: SwarmArgs) -> anyhow::Result<ExitCode> {
     print_warnings(&file.warnings);
     let yaml = file.to_yaml()?;
     match &args.output {
-        Some(p) if p.as_os_str() != "-" => stack_engine::atomic::write(p, yaml.as_bytes())
+        Some(p) if p.as_os_str() != "-" => stack_fs::write(p, yaml.as_bytes())
             .with_context(|| format!("writing {}", p.display()))?,
         _ => print!("{yaml}"),
     }

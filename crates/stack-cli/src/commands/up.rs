@@ -115,6 +115,9 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         wait_timeout: args.wait_timeout,
         config_files: loaded.files.clone(),
     };
+    if !args.dry_run {
+        enough_space(&global.root)?;
+    }
     let rt = client::runtime()?;
     if args.dry_run {
         let host = Host::new(client::host_config(global)?, project)?;
@@ -312,4 +315,22 @@ async fn all_exited(
             return Ok(None);
         }
     }
+}
+
+/// What `up` needs free under the root before it starts: the state files,
+/// container directories and the first logs of a stack, with room to spare.
+/// Below this, it would fail half-way with a bare "no space left".
+const MIN_FREE: u64 = 32 << 20;
+
+fn enough_space(root: &std::path::Path) -> anyhow::Result<()> {
+    let free = stack_fs::available(root)?;
+    if free < MIN_FREE {
+        anyhow::bail!(
+            "not enough space under {}: up needs at least {} MiB free, {} KiB are",
+            root.display(),
+            MIN_FREE >> 20,
+            free >> 10
+        );
+    }
+    Ok(())
 }

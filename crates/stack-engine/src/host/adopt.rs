@@ -46,6 +46,23 @@ pub fn begin_for(
 }
 
 impl Host {
+    /// Rolls back containers whose create was cut short by a crash (see
+    /// `stack_runtime::recover`): at supervisor start and at `down`, so
+    /// that neither a later create of the same container nor `down` meets
+    /// them. Failures are logged: recovery is retried at the next start.
+    pub async fn recover_runtime(&self) {
+        let root = self.runtime_root();
+        match tokio::task::spawn_blocking(move || stack_runtime::recover(&root)).await {
+            Ok(Ok(ids)) => {
+                for id in ids {
+                    tracing::warn!("rolled back container {id}, whose create was interrupted");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!("recovering half-made containers: {e}"),
+            Err(e) => tracing::warn!("recovering half-made containers: {e}"),
+        }
+    }
+
     /// Watches every container of the project again (see the module).
     pub async fn adopt_all(self: &Arc<Self>) {
         let project = self.project();

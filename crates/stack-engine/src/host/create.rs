@@ -282,7 +282,8 @@ impl Host {
                     ("hostname", &attachment.hostname),
                 ] {
                     let path = dir.join(file);
-                    crate::atomic::write(&path, content.as_bytes()).map_err(io("write", &path))?;
+                    stack_fs::write(&path, content.as_bytes())
+                        .map_err(|e| io(e.op, &path)(e.source))?;
                     binds.push(Bind {
                         source: path,
                         target: format!("/etc/{file}"),
@@ -345,7 +346,7 @@ impl Host {
         })?;
         let config = dir.join("config.json");
         let text = serde_json::to_vec_pretty(&spec).expect("specs serialise");
-        crate::atomic::write(&config, &text).map_err(io("write", &config))?;
+        stack_fs::write(&config, &text).map_err(|e| io(e.op, &config)(e.source))?;
         record.state = ContainerState::Created;
         self.store.save(&record)?;
         Ok(())
@@ -362,13 +363,15 @@ impl Host {
         };
         let runtime_root = self.runtime_root();
         let id = record.id.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Ok(c) = stack_runtime::Container::load(&runtime_root, &id) {
-                let _ = c.delete(true);
-            }
-        })
-        .await
-        .ok();
+        // Also a half-made container (its creator was killed) goes here,
+        // with its cgroup and processes.
+        tokio::task::spawn_blocking(move || stack_runtime::Container::discard(&runtime_root, &id))
+            .await
+            .map_err(|e| CreateError::Io {
+                what: "remove",
+                path: self.runtime_root(),
+                source: std::io::Error::other(e),
+            })??;
         // Containers that share another's namespace were never attached.
         match self.net.detach(&record.id).await {
             Ok(()) | Err(stack_net::NetError::NotAttached(_)) => {}
@@ -380,6 +383,7 @@ impl Host {
                 image: record.image.clone(),
                 source,
             })?;
+        self.forget_pipes(name);
         self.store.remove(&record.project, name)?;
         Ok(())
     }

@@ -214,10 +214,9 @@ impl Host {
         let id = record.id.clone();
         let container =
             tokio::task::spawn_blocking(move || -> Result<Container, stack_runtime::Error> {
-                // A previous run of this container leaves its runtime state.
-                if let Ok(old) = Container::load(&runtime_root, &id) {
-                    let _ = old.delete(true);
-                }
+                // A previous run of this container leaves its runtime state,
+                // or a supervisor killed while creating it a half-made one.
+                Container::discard(&runtime_root, &id)?;
                 let mut c = Container::create(options)?;
                 c.start()?;
                 Ok(c)
@@ -237,6 +236,7 @@ impl Host {
                 max_size: rotation.max_size,
                 max_file: rotation.max_file,
             };
+            self.keep_pipes(&handover, &out_r, &err_r);
             if let Err((e, out_r, err_r)) = self.hand_over_logs(handover, out_r, err_r).await {
                 // Without a keeper the supervisor reads the output itself;
                 // it then stops with the supervisor, so say so.

@@ -60,6 +60,9 @@ pub struct Host {
     watched: Mutex<HashMap<String, Watched>>,
     /// Where one-off containers about to start take their stdio from.
     attach: Mutex<HashMap<String, Attach>>,
+    /// Duplicates of the read ends of each container's output pipes (see
+    /// `keeper`): a container's pipe never loses its last reader.
+    kept_pipes: Mutex<HashMap<String, keeper::Kept>>,
     events: broadcast::Sender<Event>,
     logs: broadcast::Sender<launch::LogLine>,
     epoch: Instant,
@@ -86,6 +89,7 @@ impl Host {
             project: RwLock::new(Arc::new(project)),
             watched: Mutex::new(HashMap::new()),
             attach: Mutex::new(HashMap::new()),
+            kept_pipes: Mutex::new(HashMap::new()),
             events,
             logs,
             epoch: Instant::now(),
@@ -216,7 +220,7 @@ impl Host {
     fn remember_networks(&self, keys: &[String]) -> std::io::Result<()> {
         let dir = self.config.root.join("projects").join(&self.project().name);
         std::fs::create_dir_all(&dir)?;
-        crate::atomic::write(&dir.join("networks"), keys.join("\n").as_bytes())
+        stack_fs::write(&dir.join("networks"), keys.join("\n").as_bytes()).map_err(|e| e.source)
     }
 
     pub fn root(&self) -> &Path {

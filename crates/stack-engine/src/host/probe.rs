@@ -73,8 +73,8 @@ impl Host {
     fn keep_health(&self, name: &str, health: &Health) {
         let path = self.container_dir(name).join(HEALTH_FILE);
         let bytes = serde_json::to_vec(health).expect("health serialises");
-        if let Err(e) = crate::atomic::write(&path, &bytes) {
-            tracing::warn!("{}: {e}", path.display());
+        if let Err(e) = stack_fs::write(&path, &bytes) {
+            tracing::warn!("{e}");
         }
     }
 

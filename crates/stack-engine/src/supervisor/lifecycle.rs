@@ -327,6 +327,6 @@ pub(super) fn remember_config_files(
     let dir = host.records().project_dir(project);
     let text: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     std::fs::create_dir_all(&dir).map_err(|e| EngineError::from(e).context(dir.display()))?;
-    crate::atomic::write(&dir.join("config-files"), text.join("\n").as_bytes())?;
+    stack_fs::write(&dir.join("config-files"), text.join("\n").as_bytes())?;
     Ok(())
 }

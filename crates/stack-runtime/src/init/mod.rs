@@ -525,7 +525,8 @@ fn container_init(
             .unwrap_or_default();
         if let Err(e) = crate::hooks::run(&start_hooks, hook_state.as_deref().unwrap_or("{}")) {
             // `start` reads the "h" and reports the failure; the program never runs.
-            eprintln!("stack-runtime: startContainer {e}");
+            // Not eprintln!: the container's stderr may be a pipe nobody reads.
+            let _ = writeln!(std::io::stderr(), "stack-runtime: startContainer {e}");
             let _ = w.write_all(b"h");
             std::process::exit(1);
         }

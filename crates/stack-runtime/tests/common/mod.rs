@@ -99,9 +99,7 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if let Ok(c) = Container::load(self.root.path(), &self.id) {
-            let _ = c.delete(true);
-        }
+        let _ = Container::discard(self.root.path(), &self.id);
     }
 }
 

@@ -315,12 +315,7 @@ impl Records {
 /// fsync costs ~10 ms each, and after a power loss the container they
 /// describe is gone anyway.
 pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
-    fs::write(&tmp, bytes)?;
-    fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-    })
+    stack_fs::write_with(path, bytes, stack_fs::Durability::Unsynced).map_err(|e| e.source)
 }
 
 fn is_id(s: &str) -> bool {

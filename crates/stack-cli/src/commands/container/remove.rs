@@ -33,9 +33,7 @@ pub fn teardown(
     manager: &NetworkManager,
 ) -> anyhow::Result<()> {
     let mut first: Option<anyhow::Error> = None;
-    if let Ok(c) = stack_runtime::Container::load(&runtime_root(&global.root), &record.id)
-        && let Err(e) = c.delete(true)
-    {
+    if let Err(e) = stack_runtime::Container::discard(&runtime_root(&global.root), &record.id) {
         first.get_or_insert(
             anyhow::Error::new(e).context("removing the container's process and cgroup"),
         );

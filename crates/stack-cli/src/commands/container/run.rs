@@ -299,9 +299,7 @@ pub fn finish(
     // The process is gone: its runtime state, cgroup and network go now;
     // the root filesystem (with its writes) stays until `rm`, as Docker
     // keeps a stopped container's layer.
-    if let Ok(c) = Container::load(&runtime_root(&global.root), &record.id) {
-        let _ = c.delete(true);
-    }
+    let _ = Container::discard(&runtime_root(&global.root), &record.id);
     rt.block_on(net::detach(manager, &record.id))?;
     record.exit_code = Some(exit.status());
     record.oom_killed = exit.oom_killed;
