@@ -9,6 +9,7 @@ pub use default_profile::docker_default;
 pub use docker_profile::{ProfileError, from_docker_profile};
 
 use std::fs;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use libseccomp::{
@@ -128,32 +129,24 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Vec<u8>, SeccompError> {
             }
         }
     }
-    let tmp = tempfile_in(&std::env::temp_dir())?;
-    ctx.export_bpf(&tmp.0)?;
-    let bytes = fs::read(&tmp.1).map_err(|source| SeccompError::Io {
-        op: "read",
-        path: tmp.1.clone(),
+    // An anonymous memory file: no name for concurrent compilations in one
+    // process to collide on (a name from the pid and the clock did, where
+    // the clock is coarse), nothing left on disk.
+    let memfd = |source| SeccompError::Io {
+        op: "memfd",
+        path: PathBuf::from("memfd:stack-seccomp"),
         source,
-    })?;
-    let _ = fs::remove_file(&tmp.1);
+    };
+    let fd =
+        nix::sys::memfd::memfd_create(c"stack-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map_err(|e| memfd(e.into()))?;
+    let mut file = fs::File::from(fd);
+    ctx.export_bpf(&file)?;
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .map_err(memfd)?;
     Ok(bytes)
-}
-
-fn tempfile_in(dir: &Path) -> Result<(fs::File, PathBuf), SeccompError> {
-    let path = dir.join(format!(
-        ".stack-seccomp-{}-{:?}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos()
-    ));
-    let f = fs::File::create(&path).map_err(|source| SeccompError::Io {
-        op: "create",
-        path: path.clone(),
-        source,
-    })?;
-    Ok((f, path))
 }
 
 /// Names how `compile` lays out a filter (see `set_ctl_optimize` there).
