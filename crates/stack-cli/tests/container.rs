@@ -186,8 +186,8 @@ impl Drop for Ctr {
         for id in String::from_utf8_lossy(&ids.stdout).lines() {
             let _ = self.stack(&["container", "rm", "-f", id]);
         }
-        // The default bridge outlives its containers, like docker0; this
-        // root's goes with the test.
+        // The default bridge goes with its last container; a test that
+        // failed half-way may still have one, which goes with the test.
         let root = self.root();
         if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -304,9 +304,18 @@ fn removed_containers_leave_no_kept_address() {
     ctr.ctr(&["stop", "-t", "0", id]);
     // A stopped container keeps its address for `start`.
     assert_eq!(ctr.kept_addresses(), [id.to_owned()]);
+    let tag = ctr.net_tag().expect("the default bridge exists");
     ctr.ctr(&["rm", id]);
     ctr.assert_gone(id);
     assert_eq!(ctr.kept_addresses(), Vec::<String>::new());
+    // The last container took the default bridge and its project with it.
+    assert_eq!(ctr.net_tag(), None);
+    let links = Command::new("ip").args(["-br", "link"]).output().unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(
+        !links.lines().any(|l| l.starts_with(&format!("stk-{tag}"))),
+        "{links}"
+    );
 }
 
 #[test]

@@ -701,7 +701,32 @@ impl NetworkManager {
     /// whether recorded or only findable by its name prefix (after a crash).
     pub async fn cleanup_project(&self, project: &str) -> Result<()> {
         let (_guard, lock) = self.locked().await?;
-        let mut st = self.store.load(&lock)?;
+        let st = self.store.load(&lock)?;
+        self.cleanup_locked(&lock, st, project).await
+    }
+
+    /// Removes `project` as `cleanup_project` does once nothing of it is
+    /// left: no container attached and none stopped with addresses kept on
+    /// its networks. Decided under the state lock, so a container attaching
+    /// at the same time either keeps the project or finds it gone and makes
+    /// it anew. Returns whether it was removed.
+    pub async fn cleanup_project_if_unused(&self, project: &str) -> Result<bool> {
+        let (_guard, lock) = self.locked().await?;
+        let st = self.store.load(&lock)?;
+        let prefix = format!("{project}/");
+        let in_use = st.endpoints.values().any(|e| e.project == project)
+            || st
+                .previous
+                .values()
+                .any(|nets| nets.keys().any(|k| k.starts_with(&prefix)));
+        if in_use {
+            return Ok(false);
+        }
+        self.cleanup_locked(&lock, st, project).await?;
+        Ok(true)
+    }
+
+    async fn cleanup_locked(&self, lock: &StoreLock, mut st: State, project: &str) -> Result<()> {
         let Some(tag) = st.projects.get(project).map(|p| p.tag.clone()) else {
             return Ok(());
         };
@@ -764,7 +789,7 @@ impl NetworkManager {
             !nets.is_empty()
         });
         st.projects.remove(project);
-        self.store.save(&lock, &st)?;
+        self.store.save(lock, &st)?;
         let other_keys: Vec<String> = st.owned_networks().map(|(k, _)| k.clone()).collect();
         self.update_zones(&st, &other_keys);
         first_err.map_or(Ok(()), Err)

@@ -130,6 +130,17 @@ pub async fn forget(manager: &NetworkManager, id: &str) -> anyhow::Result<()> {
         .context("removing the container from the network state")
 }
 
+/// Removes the default bridge, its rules and DNS server once no container of
+/// this root is on it or stopped with an address kept there: the network
+/// goes with its last container instead of outliving the root.
+pub async fn release_unused(manager: &NetworkManager, root: &Path) -> anyhow::Result<()> {
+    manager
+        .cleanup_project_if_unused(&project(root))
+        .await
+        .map(drop)
+        .context("removing the unused default bridge")
+}
+
 /// The container's `/etc/resolv.conf` on the default bridge: the host's,
 /// without loopback resolvers (unreachable from the container's namespace),
 /// Docker's public fallback when none is left.

@@ -41,6 +41,9 @@ pub fn teardown(
     if let Err(e) = rt.block_on(net::forget(manager, &record.id)) {
         first.get_or_insert(e);
     }
+    if let Err(e) = rt.block_on(net::release_unused(manager, &global.root)) {
+        first.get_or_insert(e);
+    }
     let released = stack_image::store::Store::open(&global.root)
         .and_then(|images| images.release_rootfs(&record.id))
         .context("removing the root filesystem");
