@@ -42,6 +42,10 @@ pub struct GlobalArgs {
     /// docker compose's options before the subcommand.
     #[command(flatten)]
     pub compose: crate::global_options::ComposeOptions,
+    /// How progress is shown, from `--progress`, `--ansi` and their
+    /// variables (see `global_options::apply`).
+    #[arg(skip)]
+    pub progress: crate::progress::Mode,
 }
 
 #[derive(Debug, Subcommand)]

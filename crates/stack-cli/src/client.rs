@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use stack_engine::control::{Channel, ControlError, Request, socket_path};
+use stack_engine::control::{Channel, ControlError, Progress, Request, socket_path};
 use stack_engine::error::EngineError;
 use stack_engine::host::HostConfig;
 
@@ -117,12 +117,12 @@ pub fn status_to_stdout() {
     STATUS_TO_STDOUT.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
-fn status(line: &str) {
-    if STATUS_TO_STDOUT.load(std::sync::atomic::Ordering::Relaxed) {
-        println!("{line}");
-    } else {
-        eprintln!("{line}");
-    }
+/// The progress display for one request, as the options ask.
+pub fn display(global: &GlobalArgs) -> crate::progress::Display {
+    crate::progress::Display::new(
+        global.progress,
+        STATUS_TO_STDOUT.load(std::sync::atomic::Ordering::Relaxed),
+    )
 }
 
 /// Whether the supervisor went away before it began on a request: it was
@@ -141,7 +141,7 @@ fn ended_before_answering(e: &ControlError) -> bool {
 }
 
 /// Sends `request` to the project's supervisor (starting one when none
-/// runs) and returns its final reply, `progress` seeing each line. A
+/// runs) and returns its final reply, `progress` seeing each line and step. A
 /// supervisor that ends before it said anything (a `down` in progress
 /// finished meanwhile) is waited for and the request sent to a new one,
 /// instead of failing with a reset connection.
@@ -149,16 +149,16 @@ pub async fn request(
     global: &GlobalArgs,
     project: &str,
     request: &Request,
-    mut progress: impl FnMut(&str),
+    mut progress: impl FnMut(Progress<'_>),
 ) -> anyhow::Result<Result<String, EngineError>> {
     const ATTEMPTS: usize = 3;
     for attempt in 1.. {
         let mut channel = connect(global, project).await?;
         let mut heard = false;
         let result = channel
-            .call(request, |line| {
+            .call_steps(request, |event| {
                 heard = true;
-                progress(line)
+                progress(event)
             })
             .await;
         match result {
@@ -187,8 +187,24 @@ async fn wait_gone(socket: &std::path::Path) {
 /// Sends a request and prints its progress; returns the supervisor's last
 /// word, or its error as it came (see `failure`).
 pub async fn call(global: &GlobalArgs, project: &str, request: &Request) -> anyhow::Result<String> {
-    let answer = self::request(global, project, request, status).await?;
-    Ok(answer?)
+    let display = std::sync::Mutex::new(display(global));
+    let show = |event: Progress<'_>| {
+        display
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .show(event)
+    };
+    let work = self::request(global, project, request, show);
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(crate::progress::TICK);
+    let answer = loop {
+        tokio::select! {
+            answer = &mut work => break answer,
+            _ = tick.tick() => display.lock().unwrap_or_else(|e| e.into_inner()).tick(),
+        }
+    };
+    display.lock().unwrap_or_else(|e| e.into_inner()).finish();
+    Ok(answer??)
 }
 
 /// Makes sure a project that has containers has its supervisor, starting

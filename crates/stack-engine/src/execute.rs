@@ -74,20 +74,29 @@ impl<E> Report<E> {
     }
 }
 
-/// Runs `plan` through `driver`, at most `limit` operations at once.
+/// Where an operation is, for the executor's caller to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Began,
+    Done(Duration),
+}
+
+/// Runs `plan` through `driver`, at most `limit` operations at once;
+/// `on_step` hears each operation begin and end.
 pub async fn execute<D: Driver>(
     plan: &Plan,
     driver: &D,
     limit: usize,
-    on_done: impl Fn(&Operation, Duration) + Sync,
+    on_step: impl Fn(&Operation, Phase) + Sync,
 ) -> Report<D::Error> {
     let (dag, _) = plan.to_dag();
     let outcomes = dag
         .execute(limit, async |_, &index| {
             let op = &plan.operations[index];
             let started = Instant::now();
+            on_step(op, Phase::Began);
             perform(driver, op).await?;
-            on_done(op, started.elapsed());
+            on_step(op, Phase::Done(started.elapsed()));
             Ok(())
         })
         .await;

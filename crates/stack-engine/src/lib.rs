@@ -17,6 +17,7 @@ pub mod logs;
 pub mod observed;
 pub mod pidfd;
 pub mod plan;
+pub mod progress;
 pub mod reconcile;
 pub mod restart;
 pub mod spec;

@@ -16,10 +16,11 @@ use tokio::sync::mpsc;
 
 use crate::control::{Channel, ControlError, Reply, Request, UpOptions, socket_path};
 use crate::error::{EngineError, ErrorKind};
-use crate::execute::execute;
+use crate::execute::{Phase, execute};
 use crate::host::{Host, HostConfig, HostDriver, HostError};
 use crate::lock::{LockError, ProjectLock};
-use crate::plan::{Action, Plan};
+use crate::plan::Plan;
+use crate::progress::{Step, StepPhase};
 use crate::reconcile::{ReconcileOptions, plan_down, reconcile};
 use crate::supervise::journal::stream_events;
 
@@ -173,38 +174,33 @@ async fn handle(host: &Arc<Host>, channel: &mut Channel, request: Request) -> An
 }
 
 async fn run_plan(host: &Arc<Host>, channel: &mut Channel, plan: &Plan) -> Result<(), EngineError> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Step>();
     let driver = HostDriver(host.clone());
-    let work = execute(plan, &driver, PARALLELISM, |op, took| {
-        let verb = match op.action {
-            Action::Create => "created",
-            Action::Pull => "pulled",
-            Action::Start => "started",
-            Action::Recreate => "recreated",
-            Action::Restart => "restarted",
-            Action::Remove => "removed",
+    let work = execute(plan, &driver, PARALLELISM, |op, phase| {
+        let step = match phase {
+            Phase::Began => Step::new(op, StepPhase::Working, None),
+            Phase::Done(took) => Step::new(op, StepPhase::Done, Some(took)),
         };
-        let _ = tx.send(format!(
-            "{}: {verb} ({}) {} ms",
-            op.resource,
-            op.cause,
-            took.as_millis()
-        ));
+        let _ = tx.send(step);
     });
     tokio::pin!(work);
     let report = loop {
         tokio::select! {
             report = &mut work => break report,
-            Some(line) = rx.recv() => {
-                let _ = channel.send(&Reply::Progress { line }).await;
+            Some(step) = rx.recv() => {
+                let _ = channel.send(&Reply::Step { step }).await;
             }
         }
     };
-    while let Ok(line) = rx.try_recv() {
-        let _ = channel.send(&Reply::Progress { line }).await;
+    while let Ok(step) = rx.try_recv() {
+        let _ = channel.send(&Reply::Step { step }).await;
     }
     match report.failure {
-        Some(failure) => Err(failure.into()),
+        Some(failure) => {
+            let step = Step::new(&failure.operation, StepPhase::Failed, None);
+            let _ = channel.send(&Reply::Step { step }).await;
+            Err(failure.into())
+        }
         None => Ok(()),
     }
 }

@@ -111,9 +111,11 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
         })
     });
     let mut code = None;
+    let mut display = client::display(global);
     let result = loop {
         match rt.block_on(channel.recv::<Reply>())? {
-            Some(Reply::Progress { line }) => eprintln!("{line}"),
+            Some(Reply::Progress { line }) => display.line(&line),
+            Some(Reply::Step { step }) => display.step(&step),
             Some(Reply::Exit { code: c }) => code = Some(c),
             Some(Reply::Done { message }) => break message,
             Some(Reply::Failed { error }) => return Err(error.into()),
