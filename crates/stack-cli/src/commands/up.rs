@@ -75,6 +75,10 @@ pub struct UpArgs {
     /// it exits (implies --abort-on-container-exit).
     #[arg(long, value_name = "SERVICE", conflicts_with_all = ["detach", "wait", "watch"])]
     pub exit_code_from: Option<String>,
+    /// Answer yes to every prompt: `up` asks nothing, so this changes
+    /// nothing (compose's flag, accepted).
+    #[arg(short = 'y', long = "yes")]
+    pub yes: bool,
 }
 
 pub fn parse_scale(s: &str) -> Result<(String, u32), String> {
