@@ -187,7 +187,17 @@ async fn wait_gone(socket: &std::path::Path) {
 /// Sends a request and prints its progress; returns the supervisor's last
 /// word, or its error as it came (see `failure`).
 pub async fn call(global: &GlobalArgs, project: &str, request: &Request) -> anyhow::Result<String> {
-    let display = std::sync::Mutex::new(display(global));
+    call_shown(global, project, request, display(global)).await
+}
+
+/// As [`call`], the progress shown on `display`.
+pub async fn call_shown(
+    global: &GlobalArgs,
+    project: &str,
+    request: &Request,
+    display: crate::progress::Display,
+) -> anyhow::Result<String> {
+    let display = std::sync::Mutex::new(display);
     let show = |event: Progress<'_>| {
         display
             .lock()

@@ -97,6 +97,8 @@ pub struct Display {
     drawn: usize,
     frame: usize,
     width: usize,
+    /// Kinds of steps not shown (`--quiet-pull`: images).
+    hidden: Vec<StepKind>,
 }
 
 impl Display {
@@ -127,7 +129,13 @@ impl Display {
             drawn: 0,
             frame: 0,
             width: width.max(20),
+            hidden: Vec::new(),
         }
+    }
+
+    /// Leaves out the steps on `kind` (`--quiet-pull`: no image lines).
+    pub fn hide(&mut self, kind: StepKind) {
+        self.hidden.push(kind);
     }
 
     pub fn show(&mut self, event: Progress<'_>) {
@@ -163,6 +171,9 @@ impl Display {
     }
 
     pub fn step(&mut self, step: &Step) {
+        if self.hidden.contains(&step.kind) {
+            return;
+        }
         let id = format!("{} {}", kind_word(step.kind), step.name);
         let now = Instant::now();
         let took = step.took_ms.map(Duration::from_millis);

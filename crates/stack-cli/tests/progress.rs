@@ -278,3 +278,50 @@ fn a_block_redrawn_at_a_terminal() {
         "{down:?}"
     );
 }
+
+/// `up --pull never|always` over the services' `pull_policy`, and
+/// `--quiet-pull`, against a registry on loopback.
+#[test]
+fn pull_policies_and_quiet_pull() {
+    let registry = common::registry::Registry::start();
+    registry.push(&common::busybox_archive(), "library/busybox:latest");
+    let env = Env::empty("pg-pull", 155);
+    env.write(
+        "services:
+  web:
+    image: busybox
+    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; while :; do sleep 0.1; done\"]
+",
+    );
+    let file = env.file();
+    let file = file.to_str().unwrap();
+    let up = |extra: &[&str]| {
+        let mut args = vec!["-f", file, "-p", "pg-pull", "up", "-d"];
+        args.extend(extra);
+        env.command(&args)
+            .env("STACK_REGISTRY_MIRRORS", registry.url())
+            .output()
+            .unwrap()
+    };
+    // never: the missing image is not pulled, and that is an error.
+    let out = up(&["--pull", "never"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(!err.contains("Pulling"), "{err}");
+    // always with --quiet-pull: pulled, without a line about it.
+    let out = up(&["--pull", "always", "--quiet-pull"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("Image"), "{err}");
+    assert!(err.contains(" Container pg-pull-web-1 Started"), "{err}");
+    // always: pulled again although it is there, and said.
+    let out = up(&["--pull", "always"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(" Image busybox Pulled"), "{err}");
+    // missing: it is there, nothing to pull.
+    let out = up(&["--pull", "missing"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("Image"), "{err}");
+}

@@ -44,6 +44,8 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<ExitCode> {
         abort_on_container_failure: false,
         timeout: None,
         exit_code_from: None,
+        pull: None,
+        quiet_pull: false,
         yes: true,
     };
     super::up::run(global, up)

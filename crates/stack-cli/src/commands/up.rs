@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use clap::Args;
 use stack_engine::control::{Request, UpOptions};
 use stack_engine::host::Host;
+use stack_engine::progress::StepKind;
 use stack_engine::reconcile::{ReconcileOptions, reconcile};
+use stack_spec::PullPolicy;
 
 use crate::cli::GlobalArgs;
 use crate::client;
@@ -75,10 +77,24 @@ pub struct UpArgs {
     /// it exits (implies --abort-on-container-exit).
     #[arg(long, value_name = "SERVICE", conflicts_with_all = ["detach", "wait", "watch"])]
     pub exit_code_from: Option<String>,
+    /// Pull images `always`, when `missing`, or `never`, over each
+    /// service's `pull_policy` (services that build keep theirs).
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub pull: Option<PullArg>,
+    /// Pull without progress lines.
+    #[arg(long)]
+    pub quiet_pull: bool,
     /// Answer yes to every prompt: `up` asks nothing, so this changes
     /// nothing (compose's flag, accepted).
     #[arg(short = 'y', long = "yes")]
     pub yes: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullArg {
+    Always,
+    Missing,
+    Never,
 }
 
 pub fn parse_scale(s: &str) -> Result<(String, u32), String> {
@@ -99,7 +115,19 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     if args.watch {
         super::watch::check_watchable(&loaded)?;
     }
-    let project = loaded.project.clone();
+    let mut project = loaded.project.clone();
+    if let Some(pull) = args.pull {
+        let policy = match pull {
+            PullArg::Always => PullPolicy::Always,
+            PullArg::Missing => PullPolicy::Missing,
+            PullArg::Never => PullPolicy::Never,
+        };
+        for service in project.services.values_mut() {
+            if service.pull_policy != Some(PullPolicy::Build) {
+                service.pull_policy = Some(policy);
+            }
+        }
+    }
     if let Some(s) = args
         .services
         .iter()
@@ -157,7 +185,11 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         project: Box::new(project),
         options,
     };
-    rt.block_on(client::call(global, &name, &request))?;
+    let mut display = client::display(global);
+    if args.quiet_pull {
+        display.hide(StepKind::Image);
+    }
+    rt.block_on(client::call_shown(global, &name, &request, display))?;
     if args.detach || args.wait {
         return Ok(ExitCode::SUCCESS);
     }
