@@ -160,6 +160,33 @@ fn global_options_and_compose_variables_reach_the_project() {
     assert_eq!(ps("false"), "db\n");
     assert_eq!(ps("true"), "db\nweb\n");
     env.ok(&["stop", "web"]);
+    // stats: --all adds the stopped web (zeros), --no-trunc whole IDs.
+    let stats = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec!["stats", "--no-stream", "--format", "json"];
+        args.extend(extra);
+        let out = env.stack(&[&args[..], &["-f", file, "-p", "cc-glob"]].concat());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let running = stats(&[]);
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_eq!(running[0]["ID"].as_str().unwrap().len(), 12);
+    let all = stats(&["--all", "--no-trunc"]);
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(
+        all.iter().all(|l| l["ID"].as_str().unwrap().len() == 64),
+        "{all:?}"
+    );
+    let web = all.iter().find(|l| l["Name"] == "cc-glob-web-1").unwrap();
+    assert_eq!(web["MemUsage"], "0B / 0B");
+    assert_eq!(web["PIDs"], "0");
     let exited = env.ok(&["ps", "--status", "exited", "--format", "{{.Service}}"]);
     assert_eq!(exited.trim(), "web");
     let running = env.ok(&[
