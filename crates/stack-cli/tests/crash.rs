@@ -8,33 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::Env;
-
-/// Asserts that nothing of `env`'s project is left on the host.
-fn assert_nothing_left(env: &Env) {
-    let project = &env.project;
-    let runtime: Vec<String> = std::fs::read_dir(env.root().join("runtime"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    assert!(runtime.is_empty(), "runtime state left: {runtime:?}");
-    for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let dir = entry.path().join("stack").join(project);
-        assert!(!dir.exists(), "cgroup left: {}", dir.display());
-    }
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    assert!(
-        !mounts.contains(env.root().to_str().unwrap()),
-        "a mount is left"
-    );
-    assert!(!env.root().join("projects").join(project).exists());
-    for socket in [format!("{project}.sock"), format!("{project}.logs.sock")] {
-        let path = env.run_dir().join("supervisors").join(socket);
-        assert!(!path.exists(), "{} left", path.display());
-    }
-}
+use common::leaks::assert_nothing_left;
 
 #[test]
 fn a_container_without_state_is_rolled_back_by_up_and_down_leaves_nothing() {

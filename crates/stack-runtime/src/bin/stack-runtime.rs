@@ -367,6 +367,8 @@ fn main() -> ExitCode {
         })
         .with_timer(tracing_subscriber::fmt::time::uptime())
         .with_target(false)
+        // Colour codes only for a person at a terminal, not in a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(&cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
