@@ -122,8 +122,8 @@ fn special_files_as_inputs_are_refused_at_once() {
             let out = env.stack(&["config", "-f", file, "-p", &env.project]);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(!out.status.success(), "{what} as {kind}: accepted");
-            // The place in the file: `{kind}.s.file` is on line 6.
-            assert!(stderr.contains(":6:"), "{what} as {kind}: {stderr}");
+            // The place in the file: `{kind}.s.file` is on line 7.
+            assert!(stderr.contains(":7:11:"), "{what} as {kind}: {stderr}");
         }
     }
 }
