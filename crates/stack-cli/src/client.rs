@@ -166,7 +166,7 @@ pub async fn request(
                 if attempt == 1 {
                     eprintln!("the supervisor of {project} is finishing a down; waiting for it");
                 }
-                wait_gone(&socket_path(&global.run_dir, project)).await;
+                wait_gone(&global.run_dir, project).await;
             }
             other => {
                 return other.with_context(|| format!("talking to the supervisor of {project}"));
@@ -176,10 +176,15 @@ pub async fn request(
     unreachable!("the loop returns by its last attempt")
 }
 
-/// Waits (a few seconds at most) for a finishing supervisor to remove its socket.
-async fn wait_gone(socket: &std::path::Path) {
+/// Waits (a few seconds at most) for a finishing supervisor to remove its
+/// socket, or to be gone (killed, it leaves the socket but not its lock).
+async fn wait_gone(run_dir: &std::path::Path, project: &str) {
+    let socket = socket_path(run_dir, project);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while socket.exists() && Instant::now() < deadline {
+    while socket.exists()
+        && stack_engine::lock::is_held(run_dir, project)
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -60,6 +60,7 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
     // We hold the project lock, so a socket file left here is stale.
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path).map_err(socket_err)?;
+    stack_runtime::fault::point("supervisor-after-bind");
 
     let empty = Project {
         name: project.to_owned(),
@@ -68,6 +69,7 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
     let host = Host::new(config, empty)?;
     let journal = host.start_journal();
     host.recover_runtime().await;
+    stack_runtime::fault::point("adopt-after-recover");
     host.watch_keeper();
     let saved = std::fs::read(project_file(&host, project))
         .ok()
@@ -75,6 +77,7 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
     if let Some(saved) = saved {
         host.set_project(saved);
         adopt(&host).await;
+        stack_runtime::fault::point("adopt-after");
     }
 
     loop {
@@ -214,6 +217,7 @@ async fn up(
     let selection = lifecycle::selection(&project, &options)?;
     lifecycle::remember_config_files(host, &project.name, &options.config_files)?;
     set_project(host, project)?;
+    stack_runtime::fault::point("up-after-project-saved");
     let observed = host.observe()?;
     let reconcile_options = ReconcileOptions {
         force_recreate: options.force_recreate,
@@ -231,6 +235,7 @@ async fn up(
             .await;
     }
     run_plan(host, channel, &plan).await?;
+    stack_runtime::fault::point("up-after-plan");
     if options.wait {
         lifecycle::wait_ready(host, selection.as_ref(), options.wait_timeout).await?;
     }
@@ -266,10 +271,12 @@ async fn down(
     {
         early.push(e);
     }
+    stack_runtime::fault::point("down-after-stop");
     host.recover_runtime().await;
     let observed = host.observe()?;
     let plan = plan_down(Some(&project), &observed, remove_volumes);
     let planned = run_plan(host, channel, &plan).await;
+    stack_runtime::fault::point("down-after-plan");
     // Whatever the plan could not take away (it stops at its first failure)
     // is removed one by one, so that `down` leaves nothing behind.
     let mut failures: Vec<EngineError> = planned.err().into_iter().collect();
@@ -288,7 +295,9 @@ async fn down(
     if let Some(failed) = EngineError::several(failures) {
         return Err(failed);
     }
+    stack_runtime::fault::point("down-after-network");
     host.records().forget_project(&project.name)?;
+    stack_runtime::fault::point("down-after-forget");
     host.stop_keeper().await;
     Ok(format!("{} removed", project.name))
 }

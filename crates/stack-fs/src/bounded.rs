@@ -109,6 +109,31 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     read_bounded(file, path, limit, meta.len())
 }
 
+/// Checks, without opening it, that `path` is a regular file (symlinks
+/// followed) of at most `limit` bytes, for files read later or by another
+/// program (configs and secrets); returns its size.
+pub fn check_regular(path: &Path, limit: u64) -> Result<u64, ReadError> {
+    let meta = std::fs::metadata(path).map_err(|source| ReadError::Io {
+        op: "stat",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !meta.file_type().is_file() {
+        return Err(ReadError::NotRegular {
+            path: path.to_path_buf(),
+            kind: kind_of(meta.file_type()),
+        });
+    }
+    if meta.len() > limit {
+        return Err(ReadError::TooLarge {
+            path: path.to_path_buf(),
+            size: Some(meta.len()),
+            limit,
+        });
+    }
+    Ok(meta.len())
+}
+
 /// [`read_regular`] for text: invalid UTF-8 is an error naming the path.
 pub fn read_regular_to_string(path: &Path, limit: u64) -> Result<String, ReadError> {
     let bytes = read_regular(path, limit)?;

@@ -8,7 +8,7 @@ mod bounded;
 mod space;
 
 pub use atomic::{Durability, write, write_with};
-pub use bounded::{ReadError, read_bounded, read_regular, read_regular_to_string};
+pub use bounded::{ReadError, check_regular, read_bounded, read_regular, read_regular_to_string};
 pub use space::available;
 
 /// A failed filesystem operation, naming the operation and the path once.

@@ -184,6 +184,17 @@ fn normalize_resource(kind: &str, item: &mut Json, ptr: &str, ctx: &mut Ctx<'_>)
         }
         if let Some(Json::String(f)) = m.get_mut("file") {
             *f = absolutize(ctx.project_dir, f);
+            // A missing file is the reader's to report; one that is there
+            // must be a regular file of bounded size (a FIFO, a device, a
+            // directory or a huge file is a mistake found now).
+            match stack_fs::check_regular(Path::new(f), crate::input::MAX_CONFIG_FILE) {
+                Err(e) if !e.is_not_found() => ctx.err(
+                    ErrorKind::Io,
+                    &format!("{ptr}/file"),
+                    format!("cannot use {f}: {}", e.reason()),
+                ),
+                _ => {}
+            }
         }
     }
     if kind == "networks"

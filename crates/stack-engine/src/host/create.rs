@@ -186,6 +186,10 @@ impl Host {
         };
         let image_id = self.images.resolve(&image).map_err(image_err)?;
         let image_config = self.images.config(&image_id).map_err(image_err)?;
+        // What an interrupted create of the same container left.
+        if self.store.load(&project.name, name)?.is_some() {
+            self.destroy(name).await?;
+        }
         let id = new_container_id().map_err(io("generate an id for", Path::new(name)))?;
         let dir = self.container_dir(name);
         fs::create_dir_all(&dir).map_err(io("create", &dir))?;
@@ -218,11 +222,13 @@ impl Host {
         // The record goes first so that a crash from here on leaves a
         // container `down` knows to clean up.
         self.store.save(&record)?;
+        stack_runtime::fault::point("create-after-record");
 
         let rootfs = self
             .images
             .prepare_rootfs(&image_id, &id)
             .map_err(image_err)?;
+        stack_runtime::fault::point("create-after-rootfs");
         let process = resolve_process(&image_config.config, &service_process(&service))?;
         let hostname = service
             .hostname
@@ -313,6 +319,7 @@ impl Host {
             }
             _ => None,
         };
+        stack_runtime::fault::point("create-after-attach");
         let mappings = port_mappings(&service)?;
         if !mappings.is_empty() {
             self.net.publish(&id, &mappings).await?;
@@ -347,6 +354,7 @@ impl Host {
         let config = dir.join("config.json");
         let text = serde_json::to_vec_pretty(&spec).expect("specs serialise");
         stack_fs::write(&config, &text).map_err(|e| io(e.op, &config)(e.source))?;
+        stack_runtime::fault::point("create-after-config");
         record.state = ContainerState::Created;
         self.store.save(&record)?;
         Ok(())
@@ -372,17 +380,20 @@ impl Host {
                 path: self.runtime_root(),
                 source: std::io::Error::other(e),
             })??;
+        stack_runtime::fault::point("destroy-after-discard");
         // Containers that share another's namespace were never attached.
         match self.net.detach(&record.id).await {
             Ok(()) | Err(stack_net::NetError::NotAttached(_)) => {}
             Err(e) => return Err(e.into()),
         }
+        stack_runtime::fault::point("destroy-after-detach");
         self.images
             .release_rootfs(&record.id)
             .map_err(|source| CreateError::Image {
                 image: record.image.clone(),
                 source,
             })?;
+        stack_runtime::fault::point("destroy-after-release");
         self.forget_pipes(name);
         self.store.remove(&record.project, name)?;
         Ok(())

@@ -364,6 +364,7 @@ impl Driver for HostDriver {
             external: None,
         };
         host.net.ensure_network(&project.name, &key, &spec).await?;
+        stack_runtime::fault::point("network-after-create");
         let mut known = host.known_networks();
         if !known.contains(&key) {
             known.push(key);
@@ -379,7 +380,9 @@ impl Driver for HostDriver {
     async fn remove_network(&self, name: &str) -> Result<(), DriverError> {
         let host = &self.0;
         let key = host.network_key(name)?;
-        host.net.remove_network(&host.project().name, &key).await?;
+        // Forgotten first: a crash in between leaves a network that `up`
+        // ensures again (and `down` cleans up by prefix), never one that
+        // is believed to exist and does not.
         let known: Vec<String> = host
             .known_networks()
             .into_iter()
@@ -390,7 +393,10 @@ impl Driver for HostDriver {
                 what: "record networks of",
                 path: host.project().name.clone(),
                 source,
-            })
+            })?;
+        stack_runtime::fault::point("network-before-remove");
+        host.net.remove_network(&host.project().name, &key).await?;
+        Ok(())
     }
 
     async fn create_volume(&self, name: &str) -> Result<(), DriverError> {

@@ -133,6 +133,18 @@ impl Host {
         self.store.container_dir(&self.project().name, name)
     }
 
+    /// A container whose create was interrupted: its record is written
+    /// ahead (so that `down` finds what it holds) and `config.json` is the
+    /// create's last step, so a created container without one is half-made.
+    fn is_half_made(&self, record: &ContainerRecord) -> bool {
+        record.state == ContainerState::Created
+            && record.pid.is_none()
+            && !self
+                .container_dir(&record.name)
+                .join("config.json")
+                .exists()
+    }
+
     fn record(&self, name: &str) -> Result<ContainerRecord, CreateError> {
         self.store
             .load(&self.project().name, name)?
@@ -158,7 +170,9 @@ impl Host {
         let project = self.project();
         let mut observed = Observed::default();
         for record in self.store.containers(&project.name)? {
-            if record.one_off {
+            // A half-made container is made again (`create` rolls back
+            // what the interrupted one left).
+            if record.one_off || self.is_half_made(&record) {
                 continue;
             }
             observed.containers.push(ObservedContainer {

@@ -171,6 +171,7 @@ pub(super) async fn restart(
     seconds: Option<u64>,
 ) -> Answer {
     stop(host, channel, services, seconds).await?;
+    stack_runtime::fault::point("restart-after-stop");
     start(host, channel, services).await
 }
 

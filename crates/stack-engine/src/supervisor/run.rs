@@ -123,6 +123,7 @@ pub(super) async fn start(
         let _ = host.remove(&name).await;
         return Err(e.into());
     }
+    stack_runtime::fault::point("run-after-create");
     let stdio = if options.detach {
         RunStdio::Log
     } else {
