@@ -344,3 +344,94 @@ services:
     env.ok(&["down"]);
     assert!(std::net::TcpStream::connect(format!("127.0.0.1:{host_port}")).is_err());
 }
+
+/// Lines of `dir/name` once there are `count` of them.
+fn lines_of(dir: &Path, name: &str, count: usize) -> Vec<String> {
+    for _ in 0..400 {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if lines.len() >= count {
+            return lines;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{name} never had {count} lines");
+}
+
+#[test]
+fn a_changed_network_is_recreated_and_a_changed_volume_refused_unless_asked() {
+    let env = Env::new("e2e-netchg", 231);
+    let out = env.dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let stack = |network: &str, volume: &str| {
+        format!(
+            r#"
+services:
+  app:
+    image: busybox
+    command: ["sh", "-c", "ip -4 -o addr show eth0 | awk '{{print $$4}}' >> /out/ips; {LOOP}"]
+    networks: [back]
+    volumes: ["{out}:/out", "data:/data"]
+networks:
+  back:
+{network}
+volumes:
+  data:
+{volume}
+"#,
+            out = out.display(),
+        )
+    };
+    env.write(&stack("", ""));
+    env.ok(&["up", "-d"]);
+    let first = lines_of(&out, "ips", 1);
+    assert!(first[0].starts_with("10.220.231."), "{first:?}");
+
+    // An internal network on a subnet of its own: the network is made
+    // again and the container on it with it, each saying why.
+    env.write(&stack(
+        "    internal: true\n    ipam: {config: [{subnet: 10.231.7.0/24}]}",
+        "",
+    ));
+    let said = env.ok(&["up", "-d"]);
+    assert!(
+        said.contains("container e2e-netchg-app-1: removed (network e2e-netchg_back changed)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("network e2e-netchg_back: recreated (config changed: internal, ipam)"),
+        "{said}"
+    );
+    let second = lines_of(&out, "ips", 2);
+    assert!(second[1].starts_with("10.231.7."), "{second:?}");
+    let dry = env.ok(&["up", "--dry-run"]);
+    assert!(dry.contains("nothing to do"), "{dry}");
+
+    // A volume whose labels changed is refused, keeping its data, until
+    // `--yes` says to make it again.
+    let volume = env.root().join("volumes/e2e-netchg_data/_data");
+    std::fs::write(volume.join("kept"), "x").unwrap();
+    let labelled = stack(
+        "    internal: true\n    ipam: {config: [{subnet: 10.231.7.0/24}]}",
+        "    labels: {backup: daily}",
+    );
+    env.write(&labelled);
+    let file = env.file();
+    let refused = env.stack(&["up", "-d", "-f", file.to_str().unwrap(), "-p", "e2e-netchg"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("volume \"e2e-netchg_data\" exists but doesn't match configuration in the stack file (changed: labels). Recreate (data will be lost)?"),
+        "{stderr}"
+    );
+    assert!(volume.join("kept").exists());
+    assert_eq!(lines_of(&out, "ips", 2).len(), 2, "nothing was touched");
+    let said = env.ok(&["up", "-d", "--yes"]);
+    assert!(
+        said.contains("volume e2e-netchg_data: recreated (config changed: labels)"),
+        "{said}"
+    );
+    assert!(!volume.join("kept").exists());
+    lines_of(&out, "ips", 3);
+    env.ok(&["down", "-v"]);
+}

@@ -37,6 +37,9 @@ pub struct UpOptions {
     /// The stack files, for `stack ls`.
     #[serde(default)]
     pub config_files: Vec<PathBuf>,
+    /// `--yes`: recreate volumes whose configuration changed.
+    #[serde(default)]
+    pub recreate_volumes: bool,
 }
 
 /// `stack run`: a one-off container of a service.

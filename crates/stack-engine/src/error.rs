@@ -240,6 +240,12 @@ impl From<Failure<DriverError>> for EngineError {
     }
 }
 
+impl From<crate::reconcile::ReconcileError> for EngineError {
+    fn from(e: crate::reconcile::ReconcileError) -> Self {
+        EngineError::new(ErrorKind::Conflict, e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

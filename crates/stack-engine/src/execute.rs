@@ -120,6 +120,14 @@ async fn perform<D: Driver>(driver: &D, op: &Operation) -> Result<(), D::Error> 
     match (&op.action, &op.resource) {
         (Action::Create, Resource::Network(name)) => driver.create_network(name).await,
         (Action::Remove, Resource::Network(name)) => driver.remove_network(name).await,
+        (Action::Recreate, Resource::Network(name)) => {
+            driver.remove_network(name).await?;
+            driver.create_network(name).await
+        }
+        (Action::Recreate, Resource::Volume(name)) => {
+            driver.remove_volume(name).await?;
+            driver.create_volume(name).await
+        }
         (Action::Create, Resource::Volume(name)) => driver.create_volume(name).await,
         (Action::Remove, Resource::Volume(name)) => driver.remove_volume(name).await,
         (Action::Pull, Resource::Image(reference)) => driver.pull_image(reference).await,

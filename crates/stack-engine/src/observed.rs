@@ -48,4 +48,13 @@ pub struct Observed {
     pub volumes: BTreeSet<String>,
     /// Images in the store: reference as written in the file → digest.
     pub images: BTreeMap<String, String>,
+    /// The form (see `hash::network_form`) each existing network was made
+    /// from, by full name; absent for one made before forms were kept,
+    /// which is then taken as unchanged.
+    #[serde(default)]
+    pub network_configs: BTreeMap<String, serde_json::Value>,
+    /// The form (see `hash::volume_form`) each existing named volume was
+    /// made from, by full name; absent as for networks.
+    #[serde(default)]
+    pub volume_configs: BTreeMap<String, serde_json::Value>,
 }

@@ -28,7 +28,8 @@ pub enum Action {
     Create,
     Pull,
     Start,
-    /// Stop, remove, and create again under the same name.
+    /// Stop, remove, and create again under the same name; for a network or
+    /// a volume: remove it and make it again from its new configuration.
     Recreate,
     /// Restart in place (a `depends_on` with `restart: true` was restarted).
     Restart,
@@ -47,6 +48,10 @@ pub enum Cause {
     NotRunning,
     /// A service whose namespaces it shares, or that it restarts with, changed.
     DependencyChanged(String),
+    /// A network it is attached to is recreated (its configuration changed).
+    NetworkChanged(String),
+    /// A volume it mounts is recreated (its configuration changed).
+    VolumeChanged(String),
     ScaleDown,
     Orphan,
     PullAlways,
@@ -142,6 +147,8 @@ impl fmt::Display for Cause {
             Cause::HashVersionChanged => f.write_str("made by another stack version"),
             Cause::NotRunning => f.write_str("not running"),
             Cause::DependencyChanged(s) => write!(f, "dependency {s} changed"),
+            Cause::NetworkChanged(n) => write!(f, "network {n} changed"),
+            Cause::VolumeChanged(v) => write!(f, "volume {v} changed"),
             Cause::ScaleDown => f.write_str("scale down"),
             Cause::Orphan => f.write_str("orphan"),
             Cause::PullAlways => f.write_str("pull_policy: always"),

@@ -225,8 +225,9 @@ async fn up(
         remove_orphans: options.remove_orphans,
         scale: options.scale,
         services: selection.clone(),
+        recreate_volumes: options.recreate_volumes,
     };
-    let plan = reconcile(&host.project(), &observed, &reconcile_options);
+    let plan = reconcile(&host.project(), &observed, &reconcile_options)?;
     for note in &plan.notes {
         let _ = channel
             .send(&Reply::Progress {

@@ -31,6 +31,7 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<ExitCode> {
         remove_orphans: false,
         scale: args.scale,
         dry_run: false,
+        yes: false,
         wait: false,
         wait_timeout: None,
         no_deps: args.no_deps,

@@ -33,6 +33,10 @@ pub struct UpArgs {
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Answer yes: recreate a volume whose configuration changed in the
+    /// file (its data is lost) instead of refusing.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
     /// Return once every service is running, healthy (when it has a health
     /// check) or exited 0; fail naming a service that cannot get there.
     /// Implies `-d`.
@@ -114,6 +118,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         wait: args.wait,
         wait_timeout: args.wait_timeout,
         config_files: loaded.files.clone(),
+        recreate_volumes: args.yes,
     };
     if !args.dry_run {
         enough_space(&global.root)?;
@@ -140,8 +145,10 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
                         &options.services,
                     ))
                 },
+                recreate_volumes: options.recreate_volumes,
             },
-        );
+        )
+        .map_err(stack_engine::error::EngineError::from)?;
         print!("{plan}");
         if plan.is_empty() {
             println!("nothing to do");

@@ -364,6 +364,14 @@ impl Driver for HostDriver {
             external: None,
         };
         host.net.ensure_network(&project.name, &key, &spec).await?;
+        let kept = host.network_config_path(&key);
+        super::keep_form(&kept, &crate::hash::network_form(declared)).map_err(|source| {
+            DriverError::Io {
+                what: "record the configuration of network",
+                path: kept.display().to_string(),
+                source,
+            }
+        })?;
         let mut known = host.known_networks();
         if !known.contains(&key) {
             known.push(key);
@@ -380,6 +388,17 @@ impl Driver for HostDriver {
         let host = &self.0;
         let key = host.network_key(name)?;
         host.net.remove_network(&host.project().name, &key).await?;
+        let kept = host.network_config_path(&key);
+        match std::fs::remove_file(&kept) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(DriverError::Io {
+                    what: "remove the configuration of network",
+                    path: kept.display().to_string(),
+                    source: e,
+                });
+            }
+            _ => {}
+        }
         let known: Vec<String> = host
             .known_networks()
             .into_iter()
@@ -399,7 +418,23 @@ impl Driver for HostDriver {
             what: "create volume",
             path: dir.display().to_string(),
             source,
-        })
+        })?;
+        let project = self.0.project();
+        let declared = project
+            .volumes
+            .iter()
+            .find(|(key, _)| crate::reconcile::volume_name(&project, key) == name);
+        if let Some((_, volume)) = declared {
+            let kept = self.0.volume_config_path(name);
+            super::keep_form(&kept, &crate::hash::volume_form(volume)).map_err(|source| {
+                DriverError::Io {
+                    what: "record the configuration of volume",
+                    path: kept.display().to_string(),
+                    source,
+                }
+            })?;
+        }
+        Ok(())
     }
 
     async fn remove_volume(&self, name: &str) -> Result<(), DriverError> {

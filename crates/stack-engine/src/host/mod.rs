@@ -129,6 +129,24 @@ impl Host {
         self.config.root.join("volumes").join(name).join("_data")
     }
 
+    /// The form a volume was made from (see `hash::volume_form`), beside
+    /// its data.
+    fn volume_config_path(&self, name: &str) -> PathBuf {
+        self.config
+            .root
+            .join("volumes")
+            .join(name)
+            .join("config.json")
+    }
+
+    /// The form a project network was made from (see `hash::network_form`).
+    fn network_config_path(&self, key: &str) -> PathBuf {
+        self.store
+            .project_dir(&self.project().name)
+            .join("network-configs")
+            .join(format!("{key}.json"))
+    }
+
     fn container_dir(&self, name: &str) -> PathBuf {
         self.store.container_dir(&self.project().name, name)
     }
@@ -178,12 +196,18 @@ impl Host {
         {
             let name = crate::reconcile::network_name(&project, key);
             if self.network_exists(key) {
+                if let Some(form) = read_form(&self.network_config_path(key)) {
+                    observed.network_configs.insert(name.clone(), form);
+                }
                 observed.networks.insert(name);
             }
         }
         for key in project.volumes.keys() {
             let name = crate::reconcile::volume_name(&project, key);
             if self.volume_dir(&name).exists() {
+                if let Some(form) = read_form(&self.volume_config_path(&name)) {
+                    observed.volume_configs.insert(name.clone(), form);
+                }
                 observed.volumes.insert(name);
             }
         }
@@ -226,6 +250,24 @@ impl Host {
     pub fn root(&self) -> &Path {
         &self.config.root
     }
+}
+
+/// A kept form, or `None` when there is none (made by an older version) or
+/// it cannot be read: the network or volume is then taken as unchanged, as
+/// compose takes one without its config-hash label.
+fn read_form(path: &Path) -> Option<serde_json::Value> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Keeps the form a network or volume was made from, durably, so that the
+/// next `up` sees a change.
+fn keep_form(path: &Path, form: &serde_json::Value) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let bytes = serde_json::to_vec(form).expect("JSON values serialise");
+    stack_fs::write(path, &bytes).map_err(|e| e.source)
 }
 
 /// Returns the heap a request left free to the kernel: executing a plan for
