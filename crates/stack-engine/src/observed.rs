@@ -42,6 +42,10 @@ pub struct ObservedContainer {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Observed {
     pub containers: Vec<ObservedContainer>,
+    /// One-off containers (`stack run`): never part of `up`'s plan, but
+    /// stopped, killed, paused and removed with their service.
+    #[serde(default)]
+    pub one_offs: Vec<ObservedContainer>,
     /// Networks of this project that exist, by full name.
     pub networks: BTreeSet<String>,
     /// Named volumes that exist, by full name.

@@ -35,6 +35,19 @@ pub enum Action {
     Restart,
     /// Stop if running, then remove.
     Remove,
+    /// Stop, keeping the container; `timeout` seconds before SIGKILL
+    /// instead of the service's grace period.
+    Stop {
+        timeout: Option<u64>,
+    },
+    /// Send a signal.
+    Kill {
+        signal: i32,
+    },
+    /// Freeze its processes.
+    Pause,
+    /// Thaw its processes.
+    Unpause,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +69,8 @@ pub enum Cause {
     Orphan,
     PullAlways,
     Down,
+    /// A command asked for it (`stack stop`, `start`, `rm`, ...).
+    Requested,
 }
 
 /// A condition a start waits for before running: `depends_on` as written.
@@ -122,6 +137,10 @@ impl fmt::Display for Action {
             Action::Recreate => "recreate",
             Action::Restart => "restart",
             Action::Remove => "remove",
+            Action::Stop { .. } => "stop",
+            Action::Kill { .. } => "kill",
+            Action::Pause => "pause",
+            Action::Unpause => "unpause",
         })
     }
 }
@@ -153,6 +172,7 @@ impl fmt::Display for Cause {
             Cause::Orphan => f.write_str("orphan"),
             Cause::PullAlways => f.write_str("pull_policy: always"),
             Cause::Down => f.write_str("down"),
+            Cause::Requested => f.write_str("requested"),
         }
     }
 }

@@ -599,8 +599,9 @@ pub fn reconcile(
     Ok(plan)
 }
 
-/// `stack down`: every container of the project (dependents before what they
-/// depend on), then its networks, then with `volumes` its named volumes.
+/// `stack down`: every container of the project (one-offs, then dependents
+/// before what they depend on), then its networks, then with `volumes` its
+/// named volumes.
 pub fn plan_down(project: Option<&Project>, observed: &Observed, volumes: bool) -> Plan {
     let mut plan = Plan::default();
     let order: Vec<&str> = project.map(|p| p.start_order()).unwrap_or_default();
@@ -610,6 +611,19 @@ pub fn plan_down(project: Option<&Project>, observed: &Observed, volumes: bool) 
             .position(|s| *s == service)
             .map_or(usize::MAX, |i| i)
     };
+    let mut plan_one_offs = Vec::new();
+    // One-off containers first: nothing depends on them.
+    for c in &observed.one_offs {
+        plan_one_offs.push(plan.push(
+            Action::Remove,
+            Resource::Container {
+                service: c.service.clone(),
+                number: c.number,
+                name: c.name.clone(),
+            },
+            Cause::Down,
+        ));
+    }
     let mut containers: Vec<&ObservedContainer> = observed.containers.iter().collect();
     // Reverse start order; unknown (orphan) services first, then by name.
     containers.sort_by(|a, b| {
@@ -619,7 +633,7 @@ pub fn plan_down(project: Option<&Project>, observed: &Observed, volumes: bool) 
             .then_with(|| b.number.cmp(&a.number))
     });
     let mut removed: HashMap<&str, Vec<OpId>> = HashMap::new();
-    let mut all = Vec::new();
+    let mut all = plan_one_offs;
     for c in containers {
         let op = plan.push(
             Action::Remove,

@@ -172,7 +172,25 @@ async fn handle(host: &Arc<Host>, channel: &mut Channel, request: Request) -> An
     }
 }
 
+/// How a plan's progress reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// `up`, `down`: why and how long (`container web-1: created (not found) 12 ms`).
+    Detailed,
+    /// What a user asked for, done (`container web-1: stopped`).
+    Brief,
+}
+
 async fn run_plan(host: &Arc<Host>, channel: &mut Channel, plan: &Plan) -> Result<(), EngineError> {
+    run_plan_styled(host, channel, plan, Style::Detailed).await
+}
+
+async fn run_plan_styled(
+    host: &Arc<Host>,
+    channel: &mut Channel,
+    plan: &Plan,
+    style: Style,
+) -> Result<(), EngineError> {
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
     let driver = HostDriver(host.clone());
     let work = execute(plan, &driver, PARALLELISM, |op, took| {
@@ -183,13 +201,20 @@ async fn run_plan(host: &Arc<Host>, channel: &mut Channel, plan: &Plan) -> Resul
             Action::Recreate => "recreated",
             Action::Restart => "restarted",
             Action::Remove => "removed",
+            Action::Stop { .. } => "stopped",
+            Action::Kill { .. } => "killed",
+            Action::Pause => "paused",
+            Action::Unpause => "unpaused",
         };
-        let _ = tx.send(format!(
-            "{}: {verb} ({}) {} ms",
-            op.resource,
-            op.cause,
-            took.as_millis()
-        ));
+        let _ = tx.send(match style {
+            Style::Detailed => format!(
+                "{}: {verb} ({}) {} ms",
+                op.resource,
+                op.cause,
+                took.as_millis()
+            ),
+            Style::Brief => format!("{}: {verb}", op.resource),
+        });
     });
     tokio::pin!(work);
     let report = loop {

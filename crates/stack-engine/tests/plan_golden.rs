@@ -1,6 +1,9 @@
 //! Golden-text tests of the reconciler: for each situation, the exact plan.
 
 use stack_engine::hash::{config_hash, hashed_form, network_form, volume_form};
+use stack_engine::lifecycle_plan::{
+    LifecycleError, plan_freeze, plan_kill, plan_remove, plan_restart, plan_start, plan_stop,
+};
 use stack_engine::observed::{ContainerState, Observed, ObservedContainer};
 use stack_engine::reconcile::{
     ReconcileError, ReconcileOptions, container_name, network_name, plan_down, plan_one_off,
@@ -483,6 +486,136 @@ fn a_changed_volume_is_refused_unless_asked_then_recreated_with_its_users() {
 #2 recreate volume net_data (config changed: labels) after #1
 #3 create container net-db-1 (volume net_data changed) after #2
 #4 start container net-db-1 (volume net_data changed) after #3
+";
+    assert_eq!(got, want, "\n{got}");
+}
+
+/// The shop stack converged, `web` stopped and one one-off of `api`.
+fn lifecycle_observed(project: &Project) -> Observed {
+    let mut observed = converged(project, &ReconcileOptions::default());
+    for c in &mut observed.containers {
+        if c.service == "web" {
+            c.state = ContainerState::Exited;
+        }
+    }
+    let api = observed
+        .containers
+        .iter()
+        .find(|c| c.service == "api")
+        .unwrap()
+        .clone();
+    observed.one_offs.push(ObservedContainer {
+        name: "shop-api-run-1".into(),
+        ..api
+    });
+    observed
+}
+
+#[test]
+fn stop_goes_dependents_first_and_takes_one_offs() {
+    let project = load(STACK, &[]);
+    let observed = lifecycle_observed(&project);
+    let got = plan_stop(&project, &observed, &[], Some(3))
+        .unwrap()
+        .to_string();
+    let want = "\
+#1 stop container shop-sidecar-1 (requested)
+#2 stop container shop-api-run-1 (requested) after #1
+#3 stop container shop-api-1 (requested) after #1
+#4 stop container shop-migrate-1 (requested) after #2 #3
+#5 stop container shop-db-1 (requested) after #2 #3 #4
+";
+    assert_eq!(got, want, "\n{got}");
+    let got = plan_stop(&project, &observed, &["db".into()], None)
+        .unwrap()
+        .to_string();
+    assert_eq!(got, "#1 stop container shop-db-1 (requested)\n");
+    assert_eq!(
+        plan_stop(&project, &observed, &["nope".into()], None).unwrap_err(),
+        LifecycleError::NoSuchService("nope".into())
+    );
+}
+
+#[test]
+fn start_goes_dependencies_first_with_their_conditions() {
+    let project = load(STACK, &[]);
+    let mut observed = lifecycle_observed(&project);
+    for c in &mut observed.containers {
+        if c.service == "api" || c.service == "sidecar" {
+            c.state = ContainerState::Exited;
+        }
+    }
+    let got = plan_start(&project, &observed, &[]).unwrap().to_string();
+    let want = "\
+#1 start container shop-api-1 (requested); waits for db healthy, migrate completed successfully
+#2 start container shop-web-1 (requested) after #1; waits for api started
+#3 start container shop-sidecar-1 (requested) after #1
+";
+    assert_eq!(got, want, "\n{got}");
+    let empty = Observed::default();
+    assert_eq!(
+        plan_start(&project, &empty, &[]).unwrap_err(),
+        LifecycleError::NothingToStart
+    );
+}
+
+#[test]
+fn restart_stops_then_starts_every_container_of_the_service() {
+    let project = load(STACK, &[]);
+    let observed = lifecycle_observed(&project);
+    let got = plan_restart(&project, &observed, &["db".into(), "migrate".into()], None)
+        .unwrap()
+        .to_string();
+    let want = "\
+#1 stop container shop-migrate-1 (requested)
+#2 stop container shop-db-1 (requested) after #1
+#3 start container shop-db-1 (requested) after #1 #2
+#4 start container shop-migrate-1 (requested) after #1 #2 #3; waits for db healthy
+";
+    assert_eq!(got, want, "\n{got}");
+}
+
+#[test]
+fn kill_pause_unpause_and_rm_plan_what_their_state_allows() {
+    let project = load(STACK, &[]);
+    let mut observed = lifecycle_observed(&project);
+    let got = plan_kill(&project, &observed, &["api".into(), "web".into()], 9)
+        .unwrap()
+        .to_string();
+    let want = "\
+#1 kill container shop-api-1 (requested)
+#2 kill container shop-api-run-1 (requested)
+";
+    assert_eq!(got, want, "\n{got}");
+    let got = plan_freeze(&project, &observed, &["api".into(), "web".into()], true)
+        .unwrap()
+        .to_string();
+    let want = "\
+#1 pause container shop-api-1 (requested)
+#2 pause container shop-api-run-1 (requested)
+";
+    assert_eq!(got, want, "\n{got}");
+    observed.containers.iter_mut().for_each(|c| {
+        if c.service == "api" {
+            c.state = ContainerState::Paused;
+        }
+    });
+    let got = plan_freeze(&project, &observed, &["api".into()], false)
+        .unwrap()
+        .to_string();
+    assert_eq!(got, "#1 unpause container shop-api-1 (requested)\n");
+    // rm takes the stopped ones; rm -s stops the running ones first.
+    let got = plan_remove(&project, &observed, &["api".into(), "web".into()], false)
+        .unwrap()
+        .to_string();
+    assert_eq!(got, "#1 remove container shop-web-1 (requested)\n");
+    let got = plan_remove(&project, &observed, &["db".into(), "web".into()], true)
+        .unwrap()
+        .to_string();
+    let want = "\
+#1 stop container shop-db-1 (requested)
+#2 remove container shop-web-1 (requested)
+#3 remove container shop-db-1 (requested) after #1
 ";
     assert_eq!(got, want, "\n{got}");
 }

@@ -56,6 +56,14 @@ pub enum DriverError {
     DependencyExited { service: String, code: i32 },
     #[error("dependency {service} failed to start")]
     DependencyNotStarted { service: String },
+    #[error(transparent)]
+    Ops(#[from] Box<super::OpsError>),
+}
+
+impl From<super::OpsError> for DriverError {
+    fn from(e: super::OpsError) -> Self {
+        DriverError::Ops(Box::new(e))
+    }
 }
 
 impl Host {
@@ -525,6 +533,29 @@ impl Driver for HostDriver {
 
     async fn remove_container(&self, name: &str) -> Result<(), DriverError> {
         self.0.destroy(name).await.map_err(Into::into)
+    }
+
+    async fn stop_container(
+        &self,
+        name: &str,
+        grace: Option<std::time::Duration>,
+    ) -> Result<(), DriverError> {
+        Ok(self.0.user_stop(name, grace).await?)
+    }
+
+    async fn kill_container(&self, name: &str, signal: i32) -> Result<(), DriverError> {
+        self.0.user_kill(name, signal).await?;
+        Ok(())
+    }
+
+    async fn pause_container(&self, name: &str) -> Result<(), DriverError> {
+        self.0.pause(name)?;
+        Ok(())
+    }
+
+    async fn unpause_container(&self, name: &str) -> Result<(), DriverError> {
+        self.0.unpause(name)?;
+        Ok(())
     }
 
     async fn wait_for(&self, wait: &Wait) -> Result<(), DriverError> {

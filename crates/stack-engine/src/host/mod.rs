@@ -176,11 +176,20 @@ impl Host {
         let project = self.project();
         let mut observed = Observed::default();
         for record in self.store.containers(&project.name)? {
-            if record.one_off {
-                continue;
-            }
-            observed.containers.push(ObservedContainer {
-                state: self.state_of(&record),
+            // A frozen container's monitor still sees it running; its
+            // record says it is paused.
+            let state = if record.state == ContainerState::Paused && record.is_alive() {
+                ContainerState::Paused
+            } else {
+                self.state_of(&record)
+            };
+            let list = if record.one_off {
+                &mut observed.one_offs
+            } else {
+                &mut observed.containers
+            };
+            list.push(ObservedContainer {
+                state,
                 name: record.name,
                 service: record.service,
                 number: record.number,
