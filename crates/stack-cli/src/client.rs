@@ -235,3 +235,29 @@ pub fn send(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// [`send`], or with `--dry-run` the plan the request would run, printed,
+/// changing nothing.
+pub fn send_planned(
+    global: &GlobalArgs,
+    args: &crate::project_args::ProjectArgs,
+    request: Request,
+    dry_run: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    if !dry_run {
+        return send(global, args, request);
+    }
+    let Some(loaded) = args.load()? else {
+        return Ok(std::process::ExitCode::FAILURE);
+    };
+    let host = stack_engine::host::Host::new(host_config(global)?, loaded.project)?;
+    let observed = host.observe()?;
+    let plan = stack_engine::lifecycle_plan::plan_request(&host.project(), &observed, &request)
+        .map_err(stack_engine::error::EngineError::from)?
+        .unwrap_or_default();
+    print!("{plan}");
+    if plan.is_empty() {
+        println!("nothing to do");
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}

@@ -435,3 +435,108 @@ volumes:
     lines_of(&out, "ips", 3);
     env.ok(&["down", "-v"]);
 }
+
+/// What a dry run must leave as it is: the project's records (name, state,
+/// pid), its cgroups, its links.
+fn host_snapshot(env: &Env, prefix: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let mut records = Vec::new();
+    let dir = env
+        .root()
+        .join("projects")
+        .join(&env.project)
+        .join("containers");
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(entry.path().join("record.json")).unwrap())
+                .unwrap();
+        records.push(format!(
+            "{} {} {} {}",
+            record["name"], record["state"], record["pid"], record["stopped_by_user"]
+        ));
+    }
+    records.sort();
+    let mut cgroups: Vec<String> =
+        std::fs::read_dir(Path::new("/sys/fs/cgroup/memory/stack").join(&env.project))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+    cgroups.sort();
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    let mut links: Vec<String> = String::from_utf8_lossy(&links.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_owned)
+        .collect();
+    links.sort();
+    (records, cgroups, links)
+}
+
+#[test]
+fn dry_runs_print_the_plan_and_change_nothing() {
+    let env = Env::new("e2e-dry", 232);
+    env.write(&format!(
+        r#"
+services:
+  db:
+    image: busybox
+    command: ["sh", "-c", "{LOOP}"]
+  api:
+    image: busybox
+    command: ["sh", "-c", "{LOOP}"]
+    depends_on: [db]
+"#
+    ));
+    let first = env.ok(&["up", "--dry-run"]);
+    assert!(
+        first.contains("create container e2e-dry-db-1 (not found)"),
+        "{first}"
+    );
+    assert!(!env.root().join("projects/e2e-dry").exists());
+    env.ok(&["up", "-d"]);
+    let prefix = stack_net::project_object_prefix(&env.root(), "e2e-dry")
+        .unwrap()
+        .expect("the project has network state");
+    let before = host_snapshot(&env, &prefix);
+    assert_eq!(before.0.len(), 2, "{before:?}");
+    assert!(!before.2.is_empty(), "{before:?}");
+
+    let stop = env.ok(&["stop", "--dry-run"]);
+    assert_eq!(
+        stop,
+        "#1 stop container e2e-dry-api-1 (requested)\n#2 stop container e2e-dry-db-1 (requested) after #1\n"
+    );
+    let rm = env.ok(&["rm", "-s", "-f", "--dry-run", "api"]);
+    assert_eq!(
+        rm,
+        "#1 stop container e2e-dry-api-1 (requested)\n#2 remove container e2e-dry-api-1 (requested) after #1\n"
+    );
+    let file = env.file();
+    let global = env.stack(&[
+        "--dry-run",
+        "down",
+        "-f",
+        file.to_str().unwrap(),
+        "-p",
+        "e2e-dry",
+    ]);
+    let down = String::from_utf8_lossy(&global.stdout);
+    assert!(global.status.success());
+    assert!(
+        down.contains("remove network e2e-dry_default (down) after #1 #2"),
+        "{down}"
+    );
+    let up = env.ok(&["up", "--dry-run"]);
+    assert!(up.contains("nothing to do"), "{up}");
+    assert_eq!(
+        host_snapshot(&env, &prefix),
+        before,
+        "a dry run changed the host"
+    );
+    env.ok(&["down"]);
+}
