@@ -209,9 +209,10 @@ pub fn apply(
             Command::Kill(a) => a.dry_run = true,
             Command::Pause(a) | Command::Unpause(a) => a.dry_run = true,
             Command::Rm(a) => a.dry_run = true,
+            Command::Scale(a) => a.dry_run = true,
             _ => {
                 return Err(
-                    "--dry-run: only up, down, start, stop, restart, kill, pause, unpause and rm show their plan without acting yet"
+                    "--dry-run: only up, down, start, stop, restart, kill, pause, unpause, rm and scale show their plan without acting yet"
                         .into(),
                 );
             }
