@@ -44,9 +44,10 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn log_file(global: &GlobalArgs, project: &str) -> anyhow::Result<std::fs::File> {
-    let dir = global.root.join("projects").join(project);
+    let layout = stack_fs::Layout::of_root(&global.root);
+    let dir = layout.project(project);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("supervisor.log");
+    let path = layout.supervisor_log(project);
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -69,11 +70,7 @@ pub async fn connect(global: &GlobalArgs, project: &str) -> anyhow::Result<Chann
                 tokio::time::sleep(Duration::from_millis(5)).await
             }
             Err(e) => {
-                let log = global
-                    .root
-                    .join("projects")
-                    .join(project)
-                    .join("supervisor.log");
+                let log = stack_fs::Layout::of_root(&global.root).supervisor_log(project);
                 bail!(
                     "the supervisor of {project} did not start ({e}); see {}",
                     log.display()
@@ -225,7 +222,10 @@ pub fn send(
     let Some(name) = project_name(args)? else {
         return Ok(ExitCode::FAILURE);
     };
-    if !global.root.join("projects").join(&name).exists() {
+    if !stack_fs::Layout::of_root(&global.root)
+        .project(&name)
+        .exists()
+    {
         eprintln!("error: project {name} has no containers");
         return Ok(ExitCode::FAILURE);
     }

@@ -185,7 +185,7 @@ pub enum ControlError {
 
 /// The socket of a project's supervisor.
 pub fn socket_path(run_dir: &Path, project: &str) -> PathBuf {
-    run_dir.join("supervisors").join(format!("{project}.sock"))
+    stack_fs::Layout::new(PathBuf::new(), run_dir).supervisor_socket(project)
 }
 
 /// One side of a connection.

@@ -50,7 +50,10 @@ pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
     let Some(name) = client::project_name(&args.project)? else {
         return Ok(ExitCode::FAILURE);
     };
-    if !global.root.join("projects").join(&name).exists() {
+    if !stack_fs::Layout::of_root(&global.root)
+        .project(&name)
+        .exists()
+    {
         // Already down; `-v` still removes the volumes the file names.
         if args.volumes
             && let Some(loaded) = args.project.load()?

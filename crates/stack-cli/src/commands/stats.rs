@@ -127,7 +127,7 @@ fn running(
 }
 
 fn take(global: &GlobalArgs, list: &[(String, String)]) -> Vec<Option<Sample>> {
-    let runtime = global.root.join("runtime");
+    let runtime = stack_fs::Layout::of_root(&global.root).runtime();
     list.iter()
         .map(|(_, id)| sample(&runtime, id).ok())
         .collect()

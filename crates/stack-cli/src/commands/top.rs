@@ -145,7 +145,10 @@ pub fn run(global: &GlobalArgs, args: TopArgs) -> anyhow::Result<ExitCode> {
         if !record.is_alive() {
             continue;
         }
-        let Ok(container) = Container::load(&global.root.join("runtime"), &record.id) else {
+        let Ok(container) = Container::load(
+            &stack_fs::Layout::of_root(&global.root).runtime(),
+            &record.id,
+        ) else {
             continue;
         };
         let mut pids = container.pids().unwrap_or_default();

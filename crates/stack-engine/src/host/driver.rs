@@ -446,7 +446,7 @@ impl Driver for HostDriver {
     }
 
     async fn remove_volume(&self, name: &str) -> Result<(), DriverError> {
-        let dir = self.0.root().join("volumes").join(name);
+        let dir = self.0.layout().volume(name);
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DriverError::Io {
                 what: "remove volume",

@@ -121,30 +121,28 @@ impl Host {
         &self.store
     }
 
+    /// Where everything of this host lives.
+    pub fn layout(&self) -> stack_fs::Layout {
+        stack_fs::Layout::new(&self.config.root, &self.config.run_dir)
+    }
+
     fn runtime_root(&self) -> PathBuf {
-        self.config.root.join("runtime")
+        self.layout().runtime()
     }
 
     fn volume_dir(&self, name: &str) -> PathBuf {
-        self.config.root.join("volumes").join(name).join("_data")
+        self.layout().volume_data(name)
     }
 
     /// The form a volume was made from (see `hash::volume_form`), beside
     /// its data.
     fn volume_config_path(&self, name: &str) -> PathBuf {
-        self.config
-            .root
-            .join("volumes")
-            .join(name)
-            .join("config.json")
+        self.layout().volume_config(name)
     }
 
     /// The form a project network was made from (see `hash::network_form`).
     fn network_config_path(&self, key: &str) -> PathBuf {
-        self.store
-            .project_dir(&self.project().name)
-            .join("network-configs")
-            .join(format!("{key}.json"))
+        self.layout().network_config(&self.project().name, key)
     }
 
     fn container_dir(&self, name: &str) -> PathBuf {
@@ -234,26 +232,23 @@ impl Host {
     }
 
     fn network_exists(&self, key: &str) -> bool {
-        let state = self.config.root.join("net");
+        let state = self.layout().net();
         state.exists() && self.known_networks().iter().any(|n| n == key)
     }
 
     fn known_networks(&self) -> Vec<String> {
-        let path = self
-            .config
-            .root
-            .join("projects")
-            .join(&self.project().name)
-            .join("networks");
+        let path = self.layout().network_list(&self.project().name);
         std::fs::read_to_string(path)
             .map(|s| s.lines().map(str::to_owned).collect())
             .unwrap_or_default()
     }
 
     fn remember_networks(&self, keys: &[String]) -> std::io::Result<()> {
-        let dir = self.config.root.join("projects").join(&self.project().name);
-        std::fs::create_dir_all(&dir)?;
-        stack_fs::write(&dir.join("networks"), keys.join("\n").as_bytes()).map_err(|e| e.source)
+        let path = self.layout().network_list(&self.project().name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        stack_fs::write(&path, keys.join("\n").as_bytes()).map_err(|e| e.source)
     }
 
     pub fn root(&self) -> &Path {
