@@ -44,9 +44,10 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn log_file(global: &GlobalArgs, project: &str) -> anyhow::Result<std::fs::File> {
-    let dir = global.root.join("projects").join(project);
+    let layout = stack_fs::Layout::of_root(&global.root);
+    let dir = layout.project(project);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("supervisor.log");
+    let path = layout.supervisor_log(project);
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -69,11 +70,7 @@ pub async fn connect(global: &GlobalArgs, project: &str) -> anyhow::Result<Chann
                 tokio::time::sleep(Duration::from_millis(5)).await
             }
             Err(e) => {
-                let log = global
-                    .root
-                    .join("projects")
-                    .join(project)
-                    .join("supervisor.log");
+                let log = stack_fs::Layout::of_root(&global.root).supervisor_log(project);
                 bail!(
                     "the supervisor of {project} did not start ({e}); see {}",
                     log.display()
@@ -256,7 +253,10 @@ pub fn send(
     let Some(name) = project_name(args)? else {
         return Ok(ExitCode::FAILURE);
     };
-    if !global.root.join("projects").join(&name).exists() {
+    if !stack_fs::Layout::of_root(&global.root)
+        .project(&name)
+        .exists()
+    {
         eprintln!("error: project {name} has no containers");
         return Ok(ExitCode::FAILURE);
     }
@@ -265,4 +265,30 @@ pub fn send(
         eprintln!("{message}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// [`send`], or with `--dry-run` the plan the request would run, printed,
+/// changing nothing.
+pub fn send_planned(
+    global: &GlobalArgs,
+    args: &crate::project_args::ProjectArgs,
+    request: Request,
+    dry_run: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    if !dry_run {
+        return send(global, args, request);
+    }
+    let Some(loaded) = args.load()? else {
+        return Ok(std::process::ExitCode::FAILURE);
+    };
+    let host = stack_engine::host::Host::new(host_config(global)?, loaded.project)?;
+    let observed = host.observe()?;
+    let plan = stack_engine::lifecycle_plan::plan_request(&host.project(), &observed, &request)
+        .map_err(stack_engine::error::EngineError::from)?
+        .unwrap_or_default();
+    print!("{plan}");
+    if plan.is_empty() {
+        println!("nothing to do");
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }

@@ -233,8 +233,19 @@ pub fn apply(
     if before.dry_run {
         match &mut cli.command {
             Command::Up(a) => a.dry_run = true,
+            Command::Down(a) => a.dry_run = true,
+            Command::Start(a) => a.dry_run = true,
+            Command::Stop(a) => a.dry_run = true,
+            Command::Restart(a) => a.dry_run = true,
+            Command::Kill(a) => a.dry_run = true,
+            Command::Pause(a) | Command::Unpause(a) => a.dry_run = true,
+            Command::Rm(a) => a.dry_run = true,
+            Command::Scale(a) => a.dry_run = true,
             _ => {
-                return Err("--dry-run: only `up` can show its plan without acting yet".into());
+                return Err(
+                    "--dry-run: only up, down, start, stop, restart, kill, pause, unpause, rm and scale show their plan without acting yet"
+                        .into(),
+                );
             }
         }
     }
@@ -463,6 +474,10 @@ mod tests {
 
         let (_, _, cli) = resolved("stack --dry-run up", &[]);
         assert!(matches!(cli.command, Command::Up(ref a) if a.dry_run));
+        let (_, _, cli) = resolved("stack --dry-run stop", &[]);
+        assert!(matches!(cli.command, Command::Stop(ref a) if a.dry_run));
+        let (_, _, cli) = resolved("stack --dry-run down", &[]);
+        assert!(matches!(cli.command, Command::Down(ref a) if a.dry_run));
         let (_, _, cli) = resolved("stack up", &[("COMPOSE_REMOVE_ORPHANS", "true")]);
         assert!(matches!(cli.command, Command::Up(ref a) if a.remove_orphans));
         let (_, _, cli) = resolved("stack --ansi never logs", &[]);

@@ -59,6 +59,14 @@ impl Entry {
             (StepPhase::Done, Action::Recreate) => "Recreated",
             (StepPhase::Done, Action::Restart) => "Restarted",
             (StepPhase::Done, Action::Remove) => "Removed",
+            (StepPhase::Working, Action::Stop { .. }) => "Stopping",
+            (StepPhase::Done, Action::Stop { .. }) => "Stopped",
+            (StepPhase::Working, Action::Kill { .. }) => "Killing",
+            (StepPhase::Done, Action::Kill { .. }) => "Killed",
+            (StepPhase::Working, Action::Pause) => "Pausing",
+            (StepPhase::Done, Action::Pause) => "Paused",
+            (StepPhase::Working, Action::Unpause) => "Unpausing",
+            (StepPhase::Done, Action::Unpause) => "Unpaused",
         }
     }
 

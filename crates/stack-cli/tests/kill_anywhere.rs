@@ -92,7 +92,7 @@ const SCENARIOS: &[(Before, &[&str], &str)] = &[
     (
         Before::UpThenSupervisorKilled,
         &["restart"],
-        "restart-after-stop",
+        "container-after-stop",
     ),
     (
         Before::UpThenSupervisorKilled,

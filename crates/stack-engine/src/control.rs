@@ -38,6 +38,9 @@ pub struct UpOptions {
     /// The stack files, for `stack ls`.
     #[serde(default)]
     pub config_files: Vec<PathBuf>,
+    /// `--yes`: recreate volumes whose configuration changed.
+    #[serde(default)]
+    pub recreate_volumes: bool,
 }
 
 /// `stack run`: a one-off container of a service.
@@ -185,7 +188,7 @@ pub enum ControlError {
 
 /// The socket of a project's supervisor.
 pub fn socket_path(run_dir: &Path, project: &str) -> PathBuf {
-    run_dir.join("supervisors").join(format!("{project}.sock"))
+    stack_fs::Layout::new(PathBuf::new(), run_dir).supervisor_socket(project)
 }
 
 /// What a request says before its final reply.

@@ -181,6 +181,7 @@ fn driver_kind(e: &DriverError) -> ErrorKind {
         | DriverError::Unhealthy { service }
         | DriverError::DependencyNotStarted { service } => dependency(service, None),
         DriverError::DependencyExited { service, code } => dependency(service, Some(*code)),
+        DriverError::Ops(o) => ops_kind(o),
     }
 }
 
@@ -237,6 +238,22 @@ classify! {
 impl From<Failure<DriverError>> for EngineError {
     fn from(f: Failure<DriverError>) -> Self {
         EngineError::new(driver_kind(&f.error), f.to_string())
+    }
+}
+
+impl From<crate::lifecycle_plan::LifecycleError> for EngineError {
+    fn from(e: crate::lifecycle_plan::LifecycleError) -> Self {
+        use crate::lifecycle_plan::LifecycleError;
+        match e {
+            LifecycleError::NoSuchService(s) => EngineError::no_such_service(&s),
+            LifecycleError::NothingToStart => EngineError::new(ErrorKind::NotFound, e.to_string()),
+        }
+    }
+}
+
+impl From<crate::reconcile::ReconcileError> for EngineError {
+    fn from(e: crate::reconcile::ReconcileError) -> Self {
+        EngineError::new(ErrorKind::Conflict, e.to_string())
     }
 }
 

@@ -37,6 +37,21 @@ pub trait Driver: Sync {
     fn restart_container(&self, name: &str)
     -> impl Future<Output = Result<(), Self::Error>> + Send;
     fn remove_container(&self, name: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    /// Stop and keep it (`stack stop`): its stop signal, SIGKILL after
+    /// `grace` or the service's grace period.
+    fn stop_container(
+        &self,
+        name: &str,
+        grace: Option<Duration>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn kill_container(
+        &self,
+        name: &str,
+        signal: i32,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn pause_container(&self, name: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn unpause_container(&self, name: &str)
+    -> impl Future<Output = Result<(), Self::Error>> + Send;
     /// Resolves when `wait.service` meets `wait.condition`, fails when it
     /// cannot any more (unhealthy, exited, exited non-zero).
     fn wait_for(&self, wait: &Wait) -> impl Future<Output = Result<(), Self::Error>> + Send;
@@ -129,6 +144,14 @@ async fn perform<D: Driver>(driver: &D, op: &Operation) -> Result<(), D::Error> 
     match (&op.action, &op.resource) {
         (Action::Create, Resource::Network(name)) => driver.create_network(name).await,
         (Action::Remove, Resource::Network(name)) => driver.remove_network(name).await,
+        (Action::Recreate, Resource::Network(name)) => {
+            driver.remove_network(name).await?;
+            driver.create_network(name).await
+        }
+        (Action::Recreate, Resource::Volume(name)) => {
+            driver.remove_volume(name).await?;
+            driver.create_volume(name).await
+        }
         (Action::Create, Resource::Volume(name)) => driver.create_volume(name).await,
         (Action::Remove, Resource::Volume(name)) => driver.remove_volume(name).await,
         (Action::Pull, Resource::Image(reference)) => driver.pull_image(reference).await,
@@ -161,6 +184,16 @@ async fn perform<D: Driver>(driver: &D, op: &Operation) -> Result<(), D::Error> 
             driver.restart_container(name).await
         }
         (Action::Remove, Resource::Container { name, .. }) => driver.remove_container(name).await,
+        (Action::Stop { timeout }, Resource::Container { name, .. }) => {
+            driver
+                .stop_container(name, timeout.map(Duration::from_secs))
+                .await
+        }
+        (Action::Kill { signal }, Resource::Container { name, .. }) => {
+            driver.kill_container(name, *signal).await
+        }
+        (Action::Pause, Resource::Container { name, .. }) => driver.pause_container(name).await,
+        (Action::Unpause, Resource::Container { name, .. }) => driver.unpause_container(name).await,
         (action, resource) => unreachable!("the reconciler never plans {action} {resource}"),
     }
 }
@@ -226,6 +259,18 @@ mod tests {
         }
         async fn remove_container(&self, n: &str) -> Result<(), String> {
             self.call(format!("remove {n}")).await
+        }
+        async fn stop_container(&self, n: &str, _: Option<Duration>) -> Result<(), String> {
+            self.call(format!("stop {n}")).await
+        }
+        async fn kill_container(&self, n: &str, signal: i32) -> Result<(), String> {
+            self.call(format!("kill -{signal} {n}")).await
+        }
+        async fn pause_container(&self, n: &str) -> Result<(), String> {
+            self.call(format!("pause {n}")).await
+        }
+        async fn unpause_container(&self, n: &str) -> Result<(), String> {
+            self.call(format!("unpause {n}")).await
         }
         async fn wait_for(&self, w: &Wait) -> Result<(), String> {
             self.call(format!("wait {}", w.service)).await

@@ -11,6 +11,7 @@ pub mod hash;
 pub mod health;
 pub mod host;
 pub mod leftover;
+pub mod lifecycle_plan;
 pub mod lock;
 pub mod logger;
 pub mod logs;

@@ -43,9 +43,7 @@ pub enum LoggerError {
 
 /// The log keeper's socket.
 pub fn socket_path(run_dir: &Path, project: &str) -> PathBuf {
-    run_dir
-        .join("supervisors")
-        .join(format!("{project}.logs.sock"))
+    stack_fs::Layout::new(PathBuf::new(), run_dir).log_keeper_socket(project)
 }
 
 /// Hands `stdout` and `stderr` (read ends) to the keeper at `socket`.

@@ -29,12 +29,26 @@ pub enum Action {
     Create,
     Pull,
     Start,
-    /// Stop, remove, and create again under the same name.
+    /// Stop, remove, and create again under the same name; for a network or
+    /// a volume: remove it and make it again from its new configuration.
     Recreate,
     /// Restart in place (a `depends_on` with `restart: true` was restarted).
     Restart,
     /// Stop if running, then remove.
     Remove,
+    /// Stop, keeping the container; `timeout` seconds before SIGKILL
+    /// instead of the service's grace period.
+    Stop {
+        timeout: Option<u64>,
+    },
+    /// Send a signal.
+    Kill {
+        signal: i32,
+    },
+    /// Freeze its processes.
+    Pause,
+    /// Thaw its processes.
+    Unpause,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,10 +62,16 @@ pub enum Cause {
     NotRunning,
     /// A service whose namespaces it shares, or that it restarts with, changed.
     DependencyChanged(String),
+    /// A network it is attached to is recreated (its configuration changed).
+    NetworkChanged(String),
+    /// A volume it mounts is recreated (its configuration changed).
+    VolumeChanged(String),
     ScaleDown,
     Orphan,
     PullAlways,
     Down,
+    /// A command asked for it (`stack stop`, `start`, `rm`, ...).
+    Requested,
 }
 
 /// A condition a start waits for before running: `depends_on` as written.
@@ -118,6 +138,10 @@ impl fmt::Display for Action {
             Action::Recreate => "recreate",
             Action::Restart => "restart",
             Action::Remove => "remove",
+            Action::Stop { .. } => "stop",
+            Action::Kill { .. } => "kill",
+            Action::Pause => "pause",
+            Action::Unpause => "unpause",
         })
     }
 }
@@ -143,10 +167,13 @@ impl fmt::Display for Cause {
             Cause::HashVersionChanged => f.write_str("made by another stack version"),
             Cause::NotRunning => f.write_str("not running"),
             Cause::DependencyChanged(s) => write!(f, "dependency {s} changed"),
+            Cause::NetworkChanged(n) => write!(f, "network {n} changed"),
+            Cause::VolumeChanged(v) => write!(f, "volume {v} changed"),
             Cause::ScaleDown => f.write_str("scale down"),
             Cause::Orphan => f.write_str("orphan"),
             Cause::PullAlways => f.write_str("pull_policy: always"),
             Cause::Down => f.write_str("down"),
+            Cause::Requested => f.write_str("requested"),
         }
     }
 }

@@ -78,16 +78,8 @@ impl fmt::Display for StepKind {
 /// tests): `container web-1: created (not found) 84 ms`.
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verb = match self.action {
-            Action::Create => "created",
-            Action::Pull => "pulled",
-            Action::Start => "started",
-            Action::Recreate => "recreated",
-            Action::Restart => "restarted",
-            Action::Remove => "removed",
-        };
         let verb = match self.phase {
-            StepPhase::Done => verb.to_owned(),
+            StepPhase::Done => done_verb(self.action).to_owned(),
             StepPhase::Working => format!("{} begins", self.action),
             StepPhase::Failed => format!("{} failed", self.action),
         };
@@ -96,5 +88,22 @@ impl fmt::Display for Step {
             write!(f, " {ms} ms")?;
         }
         Ok(())
+    }
+}
+
+/// What an operation that ended did, as the plain lines say it
+/// (`container web-1: stopped`).
+pub fn done_verb(action: Action) -> &'static str {
+    match action {
+        Action::Create => "created",
+        Action::Pull => "pulled",
+        Action::Start => "started",
+        Action::Recreate => "recreated",
+        Action::Restart => "restarted",
+        Action::Remove => "removed",
+        Action::Stop { .. } => "stopped",
+        Action::Kill { .. } => "killed",
+        Action::Pause => "paused",
+        Action::Unpause => "unpaused",
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use stack_spec::{MountType, NetworkMode, Project, PullPolicy, Service};
 
-use crate::hash::{HASH_VERSION, changed_paths, hash_of, hashed_form};
+use crate::hash::{HASH_VERSION, changed_paths, hash_of, hashed_form, network_form, volume_form};
 use crate::observed::{Observed, ObservedContainer};
 use crate::plan::{Action, Cause, OpId, Plan, Resource, Wait};
 
@@ -21,6 +21,20 @@ pub struct ReconcileOptions {
     /// included by the caller unless `--no-deps`); `None` plans every one.
     /// Waits on services left out are dropped, as compose does.
     pub services: Option<BTreeSet<String>>,
+    /// `up --yes`: recreate a volume whose configuration changed (its data
+    /// is lost) instead of refusing.
+    pub recreate_volumes: bool,
+}
+
+/// Why `up` refuses to plan anything.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReconcileError {
+    /// As compose asks before it deletes data; `--yes` answers it.
+    #[error(
+        "volume {name:?} exists but doesn't match configuration in the stack file (changed: {}). Recreate (data will be lost)? Run again with --yes to recreate it",
+        paths.join(", ")
+    )]
+    VolumeChanged { name: String, paths: Vec<String> },
 }
 
 impl ReconcileOptions {
@@ -146,11 +160,109 @@ pub fn plan_one_off(project: &Project, observed: &Observed, service: &Service) -
     plan
 }
 
-pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOptions) -> Plan {
+/// The named volumes (keys) a service mounts.
+fn service_volumes(service: &Service) -> impl Iterator<Item = &str> {
+    service
+        .volumes
+        .iter()
+        .filter(|v| v.kind == MountType::Volume)
+        .filter_map(|v| v.source.as_deref())
+}
+
+/// A network or volume that exists but was made from another configuration.
+struct Changed {
+    key: String,
+    name: String,
+    paths: Vec<String>,
+    /// The services whose containers are attached to it or mount it.
+    users: BTreeSet<String>,
+}
+
+/// The paths where the kept form differs from the declared one; empty when
+/// it does not, or when no form was kept (made by an older version).
+fn form_change(kept: Option<&serde_json::Value>, declared: &serde_json::Value) -> Vec<String> {
+    match kept {
+        Some(kept) if hash_of(kept) != hash_of(declared) => changed_paths(kept, declared),
+        _ => Vec::new(),
+    }
+}
+
+/// The networks in use whose configuration changed (`internal:`, a new
+/// subnet, `driver_opts`, labels, ...), as compose's `reconcileNetworks`.
+fn changed_networks(
+    project: &Project,
+    observed: &Observed,
+    used: &BTreeSet<String>,
+) -> Vec<Changed> {
+    let mut out = Vec::new();
+    for key in used {
+        let declared = project.networks.get(key);
+        let name = network_name(project, key);
+        if declared.is_some_and(|n| n.external) || !observed.networks.contains(&name) {
+            continue;
+        }
+        let paths = form_change(observed.network_configs.get(&name), &network_form(declared));
+        if paths.is_empty() {
+            continue;
+        }
+        let users = project
+            .services
+            .iter()
+            .filter(|(_, s)| service_networks(s).contains(key))
+            .map(|(n, _)| n.clone())
+            .collect();
+        out.push(Changed {
+            key: key.clone(),
+            name,
+            paths,
+            users,
+        });
+    }
+    out
+}
+
+/// The named volumes in use whose configuration changed.
+fn changed_volumes<'a>(
+    project: &Project,
+    observed: &Observed,
+    used: impl Iterator<Item = &'a String>,
+) -> Vec<Changed> {
+    let mut out = Vec::new();
+    for key in used {
+        let Some(declared) = project.volumes.get(key) else {
+            continue;
+        };
+        let name = volume_name(project, key);
+        if declared.external || !observed.volumes.contains(&name) {
+            continue;
+        }
+        let paths = form_change(observed.volume_configs.get(&name), &volume_form(declared));
+        if paths.is_empty() {
+            continue;
+        }
+        let users = project
+            .services
+            .iter()
+            .filter(|(_, s)| service_volumes(s).any(|v| v == key))
+            .map(|(n, _)| n.clone())
+            .collect();
+        out.push(Changed {
+            key: key.clone(),
+            name,
+            paths,
+            users,
+        });
+    }
+    out
+}
+
+pub fn reconcile(
+    project: &Project,
+    observed: &Observed,
+    options: &ReconcileOptions,
+) -> Result<Plan, ReconcileError> {
     let mut plan = Plan::default();
 
-    // Networks and volumes first: containers are created after them.
-    let mut network_ops: HashMap<String, OpId> = HashMap::new();
     let selected = || {
         project
             .services
@@ -159,6 +271,107 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
             .map(|(_, s)| s)
     };
     let used_networks: BTreeSet<String> = selected().flat_map(service_networks).collect();
+    let used_volumes: BTreeSet<&str> = selected().flat_map(service_volumes).collect();
+    let planned_volumes: Vec<&String> = project
+        .volumes
+        .keys()
+        .filter(|key| options.services.is_none() || used_volumes.contains(key.as_str()))
+        .collect();
+
+    // A network or volume made from another configuration is made again,
+    // after the containers on it are removed and before they are created
+    // anew. A volume's data goes with it, so that is only done when asked.
+    let volumes_changed = changed_volumes(project, observed, planned_volumes.iter().copied());
+    if let Some(first) = volumes_changed.first()
+        && !options.recreate_volumes
+    {
+        return Err(ReconcileError::VolumeChanged {
+            name: first.name.clone(),
+            paths: first.paths.clone(),
+        });
+    }
+    let mut changed: Vec<(Changed, Cause)> = Vec::new();
+    let networks_changed = changed_networks(project, observed, &used_networks);
+    let causes = networks_changed
+        .into_iter()
+        .map(|c| (Cause::NetworkChanged(c.name.clone()), "network", c))
+        .chain(
+            volumes_changed
+                .into_iter()
+                .map(|c| (Cause::VolumeChanged(c.name.clone()), "volume", c)),
+        );
+    for (cause, kind, c) in causes {
+        // Recreating it would cut off containers this `up` does not bring
+        // back: say so and leave it.
+        match c.users.iter().find(|s| {
+            !options.selects(s) && observed.containers.iter().any(|o| &o.service == *s)
+        }) {
+            Some(outside) => plan.notes.push(format!(
+                "{kind} {} changed ({}) but is not recreated: service {outside}, which this up leaves alone, uses it",
+                c.name,
+                c.paths.join(", ")
+            )),
+            None => changed.push((c, cause)),
+        }
+    }
+    // The containers to take away first: (service, number) → why.
+    let mut taken: BTreeMap<(String, u32), Cause> = BTreeMap::new();
+    let mut taken_ops: HashMap<String, Vec<OpId>> = HashMap::new();
+    let order = project.start_order();
+    let mut on_changed: Vec<&ObservedContainer> = observed
+        .containers
+        .iter()
+        .filter(|c| changed.iter().any(|(ch, _)| ch.users.contains(&c.service)))
+        .collect();
+    on_changed.sort_by_key(|c| {
+        (
+            std::cmp::Reverse(order.iter().position(|s| *s == c.service)),
+            std::cmp::Reverse(c.number),
+        )
+    });
+    for c in on_changed {
+        let Some((_, cause)) = changed.iter().find(|(ch, _)| ch.users.contains(&c.service)) else {
+            continue;
+        };
+        let op = plan.push(
+            Action::Remove,
+            Resource::Container {
+                service: c.service.clone(),
+                number: c.number,
+                name: c.name.clone(),
+            },
+            cause.clone(),
+        );
+        taken.insert((c.service.clone(), c.number), cause.clone());
+        taken_ops.entry(c.service.clone()).or_default().push(op);
+    }
+
+    // Networks and volumes first: containers are created after them.
+    let mut network_ops: HashMap<String, OpId> = HashMap::new();
+    let mut volume_ops: HashMap<String, OpId> = HashMap::new();
+    for (c, cause) in &changed {
+        let resource = match cause {
+            Cause::NetworkChanged(_) => Resource::Network(c.name.clone()),
+            _ => Resource::Volume(c.name.clone()),
+        };
+        let is_network = matches!(resource, Resource::Network(_));
+        let op = plan.push(
+            Action::Recreate,
+            resource,
+            Cause::ConfigChanged(c.paths.clone()),
+        );
+        plan.operations[op].after = c
+            .users
+            .iter()
+            .flat_map(|s| taken_ops.get(s).cloned().unwrap_or_default())
+            .collect();
+        plan.operations[op].after.sort_unstable();
+        if is_network {
+            network_ops.insert(c.key.clone(), op);
+        } else {
+            volume_ops.insert(c.key.clone(), op);
+        }
+    }
     for key in &used_networks {
         let external = project.networks.get(key).is_some_and(|n| n.external);
         let name = network_name(project, key);
@@ -167,16 +380,8 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
             network_ops.insert(key.clone(), op);
         }
     }
-    let mut volume_ops: HashMap<String, OpId> = HashMap::new();
-    let used_volumes: BTreeSet<&str> = selected()
-        .flat_map(|s| &s.volumes)
-        .filter(|v| v.kind == MountType::Volume)
-        .filter_map(|v| v.source.as_deref())
-        .collect();
-    for (key, volume) in &project.volumes {
-        if options.services.is_some() && !used_volumes.contains(key.as_str()) {
-            continue;
-        }
+    for key in planned_volumes {
+        let volume = &project.volumes[key];
         let name = volume_name(project, key);
         if !volume.external && !observed.volumes.contains(&name) {
             let op = plan.push(Action::Create, Resource::Volume(name), Cause::NotFound);
@@ -283,9 +488,17 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
                 number,
                 name: cname,
             };
-            let current = existing.iter().find(|c| c.number == number);
+            let current = existing
+                .iter()
+                .find(|c| c.number == number && !taken.contains_key(&(c.service.clone(), number)));
             let step = match current {
-                None => Some((Action::Create, Cause::NotFound)),
+                None => Some((
+                    Action::Create,
+                    taken
+                        .get(&(name.to_owned(), number))
+                        .cloned()
+                        .unwrap_or(Cause::NotFound),
+                )),
                 Some(c) => {
                     let cause = if options.no_recreate {
                         None
@@ -315,7 +528,7 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
             let Some((action, cause)) = step else {
                 continue;
             };
-            if action == Action::Recreate {
+            if action == Action::Recreate || taken.contains_key(&(name.to_owned(), number)) {
                 recreated.insert(name);
             }
             let start = match action {
@@ -342,7 +555,11 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
         made_ops.insert(name, made);
 
         // Scale down: the highest-numbered replicas go first.
-        for c in existing.iter().rev().filter(|c| c.number > want) {
+        for c in existing
+            .iter()
+            .rev()
+            .filter(|c| c.number > want && !taken.contains_key(&(c.service.clone(), c.number)))
+        {
             plan.push(
                 Action::Remove,
                 Resource::Container {
@@ -379,11 +596,12 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
             }
         }
     }
-    plan
+    Ok(plan)
 }
 
-/// `stack down`: every container of the project (dependents before what they
-/// depend on), then its networks, then with `volumes` its named volumes.
+/// `stack down`: every container of the project (one-offs, then dependents
+/// before what they depend on), then its networks, then with `volumes` its
+/// named volumes.
 pub fn plan_down(project: Option<&Project>, observed: &Observed, volumes: bool) -> Plan {
     let mut plan = Plan::default();
     let order: Vec<&str> = project.map(|p| p.start_order()).unwrap_or_default();
@@ -393,6 +611,19 @@ pub fn plan_down(project: Option<&Project>, observed: &Observed, volumes: bool) 
             .position(|s| *s == service)
             .map_or(usize::MAX, |i| i)
     };
+    let mut plan_one_offs = Vec::new();
+    // One-off containers first: nothing depends on them.
+    for c in &observed.one_offs {
+        plan_one_offs.push(plan.push(
+            Action::Remove,
+            Resource::Container {
+                service: c.service.clone(),
+                number: c.number,
+                name: c.name.clone(),
+            },
+            Cause::Down,
+        ));
+    }
     let mut containers: Vec<&ObservedContainer> = observed.containers.iter().collect();
     // Reverse start order; unknown (orphan) services first, then by name.
     containers.sort_by(|a, b| {
@@ -402,7 +633,7 @@ pub fn plan_down(project: Option<&Project>, observed: &Observed, volumes: bool) 
             .then_with(|| b.number.cmp(&a.number))
     });
     let mut removed: HashMap<&str, Vec<OpId>> = HashMap::new();
-    let mut all = Vec::new();
+    let mut all = plan_one_offs;
     for c in containers {
         let op = plan.push(
             Action::Remove,

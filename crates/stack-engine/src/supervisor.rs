@@ -20,7 +20,7 @@ use crate::execute::{Phase, execute};
 use crate::host::{Host, HostConfig, HostDriver, HostError};
 use crate::lock::{LockError, ProjectLock};
 use crate::plan::Plan;
-use crate::progress::{Step, StepPhase};
+use crate::progress::{Step, StepPhase, done_verb};
 use crate::reconcile::{ReconcileOptions, plan_down, reconcile};
 use crate::supervise::journal::stream_events;
 
@@ -176,32 +176,60 @@ async fn handle(host: &Arc<Host>, channel: &mut Channel, request: Request) -> An
     }
 }
 
+/// How a plan's progress reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// `up`, `down`: why and how long (`container web-1: created (not found) 12 ms`).
+    Detailed,
+    /// What a user asked for, done (`container web-1: stopped`).
+    Brief,
+}
+
 async fn run_plan(host: &Arc<Host>, channel: &mut Channel, plan: &Plan) -> Result<(), EngineError> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Step>();
+    run_plan_styled(host, channel, plan, Style::Detailed).await
+}
+
+async fn run_plan_styled(
+    host: &Arc<Host>,
+    channel: &mut Channel,
+    plan: &Plan,
+    style: Style,
+) -> Result<(), EngineError> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Reply>();
     let driver = HostDriver(host.clone());
     let work = execute(plan, &driver, PARALLELISM, |op, phase| {
-        let step = match phase {
-            Phase::Began => Step::new(op, StepPhase::Working, None),
-            Phase::Done(took) => Step::new(op, StepPhase::Done, Some(took)),
+        let reply = match (style, phase) {
+            (Style::Detailed, Phase::Began) => Reply::Step {
+                step: Step::new(op, StepPhase::Working, None),
+            },
+            (Style::Detailed, Phase::Done(took)) => Reply::Step {
+                step: Step::new(op, StepPhase::Done, Some(took)),
+            },
+            (Style::Brief, Phase::Began) => return,
+            (Style::Brief, Phase::Done(_)) => Reply::Progress {
+                line: format!("{}: {}", op.resource, done_verb(op.action)),
+            },
         };
-        let _ = tx.send(step);
+        let _ = tx.send(reply);
     });
     tokio::pin!(work);
     let report = loop {
         tokio::select! {
             report = &mut work => break report,
-            Some(step) = rx.recv() => {
-                let _ = channel.send(&Reply::Step { step }).await;
+            Some(reply) = rx.recv() => {
+                let _ = channel.send(&reply).await;
             }
         }
     };
-    while let Ok(step) = rx.try_recv() {
-        let _ = channel.send(&Reply::Step { step }).await;
+    while let Ok(reply) = rx.try_recv() {
+        let _ = channel.send(&reply).await;
     }
     match report.failure {
         Some(failure) => {
-            let step = Step::new(&failure.operation, StepPhase::Failed, None);
-            let _ = channel.send(&Reply::Step { step }).await;
+            if style == Style::Detailed {
+                let step = Step::new(&failure.operation, StepPhase::Failed, None);
+                let _ = channel.send(&Reply::Step { step }).await;
+            }
             Err(failure.into())
         }
         None => Ok(()),
@@ -225,8 +253,9 @@ async fn up(
         remove_orphans: options.remove_orphans,
         scale: options.scale,
         services: selection.clone(),
+        recreate_volumes: options.recreate_volumes,
     };
-    let plan = reconcile(&host.project(), &observed, &reconcile_options);
+    let plan = reconcile(&host.project(), &observed, &reconcile_options)?;
     for note in &plan.notes {
         let _ = channel
             .send(&Reply::Progress {

@@ -83,8 +83,11 @@ pub fn run(global: &GlobalArgs, args: ExecArgs) -> anyhow::Result<ExitCode> {
     if !record.is_alive() {
         bail!("container {} is not running", record.name);
     }
-    let container = Container::load(&global.root.join("runtime"), &record.id)
-        .with_context(|| format!("container {}", record.name))?;
+    let container = Container::load(
+        &stack_fs::Layout::of_root(&global.root).runtime(),
+        &record.id,
+    )
+    .with_context(|| format!("container {}", record.name))?;
     let mut process = container
         .state
         .config

@@ -164,7 +164,7 @@ fn running(
 /// A sample of each running container; none of the others, whose
 /// cgroups may still hold what their last process left.
 fn take(global: &GlobalArgs, list: &[(String, String, bool)]) -> Vec<Option<Sample>> {
-    let runtime = global.root.join("runtime");
+    let runtime = stack_fs::Layout::of_root(&global.root).runtime();
     list.iter()
         .map(|(_, id, running)| running.then(|| sample(&runtime, id).ok()).flatten())
         .collect()

@@ -35,6 +35,10 @@ pub struct UpArgs {
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Answer yes: recreate a volume whose configuration changed in the
+    /// file (its data is lost) instead of refusing.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
     /// Return once every service is running, healthy (when it has a health
     /// check) or exited 0; fail naming a service that cannot get there.
     /// Implies `-d`.
@@ -84,10 +88,6 @@ pub struct UpArgs {
     /// Pull without progress lines.
     #[arg(long)]
     pub quiet_pull: bool,
-    /// Answer yes to every prompt: `up` asks nothing, so this changes
-    /// nothing (compose's flag, accepted).
-    #[arg(short = 'y', long = "yes")]
-    pub yes: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -146,6 +146,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         wait: args.wait,
         wait_timeout: args.wait_timeout,
         config_files: loaded.files.clone(),
+        recreate_volumes: args.yes,
     };
     if !args.dry_run {
         enough_space(&global.root)?;
@@ -172,8 +173,10 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
                         &options.services,
                     ))
                 },
+                recreate_volumes: options.recreate_volumes,
             },
-        );
+        )
+        .map_err(stack_engine::error::EngineError::from)?;
         print!("{plan}");
         if plan.is_empty() {
             println!("nothing to do");

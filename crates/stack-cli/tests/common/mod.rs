@@ -129,9 +129,11 @@ impl Env {
             .join("containers");
         let mut out = Vec::new();
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let record: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(entry.path().join("record.json")).unwrap())
-                    .unwrap();
+            // A container being removed may have lost its record already.
+            let Ok(bytes) = std::fs::read(entry.path().join("record.json")) else {
+                continue;
+            };
+            let record: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
             out.push((
                 record["name"].as_str().unwrap().to_owned(),
                 record["id"].as_str().unwrap().to_owned(),

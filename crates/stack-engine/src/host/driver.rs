@@ -56,6 +56,14 @@ pub enum DriverError {
     DependencyExited { service: String, code: i32 },
     #[error("dependency {service} failed to start")]
     DependencyNotStarted { service: String },
+    #[error(transparent)]
+    Ops(#[from] Box<super::OpsError>),
+}
+
+impl From<super::OpsError> for DriverError {
+    fn from(e: super::OpsError) -> Self {
+        DriverError::Ops(Box::new(e))
+    }
 }
 
 impl Host {
@@ -365,6 +373,14 @@ impl Driver for HostDriver {
         };
         host.net.ensure_network(&project.name, &key, &spec).await?;
         stack_runtime::fault::point("network-after-create");
+        let kept = host.network_config_path(&key);
+        super::keep_form(&kept, &crate::hash::network_form(declared)).map_err(|source| {
+            DriverError::Io {
+                what: "record the configuration of network",
+                path: kept.display().to_string(),
+                source,
+            }
+        })?;
         let mut known = host.known_networks();
         if !known.contains(&key) {
             known.push(key);
@@ -394,6 +410,17 @@ impl Driver for HostDriver {
                 path: host.project().name.clone(),
                 source,
             })?;
+        let kept = host.network_config_path(&key);
+        match std::fs::remove_file(&kept) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(DriverError::Io {
+                    what: "remove the configuration of network",
+                    path: kept.display().to_string(),
+                    source: e,
+                });
+            }
+            _ => {}
+        }
         stack_runtime::fault::point("network-before-remove");
         host.net.remove_network(&host.project().name, &key).await?;
         Ok(())
@@ -405,11 +432,27 @@ impl Driver for HostDriver {
             what: "create volume",
             path: dir.display().to_string(),
             source,
-        })
+        })?;
+        let project = self.0.project();
+        let declared = project
+            .volumes
+            .iter()
+            .find(|(key, _)| crate::reconcile::volume_name(&project, key) == name);
+        if let Some((_, volume)) = declared {
+            let kept = self.0.volume_config_path(name);
+            super::keep_form(&kept, &crate::hash::volume_form(volume)).map_err(|source| {
+                DriverError::Io {
+                    what: "record the configuration of volume",
+                    path: kept.display().to_string(),
+                    source,
+                }
+            })?;
+        }
+        Ok(())
     }
 
     async fn remove_volume(&self, name: &str) -> Result<(), DriverError> {
-        let dir = self.0.root().join("volumes").join(name);
+        let dir = self.0.layout().volume(name);
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DriverError::Io {
                 what: "remove volume",
@@ -496,6 +539,31 @@ impl Driver for HostDriver {
 
     async fn remove_container(&self, name: &str) -> Result<(), DriverError> {
         self.0.destroy(name).await.map_err(Into::into)
+    }
+
+    async fn stop_container(
+        &self,
+        name: &str,
+        grace: Option<std::time::Duration>,
+    ) -> Result<(), DriverError> {
+        self.0.user_stop(name, grace).await?;
+        stack_runtime::fault::point("container-after-stop");
+        Ok(())
+    }
+
+    async fn kill_container(&self, name: &str, signal: i32) -> Result<(), DriverError> {
+        self.0.user_kill(name, signal).await?;
+        Ok(())
+    }
+
+    async fn pause_container(&self, name: &str) -> Result<(), DriverError> {
+        self.0.pause(name)?;
+        Ok(())
+    }
+
+    async fn unpause_container(&self, name: &str) -> Result<(), DriverError> {
+        self.0.unpause(name)?;
+        Ok(())
     }
 
     async fn wait_for(&self, wait: &Wait) -> Result<(), DriverError> {

@@ -121,12 +121,28 @@ impl Host {
         &self.store
     }
 
+    /// Where everything of this host lives.
+    pub fn layout(&self) -> stack_fs::Layout {
+        stack_fs::Layout::new(&self.config.root, &self.config.run_dir)
+    }
+
     fn runtime_root(&self) -> PathBuf {
-        self.config.root.join("runtime")
+        self.layout().runtime()
     }
 
     fn volume_dir(&self, name: &str) -> PathBuf {
-        self.config.root.join("volumes").join(name).join("_data")
+        self.layout().volume_data(name)
+    }
+
+    /// The form a volume was made from (see `hash::volume_form`), beside
+    /// its data.
+    fn volume_config_path(&self, name: &str) -> PathBuf {
+        self.layout().volume_config(name)
+    }
+
+    /// The form a project network was made from (see `hash::network_form`).
+    fn network_config_path(&self, key: &str) -> PathBuf {
+        self.layout().network_config(&self.project().name, key)
     }
 
     fn container_dir(&self, name: &str) -> PathBuf {
@@ -172,11 +188,23 @@ impl Host {
         for record in self.store.containers(&project.name)? {
             // A half-made container is made again (`create` rolls back
             // what the interrupted one left).
-            if record.one_off || self.is_half_made(&record) {
+            if self.is_half_made(&record) {
                 continue;
             }
-            observed.containers.push(ObservedContainer {
-                state: self.state_of(&record),
+            // A frozen container's monitor still sees it running; its
+            // record says it is paused.
+            let state = if record.state == ContainerState::Paused && record.is_alive() {
+                ContainerState::Paused
+            } else {
+                self.state_of(&record)
+            };
+            let list = if record.one_off {
+                &mut observed.one_offs
+            } else {
+                &mut observed.containers
+            };
+            list.push(ObservedContainer {
+                state,
                 name: record.name,
                 service: record.service,
                 number: record.number,
@@ -192,12 +220,18 @@ impl Host {
         {
             let name = crate::reconcile::network_name(&project, key);
             if self.network_exists(key) {
+                if let Some(form) = read_form(&self.network_config_path(key)) {
+                    observed.network_configs.insert(name.clone(), form);
+                }
                 observed.networks.insert(name);
             }
         }
         for key in project.volumes.keys() {
             let name = crate::reconcile::volume_name(&project, key);
             if self.volume_dir(&name).exists() {
+                if let Some(form) = read_form(&self.volume_config_path(&name)) {
+                    observed.volume_configs.insert(name.clone(), form);
+                }
                 observed.volumes.insert(name);
             }
         }
@@ -215,31 +249,46 @@ impl Host {
     }
 
     fn network_exists(&self, key: &str) -> bool {
-        let state = self.config.root.join("net");
+        let state = self.layout().net();
         state.exists() && self.known_networks().iter().any(|n| n == key)
     }
 
     fn known_networks(&self) -> Vec<String> {
-        let path = self
-            .config
-            .root
-            .join("projects")
-            .join(&self.project().name)
-            .join("networks");
+        let path = self.layout().network_list(&self.project().name);
         std::fs::read_to_string(path)
             .map(|s| s.lines().map(str::to_owned).collect())
             .unwrap_or_default()
     }
 
     fn remember_networks(&self, keys: &[String]) -> std::io::Result<()> {
-        let dir = self.config.root.join("projects").join(&self.project().name);
-        std::fs::create_dir_all(&dir)?;
-        stack_fs::write(&dir.join("networks"), keys.join("\n").as_bytes()).map_err(|e| e.source)
+        let path = self.layout().network_list(&self.project().name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        stack_fs::write(&path, keys.join("\n").as_bytes()).map_err(|e| e.source)
     }
 
     pub fn root(&self) -> &Path {
         &self.config.root
     }
+}
+
+/// A kept form, or `None` when there is none (made by an older version) or
+/// it cannot be read: the network or volume is then taken as unchanged, as
+/// compose takes one without its config-hash label.
+fn read_form(path: &Path) -> Option<serde_json::Value> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Keeps the form a network or volume was made from, durably, so that the
+/// next `up` sees a change.
+fn keep_form(path: &Path, form: &serde_json::Value) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let bytes = serde_json::to_vec(form).expect("JSON values serialise");
+    stack_fs::write(path, &bytes).map_err(|e| e.source)
 }
 
 /// Returns the heap a request left free to the kernel: executing a plan for

@@ -85,7 +85,7 @@ pub(super) async fn start(
                 services: Some(selection),
                 ..ReconcileOptions::default()
             },
-        );
+        )?;
         super::run_plan(host, channel, &plan).await?;
         for (dep, d) in &service.depends_on {
             let wait = Wait {
