@@ -10,6 +10,7 @@ pub mod dockerfile;
 pub mod ignore;
 pub mod layer;
 pub mod run;
+pub mod service;
 pub mod vars;
 
 pub use build::{BuildError, BuildOptions, Built, Event, build};

@@ -246,3 +246,118 @@ fn stack_build_builds_the_services_with_build_sections() {
     let log = env.ok(&["build", "api"]);
     assert!(log.contains("(0 steps run, 1 cached)"), "{log}");
 }
+
+/// A context for service `name` whose container writes `/msg` (copied from
+/// the context) into `/out/<name>` and stays up.
+fn service_context(env: &Env, name: &str, msg: &str) -> std::path::PathBuf {
+    let ctx = env.dir.path().join(name);
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM busybox\nRUN echo built > /built\nCOPY msg /msg\n\
+             CMD [\"sh\", \"-c\", \"cat /msg > /out/{name}; trap 'exit 0' TERM; while :; do sleep 0.1; done\"]\n"
+        ),
+    )
+    .unwrap();
+    fs::write(ctx.join("msg"), msg).unwrap();
+    ctx
+}
+
+fn read_when(path: &Path, want: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..200 {
+        last = fs::read_to_string(path).unwrap_or_default();
+        if last.trim() == want {
+            return last;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{}: {last:?}, not {want:?}", path.display());
+}
+
+#[test]
+fn up_builds_what_is_missing_and_up_build_only_what_changed() {
+    let env = Env::new("bld-up", 187);
+    let out = env.dir.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    let a = service_context(&env, "a", "a1");
+    service_context(&env, "b", "b1");
+    env.write(&format!(
+        "services:\n\
+         \x20 a:\n\
+         \x20   build: ./a\n\
+         \x20   volumes: [\"{out}:/out\"]\n\
+         \x20 b:\n\
+         \x20   image: bld-up-b:dev\n\
+         \x20   build: {{context: ./b}}\n\
+         \x20   volumes: [\"{out}:/out\"]\n\
+         \x20 db:\n\
+         \x20   image: busybox\n\
+         \x20   command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; while :; do sleep 0.1; done\"]\n",
+        out = out.display()
+    ));
+    let plan = env.ok(&["up", "--dry-run"]);
+    assert!(
+        plan.contains("build image bld-up-a (build: image not found)")
+            && plan.contains("build image bld-up-b:dev (build: image not found)"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("pull"),
+        "an image that is built is not pulled:\n{plan}"
+    );
+
+    let log = env.ok(&["up", "-d"]);
+    assert!(
+        log.contains("image bld-up-a: built (build: image not found)"),
+        "{log}"
+    );
+    assert!(log.contains("image bld-up-b:dev: built"), "{log}");
+    read_when(&out.join("a"), "a1");
+    read_when(&out.join("b"), "b1");
+
+    // Nothing changed: nothing is built or recreated, with or without --build.
+    let idle = |log: &str| !log.contains(": built") && !log.contains("created");
+    let log = env.ok(&["up", "-d"]);
+    assert!(idle(&log), "{log}");
+    let log = env.ok(&["up", "-d", "--build"]);
+    assert!(idle(&log), "{log}");
+
+    // One service's source changes: only it is rebuilt and recreated.
+    let before = env.containers();
+    fs::write(a.join("msg"), "a2").unwrap();
+    let log = env.ok(&["up", "-d"]);
+    assert!(idle(&log), "without --build: {log}");
+    let log = env.ok(&["up", "-d", "--build"]);
+    assert!(
+        log.contains("image bld-up-a: built (build: context changed)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("container bld-up-a-1: recreated (image rebuilt)"),
+        "{log}"
+    );
+    assert!(!log.contains("bld-up-b"), "b was touched:\n{log}");
+    assert!(!log.contains("bld-up-db"), "db was touched:\n{log}");
+    read_when(&out.join("a"), "a2");
+    let after = env.containers();
+    let id = |list: &[(String, String, Option<i64>)], n: &str| {
+        list.iter().find(|c| c.0 == n).unwrap().1.clone()
+    };
+    assert_ne!(id(&before, "bld-up-a-1"), id(&after, "bld-up-a-1"));
+    assert_eq!(id(&before, "bld-up-b-1"), id(&after, "bld-up-b-1"));
+    assert_eq!(id(&before, "bld-up-db-1"), id(&after, "bld-up-db-1"));
+
+    // `stack build` records what it built: `up --build` then has nothing to do.
+    fs::write(a.join("msg"), "a3").unwrap();
+    env.ok(&["build", "a"]);
+    let plan = env.ok(&["up", "--dry-run", "--build"]);
+    assert!(!plan.contains("build image"), "{plan}");
+    // `--no-build` never builds, even a missing image.
+    env.ok(&["down"]);
+    let rm = env.stack(&["image", "rm", "bld-up-b:dev"]);
+    assert!(rm.status.success(), "{rm:?}");
+    let plan = env.ok(&["up", "--dry-run", "--no-build"]);
+    assert!(!plan.contains("build image"), "{plan}");
+}

@@ -37,6 +37,12 @@ pub struct UpOptions {
     /// The stack files, for `stack ls`.
     #[serde(default)]
     pub config_files: Vec<PathBuf>,
+    /// `--build`: build again what changed.
+    #[serde(default)]
+    pub build: bool,
+    /// `--no-build`: never build.
+    #[serde(default)]
+    pub no_build: bool,
 }
 
 /// `stack run`: a one-off container of a service.
@@ -57,6 +63,9 @@ pub struct RunOptions {
     /// Remove the container once it exits.
     pub remove: bool,
     pub stdio: RunStdio,
+    /// `--build`: build the service's image again if what it reads changed.
+    #[serde(default)]
+    pub build: bool,
 }
 
 /// Where a one-off container's input and output go.

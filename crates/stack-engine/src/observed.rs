@@ -48,4 +48,18 @@ pub struct Observed {
     pub volumes: BTreeSet<String>,
     /// Images in the store: reference as written in the file → digest.
     pub images: BTreeMap<String, String>,
+    /// Services with `build:`, by name: what their build reads now and what
+    /// their image was built from. Gathered only when `--build` or
+    /// `pull_policy: build` asks to compare them.
+    #[serde(default)]
+    pub builds: BTreeMap<String, ObservedBuild>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedBuild {
+    /// The fingerprint of the build's inputs now (`None`: unreadable, so
+    /// the build itself says why).
+    pub current: Option<String>,
+    /// The fingerprint the service's image was last built from here.
+    pub built: Option<String>,
 }

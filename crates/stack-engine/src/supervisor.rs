@@ -179,6 +179,7 @@ async fn run_plan(host: &Arc<Host>, channel: &mut Channel, plan: &Plan) -> Resul
         let verb = match op.action {
             Action::Create => "created",
             Action::Pull => "pulled",
+            Action::Build => "built",
             Action::Start => "started",
             Action::Recreate => "recreated",
             Action::Restart => "restarted",
@@ -225,7 +226,11 @@ async fn up(
         remove_orphans: options.remove_orphans,
         scale: options.scale,
         services: selection.clone(),
+        build: options.build,
+        no_build: options.no_build,
     };
+    let mut observed = observed;
+    host.observe_builds(&mut observed, &reconcile_options);
     let plan = reconcile(&host.project(), &observed, &reconcile_options);
     for note in &plan.notes {
         let _ = channel
