@@ -16,9 +16,11 @@ use stack_image::{Digest, ImageId, Reference, Store};
 
 use crate::cache::{Cache, Entry, Key};
 use crate::context::{Context, ContextError};
-use crate::dockerfile::{self, Command, Copy, Dockerfile, Instruction, Pos, Source, Stage, Step};
+use crate::dockerfile::{
+    self, Command, Copy, Dockerfile, Instruction, Pos, RunMount, Source, Stage, Step,
+};
 use crate::layer::{self, LayerError};
-use crate::run::{self, RunError, RunSpec, Scratch};
+use crate::run::{self, RunError, RunSpec, Scratch, StepMount};
 use crate::vars::{self, Scope, VarError};
 
 /// What to build.
@@ -571,7 +573,11 @@ impl Builder<'_> {
                 self.note(state, step, true);
                 Ok(())
             }
-            Instruction::Run { command, network } => {
+            Instruction::Run {
+                command,
+                network,
+                mounts,
+            } => {
                 let argv = self.argv(state, command);
                 let scope_args: Vec<String> =
                     state.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -590,7 +596,11 @@ impl Builder<'_> {
                         .as_bytes(),
                     state.config.user.as_deref().unwrap_or("").as_bytes(),
                     format!("{network:?}").as_bytes(),
+                    // What is mounted changes the step, not what a cache
+                    // mount holds (BuildKit's rule).
+                    format!("{mounts:?}").as_bytes(),
                 ]);
+                let step_mounts = self.step_mounts(pos, mounts)?;
                 self.layer_step(state, step, stage, key, |b, st, scratch| {
                     let mut env = st.config.env.clone().unwrap_or_default();
                     // Build args are the step's environment, below ENV.
@@ -613,6 +623,7 @@ impl Builder<'_> {
                             cwd: st.config.working_dir.clone().unwrap_or_else(|| "/".into()),
                             user: st.config.user.clone().unwrap_or_default(),
                             network: *network,
+                            mounts: step_mounts.clone(),
                             init_binary: &b.opts.init_binary,
                             runtime_root: &runtime_root,
                         },
@@ -631,6 +642,61 @@ impl Builder<'_> {
             }
             Instruction::Copy(copy) => self.copy(state, step, stage, copy),
         }
+    }
+
+    /// The host side of `RUN --mount`s: a cache mount's directory under
+    /// `<root>/build-cache/mounts`, made with its owner and mode the first
+    /// time and kept between builds (`stack builder prune` removes them).
+    fn step_mounts(&self, pos: Pos, mounts: &[RunMount]) -> Result<Vec<StepMount>, BuildError> {
+        let mut out = Vec::new();
+        for m in mounts {
+            out.push(match m {
+                RunMount::Cache {
+                    id,
+                    target,
+                    uid,
+                    gid,
+                    mode,
+                } => {
+                    if !target.starts_with('/') {
+                        return Err(self.at(
+                            pos,
+                            "RUN",
+                            format!("--mount target {target:?} must be absolute"),
+                        ));
+                    }
+                    let name = hex::encode(Sha256::digest(id.as_bytes()));
+                    let dir = self.opts.root.join("build-cache/mounts").join(name);
+                    if !dir.is_dir() {
+                        let parent = dir.parent().expect("under the cache");
+                        fs::create_dir_all(parent).map_err(io_at(parent))?;
+                        // Made aside and renamed: a concurrent build sees
+                        // the directory whole, owner and mode included.
+                        let tmp = parent.join(format!(".new-{}", std::process::id()));
+                        let _ = fs::remove_dir_all(&tmp);
+                        fs::create_dir(&tmp).map_err(io_at(&tmp))?;
+                        std::os::unix::fs::chown(&tmp, Some(*uid), Some(*gid))
+                            .map_err(io_at(&tmp))?;
+                        fs::set_permissions(&tmp, fs::Permissions::from_mode(*mode))
+                            .map_err(io_at(&tmp))?;
+                        if let Err(e) = fs::rename(&tmp, &dir) {
+                            let _ = fs::remove_dir_all(&tmp);
+                            if !dir.is_dir() {
+                                return Err(io_at(&dir)(e));
+                            }
+                        }
+                    }
+                    StepMount::Dir {
+                        source: dir,
+                        target: target.clone(),
+                    }
+                }
+                RunMount::Tmpfs { target } => StepMount::Tmpfs {
+                    target: target.clone(),
+                },
+            });
+        }
+        Ok(out)
     }
 
     /// Records a step that changes only the config in the history.
@@ -822,9 +888,16 @@ impl Builder<'_> {
             None => (0, 0),
             Some(c) => {
                 let c = vars::expand(c, &scope, esc).map_err(self.var_err(pos, kw))?;
-                parse_owner(&c).ok_or_else(|| {
-                    self.at(pos, kw, format!("--chown={c}: expected numeric UID[:GID]"))
-                })?
+                match parse_owner(&c) {
+                    Some(ids) => ids,
+                    None => {
+                        // Names, as Docker does: from the stage's own
+                        // /etc/passwd and /etc/group.
+                        let view = Scratch::mount(self.scratch_dir(), &self.layer_dirs(state))?;
+                        run::resolve_user(&view.merged, &c)
+                            .map_err(|e| self.at(pos, kw, format!("--chown={c}: {e}")))?
+                    }
+                }
             }
         };
         let mode = copy

@@ -361,3 +361,69 @@ fn up_builds_what_is_missing_and_up_build_only_what_changed() {
     let plan = env.ok(&["up", "--dry-run", "--no-build"]);
     assert!(!plan.contains("build image"), "{plan}");
 }
+
+#[test]
+fn cache_mounts_persist_tmpfs_vanishes_and_chown_takes_names() {
+    let env = Env::new("bld-mnt", 188);
+    let ctx = context(
+        &env,
+        "FROM busybox\n\
+         ARG ROUND\n\
+         RUN --mount=type=cache,target=/cache,id=counter --mount=type=tmpfs,target=/scratch \\\n\
+         \x20   echo \"$ROUND\" >> /cache/log && wc -l < /cache/log > /count && \\\n\
+         \x20   echo tmp > /scratch/f && cat /scratch/f > /seen\n\
+         COPY --link --chown=nobody:nogroup f /f\n",
+        &[("f", "x")],
+    );
+    ok(&build(&env, &ctx, &["-t", "m:1", "--build-arg", "ROUND=1"]));
+    assert_eq!(run(&env, &["m:1", "cat", "/count", "/seen"]), "1\ntmp\n");
+    // Another step key (ROUND), the same cache: it kept the first line.
+    ok(&build(&env, &ctx, &["-t", "m:2", "--build-arg", "ROUND=2"]));
+    assert_eq!(run(&env, &["m:2", "cat", "/count"]), "2\n");
+    // Neither mount is part of the image.
+    assert_eq!(
+        run(
+            &env,
+            &[
+                "m:2",
+                "sh",
+                "-c",
+                "find /cache /scratch -mindepth 1 2>/dev/null | wc -l; stat -c %u:%g /f"
+            ]
+        ),
+        "0\n65534:65534\n"
+    );
+    let bad = context(&env, "FROM busybox\nCOPY --chown=nosuchuser f /f\n", &[]);
+    let out = build(&env, &bad, &["-t", "m:3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("Dockerfile:2:1: COPY: --chown=nosuchuser: user \"nosuchuser\" not found"),
+        "{err}"
+    );
+}
+
+#[test]
+fn builder_prune_empties_the_cache_and_keeps_images() {
+    let env = Env::new("bld-prune", 189);
+    let ctx = context(
+        &env,
+        "FROM busybox\nRUN --mount=type=cache,target=/c echo x > /c/f && echo built > /b\n",
+        &[],
+    );
+    ok(&build(&env, &ctx, &["-t", "p:1"]));
+    let cache = env.root().join("build-cache");
+    assert!(cache.join("mounts").read_dir().unwrap().count() == 1);
+    let out = env.stack(&["builder", "prune", "-f"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("Deleted 1 cache entries, 1 cache mounts"),
+        "{text}"
+    );
+    assert_eq!(cache.join("mounts").read_dir().unwrap().count(), 0);
+    // The image is untouched and runs; a rebuild runs its step again.
+    assert_eq!(run(&env, &["p:1", "cat", "/b"]), "built\n");
+    let (_, log) = ok(&build(&env, &ctx, &["-t", "p:1"]));
+    assert!(log.contains("(1 steps run, 0 cached)"), "{log}");
+}
