@@ -17,7 +17,7 @@ use stack_image::{Digest, ImageId, Reference, Store};
 use crate::cache::{Cache, Entry, Key};
 use crate::context::{Context, ContextError};
 use crate::dockerfile::{
-    self, Command, Copy, Dockerfile, Instruction, Pos, RunMount, Source, Stage, Step,
+    self, Command, Copy, Dockerfile, Instruction, Pos, RunMount, RunNetwork, Source, Stage, Step,
 };
 use crate::layer::{self, LayerError};
 use crate::run::{self, RunError, RunSpec, Scratch, StepMount};
@@ -37,6 +37,8 @@ pub struct BuildOptions {
     /// Labels added to the image (`build.labels`), over the Dockerfile's.
     pub labels: BTreeMap<String, String>,
     pub no_cache: bool,
+    /// The network of `RUN` steps that name none (`build.network`).
+    pub network: RunNetwork,
     /// A binary whose `main` calls `stack_runtime::init_main()` first.
     pub init_binary: PathBuf,
     /// `SOURCE_DATE_EPOCH`: the image's times, for reproducible digests.
@@ -578,6 +580,10 @@ impl Builder<'_> {
                 network,
                 mounts,
             } => {
+                let network = match network {
+                    RunNetwork::Default => &self.opts.network,
+                    named => named,
+                };
                 let argv = self.argv(state, command);
                 let scope_args: Vec<String> =
                     state.args.iter().map(|(k, v)| format!("{k}={v}")).collect();

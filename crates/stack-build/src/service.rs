@@ -14,6 +14,7 @@ use stack_spec::Service;
 
 use crate::build::BuildOptions;
 use crate::context::{Context, ContextError, Matched};
+use crate::dockerfile::RunNetwork;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceBuildError {
@@ -21,6 +22,12 @@ pub enum ServiceBuildError {
     NoBuild { service: String },
     #[error("service {service:?}: build.{key} is not supported by stack's builder yet")]
     Unsupported { service: String, key: String },
+    #[error("service {service:?}: build.{key}: {message}")]
+    Invalid {
+        service: String,
+        key: String,
+        message: String,
+    },
     #[error("service {service:?}: image {image:?}: {source}")]
     Reference {
         service: String,
@@ -77,12 +84,7 @@ pub fn options(
         .ok_or_else(|| ServiceBuildError::NoBuild {
             service: name.to_owned(),
         })?;
-    if let Some(key) = b.other.keys().next() {
-        return Err(ServiceBuildError::Unsupported {
-            service: name.to_owned(),
-            key: key.clone(),
-        });
-    }
+    let extra = Extra::read(name, &b.other)?;
     let context = PathBuf::from(b.context.as_deref().unwrap_or("."));
     let io_err = |path: &Path| {
         let path = path.to_owned();
@@ -125,16 +127,21 @@ pub fn options(
     }
     build_args.extend(inv.extra_args.clone());
     let image = image_name(project, name, service).unwrap_or_default();
-    let tag = Reference::parse(&image).map_err(|source| ServiceBuildError::Reference {
-        service: name.to_owned(),
-        image: image.clone(),
-        source,
-    })?;
+    let mut tags = Vec::new();
+    for image in std::iter::once(&image).chain(&extra.tags) {
+        tags.push(
+            Reference::parse(image).map_err(|source| ServiceBuildError::Reference {
+                service: name.to_owned(),
+                image: image.clone(),
+                source,
+            })?,
+        );
+    }
     Ok(BuildOptions {
         root: inv.root.clone(),
         context,
         dockerfile,
-        tags: vec![tag],
+        tags,
         target: b.target.clone(),
         build_args,
         labels: b
@@ -142,10 +149,95 @@ pub fn options(
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-        no_cache: inv.no_cache,
+        no_cache: inv.no_cache || extra.no_cache,
+        network: extra.network,
         init_binary: inv.init_binary.clone(),
         source_date_epoch: inv.source_date_epoch,
     })
+}
+
+/// The `build:` keys beyond the typed ones, each honoured or refused.
+#[derive(Debug, Default)]
+struct Extra {
+    no_cache: bool,
+    tags: Vec<String>,
+    network: RunNetwork,
+}
+
+impl Extra {
+    fn read(
+        service: &str,
+        other: &indexmap::IndexMap<String, serde_json::Value>,
+    ) -> Result<Self, ServiceBuildError> {
+        let invalid = |key: &str, message: String| ServiceBuildError::Invalid {
+            service: service.to_owned(),
+            key: key.to_owned(),
+            message,
+        };
+        let strings =
+            |key: &str, v: &serde_json::Value| -> Result<Vec<String>, ServiceBuildError> {
+                v.as_array()
+                    .and_then(|a| a.iter().map(|s| s.as_str().map(str::to_owned)).collect())
+                    .ok_or_else(|| invalid(key, "expected a list of strings".into()))
+            };
+        let flag = |key: &str, v: &serde_json::Value| match v {
+            serde_json::Value::Bool(b) => Ok(*b),
+            serde_json::Value::String(s) if s == "true" || s == "false" => Ok(s == "true"),
+            _ => Err(invalid(key, "expected true or false".into())),
+        };
+        let mut extra = Self::default();
+        for (key, v) in other {
+            match key.as_str() {
+                "no_cache" => extra.no_cache = flag(key, v)?,
+                "tags" => extra.tags = strings(key, v)?,
+                "platforms" => {
+                    let host = stack_image::Platform::host().to_string();
+                    for p in strings(key, v)? {
+                        if p != host {
+                            return Err(invalid(
+                                key,
+                                format!("{p}: only this host's platform ({host}) is built"),
+                            ));
+                        }
+                    }
+                }
+                "network" => {
+                    extra.network = match v.as_str() {
+                        Some("default") => RunNetwork::Default,
+                        Some("host") => RunNetwork::Host,
+                        Some("none") => RunNetwork::None,
+                        _ => {
+                            return Err(invalid(
+                                key,
+                                format!("{v}: expected default, host or none"),
+                            ));
+                        }
+                    }
+                }
+                "pull" => {
+                    if flag(key, v)? {
+                        return Err(invalid(
+                            key,
+                            "base images are taken from the image store, never pulled by a build; pull them with `stack image pull` and leave out `pull: true`".into(),
+                        ));
+                    }
+                }
+                "ssh" => {
+                    return Err(invalid(
+                        key,
+                        "forwarding SSH agents or keys into builds is not supported".into(),
+                    ));
+                }
+                _ => {
+                    return Err(ServiceBuildError::Unsupported {
+                        service: service.to_owned(),
+                        key: key.clone(),
+                    });
+                }
+            }
+        }
+        Ok(extra)
+    }
 }
 
 /// A digest of what a build reads: the Dockerfile, the target, the build
@@ -245,12 +337,41 @@ mod tests {
         assert_eq!(o.labels["l"], "v");
         assert_eq!(o.tags[0].to_string(), "docker.io/library/p-web:latest");
 
-        let s = service(r#"{"build": {"context": "/ctx", "ssh": ["default"]}}"#);
-        let e = options("p", "web", &s, &inv(dir.path())).unwrap_err();
+        let refused = |json: &str| {
+            options("p", "web", &service(json), &inv(dir.path()))
+                .unwrap_err()
+                .to_string()
+        };
         assert_eq!(
-            e.to_string(),
-            "service \"web\": build.ssh is not supported by stack's builder yet"
+            refused(r#"{"build": {"context": "/ctx", "shm_size": "1g"}}"#),
+            "service \"web\": build.shm_size is not supported by stack's builder yet"
         );
+        assert!(
+            refused(r#"{"build": {"context": "/ctx", "ssh": ["default"]}}"#)
+                .starts_with("service \"web\": build.ssh: forwarding SSH agents")
+        );
+        assert!(
+            refused(r#"{"build": {"context": "/ctx", "platforms": ["linux/s390x"]}}"#)
+                .contains("build.platforms: linux/s390x: only this host's platform")
+        );
+        assert!(
+            refused(r#"{"build": {"context": "/ctx", "pull": true}}"#)
+                .contains("build.pull: base images are taken from the image store")
+        );
+        assert!(
+            refused(r#"{"build": {"context": "/ctx", "network": "bridge"}}"#)
+                .contains("build.network: \"bridge\": expected default, host or none")
+        );
+        let host = stack_image::Platform::host().to_string();
+        let s = service(&format!(
+            r#"{{"build": {{"context": "/ctx", "no_cache": true, "pull": false, "network": "none",
+                "tags": ["reg/x:2"], "platforms": ["{host}"]}}}}"#
+        ));
+        let o = options("p", "web", &s, &inv(dir.path())).unwrap();
+        assert!(o.no_cache);
+        assert_eq!(o.network, RunNetwork::None);
+        assert_eq!(o.tags.len(), 2);
+        assert_eq!(o.tags[1].to_string(), "docker.io/reg/x:2");
     }
 
     #[test]

@@ -71,6 +71,7 @@ pub fn image_build(global: &GlobalArgs, a: ImageBuildArgs) -> anyhow::Result<Exi
         build_args: build_args(&a.build_args),
         labels: BTreeMap::new(),
         no_cache: a.no_cache,
+        network: Default::default(),
         init_binary: std::env::current_exe().context("cannot find the stack binary")?,
         source_date_epoch: source_date_epoch()?,
     };
