@@ -916,20 +916,40 @@ impl Builder<'_> {
             None => None,
             Some(f) => {
                 let f = vars::expand(f, &scope, esc).map_err(self.var_err(pos, kw))?;
-                let j = self.file.stage_index(&f).ok_or_else(|| {
-                    self.at(
-                        pos,
-                        kw,
-                        format!("--from={f}: no such stage (images as --from are not supported)"),
-                    )
-                })?;
-                Some(self.built.get(&j).cloned().ok_or_else(|| {
-                    self.at(
-                        pos,
-                        kw,
-                        format!("--from={f}: stage is not built before this one"),
-                    )
-                })?)
+                match self.file.stage_index(&f) {
+                    Some(j) => Some(self.built.get(&j).cloned().ok_or_else(|| {
+                        self.at(
+                            pos,
+                            kw,
+                            format!("--from={f}: stage is not built before this one"),
+                        )
+                    })?),
+                    // Not a stage: an image of the store, as Docker reads it.
+                    None => {
+                        let id = self.store.resolve(&f).map_err(|e| {
+                            self.at(
+                                pos,
+                                kw,
+                                format!(
+                                    "--from={f}: no such stage, and {e} (pull or load it first: `stack image pull {f}`)"
+                                ),
+                            )
+                        })?;
+                        let details = self.store.inspect(id.as_str())?;
+                        let mut image = state.clone();
+                        image.layers = details
+                            .layers
+                            .iter()
+                            .zip(&details.config.rootfs.diff_ids)
+                            .map(|(d, diff)| Layer {
+                                digest: d.clone(),
+                                diff_id: diff.clone(),
+                                size: 0,
+                            })
+                            .collect();
+                        Some(image)
+                    }
+                }
             }
         };
         let from_mount = match &from_state {

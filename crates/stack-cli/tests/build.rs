@@ -393,6 +393,14 @@ fn cache_mounts_persist_tmpfs_vanishes_and_chown_takes_names() {
         ),
         "0\n65534:65534\n"
     );
+    // An image as --from: files straight from the store's busybox.
+    let from = context(
+        &env,
+        "FROM scratch\nCOPY --from=busybox /bin/busybox /bin/busybox\nCOPY --from=m:2 /count /count\nCMD [\"/bin/busybox\", \"cat\", \"/count\"]\n",
+        &[],
+    );
+    ok(&build(&env, &from, &["-t", "m:from"]));
+    assert_eq!(run(&env, &["m:from"]), "2\n");
     let bad = context(&env, "FROM busybox\nCOPY --chown=nosuchuser f /f\n", &[]);
     let out = build(&env, &bad, &["-t", "m:3"]);
     let err = String::from_utf8_lossy(&out.stderr);
