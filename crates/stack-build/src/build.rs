@@ -14,6 +14,7 @@ use sha2::{Digest as _, Sha256};
 use stack_image::model::ImageConfig;
 use stack_image::{Digest, ImageId, Reference, Store};
 
+use crate::archive;
 use crate::cache::{Cache, Entry, Key};
 use crate::context::{Context, ContextError};
 use crate::dockerfile::{
@@ -1019,6 +1020,15 @@ impl Builder<'_> {
             let mut links = HashMap::new();
             for (src, name) in &plan {
                 let meta = fs::symlink_metadata(src).map_err(io_at(src))?;
+                // `ADD` of a local tar archive unpacks it into the destination.
+                if copy.add
+                    && meta.is_file()
+                    && let Some(archive) = archive::open(src).map_err(io_at(src))?
+                {
+                    make_parents(&scratch.upper, &target.join("x"), &lower)?;
+                    archive::unpack(archive, &target).map_err(io_at(src))?;
+                    continue;
+                }
                 let to = if meta.is_dir() {
                     target.clone()
                 } else if dir_dest {

@@ -3,6 +3,7 @@
 //! content-addressed step cache, and the image written into the store so
 //! containers and stacks can use it.
 
+pub mod archive;
 pub mod build;
 pub mod cache;
 pub mod context;

@@ -435,3 +435,28 @@ fn builder_prune_empties_the_cache_and_keeps_images() {
     let (_, log) = ok(&build(&env, &ctx, &["-t", "p:1"]));
     assert!(log.contains("(1 steps run, 0 cached)"), "{log}");
 }
+
+#[test]
+fn add_unpacks_a_local_tar_archive() {
+    let env = Env::new("bld-add", 190);
+    let ctx = context(
+        &env,
+        "FROM busybox\nADD app.tar.gz /opt/app/\nADD plain.txt /opt/plain.txt\n",
+        &[
+            ("plain.txt", "plain\n"),
+            ("src/a.txt", "from the archive\n"),
+        ],
+    );
+    let status = std::process::Command::new("tar")
+        .args(["-C", ctx.join("src").to_str().unwrap(), "-czf"])
+        .arg(ctx.join("app.tar.gz"))
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    ok(&build(&env, &ctx, &["-t", "add:1"]));
+    assert_eq!(
+        run(&env, &["add:1", "cat", "/opt/app/a.txt", "/opt/plain.txt"]),
+        "from the archive\nplain\n"
+    );
+}
