@@ -1015,6 +1015,15 @@ impl Builder<'_> {
             &hasher.finalize(),
         ]);
         let lower = self.layer_dirs(state);
+        // What `.dockerignore` leaves out of the context is left out of
+        // copied directories too (another stage's files are all copied).
+        let context = from_mount.is_none().then(|| self.context.clone());
+        let skip = move |path: &Path, is_dir: bool| {
+            context.as_ref().is_some_and(|c| {
+                path.strip_prefix(c.root())
+                    .is_ok_and(|rel| c.skips(rel, is_dir))
+            })
+        };
         let result = self.layer_step(state, step, stage, key, |_, _, scratch| {
             let target = scratch.upper.join(dest_abs.trim_start_matches('/'));
             let mut links = HashMap::new();
@@ -1037,7 +1046,7 @@ impl Builder<'_> {
                     target.clone()
                 };
                 make_parents(&scratch.upper, &to, &lower)?;
-                copy_tree(src, &to, owner, mode, &mut links)?;
+                copy_tree(src, &to, owner, mode, &mut links, &skip)?;
             }
             for (name, content) in &inline {
                 let to = if dir_dest {
@@ -1176,6 +1185,7 @@ fn copy_tree(
     owner: (u32, u32),
     mode: Option<u32>,
     links: &mut HashMap<(u64, u64), PathBuf>,
+    skip: &dyn Fn(&Path, bool) -> bool,
 ) -> Result<(), BuildError> {
     let meta = fs::symlink_metadata(src).map_err(io_at(src))?;
     let ft = meta.file_type();
@@ -1196,7 +1206,12 @@ fn copy_tree(
             .map_err(io_at(src))?;
         names.sort();
         for n in names {
-            copy_tree(&src.join(&n), &to.join(&n), owner, mode, links)?;
+            let child = src.join(&n);
+            let is_dir = fs::symlink_metadata(&child).is_ok_and(|m| m.is_dir());
+            if skip(&child, is_dir) {
+                continue;
+            }
+            copy_tree(&child, &to.join(&n), owner, mode, links, skip)?;
         }
     } else if ft.is_symlink() {
         let target = fs::read_link(src).map_err(io_at(src))?;

@@ -460,3 +460,27 @@ fn add_unpacks_a_local_tar_archive() {
         "from the archive\nplain\n"
     );
 }
+
+#[test]
+fn copying_a_directory_leaves_out_what_dockerignore_ignores() {
+    let env = Env::new("bld-ign", 191);
+    let ctx = context(
+        &env,
+        "FROM busybox\nCOPY . /c\n",
+        &[
+            (".dockerignore", "secret\n**/*.log\n!app/keep.log\n"),
+            ("secret", "s"),
+            ("app/a.txt", "a"),
+            ("app/x.log", "x"),
+            ("app/keep.log", "k"),
+        ],
+    );
+    ok(&build(&env, &ctx, &["-t", "ign:1"]));
+    assert_eq!(
+        run(
+            &env,
+            &["ign:1", "sh", "-c", "cd /c && find . -type f | sort"]
+        ),
+        "./.dockerignore\n./Dockerfile\n./app/a.txt\n./app/keep.log\n"
+    );
+}
