@@ -117,6 +117,7 @@ impl Command {
             Command::Export(ExportCommand::Swarm(a)) => &mut a.project,
             Command::Systemd(SystemdCommand::Generate(a)) => &mut a.project,
             Command::Image(_)
+            | Command::Builder(_)
             | Command::Container(_)
             | Command::Ls(_)
             | Command::Completion(_)

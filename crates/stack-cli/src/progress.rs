@@ -59,6 +59,8 @@ impl Entry {
             (StepPhase::Done, Action::Recreate) => "Recreated",
             (StepPhase::Done, Action::Restart) => "Restarted",
             (StepPhase::Done, Action::Remove) => "Removed",
+            (StepPhase::Working, Action::Build) => "Building",
+            (StepPhase::Done, Action::Build) => "Built",
             (StepPhase::Working, Action::Stop { .. }) => "Stopping",
             (StepPhase::Done, Action::Stop { .. }) => "Stopped",
             (StepPhase::Working, Action::Kill { .. }) => "Killing",

@@ -41,6 +41,12 @@ pub struct UpOptions {
     /// `--yes`: recreate volumes whose configuration changed.
     #[serde(default)]
     pub recreate_volumes: bool,
+    /// `--build`: build again what changed.
+    #[serde(default)]
+    pub build: bool,
+    /// `--no-build`: never build.
+    #[serde(default)]
+    pub no_build: bool,
 }
 
 /// `stack run`: a one-off container of a service.
@@ -61,6 +67,9 @@ pub struct RunOptions {
     /// Remove the container once it exits.
     pub remove: bool,
     pub stdio: RunStdio,
+    /// `--build`: build the service's image again if what it reads changed.
+    #[serde(default)]
+    pub build: bool,
 }
 
 /// Where a one-off container's input and output go.

@@ -166,6 +166,19 @@ fn driver_kind(e: &DriverError) -> ErrorKind {
         DriverError::UnknownNetwork(_) => ErrorKind::NotFound,
         DriverError::StopSignal(_) => ErrorKind::FileInvalid,
         DriverError::Ipam { .. } => ErrorKind::Unsupported,
+        DriverError::ServiceBuild(stack_build::service::ServiceBuildError::Unsupported {
+            ..
+        }) => ErrorKind::Unsupported,
+        DriverError::ServiceBuild(_) => ErrorKind::FileInvalid,
+        // What the Dockerfile or the context asked for failed, not the host.
+        DriverError::Build(
+            stack_build::BuildError::Parse(_)
+            | stack_build::BuildError::At { .. }
+            | stack_build::BuildError::StepFailed { .. }
+            | stack_build::BuildError::NoTarget(_)
+            | stack_build::BuildError::Context(_),
+        ) => ErrorKind::FileInvalid,
+        DriverError::Build(_) => ErrorKind::Host,
         DriverError::Pull {
             reference,
             not_found: true,

@@ -20,6 +20,12 @@ pub trait Driver: Sync {
     fn create_volume(&self, name: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
     fn remove_volume(&self, name: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
     fn pull_image(&self, reference: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    /// Builds `service`'s image from its `build:` section, tagged `image`.
+    fn build_image(
+        &self,
+        service: &str,
+        image: &str,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
     fn create_container(
         &self,
         service: &str,
@@ -155,6 +161,9 @@ async fn perform<D: Driver>(driver: &D, op: &Operation) -> Result<(), D::Error> 
         (Action::Create, Resource::Volume(name)) => driver.create_volume(name).await,
         (Action::Remove, Resource::Volume(name)) => driver.remove_volume(name).await,
         (Action::Pull, Resource::Image(reference)) => driver.pull_image(reference).await,
+        (Action::Build, Resource::Build { service, image }) => {
+            driver.build_image(service, image).await
+        }
         (
             Action::Create,
             Resource::Container {
@@ -244,6 +253,9 @@ mod tests {
         }
         async fn pull_image(&self, r: &str) -> Result<(), String> {
             self.call(format!("pull {r}")).await
+        }
+        async fn build_image(&self, s: &str, i: &str) -> Result<(), String> {
+            self.call(format!("build {s} {i}")).await
         }
         async fn create_container(&self, _: &str, _: u32, n: &str) -> Result<(), String> {
             self.call(format!("create {n}")).await

@@ -61,4 +61,18 @@ pub struct Observed {
     /// made from, by full name; absent as for networks.
     #[serde(default)]
     pub volume_configs: BTreeMap<String, serde_json::Value>,
+    /// Services with `build:`, by name: what their build reads now and what
+    /// their image was built from. Gathered only when `--build` or
+    /// `pull_policy: build` asks to compare them.
+    #[serde(default)]
+    pub builds: BTreeMap<String, ObservedBuild>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedBuild {
+    /// The fingerprint of the build's inputs now (`None`: unreadable, so
+    /// the build itself says why).
+    pub current: Option<String>,
+    /// The fingerprint the service's image was last built from here.
+    pub built: Option<String>,
 }

@@ -16,6 +16,11 @@ pub enum Resource {
     Network(String),
     Volume(String),
     Image(String),
+    /// The image a service's `build:` section makes.
+    Build {
+        service: String,
+        image: String,
+    },
     Container {
         service: String,
         number: u32,
@@ -28,6 +33,8 @@ pub enum Resource {
 pub enum Action {
     Create,
     Pull,
+    /// Build a service's image from its `build:` section.
+    Build,
     Start,
     /// Stop, remove, and create again under the same name; for a network or
     /// a volume: remove it and make it again from its new configuration.
@@ -72,6 +79,12 @@ pub enum Cause {
     Down,
     /// A command asked for it (`stack stop`, `start`, `rm`, ...).
     Requested,
+    /// A service with `build:` has no image yet.
+    BuildNotFound,
+    /// `--build` (or `pull_policy: build`) and what the build reads changed.
+    BuildContextChanged,
+    /// The service's image is being built again.
+    ImageRebuilt,
 }
 
 /// A condition a start waits for before running: `depends_on` as written.
@@ -134,6 +147,7 @@ impl fmt::Display for Action {
         f.write_str(match self {
             Action::Create => "create",
             Action::Pull => "pull",
+            Action::Build => "build",
             Action::Start => "start",
             Action::Recreate => "recreate",
             Action::Restart => "restart",
@@ -151,7 +165,9 @@ impl fmt::Display for Resource {
         match self {
             Resource::Network(name) => write!(f, "network {name}"),
             Resource::Volume(name) => write!(f, "volume {name}"),
-            Resource::Image(name) => write!(f, "image {name}"),
+            Resource::Image(name) | Resource::Build { image: name, .. } => {
+                write!(f, "image {name}")
+            }
             Resource::Container { name, .. } => write!(f, "container {name}"),
         }
     }
@@ -174,6 +190,9 @@ impl fmt::Display for Cause {
             Cause::PullAlways => f.write_str("pull_policy: always"),
             Cause::Down => f.write_str("down"),
             Cause::Requested => f.write_str("requested"),
+            Cause::BuildNotFound => f.write_str("build: image not found"),
+            Cause::BuildContextChanged => f.write_str("build: context changed"),
+            Cause::ImageRebuilt => f.write_str("image rebuilt"),
         }
     }
 }

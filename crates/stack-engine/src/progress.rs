@@ -49,7 +49,7 @@ impl Step {
         let (kind, name) = match &op.resource {
             Resource::Network(n) => (StepKind::Network, n),
             Resource::Volume(n) => (StepKind::Volume, n),
-            Resource::Image(n) => (StepKind::Image, n),
+            Resource::Image(n) | Resource::Build { image: n, .. } => (StepKind::Image, n),
             Resource::Container { name, .. } => (StepKind::Container, name),
         };
         Self {
@@ -97,6 +97,7 @@ pub fn done_verb(action: Action) -> &'static str {
     match action {
         Action::Create => "created",
         Action::Pull => "pulled",
+        Action::Build => "built",
         Action::Start => "started",
         Action::Recreate => "recreated",
         Action::Restart => "restarted",

@@ -24,6 +24,10 @@ pub struct ReconcileOptions {
     /// `up --yes`: recreate a volume whose configuration changed (its data
     /// is lost) instead of refusing.
     pub recreate_volumes: bool,
+    /// `--build`: build again the services whose build inputs changed.
+    pub build: bool,
+    /// `--no-build`: never build, even a missing image.
+    pub no_build: bool,
 }
 
 /// Why `up` refuses to plan anything.
@@ -126,10 +130,58 @@ fn pull_cause(service: &Service, image: &str, observed: &Observed) -> Option<Cau
     }
 }
 
+/// The image a service runs: `image:`, else `<project>-<service>` when it
+/// builds.
+pub fn service_image(project: &str, name: &str, service: &Service) -> Option<String> {
+    stack_build::service::image_name(project, name, service)
+}
+
+/// Why a service's image is built, if it is: it has `build:` and
+/// `--no-build` was not given, and its image is missing, or `--build` (or
+/// `pull_policy: build`) asks and the build's inputs are not those the
+/// image was built from.
+fn build_cause(
+    name: &str,
+    service: &Service,
+    image: &str,
+    observed: &Observed,
+    options: &ReconcileOptions,
+) -> Option<Cause> {
+    if service.build.is_none() || options.no_build {
+        return None;
+    }
+    if !observed.images.contains_key(image) {
+        return Some(Cause::BuildNotFound);
+    }
+    let asked = options.build || service.pull_policy == Some(PullPolicy::Build);
+    let same = observed
+        .builds
+        .get(name)
+        .is_some_and(|b| b.current.is_some() && b.current == b.built);
+    (asked && !same).then_some(Cause::BuildContextChanged)
+}
+
+/// Whether `up` must look at the build inputs of `service` (they are read
+/// from disk, so only when a decision depends on them).
+pub fn wants_fingerprint(service: &Service, options: &ReconcileOptions) -> bool {
+    service.build.is_some()
+        && !options.no_build
+        && (options.build || service.pull_policy == Some(PullPolicy::Build))
+}
+
 /// What a one-off container of `service` (`stack run`) needs before it is
 /// created, beyond its dependencies: its networks and named volumes when
-/// they do not exist, and its image as its `pull_policy` says.
-pub fn plan_one_off(project: &Project, observed: &Observed, service: &Service) -> Plan {
+/// they do not exist, and its image as its `build:` (with `options.build`
+/// and `no_build`) and `pull_policy` say.
+pub fn plan_one_off(
+    project: &Project,
+    observed: &Observed,
+    name: &str,
+    options: &ReconcileOptions,
+) -> Plan {
+    let Some(service) = project.services.get(name) else {
+        return Plan::default();
+    };
     let mut plan = Plan::default();
     for key in service_networks(service) {
         let external = project.networks.get(&key).is_some_and(|n| n.external);
@@ -152,7 +204,20 @@ pub fn plan_one_off(project: &Project, observed: &Observed, service: &Service) -
             }
         }
     }
-    if let Some(image) = &service.image
+    let image = service_image(&project.name, name, service);
+    if let Some(image) = &image
+        && let Some(cause) = build_cause(name, service, image, observed, options)
+    {
+        plan.push(
+            Action::Build,
+            Resource::Build {
+                service: name.to_owned(),
+                image: image.clone(),
+            },
+            cause,
+        );
+    } else if let Some(image) = &service.image
+        && (service.build.is_none() || options.no_build)
         && let Some(cause) = pull_cause(service, image, observed)
     {
         plan.push(Action::Pull, Resource::Image(image.clone()), cause);
@@ -389,10 +454,46 @@ pub fn reconcile(
         }
     }
     let mut image_ops: HashMap<String, OpId> = HashMap::new();
+    for (name, service) in project
+        .services
+        .iter()
+        .filter(|(name, _)| options.selects(name))
+    {
+        let Some(image) = service_image(&project.name, name, service) else {
+            continue;
+        };
+        if image_ops.contains_key(&image) {
+            continue;
+        }
+        if service.build.is_some()
+            && service.image.is_none()
+            && options.no_build
+            && !observed.images.contains_key(&image)
+        {
+            plan.notes.push(format!(
+                "service {name}: --no-build, and its image {image} is not there to create it from"
+            ));
+        }
+        if let Some(cause) = build_cause(name, service, &image, observed, options) {
+            let op = plan.push(
+                Action::Build,
+                Resource::Build {
+                    service: name.clone(),
+                    image: image.clone(),
+                },
+                cause,
+            );
+            image_ops.insert(image, op);
+        }
+    }
     for service in selected() {
         let Some(image) = &service.image else {
             continue;
         };
+        if service.build.is_some() && !options.no_build {
+            // Its image comes from its build, never from a registry.
+            continue;
+        }
         if image_ops.contains_key(image) {
             continue;
         }
@@ -432,7 +533,12 @@ pub fn reconcile(
         let want = replicas(name, service, options);
         let form = hashed_form(service);
         let hash = hash_of(&form);
-        let digest = service.image.as_ref().and_then(|i| observed.images.get(i));
+        let image = service_image(&project.name, name, service);
+        let digest = image.as_ref().and_then(|i| observed.images.get(i));
+        let rebuilt = image
+            .as_ref()
+            .and_then(|i| image_ops.get(i))
+            .is_some_and(|&op| plan.operations[op].action == Action::Build);
         let changed_parent = namespace_parents(service)
             .into_iter()
             .find(|p| recreated.contains(p.as_str()));
@@ -453,7 +559,7 @@ pub fn reconcile(
                 .filter(|v| v.kind == MountType::Volume)
                 .filter_map(|v| v.source.as_ref().and_then(|s| volume_ops.get(s)).copied()),
         );
-        if let Some(op) = service.image.as_ref().and_then(|i| image_ops.get(i)) {
+        if let Some(op) = image.as_ref().and_then(|i| image_ops.get(i)) {
             create_after.push(*op);
         }
         for parent in namespace_parents(service) {
@@ -508,6 +614,8 @@ pub fn reconcile(
                         Some(Cause::HashVersionChanged)
                     } else if c.config_hash != hash {
                         Some(Cause::ConfigChanged(changed_paths(&c.config, &form)))
+                    } else if rebuilt {
+                        Some(Cause::ImageRebuilt)
                     } else if digest.is_some() && c.image_digest.as_ref() != digest {
                         Some(Cause::ImageUpdated)
                     } else {

@@ -254,7 +254,11 @@ async fn up(
         scale: options.scale,
         services: selection.clone(),
         recreate_volumes: options.recreate_volumes,
+        build: options.build,
+        no_build: options.no_build,
     };
+    let mut observed = observed;
+    host.observe_builds(&mut observed, &reconcile_options);
     let plan = reconcile(&host.project(), &observed, &reconcile_options)?;
     for note in &plan.notes {
         let _ = channel

@@ -4,10 +4,10 @@ use stack_engine::hash::{config_hash, hashed_form, network_form, volume_form};
 use stack_engine::lifecycle_plan::{
     LifecycleError, plan_freeze, plan_kill, plan_remove, plan_restart, plan_start, plan_stop,
 };
-use stack_engine::observed::{ContainerState, Observed, ObservedContainer};
+use stack_engine::observed::{ContainerState, Observed, ObservedBuild, ObservedContainer};
 use stack_engine::reconcile::{
     ReconcileError, ReconcileOptions, container_name, network_name, plan_down, plan_one_off,
-    reconcile, replicas, service_networks, volume_name,
+    reconcile, replicas, service_image, service_networks, volume_name,
 };
 use stack_spec::Project;
 
@@ -337,7 +337,7 @@ volumes:
 
 fn one_off(policy: &str, observed: &Observed) -> String {
     let project = load(&RUN_STACK.replace("PULL", policy), &[]);
-    plan_one_off(&project, observed, &project.services["job"]).to_string()
+    plan_one_off(&project, observed, "job", &ReconcileOptions::default()).to_string()
 }
 
 #[test]
@@ -618,4 +618,163 @@ fn kill_pause_unpause_and_rm_plan_what_their_state_allows() {
 #3 remove container shop-db-1 (requested) after #1
 ";
     assert_eq!(got, want, "\n{got}");
+}
+
+const BUILD_STACK: &str = r#"
+name: dev
+services:
+  api:
+    build: ./api
+    depends_on: [db]
+  worker:
+    image: dev/worker:1
+    build: {context: ./worker}
+  db:
+    image: postgres:16
+"#;
+
+/// Converged, with the built images present and each build's inputs as
+/// `current` against what its image was built from.
+fn built(project: &Project, fingerprints: &[(&str, &str, &str)]) -> Observed {
+    let options = ReconcileOptions::default();
+    let mut observed = converged(project, &options);
+    for (name, service) in &project.services {
+        let image = service_image(&project.name, name, service).unwrap();
+        observed
+            .images
+            .insert(image.clone(), format!("sha256:{image}"));
+        for c in observed
+            .containers
+            .iter_mut()
+            .filter(|c| &c.service == name)
+        {
+            c.image_digest = Some(format!("sha256:{image}"));
+        }
+    }
+    for (service, current, was) in fingerprints {
+        observed.builds.insert(
+            (*service).to_owned(),
+            ObservedBuild {
+                current: Some((*current).to_owned()),
+                built: Some((*was).to_owned()),
+            },
+        );
+    }
+    observed
+}
+
+#[test]
+fn services_with_build_are_built_before_their_containers_and_never_pulled() {
+    let project = load(BUILD_STACK, &[]);
+    let got = plan(&project, &Observed::default(), &ReconcileOptions::default());
+    let want = "\
+#1 create network dev_default (not found)
+#2 build image dev-api (build: image not found)
+#3 build image dev/worker:1 (build: image not found)
+#4 pull image postgres:16 (not found)
+#5 create container dev-db-1 (not found) after #1 #4
+#6 start container dev-db-1 (not found) after #5
+#7 create container dev-api-1 (not found) after #1 #2
+#8 start container dev-api-1 (not found) after #7 #6; waits for db started
+#9 create container dev-worker-1 (not found) after #1 #3
+#10 start container dev-worker-1 (not found) after #9
+";
+    assert_eq!(got, want, "\n{got}");
+}
+
+#[test]
+fn up_build_rebuilds_and_recreates_only_what_changed() {
+    let project = load(BUILD_STACK, &[]);
+    let observed = built(
+        &project,
+        &[("api", "new", "old"), ("worker", "same", "same")],
+    );
+    let build = ReconcileOptions {
+        build: true,
+        ..ReconcileOptions::default()
+    };
+    let got = plan(&project, &observed, &build);
+    let want = "\
+#1 build image dev-api (build: context changed)
+#2 recreate container dev-api-1 (image rebuilt) after #1
+#3 start container dev-api-1 (image rebuilt) after #2; waits for db started
+";
+    assert_eq!(got, want, "\n{got}");
+    // Without --build the changed context is not looked at.
+    assert_eq!(plan(&project, &observed, &ReconcileOptions::default()), "");
+    // Unreadable inputs build (and the build says why).
+    let mut unreadable = built(&project, &[("api", "x", "x")]);
+    unreadable
+        .builds
+        .insert("worker".into(), ObservedBuild::default());
+    let got = plan(&project, &unreadable, &build);
+    let want = "\
+#1 build image dev/worker:1 (build: context changed)
+#2 recreate container dev-worker-1 (image rebuilt) after #1
+#3 start container dev-worker-1 (image rebuilt) after #2
+";
+    assert_eq!(got, want, "\n{got}");
+}
+
+#[test]
+fn no_build_neither_builds_nor_pulls_a_name_only_a_build_makes() {
+    let project = load(BUILD_STACK, &[]);
+    let no_build = ReconcileOptions {
+        no_build: true,
+        ..ReconcileOptions::default()
+    };
+    let got = plan(&project, &Observed::default(), &no_build);
+    let want = "\
+#1 create network dev_default (not found)
+#2 pull image dev/worker:1 (not found)
+#3 pull image postgres:16 (not found)
+#4 create container dev-db-1 (not found) after #1 #3
+#5 start container dev-db-1 (not found) after #4
+#6 create container dev-api-1 (not found) after #1
+#7 start container dev-api-1 (not found) after #6 #5; waits for db started
+#8 create container dev-worker-1 (not found) after #1 #2
+#9 start container dev-worker-1 (not found) after #8
+note: service api: --no-build, and its image dev-api is not there to create it from
+";
+    assert_eq!(got, want, "\n{got}");
+}
+
+#[test]
+fn pull_policy_build_rebuilds_on_change_without_the_flag() {
+    let project = load(
+        &BUILD_STACK.replace("build: ./api", "build: ./api\n    pull_policy: build"),
+        &[],
+    );
+    let observed = built(&project, &[("api", "new", "old")]);
+    let got = plan(&project, &observed, &ReconcileOptions::default());
+    let want = "\
+#1 build image dev-api (build: context changed)
+#2 recreate container dev-api-1 (image rebuilt) after #1
+#3 start container dev-api-1 (image rebuilt) after #2; waits for db started
+";
+    assert_eq!(got, want, "\n{got}");
+    let same = built(&project, &[("api", "x", "x")]);
+    assert_eq!(plan(&project, &same, &ReconcileOptions::default()), "");
+}
+
+#[test]
+fn a_one_off_builds_its_missing_image_and_with_build_a_changed_one() {
+    let project = load(BUILD_STACK, &[]);
+    let mut nothing = Observed::default();
+    nothing.networks.insert("dev_default".into());
+    let got = plan_one_off(&project, &nothing, "api", &ReconcileOptions::default()).to_string();
+    assert_eq!(got, "#1 build image dev-api (build: image not found)\n");
+    let observed = built(&project, &[("api", "new", "old")]);
+    let build = ReconcileOptions {
+        build: true,
+        ..ReconcileOptions::default()
+    };
+    assert_eq!(
+        plan_one_off(&project, &observed, "api", &ReconcileOptions::default()).to_string(),
+        ""
+    );
+    assert_eq!(
+        plan_one_off(&project, &observed, "api", &build).to_string(),
+        "#1 build image dev-api (build: context changed)\n"
+    );
 }

@@ -645,6 +645,17 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
         {
             *c = absolutize(ctx.project_dir, c);
         }
+        // As compose shows it: the context and Dockerfile named even when
+        // defaulted.
+        if !b.contains_key("context") {
+            b.insert(
+                "context".into(),
+                Json::String(ctx.project_dir.display().to_string()),
+            );
+        }
+        if !b.contains_key("dockerfile") && !b.contains_key("dockerfile_inline") {
+            b.insert("dockerfile".into(), Json::String("Dockerfile".into()));
+        }
         if let Some(args) = b.get_mut("args") {
             list_or_dict(args);
             if let Json::Object(a) = args {

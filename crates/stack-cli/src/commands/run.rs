@@ -30,6 +30,10 @@ pub struct RunArgs {
     /// Do not start the services it depends on.
     #[arg(long)]
     pub no_deps: bool,
+    /// Build the service's image again first if its Dockerfile, build
+    /// arguments or context changed.
+    #[arg(long)]
+    pub build: bool,
     /// The container's name.
     #[arg(long)]
     pub name: Option<String>,
@@ -91,6 +95,7 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
         detach: args.detach,
         remove: args.rm,
         stdio,
+        build: args.build,
     };
     let request = Request::Run {
         project: Box::new(project),

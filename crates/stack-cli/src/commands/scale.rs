@@ -38,6 +38,8 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<ExitCode> {
         wait: false,
         wait_timeout: None,
         no_deps: args.no_deps,
+        build: false,
+        no_build: false,
         services,
         watch: false,
         debounce: super::watch::DebounceArg { debounce_ms: 100 },

@@ -50,6 +50,15 @@ pub struct UpArgs {
     /// Do not start the services the named ones depend on.
     #[arg(long)]
     pub no_deps: bool,
+    /// Build again the images of services whose Dockerfile, build
+    /// arguments or context changed since their image was built (and
+    /// recreate their containers).
+    #[arg(long, conflicts_with = "no_build")]
+    pub build: bool,
+    /// Never build: a missing image of a service with `build:` fails its
+    /// create (or is pulled when `image:` names one).
+    #[arg(long)]
+    pub no_build: bool,
     /// Only these services (and what they depend on).
     pub services: Vec<String>,
     /// Stay attached and apply changes of the stack's files and
@@ -147,6 +156,8 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         wait_timeout: args.wait_timeout,
         config_files: loaded.files.clone(),
         recreate_volumes: args.yes,
+        build: args.build,
+        no_build: args.no_build,
     };
     if !args.dry_run {
         enough_space(&global.root)?;
@@ -154,29 +165,29 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     let rt = client::runtime()?;
     if args.dry_run {
         let host = Host::new(client::host_config(global)?, project)?;
-        let observed = host.observe()?;
-        let plan = reconcile(
-            &host.project(),
-            &observed,
-            &ReconcileOptions {
-                force_recreate: options.force_recreate,
-                no_recreate: options.no_recreate,
-                remove_orphans: options.remove_orphans,
-                scale: options.scale,
-                services: if options.services.is_empty() {
-                    None
-                } else if options.no_deps {
-                    Some(options.services.iter().cloned().collect())
-                } else {
-                    Some(stack_engine::graph::with_dependencies(
-                        &host.project(),
-                        &options.services,
-                    ))
-                },
-                recreate_volumes: options.recreate_volumes,
+        let mut observed = host.observe()?;
+        let reconcile_options = ReconcileOptions {
+            force_recreate: options.force_recreate,
+            no_recreate: options.no_recreate,
+            remove_orphans: options.remove_orphans,
+            scale: options.scale,
+            services: if options.services.is_empty() {
+                None
+            } else if options.no_deps {
+                Some(options.services.iter().cloned().collect())
+            } else {
+                Some(stack_engine::graph::with_dependencies(
+                    &host.project(),
+                    &options.services,
+                ))
             },
-        )
-        .map_err(stack_engine::error::EngineError::from)?;
+            recreate_volumes: options.recreate_volumes,
+            build: options.build,
+            no_build: options.no_build,
+        };
+        host.observe_builds(&mut observed, &reconcile_options);
+        let plan = reconcile(&host.project(), &observed, &reconcile_options)
+            .map_err(stack_engine::error::EngineError::from)?;
         print!("{plan}");
         if plan.is_empty() {
             println!("nothing to do");

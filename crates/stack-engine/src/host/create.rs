@@ -23,7 +23,7 @@ pub enum CreateError {
     NoService(String),
     #[error("no record of container {0}")]
     NoRecord(String),
-    #[error("service {0} has no image (building images is not supported yet)")]
+    #[error("service {0} has neither image nor build")]
     NoImage(String),
     #[error("image {image}: {source}")]
     Image {
@@ -176,9 +176,7 @@ impl Host {
     ) -> Result<(), CreateError> {
         let project = self.project();
         let service = service.clone();
-        let image = service
-            .image
-            .clone()
+        let image = crate::reconcile::service_image(&project.name, service_name, &service)
             .ok_or_else(|| CreateError::NoImage(service_name.to_owned()))?;
         let image_err = |source| CreateError::Image {
             image: image.clone(),

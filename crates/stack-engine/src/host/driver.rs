@@ -40,6 +40,10 @@ pub enum DriverError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    ServiceBuild(#[from] stack_build::service::ServiceBuildError),
+    #[error(transparent)]
+    Build(#[from] stack_build::BuildError),
     #[error("failed to start: {0}")]
     Start(String),
     #[error("network {network}: ipam: {message}")]
@@ -488,6 +492,38 @@ impl Driver for HostDriver {
         .await
         .map_err(|e| pull_err(e.to_string(), false))?
         .map_err(|(message, not_found)| pull_err(message, not_found))
+    }
+
+    async fn build_image(&self, service: &str, image: &str) -> Result<(), DriverError> {
+        let project = self.0.project();
+        let svc = self.0.service(service)?;
+        let options = stack_build::service::options(
+            &project.name,
+            service,
+            &svc,
+            &self.0.build_invocation(),
+        )?;
+        let root = self.0.config.root.clone();
+        let image = image.to_owned();
+        // A build runs steps as child processes and reads the context: a
+        // blocking thread of its own, so that independent builds overlap.
+        tokio::task::spawn_blocking(move || {
+            // Taken before building: an edit made meanwhile shows next time.
+            let fingerprint = stack_build::service::fingerprint(&options).ok();
+            stack_build::build(&options, &mut |_| {})?;
+            if let Some(f) = fingerprint {
+                stack_build::service::record_built(&root, &image, &f).map_err(|source| {
+                    DriverError::Io {
+                        what: "recording the build of",
+                        path: image.clone(),
+                        source,
+                    }
+                })?;
+            }
+            Ok::<_, DriverError>(())
+        })
+        .await
+        .map_err(|e| DriverError::Start(e.to_string()))?
     }
 
     async fn create_container(

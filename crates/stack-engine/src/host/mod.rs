@@ -23,7 +23,8 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 use crate::health::Health;
-use crate::observed::{ContainerState, Observed, ObservedContainer};
+use crate::observed::{ContainerState, Observed, ObservedBuild, ObservedContainer};
+use crate::reconcile::ReconcileOptions;
 use crate::store::{ContainerRecord, Store, StoreError};
 use crate::supervise::{Event, MonitorHandle};
 
@@ -235,17 +236,60 @@ impl Host {
                 observed.volumes.insert(name);
             }
         }
-        for service in project.services.values() {
-            let Some(image) = &service.image else {
+        for (name, service) in &project.services {
+            let Some(image) = crate::reconcile::service_image(&project.name, name, service) else {
                 continue;
             };
-            if let Ok(id) = self.images.resolve(image) {
-                observed
-                    .images
-                    .insert(image.clone(), id.as_str().to_owned());
+            if let Ok(id) = self.images.resolve(&image) {
+                observed.images.insert(image, id.as_str().to_owned());
             }
         }
         Ok(observed)
+    }
+
+    /// Adds to `observed` the build inputs of the services whose build a
+    /// decision of `options` depends on: what they are now and what their
+    /// image was built from.
+    pub fn observe_builds(&self, observed: &mut Observed, options: &ReconcileOptions) {
+        let project = self.project();
+        for (name, service) in &project.services {
+            if !options.services.as_ref().is_none_or(|s| s.contains(name))
+                || !crate::reconcile::wants_fingerprint(service, options)
+            {
+                continue;
+            }
+            let Some(image) = crate::reconcile::service_image(&project.name, name, service) else {
+                continue;
+            };
+            let current = stack_build::service::options(
+                &project.name,
+                name,
+                service,
+                &self.build_invocation(),
+            )
+            .ok()
+            .and_then(|o| stack_build::service::fingerprint(&o).ok());
+            observed.builds.insert(
+                name.clone(),
+                ObservedBuild {
+                    current,
+                    built: stack_build::service::built_from(&self.config.root, &image),
+                },
+            );
+        }
+    }
+
+    /// How this host builds a service's image.
+    pub(crate) fn build_invocation(&self) -> stack_build::service::Invocation {
+        stack_build::service::Invocation {
+            root: self.config.root.clone(),
+            extra_args: Default::default(),
+            no_cache: false,
+            init_binary: self.config.init_binary.clone(),
+            source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
+                .ok()
+                .and_then(|v| v.parse().ok()),
+        }
     }
 
     fn network_exists(&self, key: &str) -> bool {

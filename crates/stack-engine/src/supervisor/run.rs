@@ -99,8 +99,14 @@ pub(super) async fn start(
 
     // Its own networks, volumes and image (as its pull_policy says), which
     // the dependencies' plan need not have made.
-    let observed = host.observe().map_err(EngineError::from)?;
-    super::run_plan(host, channel, &plan_one_off(&project, &observed, &service)).await?;
+    let own = ReconcileOptions {
+        build: options.build,
+        ..ReconcileOptions::default()
+    };
+    let mut observed = host.observe().map_err(EngineError::from)?;
+    host.observe_builds(&mut observed, &own);
+    let plan = plan_one_off(&project, &observed, &options.service, &own);
+    super::run_plan(host, channel, &plan).await?;
 
     let id = crate::store::new_container_id().map_err(EngineError::from)?;
     let name = options
