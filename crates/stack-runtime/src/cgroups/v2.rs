@@ -1,6 +1,5 @@
-//! cgroup v2: one directory; the controllers a container needs enabled
-//! down the tree via `cgroup.subtree_control`, limits in the unified file
-//! names.
+//! cgroup v2: one directory; controllers enabled down the tree via
+//! `cgroup.subtree_control`, limits in the unified file names.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -36,66 +35,14 @@ impl Controllers {
     }
 }
 
-/// The controllers a container's cgroup needs delegated: memory, pids and
-/// io always (`stack stats` and OOM reporting read their files), cpu,
-/// cpuset, hugetlb, rdma and misc only when a limit or a `unified` key uses
-/// them. A controller is not free once enabled: `cpu` makes the scheduler
-/// account and weigh every task under it, so containers without a cpu limit
-/// stay out of it.
-fn wanted_controllers(res: Option<&LinuxResources>) -> Vec<&'static str> {
-    let mut want = vec!["memory", "pids", "io"];
-    let mut add = |c: &'static str| {
-        if !want.contains(&c) {
-            want.push(c)
-        }
-    };
-    let Some(res) = res else { return want };
-    if let Some(c) = res.cpu() {
-        if c.shares().is_some()
-            || c.quota().is_some()
-            || c.period().is_some()
-            || c.realtime_runtime().is_some()
-            || c.realtime_period().is_some()
-            || c.idle().is_some()
-        {
-            add("cpu");
-        }
-        if c.cpus().is_some() || c.mems().is_some() {
-            add("cpuset");
-        }
-    }
-    if res
-        .hugepage_limits()
-        .as_ref()
-        .is_some_and(|h| !h.is_empty())
-    {
-        add("hugetlb");
-    }
-    if res.rdma().as_ref().is_some_and(|r| !r.is_empty()) {
-        add("rdma");
-    }
-    for key in res.unified().iter().flat_map(|u| u.keys()) {
-        match key.split('.').next() {
-            Some("cpu") => add("cpu"),
-            Some("cpuset") => add("cpuset"),
-            Some("hugetlb") => add("hugetlb"),
-            Some("rdma") => add("rdma"),
-            Some("misc") => add("misc"),
-            _ => {}
-        }
-    }
-    want
-}
-
-/// Makes the leaf and its ancestors with the `wanted` controllers (those
-/// the hierarchy has) delegated down to it; never disables one, as other
-/// containers under the same parent may use it. A parent pruned by a
-/// container being deleted at the same moment makes one walk fail with
-/// ENOENT; the next walk makes it again.
-fn enable_controllers(root: &Path, leaf: &Path, wanted: &[&str]) -> Result<(), CgroupError> {
+/// Enables every available controller in each ancestor so the leaf gets them.
+/// Makes the leaf and its ancestors with every controller delegated. A
+/// parent pruned by a container being deleted at the same moment makes one
+/// walk fail with ENOENT; the next walk makes it again.
+fn enable_controllers(root: &Path, leaf: &Path) -> Result<(), CgroupError> {
     let mut attempt = 0;
     loop {
-        match enable_controllers_once(root, leaf, wanted) {
+        match enable_controllers_once(root, leaf) {
             Err(CgroupError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 =>
             {
@@ -106,18 +53,12 @@ fn enable_controllers(root: &Path, leaf: &Path, wanted: &[&str]) -> Result<(), C
     }
 }
 
-fn enable_controllers_once(root: &Path, leaf: &Path, wanted: &[&str]) -> Result<(), CgroupError> {
+fn enable_controllers_once(root: &Path, leaf: &Path) -> Result<(), CgroupError> {
     let available = read_file(&root.join("cgroup.controllers"))?;
-    let enable: Vec<&str> = wanted
-        .iter()
-        .copied()
-        .filter(|w| available.split_whitespace().any(|a| a == *w))
+    let enable: String = available
+        .split_whitespace()
+        .map(|c| format!("+{c} "))
         .collect();
-    let line = enable
-        .iter()
-        .map(|c| format!("+{c}"))
-        .collect::<Vec<_>>()
-        .join(" ");
     let rel = leaf.strip_prefix(root).unwrap_or(leaf);
     let mut cur = root.to_path_buf();
     for comp in rel.components() {
@@ -126,12 +67,12 @@ fn enable_controllers_once(root: &Path, leaf: &Path, wanted: &[&str]) -> Result<
         // Already delegated (every container after the first): a read
         // instead of a write that takes the cgroup lock.
         let delegated = fs::read_to_string(cur.join("cgroup.subtree_control"))
-            .is_ok_and(|d| enable.iter().all(|e| d.split_whitespace().any(|c| c == *e)));
+            .is_ok_and(|d| d.split_whitespace().eq(available.split_whitespace()));
         if !enable.is_empty()
             && !delegated
-            && write_file(&cur.join("cgroup.subtree_control"), &line).is_err()
+            && write_file(&cur.join("cgroup.subtree_control"), enable.trim()).is_err()
         {
-            for c in &enable {
+            for c in available.split_whitespace() {
                 let _ = write_file(&cur.join("cgroup.subtree_control"), &format!("+{c}"));
             }
         }
@@ -160,7 +101,7 @@ pub(super) fn create(
     devices: &[LinuxDevice],
 ) -> Result<(), CgroupError> {
     let d = dir(cg);
-    enable_controllers(&cg.v2_root, &d, &wanted_controllers(res))?;
+    enable_controllers(&cg.v2_root, &d)?;
     apply_devices(&d, res, devices)?;
     match res {
         Some(res) => write_limits(&d, res),
@@ -442,52 +383,6 @@ mod tests {
         assert_eq!(read(d, "io.max"), "8:0 rbps=1048576");
         assert_eq!(read(d, "hugetlb.2MB.max"), (4u64 << 20).to_string());
         assert_eq!(read(d, "memory.high"), "50000000");
-    }
-
-    #[test]
-    fn controllers_are_enabled_only_as_needed() {
-        assert_eq!(wanted_controllers(None), ["memory", "pids", "io"]);
-        let res = resources(serde_json::json!({"memory": {"limit": 1 << 20}}));
-        assert_eq!(wanted_controllers(Some(&res)), ["memory", "pids", "io"]);
-        let res = resources(serde_json::json!({
-            "cpu": {"quota": 50000, "period": 100000, "cpus": "0"},
-            "hugepageLimits": [{"pageSize": "2MB", "limit": 1}],
-            "unified": {"misc.max": "x 1", "cgroup.max.depth": "2"},
-        }));
-        assert_eq!(
-            wanted_controllers(Some(&res)),
-            ["memory", "pids", "io", "cpu", "cpuset", "hugetlb", "misc"]
-        );
-
-        // On a tree laid out like /sys/fs/cgroup: each ancestor delegates
-        // what is wanted and the hierarchy has (no hugetlb here), and a
-        // second container adds to what the first enabled.
-        let t = tempfile::tempdir().unwrap();
-        let root = t.path();
-        fs::write(
-            root.join("cgroup.controllers"),
-            "cpuset cpu io memory pids\n",
-        )
-        .unwrap();
-        let leaf = root.join("stack/p/a");
-        enable_controllers(root, &leaf, &wanted_controllers(None)).unwrap();
-        assert!(leaf.is_dir());
-        for d in [root.to_path_buf(), root.join("stack"), root.join("stack/p")] {
-            assert_eq!(read(&d, "cgroup.subtree_control"), "+memory +pids +io");
-        }
-        assert!(!leaf.join("cgroup.subtree_control").exists());
-        let res = resources(serde_json::json!({"cpu": {"shares": 512},
-            "hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}));
-        enable_controllers(
-            root,
-            &root.join("stack/p/b"),
-            &wanted_controllers(Some(&res)),
-        )
-        .unwrap();
-        assert_eq!(
-            read(&root.join("stack/p"), "cgroup.subtree_control"),
-            "+memory +pids +io +cpu"
-        );
     }
 
     #[test]
