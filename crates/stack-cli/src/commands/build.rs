@@ -71,7 +71,7 @@ pub fn image_build(global: &GlobalArgs, a: ImageBuildArgs) -> anyhow::Result<Exi
         build_args: build_args(&a.build_args),
         labels: BTreeMap::new(),
         no_cache: a.no_cache,
-        init_binary: std::env::current_exe().context("cannot find the stack binary")?,
+        init_binary: crate::helper::init_binary()?,
         source_date_epoch: source_date_epoch()?,
     };
     run_build(&opts, a.quiet)
@@ -90,7 +90,7 @@ pub fn run(global: &GlobalArgs, a: BuildArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let extra = build_args(&a.build_args);
-    let init_binary = std::env::current_exe().context("cannot find the stack binary")?;
+    let init_binary = crate::helper::init_binary()?;
     let epoch = source_date_epoch()?;
     // Inline Dockerfiles are written under the root, outside any context.
     let inline_dir = global.root.join("build/inline");
