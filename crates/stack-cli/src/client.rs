@@ -87,6 +87,9 @@ pub async fn connect(global: &GlobalArgs, project: &str) -> anyhow::Result<Chann
 
 fn spawn_supervisor(global: &GlobalArgs, project: &str) -> anyhow::Result<()> {
     let exe = crate::helper::stack_binary()?;
+    // The supervisor needs the helper for every container: a missing one is
+    // said here, not only in the supervisor's log.
+    crate::helper::init_binary()?;
     let log = log_file(global, project)?;
     let mut command = Command::new(exe);
     command
