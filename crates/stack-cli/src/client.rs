@@ -14,7 +14,8 @@ use crate::cli::GlobalArgs;
 
 /// The engine's settings from the global options and the environment.
 pub fn host_config(global: &GlobalArgs) -> anyhow::Result<HostConfig> {
-    let init_binary = std::env::current_exe().context("cannot find the stack binary")?;
+    let stack_binary = crate::helper::stack_binary()?;
+    let init_binary = crate::helper::init_binary()?;
     let registries = stack_image::registry_config::RegistriesConfig::from_env()
         .context("reading the registry configuration")?;
     let mut net = stack_net::NetOptions::default();
@@ -29,6 +30,7 @@ pub fn host_config(global: &GlobalArgs) -> anyhow::Result<HostConfig> {
     Ok(HostConfig {
         root: global.root.clone(),
         run_dir: global.run_dir.clone(),
+        stack_binary,
         init_binary,
         net,
         registries,
@@ -81,7 +83,10 @@ pub async fn connect(global: &GlobalArgs, project: &str) -> anyhow::Result<Chann
 }
 
 fn spawn_supervisor(global: &GlobalArgs, project: &str) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("cannot find the stack binary")?;
+    let exe = crate::helper::stack_binary()?;
+    // The supervisor needs the helper for every container: a missing one is
+    // said here, not only in the supervisor's log.
+    crate::helper::init_binary()?;
     let log = log_file(global, project)?;
     let mut command = Command::new(exe);
     command

@@ -5,6 +5,7 @@ mod client;
 mod commands;
 mod failure;
 mod global_options;
+mod helper;
 mod progress;
 mod project_args;
 mod table;

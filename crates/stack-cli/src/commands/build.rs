@@ -72,7 +72,7 @@ pub fn image_build(global: &GlobalArgs, a: ImageBuildArgs) -> anyhow::Result<Exi
         labels: BTreeMap::new(),
         no_cache: a.no_cache,
         network: Default::default(),
-        init_binary: std::env::current_exe().context("cannot find the stack binary")?,
+        init_binary: crate::helper::init_binary()?,
         source_date_epoch: source_date_epoch()?,
     };
     run_build(&opts, a.quiet)
@@ -94,7 +94,7 @@ pub fn run(global: &GlobalArgs, a: BuildArgs) -> anyhow::Result<ExitCode> {
         root: global.root.clone(),
         extra_args: build_args(&a.build_args),
         no_cache: a.no_cache,
-        init_binary: std::env::current_exe().context("cannot find the stack binary")?,
+        init_binary: crate::helper::init_binary()?,
         source_date_epoch: source_date_epoch()?,
     };
     for (name, service) in &project.services {

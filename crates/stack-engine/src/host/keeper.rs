@@ -169,7 +169,7 @@ impl Host {
     }
 
     fn keeper_command(&self) -> Command {
-        let mut command = Command::new(&self.config.init_binary);
+        let mut command = Command::new(&self.config.stack_binary);
         command
             .arg("--root")
             .arg(&self.config.root)

@@ -39,7 +39,10 @@ pub use ops::{Attach, OpsError, stdio_of};
 pub struct HostConfig {
     pub root: PathBuf,
     pub run_dir: PathBuf,
-    /// A binary whose `main` calls `stack_runtime::init_main()` first.
+    /// The `stack` binary, for the processes the host starts from it (the log keeper).
+    pub stack_binary: PathBuf,
+    /// The containers' init stage, for every create, exec and probe: a
+    /// binary whose `main` calls `stack_runtime::init_main()` first.
     pub init_binary: PathBuf,
     pub net: NetOptions,
     pub registries: stack_image::registry_config::RegistriesConfig,

@@ -73,8 +73,7 @@ pub fn run(global: &GlobalArgs, args: MonitorArgs) -> anyhow::Result<ExitCode> {
                 runtime_root(&global.root),
             );
             options.spec = Some(load_spec(&global.root, &record.id)?);
-            options.init_binary =
-                std::env::current_exe().context("cannot find the stack binary")?;
+            options.init_binary = crate::helper::init_binary()?;
             options.default_seccomp = true;
             // `-i`: standard input stays open (this process holds the other
             // end) instead of reading as empty.

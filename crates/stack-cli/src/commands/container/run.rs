@@ -229,7 +229,7 @@ fn foreground(
         runtime_root(&global.root),
     );
     options.spec = Some(spec);
-    options.init_binary = std::env::current_exe().context("cannot find the stack binary")?;
+    options.init_binary = crate::helper::init_binary()?;
     options.default_seccomp = !args.privileged;
     if !args.interactive {
         options.stdio.stdin = Some(devnull()?);
@@ -323,7 +323,7 @@ fn detach(
         .with_context(|| format!("cannot open {}", dir.join("monitor.log").display()))?;
     let (ready_r, ready_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
-    let exe = std::env::current_exe().context("cannot find the stack binary")?;
+    let exe = crate::helper::stack_binary()?;
     let mut command = Command::new(exe);
     command
         .arg("--root")
