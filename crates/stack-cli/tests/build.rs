@@ -309,16 +309,15 @@ fn up_builds_what_is_missing_and_up_build_only_what_changed() {
     );
 
     let log = env.ok(&["up", "-d"]);
-    assert!(
-        log.contains("image bld-up-a: built (build: image not found)"),
-        "{log}"
-    );
-    assert!(log.contains("image bld-up-b:dev: built"), "{log}");
+    assert!(log.contains("Image bld-up-a Built"), "{log}");
+    assert!(log.contains("Image bld-up-b:dev Built"), "{log}");
     read_when(&out.join("a"), "a1");
     read_when(&out.join("b"), "b1");
 
     // Nothing changed: nothing is built or recreated, with or without --build.
-    let idle = |log: &str| !log.contains(": built") && !log.contains("created");
+    let idle = |log: &str| {
+        !log.contains(" Built") && !log.contains(" Created") && !log.contains(" Recreated")
+    };
     let log = env.ok(&["up", "-d"]);
     assert!(idle(&log), "{log}");
     let log = env.ok(&["up", "-d", "--build"]);
@@ -329,13 +328,19 @@ fn up_builds_what_is_missing_and_up_build_only_what_changed() {
     fs::write(a.join("msg"), "a2").unwrap();
     let log = env.ok(&["up", "-d"]);
     assert!(idle(&log), "without --build: {log}");
-    let log = env.ok(&["up", "-d", "--build"]);
+    let plan = env.ok(&["up", "--dry-run", "--build"]);
     assert!(
-        log.contains("image bld-up-a: built (build: context changed)"),
-        "{log}"
+        plan.contains("build image bld-up-a (build: context changed)"),
+        "{plan}"
     );
     assert!(
-        log.contains("container bld-up-a-1: recreated (image rebuilt)"),
+        plan.contains("recreate container bld-up-a-1 (image rebuilt)"),
+        "{plan}"
+    );
+    let log = env.ok(&["up", "-d", "--build"]);
+    assert!(log.contains("Image bld-up-a Built"), "{log}");
+    assert!(
+        log.contains("Container bld-up-a-1 Recreated image rebuilt"),
         "{log}"
     );
     assert!(!log.contains("bld-up-b"), "b was touched:\n{log}");

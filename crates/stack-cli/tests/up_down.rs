@@ -395,11 +395,11 @@ volumes:
     ));
     let said = env.ok(&["up", "-d"]);
     assert!(
-        said.contains("container e2e-netchg-app-1: removed (network e2e-netchg_back changed)"),
+        said.contains("Container e2e-netchg-app-1 Removed network e2e-netchg_back changed"),
         "{said}"
     );
     assert!(
-        said.contains("network e2e-netchg_back: recreated (config changed: internal, ipam)"),
+        said.contains("Network e2e-netchg_back Recreated config changed: internal, ipam"),
         "{said}"
     );
     let second = lines_of(&out, "ips", 2);
@@ -428,7 +428,7 @@ volumes:
     assert_eq!(lines_of(&out, "ips", 2).len(), 2, "nothing was touched");
     let said = env.ok(&["up", "-d", "--yes"]);
     assert!(
-        said.contains("volume e2e-netchg_data: recreated (config changed: labels)"),
+        said.contains("Volume e2e-netchg_data Recreated config changed: labels"),
         "{said}"
     );
     assert!(!volume.join("kept").exists());

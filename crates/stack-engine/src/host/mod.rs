@@ -153,16 +153,32 @@ impl Host {
         self.store.container_dir(&self.project().name, name)
     }
 
-    /// A container whose create was interrupted: its record is written
-    /// ahead (so that `down` finds what it holds) and `config.json` is the
-    /// create's last step, so a created container without one is half-made.
+    /// A container whose create or removal was interrupted, to be made
+    /// again. Its record is written ahead (so that `down` finds what it
+    /// holds) and `config.json` is the create's last step, so a created
+    /// container without one is half-made; a removal detaches the network
+    /// (its namespace goes) before it drops the record, so a container
+    /// that is not running and whose network namespace is gone is
+    /// half-removed and could never start.
     fn is_half_made(&self, record: &ContainerRecord) -> bool {
-        record.state == ContainerState::Created
-            && record.pid.is_none()
-            && !self
-                .container_dir(&record.name)
-                .join("config.json")
-                .exists()
+        let config = self.container_dir(&record.name).join("config.json");
+        if !config.exists() {
+            return record.state == ContainerState::Created && record.pid.is_none();
+        }
+        if record.is_alive() {
+            return false;
+        }
+        let Ok(spec) = oci_spec::runtime::Spec::load(&config) else {
+            return false;
+        };
+        spec.linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|ns| ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network)
+            .filter_map(|ns| ns.path().as_ref())
+            .any(|path| !path.exists())
     }
 
     fn record(&self, name: &str) -> Result<ContainerRecord, CreateError> {
