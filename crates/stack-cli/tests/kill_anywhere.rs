@@ -92,7 +92,7 @@ const SCENARIOS: &[(Before, &[&str], &str)] = &[
     (
         Before::UpThenSupervisorKilled,
         &["restart"],
-        "container-after-stop",
+        "restart-after-stop",
     ),
     (
         Before::UpThenSupervisorKilled,

@@ -182,7 +182,18 @@ impl Host {
     /// Removes what is left of the project's networks (bridges, rules, DNS,
     /// leases), also after a crash.
     pub async fn cleanup_network(&self) -> Result<(), stack_net::NetError> {
-        self.net.cleanup_project(&self.project().name).await
+        self.net.cleanup_project(&self.project().name).await?;
+        // Every network of the project is gone: the project's list says so
+        // too, or a supervisor that goes on serving after a failed `down`
+        // would take them for existing and attach to nothing.
+        let list = self.layout().network_list(&self.project().name);
+        match std::fs::remove_file(&list) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!("forgetting the networks in {}: {e}", list.display());
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Stops a container (its stop signal, SIGKILL after the grace period)
@@ -582,9 +593,7 @@ impl Driver for HostDriver {
         name: &str,
         grace: Option<std::time::Duration>,
     ) -> Result<(), DriverError> {
-        self.0.user_stop(name, grace).await?;
-        stack_runtime::fault::point("container-after-stop");
-        Ok(())
+        Ok(self.0.user_stop(name, grace).await?)
     }
 
     async fn kill_container(&self, name: &str, signal: i32) -> Result<(), DriverError> {

@@ -11,9 +11,7 @@ use stack_spec::Project;
 use crate::control::{Channel, UpOptions};
 use crate::error::EngineError;
 use crate::host::Host;
-use crate::lifecycle_plan::{
-    plan_freeze, plan_kill, plan_remove, plan_restart, plan_start, plan_stop,
-};
+use crate::lifecycle_plan::{plan_freeze, plan_kill, plan_remove, plan_start, plan_stop};
 use crate::plan::Plan;
 
 use super::Answer;
@@ -67,7 +65,12 @@ pub(super) async fn restart(
     services: &[String],
     seconds: Option<u64>,
 ) -> Answer {
-    let plan = plan_restart(&host.project(), &host.observe()?, services, seconds)?;
+    // Two plans with the crash point between them, where a restart is
+    // most often cut short: stopped, not yet started.
+    let plan = plan_stop(&host.project(), &host.observe()?, services, seconds)?;
+    run(host, channel, &plan).await?;
+    stack_runtime::fault::point("restart-after-stop");
+    let plan = plan_start(&host.project(), &host.observe()?, services)?;
     run(host, channel, &plan).await?;
     Ok(String::new())
 }
