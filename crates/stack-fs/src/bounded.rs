@@ -93,20 +93,8 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
         .open(path)
         .map_err(io("open"))?;
     let meta = file.metadata().map_err(io("stat"))?;
-    if !meta.file_type().is_file() {
-        return Err(ReadError::NotRegular {
-            path: path.to_path_buf(),
-            kind: kind_of(meta.file_type()),
-        });
-    }
-    if meta.len() > limit {
-        return Err(ReadError::TooLarge {
-            path: path.to_path_buf(),
-            size: Some(meta.len()),
-            limit,
-        });
-    }
-    read_bounded(file, path, limit, meta.len())
+    let size = regular_within(path, &meta, limit)?;
+    read_bounded(file, path, limit, size)
 }
 
 /// Checks, without opening it, that `path` is a regular file (symlinks
@@ -118,6 +106,11 @@ pub fn check_regular(path: &Path, limit: u64) -> Result<u64, ReadError> {
         path: path.to_path_buf(),
         source,
     })?;
+    regular_within(path, &meta, limit)
+}
+
+/// The one check of both: a regular file of at most `limit` bytes; its size.
+fn regular_within(path: &Path, meta: &std::fs::Metadata, limit: u64) -> Result<u64, ReadError> {
     if !meta.file_type().is_file() {
         return Err(ReadError::NotRegular {
             path: path.to_path_buf(),
