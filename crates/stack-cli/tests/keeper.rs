@@ -7,33 +7,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Env;
-
-/// The highest `line N` in the log file at `path`.
-fn last_line(path: &Path) -> u64 {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .rsplit("line ")
-        .filter_map(|rest| {
-            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            digits.parse().ok()
-        })
-        .max()
-        .unwrap_or(0)
-}
-
-fn holder_pid(env: &Env, lock: &str) -> i32 {
-    let lock = env.run_dir().join("locks").join(format!("{lock}.lock"));
-    let holder: serde_json::Value = serde_json::from_slice(&std::fs::read(lock).unwrap()).unwrap();
-    holder["pid"].as_i64().unwrap() as i32
-}
-
-fn keeper_pid(env: &Env) -> i32 {
-    holder_pid(env, &format!("{}.logs", env.project))
-}
+use common::chaos::{container_log, keeper_pid, last_line, sigkill, supervisor_pid, wait_line};
 
 #[test]
 fn a_killed_keeper_is_replaced_and_the_service_keeps_running() {
@@ -61,51 +38,26 @@ services:
     );
     env.ok(&["up", "-d"]);
     let (name, _, pid) = env.containers().pop().unwrap();
-    let log = env
-        .root()
-        .join("projects")
-        .join(&env.project)
-        .join("containers")
-        .join(&name)
-        .join("container.log");
-    let started = Instant::now();
-    while last_line(&log) < 1000 {
-        assert!(started.elapsed() < Duration::from_secs(20), "no output");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let log = container_log(&env, &name);
+    wait_line(&log, 1000, Duration::from_secs(20));
 
     if supervisor_restarted {
-        let supervisor = holder_pid(&env, &env.project);
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(supervisor),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
+        let supervisor = supervisor_pid(&env).expect("a supervisor");
+        sigkill(supervisor);
         common::wait_gone(supervisor);
         // A new supervisor adopts the service before it answers.
         env.ok(&["ps"]);
-        assert_ne!(holder_pid(&env, &env.project), supervisor);
+        assert_ne!(supervisor_pid(&env), Some(supervisor));
     }
-    let keeper = keeper_pid(&env);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(keeper),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    let keeper = keeper_pid(&env).expect("a log keeper");
+    sigkill(keeper);
     let killed = Instant::now();
     let at_kill = last_line(&log);
     // Flowing again: well past what the pipe held when the keeper died.
-    while last_line(&log) < at_kill + 500 {
-        assert!(
-            killed.elapsed() < Duration::from_secs(5),
-            "logs stopped at {} after the keeper was killed at {at_kill}",
-            last_line(&log)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_line(&log, at_kill + 500, Duration::from_secs(5));
     let resumed = killed.elapsed();
     eprintln!("logs flowed again {resumed:?} after the keeper was killed");
-    assert_ne!(keeper_pid(&env), keeper, "a new keeper took over");
+    assert_ne!(keeper_pid(&env), Some(keeper), "a new keeper took over");
     // A second is the goal; the margin is for a loaded CI host.
     assert!(resumed < Duration::from_secs(2), "{resumed:?}");
 

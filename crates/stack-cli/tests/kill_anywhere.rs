@@ -1,6 +1,6 @@
 //! Kill anything anywhere: for each named step of `up`, `down`, `run`,
-//! `restart` and adoption, the process that reaches it (the supervisor) is
-//! stopped there (`STACK_FAULT`, test builds only); then either it is
+//! `restart`, adoption and the log keeper, the process that reaches it
+//! (the supervisor, or the keeper) is stopped there (`STACK_FAULT`, test builds only); then either it is
 //! killed, or the client and the log keeper are killed and it goes on.
 //! Either way one `up` brings the stack back and `down -v` leaves nothing
 //! (see `common::leaks`). A randomized run adds kills at random moments of
@@ -12,14 +12,16 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::chaos::{Resume, keeper_pid, sigkill, stopped_at, supervisor_pid};
 use common::leaks::assert_nothing_left;
-use common::{Env, wait_gone};
+use common::{Env, limit, wait_gone};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-/// One service that writes to its log, stops at once on `SIGTERM` and
+/// One service that writes to its log (rotated every few lines, so that
+/// the keeper's rotation is a step too), stops at once on `SIGTERM` and
 /// keeps a named volume.
-const STACK: &str = "services:\n  web:\n    image: busybox\n    command: [sh, -c, 'trap \"exit 0\" TERM; while :; do echo tick; sleep 0.2; done']\n    volumes: [data:/data]\nvolumes:\n  data:\n";
+const STACK: &str = "services:\n  web:\n    image: busybox\n    command: [sh, -c, 'trap \"exit 0\" TERM; while :; do echo tick; sleep 0.1; done']\n    logging:\n      options: {max-size: '200', max-file: '2'}\n    volumes: [data:/data]\nvolumes:\n  data:\n";
 
 /// What runs before the command that meets the fault.
 #[derive(Clone, Copy)]
@@ -33,7 +35,9 @@ enum Before {
 /// Who is killed when the step is reached.
 #[derive(Clone, Copy, Debug)]
 enum Victim {
-    Supervisor,
+    /// The process that reached it: the supervisor, or for the `keeper-`
+    /// steps the log keeper.
+    AtStep,
     ClientAndKeeper,
 }
 
@@ -51,6 +55,9 @@ const SCENARIOS: &[(Before, &[&str], &str)] = &[
     (Before::Nothing, &["up", "-d"], "keeper-after-spawn"),
     (Before::Nothing, &["up", "-d"], "start-after-logs"),
     (Before::Nothing, &["up", "-d"], "up-after-plan"),
+    (Before::Nothing, &["up", "-d"], "keeper-after-receive"),
+    (Before::Nothing, &["up", "-d"], "keeper-after-write"),
+    (Before::Nothing, &["up", "-d"], "keeper-in-rotate"),
     (
         Before::UpThenSupervisorKilled,
         &["ps"],
@@ -111,32 +118,9 @@ const SCENARIOS: &[(Before, &[&str], &str)] = &[
     ),
 ];
 
-/// The pid of whoever holds `locks/<name>.lock`, if it is alive.
-fn holder(env: &Env, name: &str) -> Option<i32> {
-    let lock = env.run_dir().join("locks").join(format!("{name}.lock"));
-    let holder: serde_json::Value = serde_json::from_slice(&std::fs::read(lock).ok()?).ok()?;
-    let pid = holder["pid"].as_i64()? as i32;
-    kill(Pid::from_raw(pid), None).ok().map(|()| pid)
-}
-
-fn sigkill(pid: i32) {
-    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-}
-
-/// Waits for `child` to end, killing it after `limit`.
-fn finish(mut child: Child, limit: Duration) -> bool {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.success();
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the client did not end within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Waits for a client started by [`spawn`], killing it after `limit`.
+fn finish(client: Child, limit: Duration) -> bool {
+    limit::finish(client, "the stack client", limit)
 }
 
 /// `stack ARGS -f stack.yaml -p PROJECT`, not waited for.
@@ -151,21 +135,8 @@ fn spawn(env: &Env, args: &[&str], fault: Option<(&str, &Path)>) -> Child {
             .env("STACK_FAULT", point)
             .env("STACK_FAULT_PAUSE", dir);
     }
-    command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-/// Continues a stopped process, also when the test panics (a process
-/// stopped for good would hang the cleanup).
-struct Resume(i32);
-
-impl Drop for Resume {
-    fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(self.0), Signal::SIGCONT);
-    }
+    command.stdout(Stdio::null()).stderr(Stdio::null());
+    limit::spawn(command)
 }
 
 /// One `up` brings the whole stack back.
@@ -198,31 +169,17 @@ fn scenario(env: &Env, before: Before, args: &[&str], point: &str, victim: Victi
     std::fs::create_dir_all(&faults).unwrap();
     if let Before::UpThenSupervisorKilled = before {
         env.ok(&["up", "-d"]);
-        let supervisor = holder(env, &env.project).expect("a supervisor");
+        let supervisor = supervisor_pid(env).expect("a supervisor");
         sigkill(supervisor);
         wait_gone(supervisor);
     }
     let client = spawn(env, args, Some((point, &faults)));
-    let marker = faults.join(point);
     let started = Instant::now();
-    let stopped = loop {
-        // The pid may not be written yet.
-        if let Some(pid) = std::fs::read_to_string(&marker)
-            .ok()
-            .and_then(|pid| pid.parse::<i32>().ok())
-        {
-            break pid;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{what}: the step was never reached"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let stopped = stopped_at(&faults, point, Duration::from_secs(30));
     let reached = started.elapsed();
     let _resume = Resume(stopped);
     match victim {
-        Victim::Supervisor => {
+        Victim::AtStep => {
             sigkill(stopped);
             wait_gone(stopped);
             finish(client, Duration::from_secs(30));
@@ -231,7 +188,7 @@ fn scenario(env: &Env, before: Before, args: &[&str], point: &str, victim: Victi
             let mut client = client;
             let _ = client.kill();
             let _ = client.wait();
-            if let Some(keeper) = holder(env, &format!("{}.logs", env.project)) {
+            if let Some(keeper) = keeper_pid(env) {
                 sigkill(keeper);
             }
             let _ = kill(Pid::from_raw(stopped), Signal::SIGCONT);
@@ -258,7 +215,7 @@ fn every_step(victim: Victim, name: &str, subnet: u8) {
 
 #[test]
 fn a_supervisor_killed_at_any_step_is_recovered_by_one_up() {
-    every_step(Victim::Supervisor, "ka-s", 241);
+    every_step(Victim::AtStep, "ka-s", 241);
 }
 
 #[test]
@@ -303,14 +260,14 @@ fn random_kills_leave_nothing_behind() {
                 let _ = client.wait();
             }
             1 => {
-                if let Some(pid) = holder(&env, &env.project) {
+                if let Some(pid) = supervisor_pid(&env) {
                     sigkill(pid);
                     wait_gone(pid);
                 }
                 finish(client, Duration::from_secs(30));
             }
             _ => {
-                if let Some(pid) = holder(&env, &format!("{}.logs", env.project)) {
+                if let Some(pid) = keeper_pid(&env) {
                     sigkill(pid);
                 }
                 finish(client, Duration::from_secs(30));

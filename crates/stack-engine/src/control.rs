@@ -15,7 +15,7 @@ use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 /// Bumped on any incompatible change of [`Request`] or [`Reply`].
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpOptions {
@@ -151,6 +151,12 @@ pub enum Request {
     Events {
         since_ns: Option<u64>,
         until_ns: Option<u64>,
+    },
+    /// From the log keeper: a container's log paused or resumed (an
+    /// event for `stack events`). Not answered.
+    LogState {
+        container: String,
+        notice: crate::logger::LogNotice,
     },
 }
 

@@ -101,6 +101,12 @@ impl EngineError {
             all
         }))
     }
+
+    /// Whether one of `earlier` already says this error (a cleanup pass
+    /// meeting the same full disk again), so that a cause is printed once.
+    pub fn said_by(&self, earlier: &[EngineError]) -> bool {
+        earlier.iter().any(|e| e.message.contains(&self.message))
+    }
 }
 
 fn net_kind(e: &stack_net::NetError) -> ErrorKind {
@@ -332,5 +338,13 @@ mod tests {
         assert_eq!(all.kind, ErrorKind::Conflict);
         assert_eq!(all.message, "pause a: paused; pause b: EIO");
         assert!(EngineError::several(Vec::new()).is_none());
+    }
+
+    #[test]
+    fn a_cause_met_again_is_said_once() {
+        let full = "network state: write /r/net/state.json: No space left on device";
+        let first = EngineError::new(ErrorKind::Host, format!("remove web-1: {full}"));
+        assert!(EngineError::new(ErrorKind::Host, full).said_by(std::slice::from_ref(&first)));
+        assert!(!EngineError::new(ErrorKind::Host, "remove db-1: EIO").said_by(&[first]));
     }
 }

@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader, Interest};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::control::{Channel, Request};
 use crate::logs::{LogWriter, Rotation, Stream};
+use crate::supervise::EventKind;
 
 /// One container run's output, as the supervisor hands it over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +31,26 @@ pub struct Handover {
     pub path: PathBuf,
     pub max_size: u64,
     pub max_file: u32,
+}
+
+/// What the keeper tells the supervisor about a container's log, so that
+/// `stack events` shows it (the keeper has no event journal of its own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum LogNotice {
+    /// Writing failed; lines are dropped until it works again.
+    Paused { error: String },
+    /// Writing works again after `dropped` lines were lost.
+    Resumed { dropped: u64 },
+}
+
+impl From<LogNotice> for EventKind {
+    fn from(notice: LogNotice) -> Self {
+        match notice {
+            LogNotice::Paused { error } => EventKind::LogPaused { error },
+            LogNotice::Resumed { dropped } => EventKind::LogResumed { dropped },
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +62,9 @@ pub enum LoggerError {
         source: std::io::Error,
     },
 }
+
+/// How long a keeper has to acknowledge a handover.
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The log keeper's socket.
 pub fn socket_path(run_dir: &Path, project: &str) -> PathBuf {
@@ -54,6 +79,9 @@ pub fn hand_over(
     stderr: &OwnedFd,
 ) -> std::io::Result<()> {
     let stream = StdUnixStream::connect(socket)?;
+    // A keeper that hangs (stopped, or stuck) is treated as gone rather
+    // than holding up the container's start.
+    stream.set_read_timeout(Some(HANDOVER_TIMEOUT))?;
     let header = serde_json::to_vec(handover).map_err(std::io::Error::other)?;
     let fds = [stdout.as_raw_fd(), stderr.as_raw_fd()];
     let iov = [IoSlice::new(&header)];
@@ -72,8 +100,14 @@ pub fn hand_over(
     std::io::Read::read_exact(&mut &stream, &mut ack)
 }
 
-/// Runs the keeper of `project` until its state directory goes away.
-pub async fn serve(socket: PathBuf, project_dir: PathBuf) -> Result<(), LoggerError> {
+/// Runs the keeper of `project` until its state directory goes away,
+/// telling the supervisor at `supervisor` when a log pauses or resumes.
+pub async fn serve(
+    socket: PathBuf,
+    project_dir: PathBuf,
+    supervisor: PathBuf,
+) -> Result<(), LoggerError> {
+    let supervisor = Arc::new(supervisor);
     let err = |source| LoggerError::Io {
         path: socket.clone(),
         source,
@@ -89,8 +123,9 @@ pub async fn serve(socket: PathBuf, project_dir: PathBuf) -> Result<(), LoggerEr
         tokio::select! {
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
+                    let supervisor = supervisor.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = receive(stream).await {
+                        if let Err(e) = receive(stream, supervisor).await {
                             tracing::warn!("log handover: {e}");
                         }
                     });
@@ -106,7 +141,7 @@ pub async fn serve(socket: PathBuf, project_dir: PathBuf) -> Result<(), LoggerEr
     }
 }
 
-async fn receive(stream: UnixStream) -> std::io::Result<()> {
+async fn receive(stream: UnixStream, supervisor: Arc<PathBuf>) -> std::io::Result<()> {
     let (header, fds) = stream
         .async_io(Interest::READABLE, || {
             let mut buf = vec![0u8; 64 * 1024];
@@ -145,13 +180,18 @@ async fn receive(stream: UnixStream) -> std::io::Result<()> {
         max_file: handover.max_file,
     };
     let writer = Arc::new(Mutex::new(LogWriter::open(&handover.path, rotation)?));
+    // The pipes are here but not yet acknowledged: the supervisor still
+    // holds its own ends and hands them to the next keeper.
+    stack_runtime::fault::point("keeper-after-receive");
     for (fd, stream) in [(stdout, Stream::Stdout), (stderr, Stream::Stderr)] {
+        let (supervisor, container) = (supervisor.clone(), handover.container.clone());
         pump(
             fd,
             stream,
             handover.container.clone(),
             writer.clone(),
             |_| {},
+            move |notice| report(&supervisor, &container, notice),
         );
     }
     stream
@@ -162,6 +202,31 @@ async fn receive(stream: UnixStream) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Tells the supervisor of a log's pause or resumption, without waiting
+/// for it (it may be busy with a plan, or not running: then the keeper's
+/// warning is all that says it).
+fn report(supervisor: &Path, container: &str, notice: LogNotice) {
+    let request = Request::LogState {
+        container: container.to_owned(),
+        notice,
+    };
+    let supervisor = supervisor.to_owned();
+    tokio::spawn(async move {
+        let sent = async {
+            let mut channel = Channel::connect(&supervisor).await?;
+            channel.send(&request).await
+        };
+        match tokio::time::timeout(REPORT_TIMEOUT, sent).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("cannot report a log pause to the supervisor: {e}"),
+            Err(_) => tracing::warn!("the supervisor did not take a log pause report in time"),
+        }
+    });
+}
+
+/// How long a report of a log pause may wait for the supervisor.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Docker's json-file driver cuts lines at 16 KiB; so do we, so that a
 /// process that never writes a newline cannot grow a buffer without end.
 pub const MAX_LINE: usize = 16 * 1024;
@@ -171,13 +236,15 @@ const READ_BUFFER: usize = 2048;
 
 /// Copies one output stream of a container into its log, line by line with
 /// a timestamp (bytes that are not UTF-8 are replaced, never a reason to
-/// stop reading); `each` sees every line too.
+/// stop reading); `each` sees every line too, and `notify` hears when
+/// writing pauses and resumes.
 pub fn pump(
     fd: OwnedFd,
     stream: Stream,
     container: String,
     writer: Arc<Mutex<LogWriter>>,
     each: impl Fn(&str) + Send + Sync + 'static,
+    notify: impl Fn(LogNotice) + Send + Sync + 'static,
 ) {
     let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
         return;
@@ -202,15 +269,20 @@ pub fn pump(
                 Err(e) => {
                     if dropped == 0 {
                         tracing::warn!("log of {container}: {e}; writing paused, lines dropped");
+                        notify(LogNotice::Paused {
+                            error: e.to_string(),
+                        });
                     }
                     dropped += 1;
                 }
                 Ok(()) if dropped > 0 => {
                     tracing::warn!("log of {container}: writing resumed, {dropped} lines dropped");
+                    notify(LogNotice::Resumed { dropped });
                     dropped = 0;
                 }
                 Ok(()) => {}
             }
+            stack_runtime::fault::point("keeper-after-write");
             each(text.trim_end_matches('\n'));
         };
         loop {

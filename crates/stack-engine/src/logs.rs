@@ -105,6 +105,9 @@ impl LogWriter {
                 }
             }
             fs::rename(&self.path, numbered(&self.path, 1))?;
+            // No current file until the next one is opened: a keeper
+            // killed here leaves whole files, and its successor makes it.
+            stack_runtime::fault::point("keeper-in-rotate");
             self.file = OpenOptions::new()
                 .create(true)
                 .append(true)

@@ -119,6 +119,11 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
             ));
             continue;
         }
+        // The keeper's word that a log paused or resumed: an event.
+        if let Request::LogState { container, notice } = request {
+            host.emit(&container, notice.into());
+            continue;
+        }
         let finished = matches!(request, Request::Down { .. });
         let result = handle(&host, &mut channel, request).await;
         crate::host::give_back_memory();
@@ -173,6 +178,7 @@ async fn handle(host: &Arc<Host>, channel: &mut Channel, request: Request) -> An
         } => lifecycle::remove(host, channel, &services, stop, volumes).await,
         // Answered in `serve`, which lets it outlive this request.
         Request::Run { .. } => aside("a run is not handled here"),
+        Request::LogState { .. } => aside("log notices are handled aside"),
     }
 }
 
@@ -306,6 +312,13 @@ async fn down(
     }
     stack_runtime::fault::point("down-after-stop");
     host.recover_runtime().await;
+    // Containers left half-made or half-removed (a crash, a full disk) are
+    // not in the plan, yet hold their networks: taken away first.
+    for name in host.half_made() {
+        if let Err(e) = host.remove(&name).await {
+            early.push(EngineError::from(e).context(format_args!("remove container {name}")));
+        }
+    }
     let observed = host.observe()?;
     let plan = plan_down(Some(&project), &observed, remove_volumes);
     let planned = run_plan(host, channel, &plan).await;
@@ -318,12 +331,17 @@ async fn down(
         for record in host.records().containers(&project.name).unwrap_or_default() {
             if let Err(e) = host.remove(&record.name).await {
                 let e = EngineError::from(e);
-                failures.push(e.context(format_args!("remove container {}", record.name)));
+                if !e.said_by(&failures) {
+                    failures.push(e.context(format_args!("remove container {}", record.name)));
+                }
             }
         }
     }
     if let Err(e) = host.cleanup_network().await {
-        failures.push(e.into());
+        let e = EngineError::from(e);
+        if !e.said_by(&failures) {
+            failures.push(e);
+        }
     }
     if let Some(failed) = EngineError::several(failures) {
         return Err(failed);

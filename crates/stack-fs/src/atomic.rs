@@ -47,11 +47,13 @@ pub fn write_with(path: &Path, bytes: &[u8], durability: Durability) -> Result<(
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed)
     ));
+    // Errors name the file being replaced, not the temporary (a name the
+    // user never chose and that is gone once the error is reported).
     let result = (|| {
-        let mut file = File::create(&tmp).map_err(Error::at("create", &tmp))?;
-        file.write_all(bytes).map_err(Error::at("write", &tmp))?;
+        let mut file = File::create(&tmp).map_err(Error::at("write", path))?;
+        file.write_all(bytes).map_err(Error::at("write", path))?;
         if durability == Durability::Synced {
-            file.sync_all().map_err(Error::at("fsync", &tmp))?;
+            file.sync_all().map_err(Error::at("fsync", path))?;
         }
         drop(file);
         fs::rename(&tmp, path).map_err(Error::at("rename into place", path))?;

@@ -27,6 +27,9 @@ pub type ImageId = Digest;
 pub enum StoreError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    /// An atomic write failed; the error names the operation and path.
+    #[error(transparent)]
+    Write(stack_fs::Error),
     #[error("{path}: invalid JSON: {source}")]
     Json {
         path: PathBuf,
@@ -672,5 +675,5 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Writes `path` via a temporary sibling and a rename, so readers see the old or the new file.
 pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    stack_fs::write(path, bytes).map_err(|e| io_at(e.path)(e.source))
+    stack_fs::write(path, bytes).map_err(StoreError::Write)
 }

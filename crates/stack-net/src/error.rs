@@ -11,6 +11,9 @@ use crate::ipam::Subnet;
 pub enum NetError {
     #[error("state file {path}: {source}")]
     StateIo { path: PathBuf, source: io::Error },
+    /// Saving the state failed; the error names the operation and path.
+    #[error("network state: {0}")]
+    StateWrite(stack_fs::Error),
     #[error("state file {path} is corrupt: {source}")]
     StateCorrupt {
         path: PathBuf,

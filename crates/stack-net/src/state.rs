@@ -194,10 +194,7 @@ impl Store {
     pub fn save(&self, _lock: &StoreLock, state: &State) -> Result<()> {
         let path = self.path();
         let bytes = serde_json::to_vec_pretty(state).expect("state serialises");
-        stack_fs::write(&path, &bytes).map_err(|e| NetError::StateIo {
-            path: e.path,
-            source: e.source,
-        })
+        stack_fs::write(&path, &bytes).map_err(NetError::StateWrite)
     }
 }
 

@@ -34,6 +34,10 @@ pub fn run(global: &GlobalArgs, args: LogKeeperArgs) -> anyhow::Result<ExitCode>
         .enable_all()
         .build()
         .context("cannot start the async runtime")?
-        .block_on(logger::serve(socket, project_dir))?;
+        .block_on(logger::serve(
+            socket,
+            project_dir,
+            stack_engine::control::socket_path(&global.run_dir, &args.project),
+        ))?;
     Ok(ExitCode::SUCCESS)
 }

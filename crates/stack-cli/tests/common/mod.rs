@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod chaos;
 pub mod leaks;
+pub mod limit;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
@@ -85,8 +87,24 @@ impl Env {
         std::fs::write(self.file(), yaml).unwrap();
     }
 
+    /// Runs `stack ARGS`, failing the test when it does not end within
+    /// [`limit::default_limit`].
     pub fn stack(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
+        self.stack_within(args, limit::default_limit())
+    }
+
+    /// Like [`Env::stack`] with a limit of its own.
+    pub fn stack_within(&self, args: &[&str], within: std::time::Duration) -> Output {
+        limit::output(self.command(args), within)
+    }
+
+    /// Like [`Env::stack`] for drop guards: a command past its limit is
+    /// killed and reported, not a panic (which would abort a test already
+    /// unwinding).
+    pub fn stack_quiet(&self, args: &[&str]) {
+        if let Err(e) = limit::try_output(self.command(args), limit::default_limit()) {
+            eprintln!("cleanup: {e}");
+        }
     }
 
     /// `stack --root ... --run-dir ... ARGS`, to add environment to.
@@ -149,7 +167,7 @@ impl Drop for Env {
     fn drop(&mut self) {
         let file = self.file();
         if file.exists() {
-            let _ = self.stack(&[
+            self.stack_quiet(&[
                 "down",
                 "-v",
                 "-f",
@@ -158,7 +176,7 @@ impl Drop for Env {
                 &self.project,
             ]);
         } else {
-            let _ = self.stack(&["down", "-v", "-p", &self.project]);
+            self.stack_quiet(&["down", "-v", "-p", &self.project]);
         }
         // Whatever is still mounted under the root (a failed test's leftovers).
         let root = self.root();
@@ -260,7 +278,15 @@ pub struct ProjectGuard<'a> {
 
 impl Drop for ProjectGuard<'_> {
     fn drop(&mut self) {
-        let _ = self.env.run_as(&self.project, &["down", "-v"]);
+        let file = self.env.file();
+        self.env.stack_quiet(&[
+            "down",
+            "-v",
+            "--file",
+            file.to_str().unwrap(),
+            "-p",
+            &self.project,
+        ]);
     }
 }
 

@@ -71,16 +71,24 @@ impl From<super::OpsError> for DriverError {
 }
 
 impl Host {
-    pub(super) fn emit(&self, container: &str, kind: EventKind) {
-        let at_ms = tokio::time::Instant::now()
-            .duration_since(self.epoch)
-            .as_millis() as u64;
-        let _ = self.events.send(crate::supervise::Event {
-            container: container.to_owned(),
-            at_ms,
-            time_ns: crate::supervise::events::unix_ns(),
-            kind,
-        });
+    pub(crate) fn emit(&self, container: &str, kind: EventKind) {
+        self.emitter(container)(kind);
+    }
+
+    /// Emits events of `container` from where no `Host` is at hand.
+    pub(super) fn emitter(&self, container: &str) -> impl Fn(EventKind) + Send + Sync + 'static {
+        let (events, epoch, container) = (self.events.clone(), self.epoch, container.to_owned());
+        move |kind| {
+            let at_ms = tokio::time::Instant::now()
+                .duration_since(epoch)
+                .as_millis() as u64;
+            let _ = events.send(crate::supervise::Event {
+                container: container.clone(),
+                at_ms,
+                time_ns: crate::supervise::events::unix_ns(),
+                kind,
+            });
+        }
     }
 
     fn network_key(&self, full_name: &str) -> Result<String, DriverError> {

@@ -19,6 +19,7 @@
 
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +33,10 @@ type Refused = (std::io::Error, OwnedFd, OwnedFd);
 
 /// How often the supervisor checks that the keeper is still there.
 const KEEPER_CHECK: Duration = Duration::from_millis(200);
+
+/// How long a keeper just started has to take its lock before another is
+/// started in its place (one that finds the lock taken leaves at once).
+const RESPAWN: Duration = Duration::from_millis(200);
 
 /// A container's output pipes as the supervisor keeps them.
 pub(super) struct Kept {
@@ -48,24 +53,30 @@ impl Host {
         stderr: OwnedFd,
     ) -> Result<(), Refused> {
         let socket = socket_path(&self.config.run_dir, &self.project().name);
-        let spawn = self.keeper_command();
+        let launcher = self.keeper_launcher();
+        let (run_dir, project) = (self.config.run_dir.clone(), self.project().name.clone());
         let work = tokio::task::spawn_blocking(move || {
-            if hand_over(&socket, &handover, &stdout, &stderr).is_ok() {
-                return Ok(());
-            }
-            if let Err(e) = spawn_keeper(spawn) {
-                return Err((e, stdout, stderr));
-            }
-            stack_runtime::fault::point("keeper-after-spawn");
             let deadline = Instant::now() + Duration::from_secs(5);
+            let mut spawned: Option<Instant> = None;
             loop {
-                match hand_over(&socket, &handover, &stdout, &stderr) {
+                let refused = match hand_over(&socket, &handover, &stdout, &stderr) {
                     Ok(()) => return Ok(()),
-                    Err(_) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(5))
-                    }
-                    Err(e) => return Err((e, stdout, stderr)),
+                    Err(e) => e,
+                };
+                if Instant::now() >= deadline {
+                    return Err((refused, stdout, stderr));
                 }
+                // No keeper, or one that died while taking the pipes (they
+                // are still ours): start one, again if it dies starting.
+                let starting = spawned.is_some_and(|at| at.elapsed() < RESPAWN);
+                if !starting && !keeper_alive(&run_dir, &project) {
+                    if let Err(e) = launcher.spawn() {
+                        return Err((e, stdout, stderr));
+                    }
+                    spawned = Some(Instant::now());
+                    stack_runtime::fault::point("keeper-after-spawn");
+                }
+                std::thread::sleep(Duration::from_millis(5));
             }
         });
         // The blocking task only panics if the handover itself does.
@@ -168,28 +179,50 @@ impl Host {
         let _ = tokio::task::spawn_blocking(move || stop_keeper(&run_dir, &project)).await;
     }
 
-    fn keeper_command(&self) -> Command {
-        let mut command = Command::new(&self.config.stack_binary);
+    fn keeper_launcher(&self) -> Launcher {
+        Launcher {
+            binary: self.config.stack_binary.clone(),
+            root: self.config.root.clone(),
+            run_dir: self.config.run_dir.clone(),
+            project: self.project().name.clone(),
+            log: self
+                .store
+                .project_dir(&self.project().name)
+                .join("supervisor.log"),
+        }
+    }
+}
+
+/// What starting the project's log keeper takes, to start it again from
+/// a blocking task.
+struct Launcher {
+    binary: PathBuf,
+    root: PathBuf,
+    run_dir: PathBuf,
+    project: String,
+    /// Where the keeper's warnings go: the supervisor's log.
+    log: PathBuf,
+}
+
+impl Launcher {
+    fn spawn(&self) -> std::io::Result<()> {
+        let mut command = Command::new(&self.binary);
         command
             .arg("--root")
-            .arg(&self.config.root)
+            .arg(&self.root)
             .arg("--run-dir")
-            .arg(&self.config.run_dir)
-            .args(["__logs", &self.project().name])
+            .arg(&self.run_dir)
+            .args(["__logs", &self.project])
             .stdin(Stdio::null())
             .stdout(Stdio::null());
-        let log = self
-            .store
-            .project_dir(&self.project().name)
-            .join("supervisor.log");
         if let Ok(file) = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(log)
+            .open(&self.log)
         {
             command.stderr(file);
         }
-        command
+        spawn_keeper(command)
     }
 }
 

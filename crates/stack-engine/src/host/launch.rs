@@ -255,7 +255,15 @@ impl Host {
                     .map_err(io("open the log of", &dir))?;
                 let writer = Arc::new(Mutex::new(writer));
                 for (fd, stream) in [(out_r, Stream::Stdout), (err_r, Stream::Stderr)] {
-                    crate::logger::pump(fd, stream, name.to_owned(), writer.clone(), |_| {});
+                    let notify = self.emitter(name);
+                    crate::logger::pump(
+                        fd,
+                        stream,
+                        name.to_owned(),
+                        writer.clone(),
+                        |_| {},
+                        move |notice| notify(notice.into()),
+                    );
                 }
             }
         }

@@ -160,6 +160,19 @@ impl Host {
     /// (its namespace goes) before it drops the record, so a container
     /// that is not running and whose network namespace is gone is
     /// half-removed and could never start.
+    /// The containers [`Host::observe`] leaves out as half-made: `up`
+    /// makes them again, `down` must take them away itself.
+    pub fn half_made(&self) -> Vec<String> {
+        let project = self.project();
+        self.store
+            .containers(&project.name)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| self.is_half_made(r))
+            .map(|r| r.name)
+            .collect()
+    }
+
     fn is_half_made(&self, record: &ContainerRecord) -> bool {
         let config = self.container_dir(&record.name).join("config.json");
         if !config.exists() {

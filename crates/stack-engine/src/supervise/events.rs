@@ -42,6 +42,15 @@ pub enum EventKind {
     StartFailed {
         error: String,
     },
+    /// Its log could not be written (a full disk): lines are read and
+    /// dropped until writing works again; the container runs on.
+    LogPaused {
+        error: String,
+    },
+    /// Its log is written again, `dropped` lines after it paused.
+    LogResumed {
+        dropped: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

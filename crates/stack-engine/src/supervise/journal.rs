@@ -3,6 +3,7 @@
 //! project's directory (so `--since` reaches back across supervisor
 //! restarts) and streamed live to `stack events`.
 
+use std::collections::VecDeque;
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -19,6 +20,9 @@ use crate::supervise::{Event, EventKind};
 
 /// The journal rotates to `events.log.1` past this size.
 pub const MAX_JOURNAL: u64 = 4 * 1024 * 1024;
+
+/// How many events wait in memory for a journal that cannot be written.
+const MAX_UNWRITTEN: usize = 1000;
 
 /// The journal file of a project directory.
 pub fn journal_path(project_dir: &Path) -> PathBuf {
@@ -62,6 +66,11 @@ fn action(kind: &EventKind) -> Option<(String, Vec<(&'static str, String)>)> {
             (format!("health_status: {word}"), vec![])
         }
         EventKind::StartFailed { error } => ("start_failed".into(), vec![("error", error.clone())]),
+        EventKind::LogPaused { error } => ("log_paused".into(), vec![("error", error.clone())]),
+        EventKind::LogResumed { dropped } => (
+            "log_resumed".into(),
+            vec![("droppedLines", dropped.to_string())],
+        ),
     })
 }
 
@@ -106,6 +115,7 @@ impl Host {
         let mut events = self.events();
         let host = self.clone();
         tokio::spawn(async move {
+            let mut unwritten = VecDeque::new();
             loop {
                 let event = match events.recv().await {
                     Ok(e) => e,
@@ -126,8 +136,19 @@ impl Host {
                 };
                 let line = value.to_string();
                 let path = journal_path(&host.records().project_dir(&project.name));
-                if let Err(e) = append(&path, &line) {
-                    tracing::debug!("{}: {e}", path.display());
+                // Lines that could not be written (a full disk) wait here
+                // and go first when writing works again, so that
+                // `--since` later finds the event that said it was full.
+                if unwritten.len() == MAX_UNWRITTEN {
+                    unwritten.pop_front();
+                }
+                unwritten.push_back(line.clone());
+                while let Some(next) = unwritten.front() {
+                    if let Err(e) = append(&path, next) {
+                        tracing::debug!("{}: {e}", path.display());
+                        break;
+                    }
+                    unwritten.pop_front();
                 }
                 let _ = feed.send(line);
             }
@@ -143,7 +164,13 @@ fn append(path: &Path, line: &str) -> std::io::Result<()> {
         std::fs::rename(path, PathBuf::from(old))?;
     }
     let mut file = OpenOptions::new().create(true).append(true).open(path)?;
-    file.write_all(format!("{line}\n").as_bytes())
+    let before = file.metadata()?.len();
+    let written = file.write_all(format!("{line}\n").as_bytes());
+    if written.is_err() {
+        // No torn line for the next one to be glued to.
+        let _ = file.set_len(before);
+    }
+    written
 }
 
 /// The journal's lines from `since_ns` on (and before `until_ns`), oldest
