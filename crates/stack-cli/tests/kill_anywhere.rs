@@ -249,6 +249,7 @@ fn random_kills_leave_nothing_behind() {
     let started = Instant::now();
     for n in 0..kills {
         let args = commands[rng.usize(..commands.len())];
+        let began = Instant::now();
         let client = spawn(&env, args, None);
         std::thread::sleep(Duration::from_millis(rng.u64(0..400)));
         let target = rng.u8(0..3);
@@ -273,7 +274,9 @@ fn random_kills_leave_nothing_behind() {
                 finish(client, Duration::from_secs(30));
             }
         }
+        let ended = began.elapsed();
         assert_recovers(&env, &what);
+        eprintln!("{what}: ended {ended:?}, recovered {:?}", began.elapsed());
     }
     eprintln!("{kills} kills in {:?}", started.elapsed());
     env.ok(&["down", "-v"]);
