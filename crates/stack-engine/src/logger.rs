@@ -7,6 +7,12 @@
 //! full pipe nor die of `SIGPIPE` in the meantime.
 //!
 //! It ends by itself once the project's state directory is gone (`down`).
+//! When a log cannot be written (a full disk) it keeps reading and drops
+//! lines, and tells the supervisor over its control socket that writing
+//! paused and, later, resumed: the supervisor owns the event journal and
+//! the live feed of `stack events`, so that is where such an event must
+//! go; a report is never waited for, as the supervisor may be busy or
+//! gone.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
