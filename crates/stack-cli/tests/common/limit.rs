@@ -53,9 +53,12 @@ pub fn describe(command: &Command) -> String {
 }
 
 /// Starts `command` in a process group of its own, so that a limit can
-/// kill it with whatever it forked.
+/// kill it with whatever it forked. Its input is empty, as with
+/// [`Command::output`]: a process group in the background that read the
+/// terminal would be stopped.
 pub fn spawn(mut command: Command) -> Child {
     command
+        .stdin(Stdio::null())
         .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start `{}`: {e}", describe(&command)))
