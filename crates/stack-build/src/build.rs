@@ -16,12 +16,15 @@ use stack_image::{Digest, ImageId, Reference, Store};
 
 use crate::archive;
 use crate::cache::{Cache, Entry, Key};
-use crate::context::{Context, ContextError};
+use crate::context::{self, Context, ContextError};
 use crate::dockerfile::{
     self, Command, Copy, Dockerfile, Instruction, Pos, RunMount, RunNetwork, Source, Stage, Step,
 };
+use crate::fetch;
+use crate::ignore::Patterns;
 use crate::layer::{self, LayerError};
 use crate::run::{self, RunError, RunSpec, Scratch, StepMount};
+use crate::secret::Secret;
 use crate::vars::{self, Scope, VarError};
 
 /// What to build.
@@ -44,6 +47,8 @@ pub struct BuildOptions {
     pub init_binary: PathBuf,
     /// `SOURCE_DATE_EPOCH`: the image's times, for reproducible digests.
     pub source_date_epoch: Option<u64>,
+    /// Secrets `RUN --mount=type=secret` can read, by id.
+    pub secrets: BTreeMap<String, Secret>,
 }
 
 /// Progress of a build, for the command line to print.
@@ -117,6 +122,45 @@ pub struct Built {
     pub manifest: Digest,
     pub steps_run: usize,
     pub steps_cached: usize,
+}
+
+/// One source of a `COPY`/`ADD` resolved: where it is, the name it takes
+/// in a destination directory, the path it keeps under it (`--parents`),
+/// whether an archive is unpacked (local `ADD`) and its mode.
+struct Item {
+    path: PathBuf,
+    name: String,
+    keep: Option<PathBuf>,
+    unpack: bool,
+    mode: Option<u32>,
+}
+
+/// A `RUN --mount` ready before the cache is asked; the files of a copy
+/// or a secret are made only when the step runs.
+enum Prepared {
+    Ready(StepMount),
+    /// A path of the context: bound as is, or copied when something in it
+    /// is ignored or the step may write to it.
+    Context {
+        path: PathBuf,
+        target: String,
+        rw: bool,
+        copy: bool,
+    },
+    Secret {
+        value: Vec<u8>,
+        target: String,
+        owner: (u32, u32),
+        mode: u32,
+    },
+}
+
+/// A step's mounts, the digest of what its bind mounts show, and the other
+/// stages' files those read (overlays unmounted when this goes).
+struct PreparedMounts {
+    mounts: Vec<Prepared>,
+    hash: Vec<u8>,
+    _views: Vec<Scratch>,
 }
 
 /// One layer of the image being made.
@@ -310,10 +354,22 @@ fn needed_stages(file: &Dockerfile, target: usize, global: &Scope) -> Vec<usize>
             todo.push(j);
         }
         for step in &stage.steps {
-            if let Instruction::Copy(Copy { from: Some(f), .. }) = &step.instruction
-                && let Some(j) = file.stage_index(f).filter(|&j| j < i)
-            {
-                todo.push(j);
+            let froms: Vec<&String> = match &step.instruction {
+                Instruction::Copy(Copy { from: Some(f), .. }) => vec![f],
+                Instruction::Run { mounts, .. } => mounts
+                    .iter()
+                    .filter_map(|m| match m {
+                        RunMount::Bind { from: Some(f), .. } => Some(f),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for f in froms {
+                let f = vars::expand(f, global, file.escape).unwrap_or_default();
+                if let Some(j) = file.stage_index(&f).filter(|&j| j < i) {
+                    todo.push(j);
+                }
             }
         }
     }
@@ -588,6 +644,7 @@ impl Builder<'_> {
                 let argv = self.argv(state, command);
                 let scope_args: Vec<String> =
                     state.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let prepared = self.prepare_mounts(state, pos, mounts)?;
                 let key = state.key.next(&[
                     b"run",
                     serde_json::to_string(&argv).unwrap_or_default().as_bytes(),
@@ -604,11 +661,13 @@ impl Builder<'_> {
                     state.config.user.as_deref().unwrap_or("").as_bytes(),
                     format!("{network:?}").as_bytes(),
                     // What is mounted changes the step, not what a cache
-                    // mount holds (BuildKit's rule).
+                    // mount or a secret holds (BuildKit's rule); what a
+                    // bind mount shows does.
                     format!("{mounts:?}").as_bytes(),
+                    &prepared.hash,
                 ]);
-                let step_mounts = self.step_mounts(pos, mounts)?;
                 self.layer_step(state, step, stage, key, |b, st, scratch| {
+                    let step_mounts = b.materialize(&prepared, scratch)?;
                     let mut env = st.config.env.clone().unwrap_or_default();
                     // Build args are the step's environment, below ENV.
                     for (k, v) in &st.args {
@@ -635,6 +694,7 @@ impl Builder<'_> {
                             runtime_root: &runtime_root,
                         },
                     )?;
+                    run::remove_mount_stubs(&scratch.merged, &b.layer_dirs(st), &step_mounts);
                     if outcome.status != 0 {
                         return Err(BuildError::StepFailed {
                             file: b.file.path.clone(),
@@ -651,13 +711,26 @@ impl Builder<'_> {
         }
     }
 
-    /// The host side of `RUN --mount`s: a cache mount's directory under
-    /// `<root>/build-cache/mounts`, made with its owner and mode the first
-    /// time and kept between builds (`stack builder prune` removes them).
-    fn step_mounts(&self, pos: Pos, mounts: &[RunMount]) -> Result<Vec<StepMount>, BuildError> {
-        let mut out = Vec::new();
+    /// The host side of `RUN --mount`s, before the cache is asked: what a
+    /// bind mount shows is hashed for the step's key; a cache mount's
+    /// directory under `<root>/build-cache/mounts` is made with its owner and
+    /// mode the first time and kept between builds (`stack builder prune`
+    /// removes them); a secret is read (a required one missing fails here).
+    fn prepare_mounts(
+        &self,
+        state: &State,
+        pos: Pos,
+        mounts: &[RunMount],
+    ) -> Result<PreparedMounts, BuildError> {
+        let mut out = PreparedMounts {
+            mounts: Vec::new(),
+            hash: Vec::new(),
+            _views: Vec::new(),
+        };
+        let mut hasher = Sha256::new();
+        let workdir = state.config.working_dir.as_deref().unwrap_or("/");
         for m in mounts {
-            out.push(match m {
+            let prepared = match m {
                 RunMount::Cache {
                     id,
                     target,
@@ -693,14 +766,174 @@ impl Builder<'_> {
                             }
                         }
                     }
+                    Prepared::Ready(StepMount::Dir {
+                        source: dir,
+                        target: target.clone(),
+                        readonly: false,
+                    })
+                }
+                RunMount::Tmpfs { target } => Prepared::Ready(StepMount::Tmpfs {
+                    target: target.clone(),
+                }),
+                RunMount::Bind {
+                    target,
+                    source,
+                    from: None,
+                    rw,
+                } => {
+                    let matched = self.context.resolve(source).map_err(|e| {
+                        self.at(pos, "RUN", format!("--mount source {source:?}: {e}"))
+                    })?;
+                    let [m] = matched.as_slice() else {
+                        return Err(self.at(
+                            pos,
+                            "RUN",
+                            format!(
+                                "--mount source {source:?} names {} paths, not one",
+                                matched.len()
+                            ),
+                        ));
+                    };
+                    self.context
+                        .hash(m, &mut hasher)
+                        .map_err(|e| self.at(pos, "RUN", e.to_string()))?;
+                    // Bound as is when nothing under it is left out and
+                    // nothing can be written; else a copy of what the
+                    // context lets through.
+                    let copy = *rw || (m.path.is_dir() && self.context.has_ignores());
+                    Prepared::Context {
+                        path: m.path.clone(),
+                        target: join_abs(workdir, target),
+                        rw: *rw,
+                        copy,
+                    }
+                }
+                RunMount::Bind {
+                    target,
+                    source,
+                    from: Some(from),
+                    rw,
+                } => {
+                    let files = self.source_state(state, pos, "RUN", from)?;
+                    let view = Scratch::mount(self.scratch_dir(), &self.layer_dirs(&files))?;
+                    let path = resolve_in_root(&view.merged, source).ok_or_else(|| {
+                        self.at(
+                            pos,
+                            "RUN",
+                            format!("--mount source {source:?} not found in {from:?}"),
+                        )
+                    })?;
+                    hash_tree(&path, &path, &Patterns::default(), &mut hasher)
+                        .map_err(io_at(&path))?;
+                    out._views.push(view);
+                    Prepared::Ready(StepMount::Dir {
+                        source: path,
+                        target: join_abs(workdir, target),
+                        readonly: !rw,
+                    })
+                }
+                RunMount::Secret {
+                    id,
+                    target,
+                    required,
+                    uid,
+                    gid,
+                    mode,
+                } => match self.opts.secrets.get(id) {
+                    Some(secret) => Prepared::Secret {
+                        value: secret
+                            .read()
+                            .map_err(|e| self.at(pos, "RUN", format!("secret {id:?}: {e}")))?,
+                        target: join_abs(workdir, target),
+                        owner: (*uid, *gid),
+                        mode: *mode,
+                    },
+                    None if *required => {
+                        return Err(self.at(
+                            pos,
+                            "RUN",
+                            format!(
+                                "secret {id:?} is required but was not given to the build (--secret id={id},src=FILE or build.secrets)"
+                            ),
+                        ));
+                    }
+                    // BuildKit: an optional secret that is not given is
+                    // not mounted.
+                    None => continue,
+                },
+            };
+            out.mounts.push(prepared);
+        }
+        out.hash = hasher.finalize().to_vec();
+        Ok(out)
+    }
+
+    /// The mounts of a step that runs: copies and secret files made in its
+    /// scratch directory, which goes with the step.
+    fn materialize(
+        &self,
+        prepared: &PreparedMounts,
+        scratch: &Scratch,
+    ) -> Result<Vec<StepMount>, BuildError> {
+        let mut out = Vec::new();
+        for (i, p) in prepared.mounts.iter().enumerate() {
+            out.push(match p {
+                Prepared::Ready(m) => m.clone(),
+                Prepared::Context {
+                    path,
+                    target,
+                    rw,
+                    copy: false,
+                } => StepMount::Dir {
+                    source: path.clone(),
+                    target: target.clone(),
+                    readonly: !rw,
+                },
+                Prepared::Context {
+                    path,
+                    target,
+                    rw,
+                    copy: true,
+                } => {
+                    let dir = scratch.dir.join(format!("bind-{i}"));
+                    let context = self.context.clone();
+                    let skip = move |p: &Path, is_dir: bool| {
+                        p.strip_prefix(context.root())
+                            .is_ok_and(|rel| context.skips(rel, is_dir))
+                    };
+                    let meta = fs::metadata(path).map_err(io_at(path))?;
+                    copy_tree(
+                        path,
+                        &dir,
+                        (meta.uid(), meta.gid()),
+                        None,
+                        &mut HashMap::new(),
+                        &skip,
+                    )?;
                     StepMount::Dir {
                         source: dir,
                         target: target.clone(),
+                        readonly: !rw,
                     }
                 }
-                RunMount::Tmpfs { target } => StepMount::Tmpfs {
-                    target: target.clone(),
-                },
+                Prepared::Secret {
+                    value,
+                    target,
+                    owner,
+                    mode,
+                } => {
+                    let file = scratch.dir.join(format!("secret-{i}"));
+                    fs::write(&file, value).map_err(io_at(&file))?;
+                    fs::set_permissions(&file, fs::Permissions::from_mode(*mode))
+                        .map_err(io_at(&file))?;
+                    std::os::unix::fs::chown(&file, Some(owner.0), Some(owner.1))
+                        .map_err(io_at(&file))?;
+                    StepMount::Dir {
+                        source: file,
+                        target: target.clone(),
+                        readonly: true,
+                    }
+                }
             });
         }
         Ok(out)
@@ -767,6 +1000,51 @@ impl Builder<'_> {
                 })
                 .transpose()?,
         })
+    }
+
+    /// The files `--from=NAME` reads: a stage built before this one, else
+    /// an image of the store, as Docker reads it.
+    fn source_state(
+        &self,
+        state: &State,
+        pos: Pos,
+        kw: &str,
+        f: &str,
+    ) -> Result<State, BuildError> {
+        match self.file.stage_index(f) {
+            Some(j) => self.built.get(&j).cloned().ok_or_else(|| {
+                self.at(
+                    pos,
+                    kw,
+                    format!("--from={f}: stage is not built before this one"),
+                )
+            }),
+            // Not a stage: an image of the store, as Docker reads it.
+            None => {
+                let id = self.store.resolve(f).map_err(|e| {
+                            self.at(
+                                pos,
+                                kw,
+                                format!(
+                                    "--from={f}: no such stage, and {e} (pull or load it first: `stack image pull {f}`)"
+                                ),
+                            )
+                        })?;
+                let details = self.store.inspect(id.as_str())?;
+                let mut image = state.clone();
+                image.layers = details
+                    .layers
+                    .iter()
+                    .zip(&details.config.rootfs.diff_ids)
+                    .map(|(d, diff)| Layer {
+                        digest: d.clone(),
+                        diff_id: diff.clone(),
+                        size: 0,
+                    })
+                    .collect();
+                Ok(image)
+            }
+        }
     }
 
     fn scratch_dir(&self) -> PathBuf {
@@ -917,40 +1195,7 @@ impl Builder<'_> {
             None => None,
             Some(f) => {
                 let f = vars::expand(f, &scope, esc).map_err(self.var_err(pos, kw))?;
-                match self.file.stage_index(&f) {
-                    Some(j) => Some(self.built.get(&j).cloned().ok_or_else(|| {
-                        self.at(
-                            pos,
-                            kw,
-                            format!("--from={f}: stage is not built before this one"),
-                        )
-                    })?),
-                    // Not a stage: an image of the store, as Docker reads it.
-                    None => {
-                        let id = self.store.resolve(&f).map_err(|e| {
-                            self.at(
-                                pos,
-                                kw,
-                                format!(
-                                    "--from={f}: no such stage, and {e} (pull or load it first: `stack image pull {f}`)"
-                                ),
-                            )
-                        })?;
-                        let details = self.store.inspect(id.as_str())?;
-                        let mut image = state.clone();
-                        image.layers = details
-                            .layers
-                            .iter()
-                            .zip(&details.config.rootfs.diff_ids)
-                            .map(|(d, diff)| Layer {
-                                digest: d.clone(),
-                                diff_id: diff.clone(),
-                                size: 0,
-                            })
-                            .collect();
-                        Some(image)
-                    }
-                }
+                Some(self.source_state(state, pos, kw, &f)?)
             }
         };
         let from_mount = match &from_state {
@@ -958,10 +1203,20 @@ impl Builder<'_> {
             None => None,
         };
 
+        // `--exclude` patterns match paths inside each source (and a
+        // wildcard's matches by name).
+        let mut exclude_list = Vec::new();
+        for e in &copy.exclude {
+            exclude_list.push(vars::expand(e, &scope, esc).map_err(self.var_err(pos, kw))?);
+        }
+        let excludes = Patterns::new(&exclude_list)
+            .map_err(|(p, e)| self.at(pos, kw, format!("--exclude={p}: {e}")))?;
+
         // Resolve every source first and hash it: the cache key needs the content.
         let mut hasher = Sha256::new();
-        let mut plan: Vec<(PathBuf, String)> = Vec::new();
+        let mut plan: Vec<Item> = Vec::new();
         let mut inline: Vec<(String, String)> = Vec::new();
+        let mut fetched = Vec::new();
         for src in &copy.sources {
             match src {
                 Source::Inline { name, content } => {
@@ -970,8 +1225,46 @@ impl Builder<'_> {
                     hasher.update(content.as_bytes());
                     inline.push((name.clone(), content.clone()));
                 }
+                Source::Url(url) => {
+                    let url = vars::expand(url, &scope, esc).map_err(self.var_err(pos, kw))?;
+                    let f = fetch::fetch(
+                        &url,
+                        &self.store.dir().join("tmp"),
+                        copy.checksum.as_deref(),
+                    )
+                    .map_err(|e| self.at(pos, kw, e.to_string()))?;
+                    if f.name.is_empty() && dir_dest {
+                        return Err(self.at(
+                            pos,
+                            kw,
+                            format!("{url}: no file name in the URL; name the destination file"),
+                        ));
+                    }
+                    hasher.update(url.as_bytes());
+                    hasher.update([0]);
+                    hasher.update(f.sha256);
+                    plan.push(Item {
+                        path: f.file.path().to_owned(),
+                        name: f.name.clone(),
+                        keep: None,
+                        unpack: false,
+                        // Docker: a fetched file is 0600 unless --chmod says.
+                        mode: Some(mode.unwrap_or(0o600)),
+                    });
+                    fetched.push(f);
+                }
                 Source::Path(p) => {
                     let p = vars::expand(p, &scope, esc).map_err(self.var_err(pos, kw))?;
+                    // `--parents` keeps the path from the root, or from a
+                    // `/./` pivot in the source.
+                    let pivot = p
+                        .split_once("/./")
+                        .and_then(|(before, _)| context::clean(before))
+                        .unwrap_or_default();
+                    let keep = |rel: &Path| {
+                        copy.parents
+                            .then(|| rel.strip_prefix(&pivot).unwrap_or(rel).to_owned())
+                    };
                     match &from_mount {
                         None => {
                             let matched = self
@@ -979,10 +1272,21 @@ impl Builder<'_> {
                                 .resolve(&p)
                                 .map_err(|e| self.at(pos, kw, e.to_string()))?;
                             for m in matched {
+                                if !excludes.is_empty()
+                                    && excludes.matches(Path::new(&name_of(&m.rel)))
+                                {
+                                    continue;
+                                }
                                 self.context
-                                    .hash(&m, &mut hasher)
+                                    .hash_except(&m, &excludes, &mut hasher)
                                     .map_err(|e| self.at(pos, kw, e.to_string()))?;
-                                plan.push((m.path.clone(), name_of(&m.rel)));
+                                plan.push(Item {
+                                    path: m.path.clone(),
+                                    name: name_of(&m.rel),
+                                    keep: keep(&m.rel),
+                                    unpack: copy.add,
+                                    mode,
+                                });
                             }
                         }
                         Some(mnt) => {
@@ -996,13 +1300,19 @@ impl Builder<'_> {
                                     ),
                                 )
                             })?;
-                            hash_tree(&path, &mut hasher).map_err(io_at(&path))?;
-                            plan.push((
-                                path.clone(),
-                                path.file_name()
+                            hash_tree(&path, &path, &excludes, &mut hasher)
+                                .map_err(io_at(&path))?;
+                            let rel = context::clean(&p).unwrap_or_default();
+                            plan.push(Item {
+                                path: path.clone(),
+                                name: path
+                                    .file_name()
                                     .map(|n| n.to_string_lossy().into_owned())
                                     .unwrap_or_default(),
-                            ));
+                                keep: keep(&rel),
+                                unpack: copy.add,
+                                mode,
+                            });
                         }
                     }
                 }
@@ -1011,26 +1321,32 @@ impl Builder<'_> {
         let key = state.key.next(&[
             kw.as_bytes(),
             dest_abs.as_bytes(),
-            format!("{owner:?}{mode:?}{dir_dest}").as_bytes(),
+            format!("{owner:?}{mode:?}{dir_dest}{}", copy.parents).as_bytes(),
             &hasher.finalize(),
         ]);
         let lower = self.layer_dirs(state);
         // What `.dockerignore` leaves out of the context is left out of
         // copied directories too (another stage's files are all copied).
         let context = from_mount.is_none().then(|| self.context.clone());
-        let skip = move |path: &Path, is_dir: bool| {
-            context.as_ref().is_some_and(|c| {
-                path.strip_prefix(c.root())
-                    .is_ok_and(|rel| c.skips(rel, is_dir))
-            })
-        };
         let result = self.layer_step(state, step, stage, key, |_, _, scratch| {
             let target = scratch.upper.join(dest_abs.trim_start_matches('/'));
             let mut links = HashMap::new();
-            for (src, name) in &plan {
+            for item in &plan {
+                let src = &item.path;
+                let skip = |path: &Path, is_dir: bool| {
+                    let ignored = context.as_ref().is_some_and(|c| {
+                        path.strip_prefix(c.root())
+                            .is_ok_and(|rel| c.skips(rel, is_dir))
+                    });
+                    ignored
+                        || (!excludes.is_empty()
+                            && path
+                                .strip_prefix(src)
+                                .is_ok_and(|rel| excludes.matches(rel)))
+                };
                 let meta = fs::symlink_metadata(src).map_err(io_at(src))?;
                 // `ADD` of a local tar archive unpacks it into the destination.
-                if copy.add
+                if item.unpack
                     && meta.is_file()
                     && let Some(archive) = archive::open(src).map_err(io_at(src))?
                 {
@@ -1038,15 +1354,14 @@ impl Builder<'_> {
                     archive::unpack(archive, &target).map_err(io_at(src))?;
                     continue;
                 }
-                let to = if meta.is_dir() {
-                    target.clone()
-                } else if dir_dest {
-                    target.join(name)
-                } else {
-                    target.clone()
+                let to = match &item.keep {
+                    Some(keep) => target.join(keep),
+                    None if meta.is_dir() => target.clone(),
+                    None if dir_dest => target.join(&item.name),
+                    None => target.clone(),
                 };
                 make_parents(&scratch.upper, &to, &lower)?;
-                copy_tree(src, &to, owner, mode, &mut links, &skip)?;
+                copy_tree(src, &to, owner, item.mode, &mut links, &skip)?;
             }
             for (name, content) in &inline {
                 let to = if dir_dest {
@@ -1062,6 +1377,7 @@ impl Builder<'_> {
             }
             Ok(())
         });
+        drop(fetched);
         drop(from_mount);
         result
     }
@@ -1275,8 +1591,16 @@ fn resolve_in_root(root: &Path, path: &str) -> Option<PathBuf> {
     Some(root.join(out))
 }
 
-/// Hashes a tree in another stage (names, modes, contents).
-fn hash_tree(path: &Path, h: &mut Sha256) -> io::Result<()> {
+/// Hashes a tree in another stage (names, modes, contents), less what
+/// `excludes` matches (relative to `base`, the copied source).
+fn hash_tree(path: &Path, base: &Path, excludes: &Patterns, h: &mut Sha256) -> io::Result<()> {
+    if !excludes.is_empty()
+        && path
+            .strip_prefix(base)
+            .is_ok_and(|rel| !rel.as_os_str().is_empty() && excludes.matches(rel))
+    {
+        return Ok(());
+    }
     let meta = fs::symlink_metadata(path)?;
     h.update(meta.mode().to_le_bytes());
     if meta.file_type().is_symlink() {
@@ -1291,7 +1615,7 @@ fn hash_tree(path: &Path, h: &mut Sha256) -> io::Result<()> {
         for n in names {
             h.update(n.as_encoded_bytes());
             h.update([0]);
-            hash_tree(&path.join(&n), h)?;
+            hash_tree(&path.join(&n), base, excludes, h)?;
         }
     }
     Ok(())

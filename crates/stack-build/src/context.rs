@@ -93,6 +93,11 @@ impl Context {
         &self.root
     }
 
+    /// Whether `.dockerignore` leaves anything out at all.
+    pub fn has_ignores(&self) -> bool {
+        !self.ignore.is_empty()
+    }
+
     pub fn is_ignored(&self, rel: &Path) -> bool {
         self.ignore.matches(rel)
     }
@@ -199,13 +204,27 @@ impl Context {
     /// A digest of what copying `m` would produce: names, types, modes,
     /// link targets and file contents, in a fixed order.
     pub fn hash(&self, m: &Matched, hasher: &mut Sha256) -> Result<(), ContextError> {
+        self.hash_except(m, &Patterns::default(), hasher)
+    }
+
+    /// [`Context::hash`] less what `excludes` matches inside `m` (`COPY
+    /// --exclude`).
+    pub fn hash_except(
+        &self,
+        m: &Matched,
+        excludes: &Patterns,
+        hasher: &mut Sha256,
+    ) -> Result<(), ContextError> {
         let meta = fs::symlink_metadata(&m.path).map_err(io_at(&m.path))?;
         hash_entry(&m.path, Path::new(""), &meta, hasher)?;
         if meta.is_dir() {
             for rel in self.walk(&m.rel)? {
+                let inner = rel.strip_prefix(&m.rel).unwrap_or(&rel);
+                if !excludes.is_empty() && excludes.matches(inner) {
+                    continue;
+                }
                 let path = self.root.join(&rel);
                 let meta = fs::symlink_metadata(&path).map_err(io_at(&path))?;
-                let inner = rel.strip_prefix(&m.rel).unwrap_or(&rel);
                 hash_entry(&path, inner, &meta, hasher)?;
             }
         }

@@ -121,10 +121,12 @@ pub struct RunSpec<'a> {
 /// layer.
 #[derive(Debug, Clone)]
 pub enum StepMount {
-    /// A host directory, read-write (a cache mount's).
+    /// A host directory or file: a cache mount's (read-write), a bind
+    /// mount's or a secret's.
     Dir {
         source: PathBuf,
         target: String,
+        readonly: bool,
     },
     Tmpfs {
         target: String,
@@ -185,11 +187,18 @@ pub fn run_step(root: &Path, spec_in: &RunSpec<'_>) -> Result<Outcome, RunError>
         let mut mounts = spec.mounts().clone().unwrap_or_default();
         for m in &spec_in.mounts {
             let built = match m {
-                StepMount::Dir { source, target } => oci_spec::runtime::MountBuilder::default()
+                StepMount::Dir {
+                    source,
+                    target,
+                    readonly,
+                } => oci_spec::runtime::MountBuilder::default()
                     .destination(target)
                     .typ("bind")
                     .source(source)
-                    .options(vec!["rbind".into(), "rw".into()])
+                    .options(vec![
+                        "rbind".into(),
+                        if *readonly { "ro" } else { "rw" }.into(),
+                    ])
                     .build(),
                 StepMount::Tmpfs { target } => oci_spec::runtime::MountBuilder::default()
                     .destination(target)
@@ -238,6 +247,37 @@ pub fn run_step(root: &Path, spec_in: &RunSpec<'_>) -> Result<Outcome, RunError>
         status: exit.status(),
         output,
     })
+}
+
+/// Removes what the runtime made in `upper` only to mount over (an empty
+/// file or directory at a mount's target, and parents it had to make), so a
+/// step's mounts leave no trace in its layer, as BuildKit does. What exists
+/// in a layer below, or was written into, stays.
+pub fn remove_mount_stubs(upper: &Path, lowers: &[PathBuf], mounts: &[StepMount]) {
+    for m in mounts {
+        let target = match m {
+            StepMount::Dir { target, .. } | StepMount::Tmpfs { target } => target,
+        };
+        let mut rel = PathBuf::from(target.trim_start_matches('/'));
+        loop {
+            if rel.as_os_str().is_empty() || lowers.iter().any(|l| l.join(&rel).exists()) {
+                break;
+            }
+            let path = upper.join(&rel);
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                break;
+            };
+            let removed = if meta.is_dir() {
+                fs::remove_dir(&path).is_ok()
+            } else {
+                meta.is_file() && meta.len() == 0 && fs::remove_file(&path).is_ok()
+            };
+            if !removed {
+                break;
+            }
+            rel.pop();
+        }
+    }
 }
 
 /// `user[:group]` as ids, names looked up in the root's passwd and group files.

@@ -15,6 +15,7 @@ use stack_spec::Service;
 use crate::build::BuildOptions;
 use crate::context::{Context, ContextError, Matched};
 use crate::dockerfile::RunNetwork;
+use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceBuildError {
@@ -67,6 +68,10 @@ pub struct Invocation {
     pub no_cache: bool,
     pub init_binary: PathBuf,
     pub source_date_epoch: Option<u64>,
+    /// `--secret` values, over the ones `build.secrets` names.
+    pub secrets: BTreeMap<String, Secret>,
+    /// The stack file's top-level `secrets:`, which `build.secrets` names.
+    pub defined_secrets: indexmap::IndexMap<String, stack_spec::model::FileObject>,
 }
 
 /// The build `service`'s `build:` section describes, tagged with its image
@@ -85,6 +90,36 @@ pub fn options(
             service: name.to_owned(),
         })?;
     let extra = Extra::read(name, &b.other)?;
+    let mut secrets = BTreeMap::new();
+    for (id, source) in &extra.secrets {
+        let invalid = |message: String| ServiceBuildError::Invalid {
+            service: name.to_owned(),
+            key: "secrets".into(),
+            message,
+        };
+        let def = inv
+            .defined_secrets
+            .get(source)
+            .ok_or_else(|| invalid(format!("{source:?} is not a top-level secret")))?;
+        let secret = match (&def.file, &def.environment, &def.content) {
+            (Some(f), _, _) => Secret::File(PathBuf::from(f)),
+            (_, Some(var), _) => Secret::Value(
+                std::env::var(var)
+                    .map_err(|_| {
+                        invalid(format!("{source:?}: environment variable {var} is not set"))
+                    })?
+                    .into_bytes(),
+            ),
+            (_, _, Some(c)) => Secret::Value(c.clone().into_bytes()),
+            _ => {
+                return Err(invalid(format!(
+                    "{source:?}: an external secret cannot be given to a build (it needs file, environment or content)"
+                )));
+            }
+        };
+        secrets.insert(id.clone(), secret);
+    }
+    secrets.extend(inv.secrets.clone());
     let context = PathBuf::from(b.context.as_deref().unwrap_or("."));
     let io_err = |path: &Path| {
         let path = path.to_owned();
@@ -153,6 +188,7 @@ pub fn options(
         network: extra.network,
         init_binary: inv.init_binary.clone(),
         source_date_epoch: inv.source_date_epoch,
+        secrets,
     })
 }
 
@@ -162,6 +198,8 @@ struct Extra {
     no_cache: bool,
     tags: Vec<String>,
     network: RunNetwork,
+    /// `secrets`: id in the build -> top-level secret name.
+    secrets: Vec<(String, String)>,
 }
 
 impl Extra {
@@ -220,6 +258,47 @@ impl Extra {
                             key,
                             "base images are taken from the image store, never pulled by a build; pull them with `stack image pull` and leave out `pull: true`".into(),
                         ));
+                    }
+                }
+                "secrets" => {
+                    let list = v
+                        .as_array()
+                        .ok_or_else(|| invalid(key, "expected a list".into()))?;
+                    for item in list {
+                        let (source, target) = match item {
+                            serde_json::Value::String(s) => (s.clone(), None),
+                            serde_json::Value::Object(o) => {
+                                for k in o.keys() {
+                                    if !matches!(k.as_str(), "source" | "target") {
+                                        return Err(invalid(
+                                            key,
+                                            format!(
+                                                "{k}: a build secret has only source and target"
+                                            ),
+                                        ));
+                                    }
+                                }
+                                let field =
+                                    |f: &str| o.get(f).and_then(|v| v.as_str()).map(str::to_owned);
+                                (
+                                    field("source").ok_or_else(|| {
+                                        invalid(key, "an entry without a source".into())
+                                    })?,
+                                    field("target"),
+                                )
+                            }
+                            _ => {
+                                return Err(invalid(
+                                    key,
+                                    format!("{item}: expected a name or {{source, target}}"),
+                                ));
+                            }
+                        };
+                        // compose: the id a Dockerfile mounts is the target
+                        // when one is given, else the secret's name.
+                        extra
+                            .secrets
+                            .push((target.unwrap_or_else(|| source.clone()), source));
                     }
                 }
                 "ssh" => {
@@ -310,6 +389,14 @@ mod tests {
             no_cache: false,
             init_binary: PathBuf::from("/bin/true"),
             source_date_epoch: None,
+            secrets: BTreeMap::new(),
+            defined_secrets: indexmap::IndexMap::from([(
+                "tok".to_owned(),
+                stack_spec::model::FileObject {
+                    content: Some("s3cret".into()),
+                    ..Default::default()
+                },
+            )]),
         }
     }
 
@@ -372,6 +459,17 @@ mod tests {
         assert_eq!(o.network, RunNetwork::None);
         assert_eq!(o.tags.len(), 2);
         assert_eq!(o.tags[1].to_string(), "docker.io/reg/x:2");
+
+        let s = service(
+            r#"{"build": {"context": "/ctx", "secrets": ["tok", {"source": "tok", "target": "npm"}]}}"#,
+        );
+        let o = options("p", "web", &s, &inv(dir.path())).unwrap();
+        assert_eq!(o.secrets["tok"], Secret::Value(b"s3cret".to_vec()));
+        assert_eq!(o.secrets["npm"], Secret::Value(b"s3cret".to_vec()));
+        assert!(
+            refused(r#"{"build": {"context": "/ctx", "secrets": ["nope"]}}"#)
+                .contains("build.secrets: \"nope\" is not a top-level secret")
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
+use stack_build::secret::Secret;
 use stack_build::{BuildOptions, Event};
 use stack_image::reference::Reference;
 
@@ -28,6 +29,9 @@ pub struct BuildArgs {
     /// A build argument for every service, `KEY=VALUE`, over the file's `args`.
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     pub build_args: Vec<String>,
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`.
+    #[arg(long = "secret", value_name = "id=ID,src=FILE")]
+    pub secrets: Vec<String>,
     /// Print only the image ids.
     #[arg(short, long)]
     pub quiet: bool,
@@ -47,6 +51,9 @@ pub struct ImageBuildArgs {
     /// A build argument, `KEY=VALUE` (or `KEY` to take it from the environment).
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     pub build_args: Vec<String>,
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`.
+    #[arg(long = "secret", value_name = "id=ID,src=FILE")]
+    pub secrets: Vec<String>,
     /// Run every step, ignoring the step cache.
     #[arg(long)]
     pub no_cache: bool,
@@ -74,6 +81,7 @@ pub fn image_build(global: &GlobalArgs, a: ImageBuildArgs) -> anyhow::Result<Exi
         network: Default::default(),
         init_binary: crate::helper::init_binary()?,
         source_date_epoch: source_date_epoch()?,
+        secrets: secrets(&a.secrets)?,
     };
     run_build(&opts, a.quiet)
 }
@@ -96,6 +104,8 @@ pub fn run(global: &GlobalArgs, a: BuildArgs) -> anyhow::Result<ExitCode> {
         no_cache: a.no_cache,
         init_binary: crate::helper::init_binary()?,
         source_date_epoch: source_date_epoch()?,
+        secrets: secrets(&a.secrets)?,
+        defined_secrets: project.secrets.clone(),
     };
     for (name, service) in &project.services {
         if service.build.is_none() || (!a.services.is_empty() && !a.services.contains(name)) {
@@ -137,6 +147,16 @@ fn build_args(list: &[String]) -> BTreeMap<String, String> {
         }
     }
     build_args
+}
+
+/// `--secret` flags, env sources read from this process's environment.
+fn secrets(list: &[String]) -> anyhow::Result<BTreeMap<String, Secret>> {
+    let mut out = BTreeMap::new();
+    for flag in list {
+        let (id, secret) = stack_build::secret::parse_flag(flag, |v| std::env::var(v).ok())?;
+        out.insert(id, secret);
+    }
+    Ok(out)
 }
 
 fn source_date_epoch() -> anyhow::Result<Option<u64>> {
