@@ -2,11 +2,14 @@
 //! run, and the final image (config, history, layers) committed to the store
 //! under its tags.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
@@ -221,18 +224,28 @@ struct Builder<'a> {
     cache: Cache,
     context: Context,
     global: Scope,
-    built: HashMap<usize, State>,
-    n: usize,
+    /// Stages built so far, for `FROM stage`, `--from` and mounts.
+    built: Mutex<HashMap<usize, State>>,
+    /// The number of each needed stage's `FROM` line: step numbers follow
+    /// the file, whichever stage runs first.
+    first_n: HashMap<usize, usize>,
     total: usize,
-    run: usize,
-    cached: usize,
-    progress: &'a mut dyn FnMut(Event<'_>),
+    run: AtomicUsize,
+    cached: AtomicUsize,
+    progress: Mutex<&'a mut (dyn FnMut(Event<'_>) + Send)>,
+}
+
+/// Where one stage is in its steps: its name and the number of its
+/// current step.
+struct Cursor<'s> {
+    label: Option<&'s str>,
+    n: Cell<usize>,
 }
 
 /// Builds the image `opts` describe.
 pub fn build(
     opts: &BuildOptions,
-    progress: &mut dyn FnMut(Event<'_>),
+    progress: &mut (dyn FnMut(Event<'_>) + Send),
 ) -> Result<Built, BuildError> {
     let dockerfile_path = opts
         .dockerfile
@@ -247,7 +260,7 @@ pub fn build(
 pub fn build_parsed(
     opts: &BuildOptions,
     file: &Dockerfile,
-    progress: &mut dyn FnMut(Event<'_>),
+    progress: &mut (dyn FnMut(Event<'_>) + Send),
 ) -> Result<Built, BuildError> {
     let store = Store::open(&opts.root)?;
     let cache = Cache::open(&opts.root).map_err(io_at(&opts.root))?;
@@ -275,29 +288,72 @@ pub fn build_parsed(
         global.insert(k.clone(), value);
     }
     let needed = needed_stages(file, target, &global);
-    let total = needed
-        .iter()
-        .map(|&i| 1 + file.stages[i].steps.iter().filter(|s| is_step(s)).count())
-        .sum();
-    let mut b = Builder {
+    let mut first_n = HashMap::new();
+    let mut total = 0;
+    for &i in &needed {
+        first_n.insert(i, total + 1);
+        total += 1 + file.stages[i].steps.iter().filter(|s| is_step(s)).count();
+    }
+    let b = Builder {
         opts,
         file,
         store,
         cache,
         context,
         global,
-        built: HashMap::new(),
-        n: 0,
+        built: Mutex::new(HashMap::new()),
+        first_n,
         total,
-        run: 0,
-        cached: 0,
-        progress,
+        run: AtomicUsize::new(0),
+        cached: AtomicUsize::new(0),
+        progress: Mutex::new(progress),
     };
-    for &i in &needed {
-        let state = b.stage(i)?;
-        b.built.insert(i, state);
+    // Stages whose inputs are built run together, each on a thread of its
+    // own; the first failure (in file order) is the build's.
+    let mut todo = needed.clone();
+    while !todo.is_empty() {
+        let built: Vec<usize> = b.built_indices();
+        let (ready, later): (Vec<usize>, Vec<usize>) = todo.iter().partition(|&&i| {
+            stage_deps(file, i, &b.global)
+                .iter()
+                .all(|d| built.contains(d) || !needed.contains(d))
+        });
+        // A stage that waits on nothing unbuilt always exists: dependencies
+        // point to earlier stages only.
+        let ready = if ready.is_empty() {
+            vec![todo[0]]
+        } else {
+            ready
+        };
+        let results: Vec<(usize, Result<State, BuildError>)> = if ready.len() == 1 {
+            vec![(ready[0], b.stage(ready[0]))]
+        } else {
+            let b = &b;
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = ready
+                    .iter()
+                    .map(|&i| (i, scope.spawn(move || b.stage(i))))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|(i, h)| (i, h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))))
+                    .collect()
+            })
+        };
+        for (i, result) in results {
+            b.built
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(i, result?);
+        }
+        todo = later.into_iter().filter(|i| !ready.contains(i)).collect();
     }
-    let mut state = b.built.remove(&target).expect("the target stage was built");
+    let mut state = b
+        .built
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&target)
+        .expect("the target stage was built");
     if !opts.labels.is_empty() {
         state
             .config
@@ -309,8 +365,8 @@ pub fn build_parsed(
     Ok(Built {
         id,
         manifest,
-        steps_run: b.run,
-        steps_cached: b.cached,
+        steps_run: b.run.into_inner(),
+        steps_cached: b.cached.into_inner(),
     })
 }
 
@@ -339,8 +395,8 @@ fn is_step(s: &Step) -> bool {
     )
 }
 
-/// The stages `target` depends on (through `FROM stage` and `COPY --from`),
-/// in file order, `target` last.
+/// The stages `target` depends on (through `FROM stage`, `COPY --from` and
+/// `RUN --mount=from=`), in file order, `target` last.
 fn needed_stages(file: &Dockerfile, target: usize, global: &Scope) -> Vec<usize> {
     let mut need = vec![false; file.stages.len()];
     let mut todo = vec![target];
@@ -348,35 +404,64 @@ fn needed_stages(file: &Dockerfile, target: usize, global: &Scope) -> Vec<usize>
         if std::mem::replace(&mut need[i], true) {
             continue;
         }
-        let stage = &file.stages[i];
-        let base = vars::expand(&stage.base, global, file.escape).unwrap_or_default();
-        if let Some(j) = file.stage_index(&base).filter(|&j| j < i) {
-            todo.push(j);
-        }
-        for step in &stage.steps {
-            let froms: Vec<&String> = match &step.instruction {
-                Instruction::Copy(Copy { from: Some(f), .. }) => vec![f],
-                Instruction::Run { mounts, .. } => mounts
-                    .iter()
-                    .filter_map(|m| match m {
-                        RunMount::Bind { from: Some(f), .. } => Some(f),
-                        _ => None,
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
-            for f in froms {
-                let f = vars::expand(f, global, file.escape).unwrap_or_default();
-                if let Some(j) = file.stage_index(&f).filter(|&j| j < i) {
-                    todo.push(j);
-                }
-            }
-        }
+        todo.extend(stage_deps(file, i, global));
     }
     (0..file.stages.len()).filter(|&i| need[i]).collect()
 }
 
+/// The earlier stages stage `i` reads.
+fn stage_deps(file: &Dockerfile, i: usize, global: &Scope) -> Vec<usize> {
+    let stage = &file.stages[i];
+    let mut out = Vec::new();
+    let base = vars::expand(&stage.base, global, file.escape).unwrap_or_default();
+    if let Some(j) = file.stage_index(&base).filter(|&j| j < i) {
+        out.push(j);
+    }
+    for step in &stage.steps {
+        let froms: Vec<&String> = match &step.instruction {
+            Instruction::Copy(Copy { from: Some(f), .. }) => vec![f],
+            Instruction::Run { mounts, .. } => mounts
+                .iter()
+                .filter_map(|m| match m {
+                    RunMount::Bind { from: Some(f), .. } => Some(f),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        for f in froms {
+            let f = vars::expand(f, global, file.escape).unwrap_or_default();
+            if let Some(j) = file.stage_index(&f).filter(|&j| j < i) {
+                out.push(j);
+            }
+        }
+    }
+    out
+}
+
 impl Builder<'_> {
+    fn built_indices(&self) -> Vec<usize> {
+        self.built
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    fn built_stage(&self, j: usize) -> Option<State> {
+        self.built
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&j)
+            .cloned()
+    }
+
+    fn report(&self, e: Event<'_>) {
+        let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        (*p)(e);
+    }
+
     fn at(&self, pos: Pos, instruction: &str, message: impl Into<String>) -> BuildError {
         BuildError::At {
             file: self.file.path.clone(),
@@ -398,7 +483,7 @@ impl Builder<'_> {
         rfc3339(self.opts.source_date_epoch.unwrap_or(now))
     }
 
-    fn base(&mut self, index: usize, stage: &Stage) -> Result<State, BuildError> {
+    fn base(&self, index: usize, stage: &Stage) -> Result<State, BuildError> {
         let name = vars::expand(&stage.base, &self.global, self.file.escape)
             .map_err(self.var_err(stage.pos, "FROM"))?;
         if let Some(p) = &stage.platform {
@@ -430,7 +515,7 @@ impl Builder<'_> {
             created,
         };
         if let Some(j) = self.file.stage_index(&name).filter(|&j| j < index) {
-            let mut s = self.built.get(&j).cloned().expect("stages build in order");
+            let mut s = self.built_stage(j).expect("stages build in order");
             s.args = Scope::new();
             return Ok(s);
         }
@@ -477,36 +562,34 @@ impl Builder<'_> {
         Ok(s)
     }
 
-    fn stage(&mut self, index: usize) -> Result<State, BuildError> {
+    fn stage(&self, index: usize) -> Result<State, BuildError> {
         let file = self.file;
         let stage = &file.stages[index];
-        self.n += 1;
-        let label = stage.name.as_deref();
+        let n = self.first_n.get(&index).copied().unwrap_or_default();
+        let at = Cursor {
+            label: stage.name.as_deref(),
+            n: Cell::new(n),
+        };
         let from_text = format!("FROM {}", stage.base);
-        (self.progress)(Event::Step {
-            n: self.n,
+        self.report(Event::Step {
+            n,
             total: self.total,
-            stage: label,
+            stage: at.label,
             text: &from_text,
         });
         let started = Instant::now();
         let mut state = self.base(index, stage)?;
-        (self.progress)(Event::Done {
-            n: self.n,
+        self.report(Event::Done {
+            n,
             elapsed: started.elapsed(),
         });
         for step in &stage.steps {
-            self.step(&mut state, step, label)?;
+            self.step(&mut state, step, &at)?;
         }
         Ok(state)
     }
 
-    fn step(
-        &mut self,
-        state: &mut State,
-        step: &Step,
-        stage: Option<&str>,
-    ) -> Result<(), BuildError> {
+    fn step(&self, state: &mut State, step: &Step, at: &Cursor<'_>) -> Result<(), BuildError> {
         let esc = self.file.escape;
         let pos = step.pos;
         match &step.instruction {
@@ -666,7 +749,7 @@ impl Builder<'_> {
                     format!("{mounts:?}").as_bytes(),
                     &prepared.hash,
                 ]);
-                self.layer_step(state, step, stage, key, |b, st, scratch| {
+                self.layer_step(state, step, at, key, |b, st, scratch| {
                     let step_mounts = b.materialize(&prepared, scratch)?;
                     let mut env = st.config.env.clone().unwrap_or_default();
                     // Build args are the step's environment, below ENV.
@@ -707,7 +790,7 @@ impl Builder<'_> {
                     Ok(())
                 })
             }
-            Instruction::Copy(copy) => self.copy(state, step, stage, copy),
+            Instruction::Copy(copy) => self.copy(state, step, at, copy),
         }
     }
 
@@ -752,7 +835,7 @@ impl Builder<'_> {
                         fs::create_dir_all(parent).map_err(io_at(parent))?;
                         // Made aside and renamed: a concurrent build sees
                         // the directory whole, owner and mode included.
-                        let tmp = parent.join(format!(".new-{}", std::process::id()));
+                        let tmp = parent.join(format!(".new-{}", unique()));
                         let _ = fs::remove_dir_all(&tmp);
                         fs::create_dir(&tmp).map_err(io_at(&tmp))?;
                         std::os::unix::fs::chown(&tmp, Some(*uid), Some(*gid))
@@ -1012,7 +1095,7 @@ impl Builder<'_> {
         f: &str,
     ) -> Result<State, BuildError> {
         match self.file.stage_index(f) {
-            Some(j) => self.built.get(&j).cloned().ok_or_else(|| {
+            Some(j) => self.built_stage(j).ok_or_else(|| {
                 self.at(
                     pos,
                     kw,
@@ -1048,13 +1131,7 @@ impl Builder<'_> {
     }
 
     fn scratch_dir(&self) -> PathBuf {
-        self.store.dir().join("build").join(format!(
-            "{}-{}",
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ))
+        self.store.dir().join("build").join(unique())
     }
 
     fn layer_dirs(&self, state: &State) -> Vec<PathBuf> {
@@ -1068,18 +1145,19 @@ impl Builder<'_> {
     /// A step that makes a layer: from the cache, or by `make` filling a
     /// scratch overlay's upper dir.
     fn layer_step(
-        &mut self,
+        &self,
         state: &mut State,
         step: &Step,
-        stage: Option<&str>,
+        at: &Cursor<'_>,
         key: Key,
         make: impl FnOnce(&Self, &State, &Scratch) -> Result<(), BuildError>,
     ) -> Result<(), BuildError> {
-        self.n += 1;
-        (self.progress)(Event::Step {
-            n: self.n,
+        let n = at.n.get() + 1;
+        at.n.set(n);
+        self.report(Event::Step {
+            n,
             total: self.total,
-            stage,
+            stage: at.label,
             text: &step.text,
         });
         let started = Instant::now();
@@ -1088,8 +1166,8 @@ impl Builder<'_> {
             .flatten()
         {
             Some(e) => {
-                self.cached += 1;
-                (self.progress)(Event::Cached { n: self.n });
+                self.cached.fetch_add(1, Ordering::Relaxed);
+                self.report(Event::Cached { n });
                 e
             }
             None => {
@@ -1098,12 +1176,12 @@ impl Builder<'_> {
                 scratch.unmount()?;
                 let e = self.commit_layer(&scratch.upper)?;
                 self.cache.put(&key, &e).map_err(io_at(&self.opts.root))?;
-                self.run += 1;
+                self.run.fetch_add(1, Ordering::Relaxed);
                 e
             }
         };
-        (self.progress)(Event::Done {
-            n: self.n,
+        self.report(Event::Done {
+            n,
             elapsed: started.elapsed(),
         });
         state.layers.push(Layer {
@@ -1130,8 +1208,13 @@ impl Builder<'_> {
         let written = layer::write_layer(dir, &tmp, self.opts.source_date_epoch)?;
         self.store.import_blob_file(&tmp, Some(&written.digest))?;
         let dest = self.store.layer_path(&written.digest);
-        if !dest.is_dir() {
-            fs::rename(dir, &dest).map_err(io_at(&dest))?;
+        // Another stage may make the same layer at the same time: the
+        // first one in place is kept.
+        if !dest.is_dir()
+            && let Err(e) = fs::rename(dir, &dest)
+            && !dest.is_dir()
+        {
+            return Err(io_at(&dest)(e));
         }
         Ok(Entry {
             digest: written.digest,
@@ -1142,10 +1225,10 @@ impl Builder<'_> {
     }
 
     fn copy(
-        &mut self,
+        &self,
         state: &mut State,
         step: &Step,
-        stage: Option<&str>,
+        at: &Cursor<'_>,
         copy: &Copy,
     ) -> Result<(), BuildError> {
         let esc = self.file.escape;
@@ -1328,7 +1411,7 @@ impl Builder<'_> {
         // What `.dockerignore` leaves out of the context is left out of
         // copied directories too (another stage's files are all copied).
         let context = from_mount.is_none().then(|| self.context.clone());
-        let result = self.layer_step(state, step, stage, key, |_, _, scratch| {
+        let result = self.layer_step(state, step, at, key, |_, _, scratch| {
             let target = scratch.upper.join(dest_abs.trim_start_matches('/'));
             let mut links = HashMap::new();
             for item in &plan {
@@ -1412,6 +1495,20 @@ impl Builder<'_> {
             .commit_image(&manifest_digest, &self.opts.tags, None)?;
         Ok((id, manifest_digest))
     }
+}
+
+/// A name no other step of any build on this host uses at the same time:
+/// stages of one build run on several threads.
+fn unique() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    )
 }
 
 fn scratch_id(dir: &Path) -> String {

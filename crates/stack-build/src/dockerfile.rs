@@ -776,8 +776,8 @@ fn run_mount(value: &str) -> Result<RunMount, String> {
             "uid" => uid = number(10)?,
             "gid" => gid = number(10)?,
             "mode" => mode = Some(number(8)?),
-            // Steps of one build run one at a time; builds that share a
-            // cache see each other's files, as BuildKit's default.
+            // Steps (of parallel stages or builds) that share a cache see
+            // each other's files at once, as BuildKit's default.
             "sharing" if v == "shared" => {}
             "sharing" => return Err(format!("sharing={v} is not supported (only shared)")),
             "env" => {

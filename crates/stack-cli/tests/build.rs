@@ -677,3 +677,33 @@ fn add_fetches_a_url_and_caches_by_content() {
         "{err}"
     );
 }
+
+#[test]
+fn independent_stages_build_at_the_same_time() {
+    let env = Env::new("bld-par", 199);
+    // Each stage's step waits for the other's mark in a shared cache
+    // mount: built one after the other, the first would give up after 20 s.
+    let wait = |me: &str, other: &str| {
+        format!(
+            "RUN --mount=type=cache,target=/sync,id=rendezvous \\\n\
+             \x20   touch /sync/{me} && i=0 && while [ ! -e /sync/{other} ]; do \\\n\
+             \x20   sleep 0.1; i=$((i+1)); [ $i -lt 200 ] || exit 7; done && echo {me} > /{me}\n"
+        )
+    };
+    let ctx = context(
+        &env,
+        &format!(
+            "FROM busybox AS a\n{}FROM busybox AS b\n{}FROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
+            wait("a", "b"),
+            wait("b", "a")
+        ),
+        &[],
+    );
+    let (_, log) = ok(&build(&env, &ctx, &["-t", "par:1"]));
+    // Step numbers follow the file, whichever stage ran first.
+    assert!(
+        log.contains("[a 2/7] RUN") && log.contains("[b 4/7] RUN"),
+        "{log}"
+    );
+    assert_eq!(run(&env, &["par:1", "cat", "/a", "/b"]), "a\nb\n");
+}
