@@ -52,6 +52,11 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<u64>,
     /// Secrets `RUN --mount=type=secret` can read, by id.
     pub secrets: BTreeMap<String, Secret>,
+    /// Names `RUN` steps resolve (`build.extra_hosts`, `--add-host`), in
+    /// their `/etc/hosts`.
+    pub extra_hosts: Vec<(String, std::net::IpAddr)>,
+    /// The size of `/dev/shm` in `RUN` steps, bytes (`build.shm_size`).
+    pub shm_size: Option<u64>,
 }
 
 /// Progress of a build, for the command line to print.
@@ -748,9 +753,20 @@ impl Builder<'_> {
                     // bind mount shows does.
                     format!("{mounts:?}").as_bytes(),
                     &prepared.hash,
+                    format!("{:?}{:?}", self.opts.extra_hosts, self.opts.shm_size).as_bytes(),
                 ]);
                 self.layer_step(state, step, at, key, |b, st, scratch| {
-                    let step_mounts = b.materialize(&prepared, scratch)?;
+                    let mut step_mounts = b.materialize(&prepared, scratch)?;
+                    if !b.opts.extra_hosts.is_empty() {
+                        let hosts = scratch.dir.join("hosts");
+                        let text = run::hosts_file(&scratch.merged, &b.opts.extra_hosts);
+                        fs::write(&hosts, text).map_err(io_at(&hosts))?;
+                        step_mounts.push(StepMount::Dir {
+                            source: hosts,
+                            target: "/etc/hosts".into(),
+                            readonly: true,
+                        });
+                    }
                     let mut env = st.config.env.clone().unwrap_or_default();
                     // Build args are the step's environment, below ENV.
                     for (k, v) in &st.args {
@@ -773,6 +789,7 @@ impl Builder<'_> {
                             user: st.config.user.clone().unwrap_or_default(),
                             network: *network,
                             mounts: step_mounts.clone(),
+                            shm_size: b.opts.shm_size,
                             init_binary: &b.opts.init_binary,
                             runtime_root: &runtime_root,
                         },

@@ -112,6 +112,9 @@ pub struct RunSpec<'a> {
     pub network: RunNetwork,
     /// `RUN --mount`s, the cache ones resolved to their host directory.
     pub mounts: Vec<StepMount>,
+    /// The size of `/dev/shm` in bytes (`build.shm_size`); the runtime's
+    /// default (64 MiB) when `None`.
+    pub shm_size: Option<u64>,
     pub init_binary: &'a Path,
     /// The runtime's state root.
     pub runtime_root: &'a Path,
@@ -212,6 +215,25 @@ pub fn run_step(root: &Path, spec_in: &RunSpec<'_>) -> Result<Outcome, RunError>
         spec.set_mounts(Some(mounts));
     }
 
+    if let Some(size) = spec_in.shm_size {
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        for m in mounts
+            .iter_mut()
+            .filter(|m| m.destination() == Path::new("/dev/shm"))
+        {
+            let mut options: Vec<String> = m
+                .options()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| !o.starts_with("size="))
+                .collect();
+            options.push(format!("size={size}"));
+            m.set_options(Some(options));
+        }
+        spec.set_mounts(Some(mounts));
+    }
+
     let bundle = root
         .parent()
         .map_or_else(|| PathBuf::from("/tmp"), Path::to_path_buf);
@@ -247,6 +269,21 @@ pub fn run_step(root: &Path, spec_in: &RunSpec<'_>) -> Result<Outcome, RunError>
         status: exit.status(),
         output,
     })
+}
+
+/// The `/etc/hosts` of a step with `extra_hosts`: the image's own (or the
+/// loopback names when it has none) and one line per extra host.
+pub fn hosts_file(root: &Path, extra: &[(String, std::net::IpAddr)]) -> String {
+    let mut text = fs::read_to_string(root.join("etc/hosts")).unwrap_or_else(|_| {
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_owned()
+    });
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    for (host, ip) in extra {
+        text.push_str(&format!("{ip}\t{host}\n"));
+    }
+    text
 }
 
 /// Removes what the runtime made in `upper` only to mount over (an empty

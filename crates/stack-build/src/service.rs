@@ -189,6 +189,8 @@ pub fn options(
         init_binary: inv.init_binary.clone(),
         source_date_epoch: inv.source_date_epoch,
         secrets,
+        extra_hosts: extra.extra_hosts,
+        shm_size: extra.shm_size,
     })
 }
 
@@ -200,6 +202,8 @@ struct Extra {
     network: RunNetwork,
     /// `secrets`: id in the build -> top-level secret name.
     secrets: Vec<(String, String)>,
+    extra_hosts: Vec<(String, std::net::IpAddr)>,
+    shm_size: Option<u64>,
 }
 
 impl Extra {
@@ -299,6 +303,63 @@ impl Extra {
                         extra
                             .secrets
                             .push((target.unwrap_or_else(|| source.clone()), source));
+                    }
+                }
+                "extra_hosts" => {
+                    // A list of `host:ip` / `host=ip`, or a map host -> ip(s).
+                    let mut entries: Vec<(String, String)> = Vec::new();
+                    match v {
+                        serde_json::Value::Array(_) => {
+                            for e in strings(key, v)? {
+                                let (h, ip) = e
+                                    .split_once('=')
+                                    .or_else(|| e.split_once(':'))
+                                    .ok_or_else(|| invalid(key, format!("{e:?} is not HOST:IP")))?;
+                                entries.push((h.to_owned(), ip.to_owned()));
+                            }
+                        }
+                        serde_json::Value::Object(map) => {
+                            for (h, ips) in map {
+                                let ips = match ips {
+                                    serde_json::Value::String(s) => vec![s.clone()],
+                                    other => strings(key, other)?,
+                                };
+                                entries.extend(ips.into_iter().map(|ip| (h.clone(), ip)));
+                            }
+                        }
+                        _ => return Err(invalid(key, "expected a list or a map".into())),
+                    }
+                    for (h, ip) in entries {
+                        match stack_spec::settings::extra_host(&format!("{h}={ip}")) {
+                            Ok(Some(pair)) => extra.extra_hosts.push(pair),
+                            Ok(None) => {
+                                return Err(invalid(
+                                    key,
+                                    format!(
+                                        "{h}: host-gateway is not provided to builds (their steps share the host's network; name 127.0.0.1)"
+                                    ),
+                                ));
+                            }
+                            Err(e) => return Err(invalid(key, e)),
+                        }
+                    }
+                }
+                "shm_size" => {
+                    let bytes = match v {
+                        serde_json::Value::Number(n) => n.as_i64().ok_or(()),
+                        serde_json::Value::String(s) => {
+                            stack_spec::units::parse_bytes(s).map_err(|_| ())
+                        }
+                        _ => Err(()),
+                    };
+                    match bytes {
+                        Ok(b) if b > 0 => extra.shm_size = Some(b as u64),
+                        _ => {
+                            return Err(invalid(
+                                key,
+                                format!("{v}: expected a size such as 256m or 1g"),
+                            ));
+                        }
                     }
                 }
                 "ssh" => {
@@ -430,8 +491,31 @@ mod tests {
                 .to_string()
         };
         assert_eq!(
-            refused(r#"{"build": {"context": "/ctx", "shm_size": "1g"}}"#),
-            "service \"web\": build.shm_size is not supported by stack's builder yet"
+            refused(r#"{"build": {"context": "/ctx", "isolation": "hyperv"}}"#),
+            "service \"web\": build.isolation is not supported by stack's builder yet"
+        );
+        assert!(
+            refused(r#"{"build": {"context": "/ctx", "shm_size": "lots"}}"#)
+                .contains("build.shm_size: \"lots\": expected a size")
+        );
+        assert!(
+            refused(r#"{"build": {"context": "/ctx", "extra_hosts": ["gw:host-gateway"]}}"#)
+                .contains("build.extra_hosts: gw: host-gateway is not provided")
+        );
+        let s = service(
+            r#"{"build": {"context": "/ctx", "shm_size": "2m", "extra_hosts": ["a:10.0.0.1", "b=::1"]}}"#,
+        );
+        let o = options("p", "web", &s, &inv(dir.path())).unwrap();
+        assert_eq!(o.shm_size, Some(2 * 1024 * 1024));
+        assert_eq!(o.extra_hosts.len(), 2);
+        assert_eq!(o.extra_hosts[1].1.to_string(), "::1");
+        let s = service(r#"{"build": {"context": "/ctx", "extra_hosts": {"c": "10.0.0.3"}}}"#);
+        assert_eq!(
+            options("p", "web", &s, &inv(dir.path()))
+                .unwrap()
+                .extra_hosts[0]
+                .0,
+            "c"
         );
         assert!(
             refused(r#"{"build": {"context": "/ctx", "ssh": ["default"]}}"#)

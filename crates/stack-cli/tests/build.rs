@@ -707,3 +707,43 @@ fn independent_stages_build_at_the_same_time() {
     );
     assert_eq!(run(&env, &["par:1", "cat", "/a", "/b"]), "a\nb\n");
 }
+
+#[test]
+fn extra_hosts_and_shm_size_reach_run_steps_only() {
+    let env = Env::new("bld-hosts", 195);
+    let ctx = context(
+        &env,
+        "FROM busybox\n\
+         RUN grep -w db /etc/hosts > /hosts-seen && df -k /dev/shm | tail -n1 | awk '{print $2}' > /shm\n",
+        &[],
+    );
+    ok(&build(
+        &env,
+        &ctx,
+        &["-t", "h:1", "--add-host", "db:10.9.8.7", "--shm-size", "3m"],
+    ));
+    assert_eq!(
+        run(&env, &["h:1", "sh", "-c", "cat /hosts-seen /shm"]),
+        "10.9.8.7\tdb\n3072\n"
+    );
+    // The hosts file bound for the step is not in the layer: a later
+    // build's step on the image sees busybox's own.
+    let probe = |base: &str| {
+        let ctx = context(
+            &env,
+            &format!("FROM {base}\nRUN (cat /etc/hosts || echo absent) > /probe 2>&1\n"),
+            &[],
+        );
+        ok(&build(&env, &ctx, &["-t", "h:probe"]));
+        run(&env, &["h:probe", "cat", "/probe"])
+    };
+    let own = probe("busybox");
+    assert_eq!(probe("h:1"), own);
+    assert!(!own.contains("10.9.8.7"), "{own}");
+    let out = build(&env, &ctx, &["-t", "h:2", "--add-host", "gw:host-gateway"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("host-gateway is not provided to builds"),
+        "{out:?}"
+    );
+}

@@ -54,6 +54,12 @@ pub struct ImageBuildArgs {
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`.
     #[arg(long = "secret", value_name = "id=ID,src=FILE")]
     pub secrets: Vec<String>,
+    /// A name for `RUN` steps' `/etc/hosts`, `HOST:IP`.
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_hosts: Vec<String>,
+    /// The size of `/dev/shm` in `RUN` steps (such as 256m).
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    pub shm_size: Option<String>,
     /// Run every step, ignoring the step cache.
     #[arg(long)]
     pub no_cache: bool,
@@ -82,6 +88,17 @@ pub fn image_build(global: &GlobalArgs, a: ImageBuildArgs) -> anyhow::Result<Exi
         init_binary: crate::helper::init_binary()?,
         source_date_epoch: source_date_epoch()?,
         secrets: secrets(&a.secrets)?,
+        extra_hosts: add_hosts(&a.add_hosts)?,
+        shm_size: match &a.shm_size {
+            None => None,
+            Some(s) => Some(
+                stack_spec::units::parse_bytes(s)
+                    .ok()
+                    .filter(|b| *b > 0)
+                    .with_context(|| format!("--shm-size {s}: expected a size such as 256m"))?
+                    as u64,
+            ),
+        },
     };
     run_build(&opts, a.quiet)
 }
@@ -147,6 +164,23 @@ fn build_args(list: &[String]) -> BTreeMap<String, String> {
         }
     }
     build_args
+}
+
+/// `--add-host HOST:IP` flags, as `docker build` takes them.
+fn add_hosts(list: &[String]) -> anyhow::Result<Vec<(String, std::net::IpAddr)>> {
+    let mut out = Vec::new();
+    for entry in list {
+        let (host, ip) = entry
+            .split_once('=')
+            .or_else(|| entry.split_once(':'))
+            .with_context(|| format!("--add-host {entry}: expected HOST:IP"))?;
+        match stack_spec::settings::extra_host(&format!("{host}={ip}")) {
+            Ok(Some(pair)) => out.push(pair),
+            Ok(None) => anyhow::bail!("--add-host {entry}: host-gateway is not provided to builds"),
+            Err(e) => anyhow::bail!("--add-host {entry}: {e}"),
+        }
+    }
+    Ok(out)
 }
 
 /// `--secret` flags, env sources read from this process's environment.
