@@ -57,6 +57,9 @@ pub struct BuildOptions {
     pub extra_hosts: Vec<(String, std::net::IpAddr)>,
     /// The size of `/dev/shm` in `RUN` steps, bytes (`build.shm_size`).
     pub shm_size: Option<u64>,
+    /// Named contexts (`build.additional_contexts`), over stages and images
+    /// of the same name.
+    pub named_contexts: BTreeMap<String, context::Named>,
 }
 
 /// Progress of a build, for the command line to print.
@@ -150,6 +153,7 @@ enum Prepared {
     /// A path of the context: bound as is, or copied when something in it
     /// is ignored or the step may write to it.
     Context {
+        context: Context,
         path: PathBuf,
         target: String,
         rw: bool,
@@ -228,6 +232,8 @@ struct Builder<'a> {
     store: Store,
     cache: Cache,
     context: Context,
+    /// Directory contexts by name (`build.additional_contexts`).
+    named: HashMap<String, Context>,
     global: Scope,
     /// Stages built so far, for `FROM stage`, `--from` and mounts.
     built: Mutex<HashMap<usize, State>>,
@@ -299,12 +305,19 @@ pub fn build_parsed(
         first_n.insert(i, total + 1);
         total += 1 + file.stages[i].steps.iter().filter(|s| is_step(s)).count();
     }
+    let mut named = HashMap::new();
+    for (name, c) in &opts.named_contexts {
+        if let context::Named::Dir(dir) = c {
+            named.insert(name.clone(), Context::open(dir, None)?);
+        }
+    }
     let b = Builder {
         opts,
         file,
         store,
         cache,
         context,
+        named,
         global,
         built: Mutex::new(HashMap::new()),
         first_n,
@@ -491,6 +504,17 @@ impl Builder<'_> {
     fn base(&self, index: usize, stage: &Stage) -> Result<State, BuildError> {
         let name = vars::expand(&stage.base, &self.global, self.file.escape)
             .map_err(self.var_err(stage.pos, "FROM"))?;
+        let (name, may_be_stage) = match self.opts.named_contexts.get(&name) {
+            Some(context::Named::Image(image)) => (image.clone(), false),
+            Some(context::Named::Dir(_)) => {
+                return Err(self.at(
+                    stage.pos,
+                    "FROM",
+                    format!("{name}: a directory context cannot be a base image; read it with COPY --from or RUN --mount=from"),
+                ));
+            }
+            None => (name, true),
+        };
         if let Some(p) = &stage.platform {
             let p = vars::expand(p, &self.global, self.file.escape)
                 .map_err(self.var_err(stage.pos, "FROM"))?;
@@ -519,7 +543,11 @@ impl Builder<'_> {
             shell: vec!["/bin/sh".into(), "-c".into()],
             created,
         };
-        if let Some(j) = self.file.stage_index(&name).filter(|&j| j < index) {
+        if let Some(j) = self
+            .file
+            .stage_index(&name)
+            .filter(|&j| j < index && may_be_stage)
+        {
             let mut s = self.built_stage(j).expect("stages build in order");
             s.args = Scope::new();
             return Ok(s);
@@ -878,42 +906,10 @@ impl Builder<'_> {
                 RunMount::Bind {
                     target,
                     source,
-                    from: None,
-                    rw,
-                } => {
-                    let matched = self.context.resolve(source).map_err(|e| {
-                        self.at(pos, "RUN", format!("--mount source {source:?}: {e}"))
-                    })?;
-                    let [m] = matched.as_slice() else {
-                        return Err(self.at(
-                            pos,
-                            "RUN",
-                            format!(
-                                "--mount source {source:?} names {} paths, not one",
-                                matched.len()
-                            ),
-                        ));
-                    };
-                    self.context
-                        .hash(m, &mut hasher)
-                        .map_err(|e| self.at(pos, "RUN", e.to_string()))?;
-                    // Bound as is when nothing under it is left out and
-                    // nothing can be written; else a copy of what the
-                    // context lets through.
-                    let copy = *rw || (m.path.is_dir() && self.context.has_ignores());
-                    Prepared::Context {
-                        path: m.path.clone(),
-                        target: join_abs(workdir, target),
-                        rw: *rw,
-                        copy,
-                    }
-                }
-                RunMount::Bind {
-                    target,
-                    source,
                     from: Some(from),
                     rw,
-                } => {
+                } if !self.named.contains_key(from) => {
+                    // Another stage's or an image's files.
                     let files = self.source_state(state, pos, "RUN", from)?;
                     let view = Scratch::mount(self.scratch_dir(), &self.layer_dirs(&files))?;
                     let path = resolve_in_root(&view.merged, source).ok_or_else(|| {
@@ -931,6 +927,44 @@ impl Builder<'_> {
                         target: join_abs(workdir, target),
                         readonly: !rw,
                     })
+                }
+                RunMount::Bind {
+                    target,
+                    source,
+                    from,
+                    rw,
+                } => {
+                    // The build context, or a named directory context.
+                    let ctx = match from {
+                        Some(f) => &self.named[f],
+                        None => &self.context,
+                    };
+                    let matched = ctx.resolve(source).map_err(|e| {
+                        self.at(pos, "RUN", format!("--mount source {source:?}: {e}"))
+                    })?;
+                    let [m] = matched.as_slice() else {
+                        return Err(self.at(
+                            pos,
+                            "RUN",
+                            format!(
+                                "--mount source {source:?} names {} paths, not one",
+                                matched.len()
+                            ),
+                        ));
+                    };
+                    ctx.hash(m, &mut hasher)
+                        .map_err(|e| self.at(pos, "RUN", e.to_string()))?;
+                    // Bound as is when nothing under it is left out and
+                    // nothing can be written; else a copy of what the
+                    // context lets through.
+                    let copy = *rw || (m.path.is_dir() && ctx.has_ignores());
+                    Prepared::Context {
+                        context: ctx.clone(),
+                        path: m.path.clone(),
+                        target: join_abs(workdir, target),
+                        rw: *rw,
+                        copy,
+                    }
                 }
                 RunMount::Secret {
                     id,
@@ -984,19 +1018,20 @@ impl Builder<'_> {
                     target,
                     rw,
                     copy: false,
+                    ..
                 } => StepMount::Dir {
                     source: path.clone(),
                     target: target.clone(),
                     readonly: !rw,
                 },
                 Prepared::Context {
+                    context,
                     path,
                     target,
                     rw,
                     copy: true,
                 } => {
                     let dir = scratch.dir.join(format!("bind-{i}"));
-                    let context = self.context.clone();
                     let skip = move |p: &Path, is_dir: bool| {
                         p.strip_prefix(context.root())
                             .is_ok_and(|rel| context.skips(rel, is_dir))
@@ -1111,7 +1146,21 @@ impl Builder<'_> {
         kw: &str,
         f: &str,
     ) -> Result<State, BuildError> {
-        match self.file.stage_index(f) {
+        // A named context wins over a stage or image of its name.
+        let (f, stage) = match self.opts.named_contexts.get(f) {
+            Some(context::Named::Image(image)) => (image.as_str(), None),
+            Some(context::Named::Dir(_)) => {
+                return Err(self.at(
+                    pos,
+                    kw,
+                    format!(
+                        "--from={f}: a directory context is read as files here, not as an image"
+                    ),
+                ));
+            }
+            None => (f, self.file.stage_index(f)),
+        };
+        match stage {
             Some(j) => self.built_stage(j).ok_or_else(|| {
                 self.at(
                     pos,
@@ -1290,12 +1339,20 @@ impl Builder<'_> {
             .as_deref()
             .and_then(|m| u32::from_str_radix(m, 8).ok());
 
-        // Where sources come from: the context, or another stage's files.
+        // Where sources come from: the context (or a named directory
+        // context), or another stage's or image's files.
+        let mut ctx = &self.context;
         let from_state = match &copy.from {
             None => None,
             Some(f) => {
                 let f = vars::expand(f, &scope, esc).map_err(self.var_err(pos, kw))?;
-                Some(self.source_state(state, pos, kw, &f)?)
+                match self.named.get(&f) {
+                    Some(named) => {
+                        ctx = named;
+                        None
+                    }
+                    None => Some(self.source_state(state, pos, kw, &f)?),
+                }
             }
         };
         let from_mount = match &from_state {
@@ -1367,8 +1424,7 @@ impl Builder<'_> {
                     };
                     match &from_mount {
                         None => {
-                            let matched = self
-                                .context
+                            let matched = ctx
                                 .resolve(&p)
                                 .map_err(|e| self.at(pos, kw, e.to_string()))?;
                             for m in matched {
@@ -1377,8 +1433,7 @@ impl Builder<'_> {
                                 {
                                     continue;
                                 }
-                                self.context
-                                    .hash_except(&m, &excludes, &mut hasher)
+                                ctx.hash_except(&m, &excludes, &mut hasher)
                                     .map_err(|e| self.at(pos, kw, e.to_string()))?;
                                 plan.push(Item {
                                     path: m.path.clone(),
@@ -1427,7 +1482,7 @@ impl Builder<'_> {
         let lower = self.layer_dirs(state);
         // What `.dockerignore` leaves out of the context is left out of
         // copied directories too (another stage's files are all copied).
-        let context = from_mount.is_none().then(|| self.context.clone());
+        let context = from_mount.is_none().then(|| ctx.clone());
         let result = self.layer_step(state, step, at, key, |_, _, scratch| {
             let target = scratch.upper.join(dest_abs.trim_start_matches('/'));
             let mut links = HashMap::new();

@@ -46,6 +46,45 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> ContextError + '_ {
     }
 }
 
+/// A named context (`build.additional_contexts`, `--build-context`):
+/// what `FROM NAME`, `COPY --from=NAME` and `RUN --mount=from=NAME` read
+/// instead of a stage or image of that name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Named {
+    /// A local directory, with its own `.dockerignore`.
+    Dir(PathBuf),
+    /// An image of the store (`docker-image://NAME`).
+    Image(String),
+}
+
+impl Named {
+    /// A value as BuildKit takes it: `docker-image://NAME` or an absolute
+    /// directory; remote ones (URLs, git, `oci-layout://`, `service:`)
+    /// are refused saying which.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        if let Some(image) = value.strip_prefix("docker-image://") {
+            return Ok(Named::Image(image.to_owned()));
+        }
+        if value.contains("://") || value.starts_with("git@") {
+            return Err(format!(
+                "{value}: only local directories and docker-image:// contexts are supported"
+            ));
+        }
+        if value.starts_with("service:") || value.starts_with("target:") {
+            return Err(format!(
+                "{value}: another service's image as a context is not supported; name its image with docker-image://"
+            ));
+        }
+        let path = PathBuf::from(value);
+        if !path.is_absolute() {
+            return Err(format!(
+                "{value}: a directory context must be an absolute path"
+            ));
+        }
+        Ok(Named::Dir(path))
+    }
+}
+
 /// A context directory with its ignore rules.
 #[derive(Debug, Clone)]
 pub struct Context {

@@ -191,6 +191,7 @@ pub fn options(
         secrets,
         extra_hosts: extra.extra_hosts,
         shm_size: extra.shm_size,
+        named_contexts: extra.contexts,
     })
 }
 
@@ -204,6 +205,7 @@ struct Extra {
     secrets: Vec<(String, String)>,
     extra_hosts: Vec<(String, std::net::IpAddr)>,
     shm_size: Option<u64>,
+    contexts: BTreeMap<String, crate::context::Named>,
 }
 
 impl Extra {
@@ -344,6 +346,19 @@ impl Extra {
                         }
                     }
                 }
+                "additional_contexts" => {
+                    let map = v
+                        .as_object()
+                        .ok_or_else(|| invalid(key, "expected a map of name to path".into()))?;
+                    for (name, value) in map {
+                        let value = value
+                            .as_str()
+                            .ok_or_else(|| invalid(key, format!("{name}: expected a string")))?;
+                        let named = crate::context::Named::parse(value)
+                            .map_err(|e| invalid(key, format!("{name}: {e}")))?;
+                        extra.contexts.insert(name.clone(), named);
+                    }
+                }
                 "shm_size" => {
                     let bytes = match v {
                         serde_json::Value::Number(n) => n.as_i64().ok_or(()),
@@ -412,6 +427,23 @@ pub fn fingerprint(opts: &BuildOptions) -> Result<String, ContextError> {
         },
         &mut h,
     )?;
+    // Named contexts: an image by its name, a directory by its files.
+    for (name, named) in &opts.named_contexts {
+        h.update(name.as_bytes());
+        match named {
+            crate::context::Named::Image(image) => h.update(image.as_bytes()),
+            crate::context::Named::Dir(dir) => {
+                let c = Context::open(dir, None)?;
+                c.hash(
+                    &Matched {
+                        path: c.root().to_owned(),
+                        rel: PathBuf::new(),
+                    },
+                    &mut h,
+                )?;
+            }
+        }
+    }
     Ok(hex::encode(h.finalize()))
 }
 
@@ -509,6 +541,24 @@ mod tests {
         assert_eq!(o.shm_size, Some(2 * 1024 * 1024));
         assert_eq!(o.extra_hosts.len(), 2);
         assert_eq!(o.extra_hosts[1].1.to_string(), "::1");
+        let s = service(
+            r#"{"build": {"context": "/ctx", "additional_contexts": {"lib": "/x/lib", "base": "docker-image://busybox:1"}}}"#,
+        );
+        let o = options("p", "web", &s, &inv(dir.path())).unwrap();
+        assert_eq!(
+            o.named_contexts["lib"],
+            crate::context::Named::Dir("/x/lib".into())
+        );
+        assert_eq!(
+            o.named_contexts["base"],
+            crate::context::Named::Image("busybox:1".into())
+        );
+        assert!(
+            refused(
+                r#"{"build": {"context": "/ctx", "additional_contexts": {"a": "https://h/x.git"}}}"#
+            )
+            .contains("build.additional_contexts: a: https://h/x.git: only local directories")
+        );
         let s = service(r#"{"build": {"context": "/ctx", "extra_hosts": {"c": "10.0.0.3"}}}"#);
         assert_eq!(
             options("p", "web", &s, &inv(dir.path()))

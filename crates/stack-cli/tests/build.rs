@@ -747,3 +747,66 @@ fn extra_hosts_and_shm_size_reach_run_steps_only() {
         "{out:?}"
     );
 }
+
+#[test]
+fn additional_contexts_and_build_secrets_from_a_stack_file() {
+    let env = Env::new("bld-named", 194);
+    context(
+        &env,
+        "FROM base\n\
+         COPY --from=lib greet.txt /greet.txt\n\
+         RUN --mount=type=bind,from=lib,target=/l --mount=type=secret,id=npm,required \\\n\
+         \x20   cat /l/greet.txt /run/secrets/npm > /seen\n\
+         CMD [\"cat\", \"/greet.txt\", \"/seen\"]\n",
+        &[],
+    );
+    let lib = env.dir.path().join("lib");
+    fs::create_dir_all(&lib).unwrap();
+    fs::write(lib.join("greet.txt"), "from lib\n").unwrap();
+    fs::write(lib.join(".dockerignore"), "junk\n").unwrap();
+    fs::write(lib.join("junk"), "x").unwrap();
+    env.write(
+        "services:\n\
+         \x20 app:\n\
+         \x20   build:\n\
+         \x20     context: ctx\n\
+         \x20     additional_contexts:\n\
+         \x20       lib: ./lib\n\
+         \x20       base: docker-image://busybox\n\
+         \x20     secrets:\n\
+         \x20       - source: token\n\
+         \x20         target: npm\n\
+         secrets:\n\
+         \x20 token:\n\
+         \x20   file: ./token.txt\n",
+    );
+    fs::write(env.dir.path().join("token.txt"), "tok-1").unwrap();
+    let config = env.ok(&["config"]);
+    assert!(
+        config.contains(&format!("lib: {}", lib.display())),
+        "{config}"
+    );
+    env.ok(&["build"]);
+    assert_eq!(run(&env, &["bld-named-app"]), "from lib\nfrom lib\ntok-1");
+    // The secret's mount point is in no layer.
+    assert_eq!(
+        run(
+            &env,
+            &[
+                "bld-named-app",
+                "sh",
+                "-c",
+                "test -e /run/secrets/npm && echo present || echo absent"
+            ]
+        ),
+        "absent\n"
+    );
+    // An edit in the named context is seen by the next build; a file its
+    // .dockerignore leaves out is not.
+    fs::write(lib.join("junk"), "y").unwrap();
+    let log = env.ok(&["build"]);
+    assert!(log.contains("(0 steps run, 2 cached)"), "{log}");
+    fs::write(lib.join("greet.txt"), "lib v2\n").unwrap();
+    env.ok(&["build"]);
+    assert_eq!(run(&env, &["bld-named-app"]), "lib v2\nlib v2\ntok-1");
+}

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -54,6 +54,10 @@ pub struct ImageBuildArgs {
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`.
     #[arg(long = "secret", value_name = "id=ID,src=FILE")]
     pub secrets: Vec<String>,
+    /// A named context, `NAME=DIR` or `NAME=docker-image://IMAGE`, read by
+    /// `FROM NAME`, `COPY --from=NAME` and `RUN --mount=from=NAME`.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
     /// A name for `RUN` steps' `/etc/hosts`, `HOST:IP`.
     #[arg(long = "add-host", value_name = "HOST:IP")]
     pub add_hosts: Vec<String>,
@@ -89,6 +93,7 @@ pub fn image_build(global: &GlobalArgs, a: ImageBuildArgs) -> anyhow::Result<Exi
         source_date_epoch: source_date_epoch()?,
         secrets: secrets(&a.secrets)?,
         extra_hosts: add_hosts(&a.add_hosts)?,
+        named_contexts: build_contexts(&a.build_contexts)?,
         shm_size: match &a.shm_size {
             None => None,
             Some(s) => Some(
@@ -164,6 +169,31 @@ fn build_args(list: &[String]) -> BTreeMap<String, String> {
         }
     }
     build_args
+}
+
+/// `--build-context NAME=VALUE` flags; a relative directory is taken from
+/// the current one.
+fn build_contexts(
+    list: &[String],
+) -> anyhow::Result<BTreeMap<String, stack_build::context::Named>> {
+    let mut out = BTreeMap::new();
+    for flag in list {
+        let (name, value) = flag
+            .split_once('=')
+            .with_context(|| format!("--build-context {flag}: expected NAME=VALUE"))?;
+        let value = if value.contains("://") || Path::new(value).is_absolute() {
+            value.to_owned()
+        } else {
+            std::path::absolute(value)
+                .with_context(|| format!("--build-context {flag}"))?
+                .display()
+                .to_string()
+        };
+        let named = stack_build::context::Named::parse(&value)
+            .map_err(|e| anyhow::anyhow!("--build-context {name}: {e}"))?;
+        out.insert(name.to_owned(), named);
+    }
+    Ok(out)
 }
 
 /// `--add-host HOST:IP` flags, as `docker build` takes them.
