@@ -2,11 +2,14 @@
 //! run, and the final image (config, history, layers) committed to the store
 //! under its tags.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
@@ -16,12 +19,15 @@ use stack_image::{Digest, ImageId, Reference, Store};
 
 use crate::archive;
 use crate::cache::{Cache, Entry, Key};
-use crate::context::{Context, ContextError};
+use crate::context::{self, Context, ContextError};
 use crate::dockerfile::{
     self, Command, Copy, Dockerfile, Instruction, Pos, RunMount, RunNetwork, Source, Stage, Step,
 };
+use crate::fetch;
+use crate::ignore::Patterns;
 use crate::layer::{self, LayerError};
 use crate::run::{self, RunError, RunSpec, Scratch, StepMount};
+use crate::secret::Secret;
 use crate::vars::{self, Scope, VarError};
 
 /// What to build.
@@ -44,6 +50,16 @@ pub struct BuildOptions {
     pub init_binary: PathBuf,
     /// `SOURCE_DATE_EPOCH`: the image's times, for reproducible digests.
     pub source_date_epoch: Option<u64>,
+    /// Secrets `RUN --mount=type=secret` can read, by id.
+    pub secrets: BTreeMap<String, Secret>,
+    /// Names `RUN` steps resolve (`build.extra_hosts`, `--add-host`), in
+    /// their `/etc/hosts`.
+    pub extra_hosts: Vec<(String, std::net::IpAddr)>,
+    /// The size of `/dev/shm` in `RUN` steps, bytes (`build.shm_size`).
+    pub shm_size: Option<u64>,
+    /// Named contexts (`build.additional_contexts`), over stages and images
+    /// of the same name.
+    pub named_contexts: BTreeMap<String, context::Named>,
 }
 
 /// Progress of a build, for the command line to print.
@@ -119,6 +135,46 @@ pub struct Built {
     pub steps_cached: usize,
 }
 
+/// One source of a `COPY`/`ADD` resolved: where it is, the name it takes
+/// in a destination directory, the path it keeps under it (`--parents`),
+/// whether an archive is unpacked (local `ADD`) and its mode.
+struct Item {
+    path: PathBuf,
+    name: String,
+    keep: Option<PathBuf>,
+    unpack: bool,
+    mode: Option<u32>,
+}
+
+/// A `RUN --mount` ready before the cache is asked; the files of a copy
+/// or a secret are made only when the step runs.
+enum Prepared {
+    Ready(StepMount),
+    /// A path of the context: bound as is, or copied when something in it
+    /// is ignored or the step may write to it.
+    Context {
+        context: Context,
+        path: PathBuf,
+        target: String,
+        rw: bool,
+        copy: bool,
+    },
+    Secret {
+        value: Vec<u8>,
+        target: String,
+        owner: (u32, u32),
+        mode: u32,
+    },
+}
+
+/// A step's mounts, the digest of what its bind mounts show, and the other
+/// stages' files those read (overlays unmounted when this goes).
+struct PreparedMounts {
+    mounts: Vec<Prepared>,
+    hash: Vec<u8>,
+    _views: Vec<Scratch>,
+}
+
 /// One layer of the image being made.
 #[derive(Debug, Clone)]
 struct Layer {
@@ -176,19 +232,31 @@ struct Builder<'a> {
     store: Store,
     cache: Cache,
     context: Context,
+    /// Directory contexts by name (`build.additional_contexts`).
+    named: HashMap<String, Context>,
     global: Scope,
-    built: HashMap<usize, State>,
-    n: usize,
+    /// Stages built so far, for `FROM stage`, `--from` and mounts.
+    built: Mutex<HashMap<usize, State>>,
+    /// The number of each needed stage's `FROM` line: step numbers follow
+    /// the file, whichever stage runs first.
+    first_n: HashMap<usize, usize>,
     total: usize,
-    run: usize,
-    cached: usize,
-    progress: &'a mut dyn FnMut(Event<'_>),
+    run: AtomicUsize,
+    cached: AtomicUsize,
+    progress: Mutex<&'a mut (dyn FnMut(Event<'_>) + Send)>,
+}
+
+/// Where one stage is in its steps: its name and the number of its
+/// current step.
+struct Cursor<'s> {
+    label: Option<&'s str>,
+    n: Cell<usize>,
 }
 
 /// Builds the image `opts` describe.
 pub fn build(
     opts: &BuildOptions,
-    progress: &mut dyn FnMut(Event<'_>),
+    progress: &mut (dyn FnMut(Event<'_>) + Send),
 ) -> Result<Built, BuildError> {
     let dockerfile_path = opts
         .dockerfile
@@ -203,7 +271,7 @@ pub fn build(
 pub fn build_parsed(
     opts: &BuildOptions,
     file: &Dockerfile,
-    progress: &mut dyn FnMut(Event<'_>),
+    progress: &mut (dyn FnMut(Event<'_>) + Send),
 ) -> Result<Built, BuildError> {
     let store = Store::open(&opts.root)?;
     let cache = Cache::open(&opts.root).map_err(io_at(&opts.root))?;
@@ -231,29 +299,79 @@ pub fn build_parsed(
         global.insert(k.clone(), value);
     }
     let needed = needed_stages(file, target, &global);
-    let total = needed
-        .iter()
-        .map(|&i| 1 + file.stages[i].steps.iter().filter(|s| is_step(s)).count())
-        .sum();
-    let mut b = Builder {
+    let mut first_n = HashMap::new();
+    let mut total = 0;
+    for &i in &needed {
+        first_n.insert(i, total + 1);
+        total += 1 + file.stages[i].steps.iter().filter(|s| is_step(s)).count();
+    }
+    let mut named = HashMap::new();
+    for (name, c) in &opts.named_contexts {
+        if let context::Named::Dir(dir) = c {
+            named.insert(name.clone(), Context::open(dir, None)?);
+        }
+    }
+    let b = Builder {
         opts,
         file,
         store,
         cache,
         context,
+        named,
         global,
-        built: HashMap::new(),
-        n: 0,
+        built: Mutex::new(HashMap::new()),
+        first_n,
         total,
-        run: 0,
-        cached: 0,
-        progress,
+        run: AtomicUsize::new(0),
+        cached: AtomicUsize::new(0),
+        progress: Mutex::new(progress),
     };
-    for &i in &needed {
-        let state = b.stage(i)?;
-        b.built.insert(i, state);
+    // Stages whose inputs are built run together, each on a thread of its
+    // own; the first failure (in file order) is the build's.
+    let mut todo = needed.clone();
+    while !todo.is_empty() {
+        let built: Vec<usize> = b.built_indices();
+        let (ready, later): (Vec<usize>, Vec<usize>) = todo.iter().partition(|&&i| {
+            stage_deps(file, i, &b.global)
+                .iter()
+                .all(|d| built.contains(d) || !needed.contains(d))
+        });
+        // A stage that waits on nothing unbuilt always exists: dependencies
+        // point to earlier stages only.
+        let ready = if ready.is_empty() {
+            vec![todo[0]]
+        } else {
+            ready
+        };
+        let results: Vec<(usize, Result<State, BuildError>)> = if ready.len() == 1 {
+            vec![(ready[0], b.stage(ready[0]))]
+        } else {
+            let b = &b;
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = ready
+                    .iter()
+                    .map(|&i| (i, scope.spawn(move || b.stage(i))))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|(i, h)| (i, h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))))
+                    .collect()
+            })
+        };
+        for (i, result) in results {
+            b.built
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(i, result?);
+        }
+        todo = later.into_iter().filter(|i| !ready.contains(i)).collect();
     }
-    let mut state = b.built.remove(&target).expect("the target stage was built");
+    let mut state = b
+        .built
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&target)
+        .expect("the target stage was built");
     if !opts.labels.is_empty() {
         state
             .config
@@ -265,8 +383,8 @@ pub fn build_parsed(
     Ok(Built {
         id,
         manifest,
-        steps_run: b.run,
-        steps_cached: b.cached,
+        steps_run: b.run.into_inner(),
+        steps_cached: b.cached.into_inner(),
     })
 }
 
@@ -295,8 +413,8 @@ fn is_step(s: &Step) -> bool {
     )
 }
 
-/// The stages `target` depends on (through `FROM stage` and `COPY --from`),
-/// in file order, `target` last.
+/// The stages `target` depends on (through `FROM stage`, `COPY --from` and
+/// `RUN --mount=from=`), in file order, `target` last.
 fn needed_stages(file: &Dockerfile, target: usize, global: &Scope) -> Vec<usize> {
     let mut need = vec![false; file.stages.len()];
     let mut todo = vec![target];
@@ -304,23 +422,64 @@ fn needed_stages(file: &Dockerfile, target: usize, global: &Scope) -> Vec<usize>
         if std::mem::replace(&mut need[i], true) {
             continue;
         }
-        let stage = &file.stages[i];
-        let base = vars::expand(&stage.base, global, file.escape).unwrap_or_default();
-        if let Some(j) = file.stage_index(&base).filter(|&j| j < i) {
-            todo.push(j);
-        }
-        for step in &stage.steps {
-            if let Instruction::Copy(Copy { from: Some(f), .. }) = &step.instruction
-                && let Some(j) = file.stage_index(f).filter(|&j| j < i)
-            {
-                todo.push(j);
-            }
-        }
+        todo.extend(stage_deps(file, i, global));
     }
     (0..file.stages.len()).filter(|&i| need[i]).collect()
 }
 
+/// The earlier stages stage `i` reads.
+fn stage_deps(file: &Dockerfile, i: usize, global: &Scope) -> Vec<usize> {
+    let stage = &file.stages[i];
+    let mut out = Vec::new();
+    let base = vars::expand(&stage.base, global, file.escape).unwrap_or_default();
+    if let Some(j) = file.stage_index(&base).filter(|&j| j < i) {
+        out.push(j);
+    }
+    for step in &stage.steps {
+        let froms: Vec<&String> = match &step.instruction {
+            Instruction::Copy(Copy { from: Some(f), .. }) => vec![f],
+            Instruction::Run { mounts, .. } => mounts
+                .iter()
+                .filter_map(|m| match m {
+                    RunMount::Bind { from: Some(f), .. } => Some(f),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        for f in froms {
+            let f = vars::expand(f, global, file.escape).unwrap_or_default();
+            if let Some(j) = file.stage_index(&f).filter(|&j| j < i) {
+                out.push(j);
+            }
+        }
+    }
+    out
+}
+
 impl Builder<'_> {
+    fn built_indices(&self) -> Vec<usize> {
+        self.built
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    fn built_stage(&self, j: usize) -> Option<State> {
+        self.built
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&j)
+            .cloned()
+    }
+
+    fn report(&self, e: Event<'_>) {
+        let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        (*p)(e);
+    }
+
     fn at(&self, pos: Pos, instruction: &str, message: impl Into<String>) -> BuildError {
         BuildError::At {
             file: self.file.path.clone(),
@@ -342,9 +501,20 @@ impl Builder<'_> {
         rfc3339(self.opts.source_date_epoch.unwrap_or(now))
     }
 
-    fn base(&mut self, index: usize, stage: &Stage) -> Result<State, BuildError> {
+    fn base(&self, index: usize, stage: &Stage) -> Result<State, BuildError> {
         let name = vars::expand(&stage.base, &self.global, self.file.escape)
             .map_err(self.var_err(stage.pos, "FROM"))?;
+        let (name, may_be_stage) = match self.opts.named_contexts.get(&name) {
+            Some(context::Named::Image(image)) => (image.clone(), false),
+            Some(context::Named::Dir(_)) => {
+                return Err(self.at(
+                    stage.pos,
+                    "FROM",
+                    format!("{name}: a directory context cannot be a base image; read it with COPY --from or RUN --mount=from"),
+                ));
+            }
+            None => (name, true),
+        };
         if let Some(p) = &stage.platform {
             let p = vars::expand(p, &self.global, self.file.escape)
                 .map_err(self.var_err(stage.pos, "FROM"))?;
@@ -373,8 +543,12 @@ impl Builder<'_> {
             shell: vec!["/bin/sh".into(), "-c".into()],
             created,
         };
-        if let Some(j) = self.file.stage_index(&name).filter(|&j| j < index) {
-            let mut s = self.built.get(&j).cloned().expect("stages build in order");
+        if let Some(j) = self
+            .file
+            .stage_index(&name)
+            .filter(|&j| j < index && may_be_stage)
+        {
+            let mut s = self.built_stage(j).expect("stages build in order");
             s.args = Scope::new();
             return Ok(s);
         }
@@ -421,36 +595,34 @@ impl Builder<'_> {
         Ok(s)
     }
 
-    fn stage(&mut self, index: usize) -> Result<State, BuildError> {
+    fn stage(&self, index: usize) -> Result<State, BuildError> {
         let file = self.file;
         let stage = &file.stages[index];
-        self.n += 1;
-        let label = stage.name.as_deref();
+        let n = self.first_n.get(&index).copied().unwrap_or_default();
+        let at = Cursor {
+            label: stage.name.as_deref(),
+            n: Cell::new(n),
+        };
         let from_text = format!("FROM {}", stage.base);
-        (self.progress)(Event::Step {
-            n: self.n,
+        self.report(Event::Step {
+            n,
             total: self.total,
-            stage: label,
+            stage: at.label,
             text: &from_text,
         });
         let started = Instant::now();
         let mut state = self.base(index, stage)?;
-        (self.progress)(Event::Done {
-            n: self.n,
+        self.report(Event::Done {
+            n,
             elapsed: started.elapsed(),
         });
         for step in &stage.steps {
-            self.step(&mut state, step, label)?;
+            self.step(&mut state, step, &at)?;
         }
         Ok(state)
     }
 
-    fn step(
-        &mut self,
-        state: &mut State,
-        step: &Step,
-        stage: Option<&str>,
-    ) -> Result<(), BuildError> {
+    fn step(&self, state: &mut State, step: &Step, at: &Cursor<'_>) -> Result<(), BuildError> {
         let esc = self.file.escape;
         let pos = step.pos;
         match &step.instruction {
@@ -588,6 +760,7 @@ impl Builder<'_> {
                 let argv = self.argv(state, command);
                 let scope_args: Vec<String> =
                     state.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let prepared = self.prepare_mounts(state, pos, mounts)?;
                 let key = state.key.next(&[
                     b"run",
                     serde_json::to_string(&argv).unwrap_or_default().as_bytes(),
@@ -604,11 +777,24 @@ impl Builder<'_> {
                     state.config.user.as_deref().unwrap_or("").as_bytes(),
                     format!("{network:?}").as_bytes(),
                     // What is mounted changes the step, not what a cache
-                    // mount holds (BuildKit's rule).
+                    // mount or a secret holds (BuildKit's rule); what a
+                    // bind mount shows does.
                     format!("{mounts:?}").as_bytes(),
+                    &prepared.hash,
+                    format!("{:?}{:?}", self.opts.extra_hosts, self.opts.shm_size).as_bytes(),
                 ]);
-                let step_mounts = self.step_mounts(pos, mounts)?;
-                self.layer_step(state, step, stage, key, |b, st, scratch| {
+                self.layer_step(state, step, at, key, |b, st, scratch| {
+                    let mut step_mounts = b.materialize(&prepared, scratch)?;
+                    if !b.opts.extra_hosts.is_empty() {
+                        let hosts = scratch.dir.join("hosts");
+                        let text = run::hosts_file(&scratch.merged, &b.opts.extra_hosts);
+                        fs::write(&hosts, text).map_err(io_at(&hosts))?;
+                        step_mounts.push(StepMount::Dir {
+                            source: hosts,
+                            target: "/etc/hosts".into(),
+                            readonly: true,
+                        });
+                    }
                     let mut env = st.config.env.clone().unwrap_or_default();
                     // Build args are the step's environment, below ENV.
                     for (k, v) in &st.args {
@@ -631,10 +817,12 @@ impl Builder<'_> {
                             user: st.config.user.clone().unwrap_or_default(),
                             network: *network,
                             mounts: step_mounts.clone(),
+                            shm_size: b.opts.shm_size,
                             init_binary: &b.opts.init_binary,
                             runtime_root: &runtime_root,
                         },
                     )?;
+                    run::remove_mount_stubs(&scratch.merged, &b.layer_dirs(st), &step_mounts);
                     if outcome.status != 0 {
                         return Err(BuildError::StepFailed {
                             file: b.file.path.clone(),
@@ -647,17 +835,30 @@ impl Builder<'_> {
                     Ok(())
                 })
             }
-            Instruction::Copy(copy) => self.copy(state, step, stage, copy),
+            Instruction::Copy(copy) => self.copy(state, step, at, copy),
         }
     }
 
-    /// The host side of `RUN --mount`s: a cache mount's directory under
-    /// `<root>/build-cache/mounts`, made with its owner and mode the first
-    /// time and kept between builds (`stack builder prune` removes them).
-    fn step_mounts(&self, pos: Pos, mounts: &[RunMount]) -> Result<Vec<StepMount>, BuildError> {
-        let mut out = Vec::new();
+    /// The host side of `RUN --mount`s, before the cache is asked: what a
+    /// bind mount shows is hashed for the step's key; a cache mount's
+    /// directory under `<root>/build-cache/mounts` is made with its owner and
+    /// mode the first time and kept between builds (`stack builder prune`
+    /// removes them); a secret is read (a required one missing fails here).
+    fn prepare_mounts(
+        &self,
+        state: &State,
+        pos: Pos,
+        mounts: &[RunMount],
+    ) -> Result<PreparedMounts, BuildError> {
+        let mut out = PreparedMounts {
+            mounts: Vec::new(),
+            hash: Vec::new(),
+            _views: Vec::new(),
+        };
+        let mut hasher = Sha256::new();
+        let workdir = state.config.working_dir.as_deref().unwrap_or("/");
         for m in mounts {
-            out.push(match m {
+            let prepared = match m {
                 RunMount::Cache {
                     id,
                     target,
@@ -679,7 +880,7 @@ impl Builder<'_> {
                         fs::create_dir_all(parent).map_err(io_at(parent))?;
                         // Made aside and renamed: a concurrent build sees
                         // the directory whole, owner and mode included.
-                        let tmp = parent.join(format!(".new-{}", std::process::id()));
+                        let tmp = parent.join(format!(".new-{}", unique()));
                         let _ = fs::remove_dir_all(&tmp);
                         fs::create_dir(&tmp).map_err(io_at(&tmp))?;
                         std::os::unix::fs::chown(&tmp, Some(*uid), Some(*gid))
@@ -693,14 +894,181 @@ impl Builder<'_> {
                             }
                         }
                     }
+                    Prepared::Ready(StepMount::Dir {
+                        source: dir,
+                        target: target.clone(),
+                        readonly: false,
+                    })
+                }
+                RunMount::Tmpfs { target } => Prepared::Ready(StepMount::Tmpfs {
+                    target: target.clone(),
+                }),
+                RunMount::Bind {
+                    target,
+                    source,
+                    from: Some(from),
+                    rw,
+                } if !self.named.contains_key(from) => {
+                    // Another stage's or an image's files.
+                    let files = self.source_state(state, pos, "RUN", from)?;
+                    let view = Scratch::mount(self.scratch_dir(), &self.layer_dirs(&files))?;
+                    let path = resolve_in_root(&view.merged, source).ok_or_else(|| {
+                        self.at(
+                            pos,
+                            "RUN",
+                            format!("--mount source {source:?} not found in {from:?}"),
+                        )
+                    })?;
+                    hash_tree(&path, &path, &Patterns::default(), &mut hasher)
+                        .map_err(io_at(&path))?;
+                    out._views.push(view);
+                    Prepared::Ready(StepMount::Dir {
+                        source: path,
+                        target: join_abs(workdir, target),
+                        readonly: !rw,
+                    })
+                }
+                RunMount::Bind {
+                    target,
+                    source,
+                    from,
+                    rw,
+                } => {
+                    // The build context, or a named directory context.
+                    let ctx = match from {
+                        Some(f) => &self.named[f],
+                        None => &self.context,
+                    };
+                    let matched = ctx.resolve(source).map_err(|e| {
+                        self.at(pos, "RUN", format!("--mount source {source:?}: {e}"))
+                    })?;
+                    let [m] = matched.as_slice() else {
+                        return Err(self.at(
+                            pos,
+                            "RUN",
+                            format!(
+                                "--mount source {source:?} names {} paths, not one",
+                                matched.len()
+                            ),
+                        ));
+                    };
+                    ctx.hash(m, &mut hasher)
+                        .map_err(|e| self.at(pos, "RUN", e.to_string()))?;
+                    // Bound as is when nothing under it is left out and
+                    // nothing can be written; else a copy of what the
+                    // context lets through.
+                    let copy = *rw || (m.path.is_dir() && ctx.has_ignores());
+                    Prepared::Context {
+                        context: ctx.clone(),
+                        path: m.path.clone(),
+                        target: join_abs(workdir, target),
+                        rw: *rw,
+                        copy,
+                    }
+                }
+                RunMount::Secret {
+                    id,
+                    target,
+                    required,
+                    uid,
+                    gid,
+                    mode,
+                } => match self.opts.secrets.get(id) {
+                    Some(secret) => Prepared::Secret {
+                        value: secret
+                            .read()
+                            .map_err(|e| self.at(pos, "RUN", format!("secret {id:?}: {e}")))?,
+                        target: join_abs(workdir, target),
+                        owner: (*uid, *gid),
+                        mode: *mode,
+                    },
+                    None if *required => {
+                        return Err(self.at(
+                            pos,
+                            "RUN",
+                            format!(
+                                "secret {id:?} is required but was not given to the build (--secret id={id},src=FILE or build.secrets)"
+                            ),
+                        ));
+                    }
+                    // BuildKit: an optional secret that is not given is
+                    // not mounted.
+                    None => continue,
+                },
+            };
+            out.mounts.push(prepared);
+        }
+        out.hash = hasher.finalize().to_vec();
+        Ok(out)
+    }
+
+    /// The mounts of a step that runs: copies and secret files made in its
+    /// scratch directory, which goes with the step.
+    fn materialize(
+        &self,
+        prepared: &PreparedMounts,
+        scratch: &Scratch,
+    ) -> Result<Vec<StepMount>, BuildError> {
+        let mut out = Vec::new();
+        for (i, p) in prepared.mounts.iter().enumerate() {
+            out.push(match p {
+                Prepared::Ready(m) => m.clone(),
+                Prepared::Context {
+                    path,
+                    target,
+                    rw,
+                    copy: false,
+                    ..
+                } => StepMount::Dir {
+                    source: path.clone(),
+                    target: target.clone(),
+                    readonly: !rw,
+                },
+                Prepared::Context {
+                    context,
+                    path,
+                    target,
+                    rw,
+                    copy: true,
+                } => {
+                    let dir = scratch.dir.join(format!("bind-{i}"));
+                    let skip = move |p: &Path, is_dir: bool| {
+                        p.strip_prefix(context.root())
+                            .is_ok_and(|rel| context.skips(rel, is_dir))
+                    };
+                    let meta = fs::metadata(path).map_err(io_at(path))?;
+                    copy_tree(
+                        path,
+                        &dir,
+                        (meta.uid(), meta.gid()),
+                        None,
+                        &mut HashMap::new(),
+                        &skip,
+                    )?;
                     StepMount::Dir {
                         source: dir,
                         target: target.clone(),
+                        readonly: !rw,
                     }
                 }
-                RunMount::Tmpfs { target } => StepMount::Tmpfs {
-                    target: target.clone(),
-                },
+                Prepared::Secret {
+                    value,
+                    target,
+                    owner,
+                    mode,
+                } => {
+                    let file = scratch.dir.join(format!("secret-{i}"));
+                    fs::write(&file, value).map_err(io_at(&file))?;
+                    fs::set_permissions(&file, fs::Permissions::from_mode(*mode))
+                        .map_err(io_at(&file))?;
+                    std::os::unix::fs::chown(&file, Some(owner.0), Some(owner.1))
+                        .map_err(io_at(&file))?;
+                    StepMount::Dir {
+                        source: file,
+                        target: target.clone(),
+                        readonly: true,
+                    }
+                }
             });
         }
         Ok(out)
@@ -769,14 +1137,67 @@ impl Builder<'_> {
         })
     }
 
+    /// The files `--from=NAME` reads: a stage built before this one, else
+    /// an image of the store, as Docker reads it.
+    fn source_state(
+        &self,
+        state: &State,
+        pos: Pos,
+        kw: &str,
+        f: &str,
+    ) -> Result<State, BuildError> {
+        // A named context wins over a stage or image of its name.
+        let (f, stage) = match self.opts.named_contexts.get(f) {
+            Some(context::Named::Image(image)) => (image.as_str(), None),
+            Some(context::Named::Dir(_)) => {
+                return Err(self.at(
+                    pos,
+                    kw,
+                    format!(
+                        "--from={f}: a directory context is read as files here, not as an image"
+                    ),
+                ));
+            }
+            None => (f, self.file.stage_index(f)),
+        };
+        match stage {
+            Some(j) => self.built_stage(j).ok_or_else(|| {
+                self.at(
+                    pos,
+                    kw,
+                    format!("--from={f}: stage is not built before this one"),
+                )
+            }),
+            // Not a stage: an image of the store, as Docker reads it.
+            None => {
+                let id = self.store.resolve(f).map_err(|e| {
+                            self.at(
+                                pos,
+                                kw,
+                                format!(
+                                    "--from={f}: no such stage, and {e} (pull or load it first: `stack image pull {f}`)"
+                                ),
+                            )
+                        })?;
+                let details = self.store.inspect(id.as_str())?;
+                let mut image = state.clone();
+                image.layers = details
+                    .layers
+                    .iter()
+                    .zip(&details.config.rootfs.diff_ids)
+                    .map(|(d, diff)| Layer {
+                        digest: d.clone(),
+                        diff_id: diff.clone(),
+                        size: 0,
+                    })
+                    .collect();
+                Ok(image)
+            }
+        }
+    }
+
     fn scratch_dir(&self) -> PathBuf {
-        self.store.dir().join("build").join(format!(
-            "{}-{}",
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ))
+        self.store.dir().join("build").join(unique())
     }
 
     fn layer_dirs(&self, state: &State) -> Vec<PathBuf> {
@@ -790,18 +1211,19 @@ impl Builder<'_> {
     /// A step that makes a layer: from the cache, or by `make` filling a
     /// scratch overlay's upper dir.
     fn layer_step(
-        &mut self,
+        &self,
         state: &mut State,
         step: &Step,
-        stage: Option<&str>,
+        at: &Cursor<'_>,
         key: Key,
         make: impl FnOnce(&Self, &State, &Scratch) -> Result<(), BuildError>,
     ) -> Result<(), BuildError> {
-        self.n += 1;
-        (self.progress)(Event::Step {
-            n: self.n,
+        let n = at.n.get() + 1;
+        at.n.set(n);
+        self.report(Event::Step {
+            n,
             total: self.total,
-            stage,
+            stage: at.label,
             text: &step.text,
         });
         let started = Instant::now();
@@ -810,8 +1232,8 @@ impl Builder<'_> {
             .flatten()
         {
             Some(e) => {
-                self.cached += 1;
-                (self.progress)(Event::Cached { n: self.n });
+                self.cached.fetch_add(1, Ordering::Relaxed);
+                self.report(Event::Cached { n });
                 e
             }
             None => {
@@ -820,12 +1242,12 @@ impl Builder<'_> {
                 scratch.unmount()?;
                 let e = self.commit_layer(&scratch.upper)?;
                 self.cache.put(&key, &e).map_err(io_at(&self.opts.root))?;
-                self.run += 1;
+                self.run.fetch_add(1, Ordering::Relaxed);
                 e
             }
         };
-        (self.progress)(Event::Done {
-            n: self.n,
+        self.report(Event::Done {
+            n,
             elapsed: started.elapsed(),
         });
         state.layers.push(Layer {
@@ -852,8 +1274,13 @@ impl Builder<'_> {
         let written = layer::write_layer(dir, &tmp, self.opts.source_date_epoch)?;
         self.store.import_blob_file(&tmp, Some(&written.digest))?;
         let dest = self.store.layer_path(&written.digest);
-        if !dest.is_dir() {
-            fs::rename(dir, &dest).map_err(io_at(&dest))?;
+        // Another stage may make the same layer at the same time: the
+        // first one in place is kept.
+        if !dest.is_dir()
+            && let Err(e) = fs::rename(dir, &dest)
+            && !dest.is_dir()
+        {
+            return Err(io_at(&dest)(e));
         }
         Ok(Entry {
             digest: written.digest,
@@ -864,10 +1291,10 @@ impl Builder<'_> {
     }
 
     fn copy(
-        &mut self,
+        &self,
         state: &mut State,
         step: &Step,
-        stage: Option<&str>,
+        at: &Cursor<'_>,
         copy: &Copy,
     ) -> Result<(), BuildError> {
         let esc = self.file.escape;
@@ -912,44 +1339,19 @@ impl Builder<'_> {
             .as_deref()
             .and_then(|m| u32::from_str_radix(m, 8).ok());
 
-        // Where sources come from: the context, or another stage's files.
+        // Where sources come from: the context (or a named directory
+        // context), or another stage's or image's files.
+        let mut ctx = &self.context;
         let from_state = match &copy.from {
             None => None,
             Some(f) => {
                 let f = vars::expand(f, &scope, esc).map_err(self.var_err(pos, kw))?;
-                match self.file.stage_index(&f) {
-                    Some(j) => Some(self.built.get(&j).cloned().ok_or_else(|| {
-                        self.at(
-                            pos,
-                            kw,
-                            format!("--from={f}: stage is not built before this one"),
-                        )
-                    })?),
-                    // Not a stage: an image of the store, as Docker reads it.
-                    None => {
-                        let id = self.store.resolve(&f).map_err(|e| {
-                            self.at(
-                                pos,
-                                kw,
-                                format!(
-                                    "--from={f}: no such stage, and {e} (pull or load it first: `stack image pull {f}`)"
-                                ),
-                            )
-                        })?;
-                        let details = self.store.inspect(id.as_str())?;
-                        let mut image = state.clone();
-                        image.layers = details
-                            .layers
-                            .iter()
-                            .zip(&details.config.rootfs.diff_ids)
-                            .map(|(d, diff)| Layer {
-                                digest: d.clone(),
-                                diff_id: diff.clone(),
-                                size: 0,
-                            })
-                            .collect();
-                        Some(image)
+                match self.named.get(&f) {
+                    Some(named) => {
+                        ctx = named;
+                        None
                     }
+                    None => Some(self.source_state(state, pos, kw, &f)?),
                 }
             }
         };
@@ -958,10 +1360,20 @@ impl Builder<'_> {
             None => None,
         };
 
+        // `--exclude` patterns match paths inside each source (and a
+        // wildcard's matches by name).
+        let mut exclude_list = Vec::new();
+        for e in &copy.exclude {
+            exclude_list.push(vars::expand(e, &scope, esc).map_err(self.var_err(pos, kw))?);
+        }
+        let excludes = Patterns::new(&exclude_list)
+            .map_err(|(p, e)| self.at(pos, kw, format!("--exclude={p}: {e}")))?;
+
         // Resolve every source first and hash it: the cache key needs the content.
         let mut hasher = Sha256::new();
-        let mut plan: Vec<(PathBuf, String)> = Vec::new();
+        let mut plan: Vec<Item> = Vec::new();
         let mut inline: Vec<(String, String)> = Vec::new();
+        let mut fetched = Vec::new();
         for src in &copy.sources {
             match src {
                 Source::Inline { name, content } => {
@@ -970,19 +1382,66 @@ impl Builder<'_> {
                     hasher.update(content.as_bytes());
                     inline.push((name.clone(), content.clone()));
                 }
+                Source::Url(url) => {
+                    let url = vars::expand(url, &scope, esc).map_err(self.var_err(pos, kw))?;
+                    let f = fetch::fetch(
+                        &url,
+                        &self.store.dir().join("tmp"),
+                        copy.checksum.as_deref(),
+                    )
+                    .map_err(|e| self.at(pos, kw, e.to_string()))?;
+                    if f.name.is_empty() && dir_dest {
+                        return Err(self.at(
+                            pos,
+                            kw,
+                            format!("{url}: no file name in the URL; name the destination file"),
+                        ));
+                    }
+                    hasher.update(url.as_bytes());
+                    hasher.update([0]);
+                    hasher.update(f.sha256);
+                    plan.push(Item {
+                        path: f.file.path().to_owned(),
+                        name: f.name.clone(),
+                        keep: None,
+                        unpack: false,
+                        // Docker: a fetched file is 0600 unless --chmod says.
+                        mode: Some(mode.unwrap_or(0o600)),
+                    });
+                    fetched.push(f);
+                }
                 Source::Path(p) => {
                     let p = vars::expand(p, &scope, esc).map_err(self.var_err(pos, kw))?;
+                    // `--parents` keeps the path from the root, or from a
+                    // `/./` pivot in the source.
+                    let pivot = p
+                        .split_once("/./")
+                        .and_then(|(before, _)| context::clean(before))
+                        .unwrap_or_default();
+                    let keep = |rel: &Path| {
+                        copy.parents
+                            .then(|| rel.strip_prefix(&pivot).unwrap_or(rel).to_owned())
+                    };
                     match &from_mount {
                         None => {
-                            let matched = self
-                                .context
+                            let matched = ctx
                                 .resolve(&p)
                                 .map_err(|e| self.at(pos, kw, e.to_string()))?;
                             for m in matched {
-                                self.context
-                                    .hash(&m, &mut hasher)
+                                if !excludes.is_empty()
+                                    && excludes.matches(Path::new(&name_of(&m.rel)))
+                                {
+                                    continue;
+                                }
+                                ctx.hash_except(&m, &excludes, &mut hasher)
                                     .map_err(|e| self.at(pos, kw, e.to_string()))?;
-                                plan.push((m.path.clone(), name_of(&m.rel)));
+                                plan.push(Item {
+                                    path: m.path.clone(),
+                                    name: name_of(&m.rel),
+                                    keep: keep(&m.rel),
+                                    unpack: copy.add,
+                                    mode,
+                                });
                             }
                         }
                         Some(mnt) => {
@@ -996,13 +1455,19 @@ impl Builder<'_> {
                                     ),
                                 )
                             })?;
-                            hash_tree(&path, &mut hasher).map_err(io_at(&path))?;
-                            plan.push((
-                                path.clone(),
-                                path.file_name()
+                            hash_tree(&path, &path, &excludes, &mut hasher)
+                                .map_err(io_at(&path))?;
+                            let rel = context::clean(&p).unwrap_or_default();
+                            plan.push(Item {
+                                path: path.clone(),
+                                name: path
+                                    .file_name()
                                     .map(|n| n.to_string_lossy().into_owned())
                                     .unwrap_or_default(),
-                            ));
+                                keep: keep(&rel),
+                                unpack: copy.add,
+                                mode,
+                            });
                         }
                     }
                 }
@@ -1011,26 +1476,32 @@ impl Builder<'_> {
         let key = state.key.next(&[
             kw.as_bytes(),
             dest_abs.as_bytes(),
-            format!("{owner:?}{mode:?}{dir_dest}").as_bytes(),
+            format!("{owner:?}{mode:?}{dir_dest}{}", copy.parents).as_bytes(),
             &hasher.finalize(),
         ]);
         let lower = self.layer_dirs(state);
         // What `.dockerignore` leaves out of the context is left out of
         // copied directories too (another stage's files are all copied).
-        let context = from_mount.is_none().then(|| self.context.clone());
-        let skip = move |path: &Path, is_dir: bool| {
-            context.as_ref().is_some_and(|c| {
-                path.strip_prefix(c.root())
-                    .is_ok_and(|rel| c.skips(rel, is_dir))
-            })
-        };
-        let result = self.layer_step(state, step, stage, key, |_, _, scratch| {
+        let context = from_mount.is_none().then(|| ctx.clone());
+        let result = self.layer_step(state, step, at, key, |_, _, scratch| {
             let target = scratch.upper.join(dest_abs.trim_start_matches('/'));
             let mut links = HashMap::new();
-            for (src, name) in &plan {
+            for item in &plan {
+                let src = &item.path;
+                let skip = |path: &Path, is_dir: bool| {
+                    let ignored = context.as_ref().is_some_and(|c| {
+                        path.strip_prefix(c.root())
+                            .is_ok_and(|rel| c.skips(rel, is_dir))
+                    });
+                    ignored
+                        || (!excludes.is_empty()
+                            && path
+                                .strip_prefix(src)
+                                .is_ok_and(|rel| excludes.matches(rel)))
+                };
                 let meta = fs::symlink_metadata(src).map_err(io_at(src))?;
                 // `ADD` of a local tar archive unpacks it into the destination.
-                if copy.add
+                if item.unpack
                     && meta.is_file()
                     && let Some(archive) = archive::open(src).map_err(io_at(src))?
                 {
@@ -1038,15 +1509,14 @@ impl Builder<'_> {
                     archive::unpack(archive, &target).map_err(io_at(src))?;
                     continue;
                 }
-                let to = if meta.is_dir() {
-                    target.clone()
-                } else if dir_dest {
-                    target.join(name)
-                } else {
-                    target.clone()
+                let to = match &item.keep {
+                    Some(keep) => target.join(keep),
+                    None if meta.is_dir() => target.clone(),
+                    None if dir_dest => target.join(&item.name),
+                    None => target.clone(),
                 };
                 make_parents(&scratch.upper, &to, &lower)?;
-                copy_tree(src, &to, owner, mode, &mut links, &skip)?;
+                copy_tree(src, &to, owner, item.mode, &mut links, &skip)?;
             }
             for (name, content) in &inline {
                 let to = if dir_dest {
@@ -1062,6 +1532,7 @@ impl Builder<'_> {
             }
             Ok(())
         });
+        drop(fetched);
         drop(from_mount);
         result
     }
@@ -1096,6 +1567,20 @@ impl Builder<'_> {
             .commit_image(&manifest_digest, &self.opts.tags, None)?;
         Ok((id, manifest_digest))
     }
+}
+
+/// A name no other step of any build on this host uses at the same time:
+/// stages of one build run on several threads.
+fn unique() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    )
 }
 
 fn scratch_id(dir: &Path) -> String {
@@ -1275,8 +1760,16 @@ fn resolve_in_root(root: &Path, path: &str) -> Option<PathBuf> {
     Some(root.join(out))
 }
 
-/// Hashes a tree in another stage (names, modes, contents).
-fn hash_tree(path: &Path, h: &mut Sha256) -> io::Result<()> {
+/// Hashes a tree in another stage (names, modes, contents), less what
+/// `excludes` matches (relative to `base`, the copied source).
+fn hash_tree(path: &Path, base: &Path, excludes: &Patterns, h: &mut Sha256) -> io::Result<()> {
+    if !excludes.is_empty()
+        && path
+            .strip_prefix(base)
+            .is_ok_and(|rel| !rel.as_os_str().is_empty() && excludes.matches(rel))
+    {
+        return Ok(());
+    }
     let meta = fs::symlink_metadata(path)?;
     h.update(meta.mode().to_le_bytes());
     if meta.file_type().is_symlink() {
@@ -1291,7 +1784,7 @@ fn hash_tree(path: &Path, h: &mut Sha256) -> io::Result<()> {
         for n in names {
             h.update(n.as_encoded_bytes());
             h.update([0]);
-            hash_tree(&path.join(&n), h)?;
+            hash_tree(&path.join(&n), base, excludes, h)?;
         }
     }
     Ok(())

@@ -46,6 +46,45 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> ContextError + '_ {
     }
 }
 
+/// A named context (`build.additional_contexts`, `--build-context`):
+/// what `FROM NAME`, `COPY --from=NAME` and `RUN --mount=from=NAME` read
+/// instead of a stage or image of that name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Named {
+    /// A local directory, with its own `.dockerignore`.
+    Dir(PathBuf),
+    /// An image of the store (`docker-image://NAME`).
+    Image(String),
+}
+
+impl Named {
+    /// A value as BuildKit takes it: `docker-image://NAME` or an absolute
+    /// directory; remote ones (URLs, git, `oci-layout://`, `service:`)
+    /// are refused saying which.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        if let Some(image) = value.strip_prefix("docker-image://") {
+            return Ok(Named::Image(image.to_owned()));
+        }
+        if value.contains("://") || value.starts_with("git@") {
+            return Err(format!(
+                "{value}: only local directories and docker-image:// contexts are supported"
+            ));
+        }
+        if value.starts_with("service:") || value.starts_with("target:") {
+            return Err(format!(
+                "{value}: another service's image as a context is not supported; name its image with docker-image://"
+            ));
+        }
+        let path = PathBuf::from(value);
+        if !path.is_absolute() {
+            return Err(format!(
+                "{value}: a directory context must be an absolute path"
+            ));
+        }
+        Ok(Named::Dir(path))
+    }
+}
+
 /// A context directory with its ignore rules.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -91,6 +130,11 @@ impl Context {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Whether `.dockerignore` leaves anything out at all.
+    pub fn has_ignores(&self) -> bool {
+        !self.ignore.is_empty()
     }
 
     pub fn is_ignored(&self, rel: &Path) -> bool {
@@ -199,13 +243,27 @@ impl Context {
     /// A digest of what copying `m` would produce: names, types, modes,
     /// link targets and file contents, in a fixed order.
     pub fn hash(&self, m: &Matched, hasher: &mut Sha256) -> Result<(), ContextError> {
+        self.hash_except(m, &Patterns::default(), hasher)
+    }
+
+    /// [`Context::hash`] less what `excludes` matches inside `m` (`COPY
+    /// --exclude`).
+    pub fn hash_except(
+        &self,
+        m: &Matched,
+        excludes: &Patterns,
+        hasher: &mut Sha256,
+    ) -> Result<(), ContextError> {
         let meta = fs::symlink_metadata(&m.path).map_err(io_at(&m.path))?;
         hash_entry(&m.path, Path::new(""), &meta, hasher)?;
         if meta.is_dir() {
             for rel in self.walk(&m.rel)? {
+                let inner = rel.strip_prefix(&m.rel).unwrap_or(&rel);
+                if !excludes.is_empty() && excludes.matches(inner) {
+                    continue;
+                }
                 let path = self.root.join(&rel);
                 let meta = fs::symlink_metadata(&path).map_err(io_at(&path))?;
-                let inner = rel.strip_prefix(&m.rel).unwrap_or(&rel);
                 hash_entry(&path, inner, &meta, hasher)?;
             }
         }

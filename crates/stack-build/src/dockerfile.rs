@@ -89,6 +89,25 @@ pub enum RunMount {
     },
     /// An empty tmpfs.
     Tmpfs { target: String },
+    /// A path of the context (or of a stage or image with `from`), read-only
+    /// unless `rw`; with `rw` the step's writes to it are thrown away.
+    Bind {
+        target: String,
+        source: String,
+        from: Option<String>,
+        rw: bool,
+    },
+    /// A secret the build was given (`--secret id=..`), as a read-only file
+    /// at `target` (default `/run/secrets/<id>`); never in a layer or a
+    /// cache key.
+    Secret {
+        id: String,
+        target: String,
+        required: bool,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    },
 }
 
 /// A source of `COPY`/`ADD`: a path in the context (or in `--from`), or a
@@ -96,7 +115,12 @@ pub enum RunMount {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     Path(String),
-    Inline { name: String, content: String },
+    /// `ADD <http(s) URL>`: fetched at build time.
+    Url(String),
+    Inline {
+        name: String,
+        content: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +129,13 @@ pub struct Copy {
     pub from: Option<String>,
     pub chown: Option<String>,
     pub chmod: Option<String>,
+    /// `--exclude` patterns, matched against paths inside each source.
+    pub exclude: Vec<String>,
+    /// `--parents`: sources keep their path (from the context root, or
+    /// from a `/./` in the source) under the destination.
+    pub parents: bool,
+    /// `ADD --checksum=sha256:..`: what a fetched URL must hash to.
+    pub checksum: Option<String>,
     pub sources: Vec<Source>,
     pub dest: String,
 }
@@ -370,15 +401,18 @@ impl Lowering<'_> {
         // `--link` makes the copy a layer of its own, independent of the
         // ones below: every COPY here is one already, with the same result.
         let allowed: &[&str] = if add {
-            &["chown", "chmod", "link"]
+            &["chown", "chmod", "link", "exclude", "checksum"]
         } else {
-            &["from", "chown", "chmod", "link"]
+            &["from", "chown", "chmod", "link", "exclude", "parents"]
         };
         let mut copy = Copy {
             add,
             from: None,
             chown: None,
             chmod: None,
+            exclude: Vec::new(),
+            parents: false,
+            checksum: None,
             sources: Vec::new(),
             dest: dest.value.to_string(),
         };
@@ -387,6 +421,20 @@ impl Lowering<'_> {
                 "from" => copy.from = Some(value),
                 "chown" => copy.chown = Some(value),
                 "chmod" => copy.chmod = Some(value),
+                "exclude" if value.is_empty() => {
+                    self.problem(start, keyword, "--exclude needs a pattern")
+                }
+                "exclude" => copy.exclude.push(value),
+                "checksum" => copy.checksum = Some(value),
+                "parents" => match value.as_str() {
+                    "" | "true" => copy.parents = true,
+                    "false" => copy.parents = false,
+                    _ => self.problem(
+                        start,
+                        keyword,
+                        format!("--parents={value}: expected true or false"),
+                    ),
+                },
                 // A bare `--link` or `--link=true`; `--link=false` is a plain copy.
                 _ if matches!(value.as_str(), "" | "true" | "false") => {}
                 _ => self.problem(
@@ -409,14 +457,21 @@ impl Lowering<'_> {
         for s in src {
             match s {
                 pd::Source::Path(p) => {
-                    if add && (p.value.starts_with("http://") || p.value.starts_with("https://")) {
+                    let url = p.value.starts_with("http://") || p.value.starts_with("https://");
+                    if url && !add {
                         self.problem(
                             p.span.start,
                             keyword,
-                            format!(
-                                "{}: ADD of a URL is not supported; fetch it in a RUN step",
-                                p.value
-                            ),
+                            format!("{}: COPY does not fetch URLs; use ADD", p.value),
+                        );
+                    } else if url {
+                        copy.sources.push(Source::Url(p.value.to_string()));
+                        continue;
+                    } else if p.value.starts_with("git@") {
+                        self.problem(
+                            p.span.start,
+                            keyword,
+                            format!("{}: ADD of a git repository is not supported", p.value),
                         );
                     }
                     copy.sources.push(Source::Path(p.value.to_string()));
@@ -688,54 +743,121 @@ fn join_continuations(text: &str, escape: char) -> String {
     out
 }
 
-/// Parses a Dockerfile; `file` is only used in messages.
 /// One `--mount` value: comma-separated `key=value` fields, BuildKit's names.
 /// Every field is honoured or refused by name.
 fn run_mount(value: &str) -> Result<RunMount, String> {
     let mut kind = "bind";
     let mut target = None;
     let mut id = None;
-    let (mut uid, mut gid, mut mode) = (0, 0, 0o755);
+    let mut source = None;
+    let mut from = None;
+    let mut rw = false;
+    let mut required = false;
+    let (mut uid, mut gid, mut mode) = (0, 0, None);
     for field in value.split(',') {
         let (k, v) = field.split_once('=').unwrap_or((field, ""));
         let number = |radix| {
             u32::from_str_radix(v, radix).map_err(|_| format!("{k}={v}: expected a number"))
         };
+        let flag = || match v {
+            "" | "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(format!("{k}={v}: expected true or false")),
+        };
         match k {
             "type" => kind = v,
             "target" | "dst" | "destination" => target = Some(v.to_owned()),
             "id" => id = Some(v.to_owned()),
+            "source" | "src" => source = Some(v.to_owned()),
+            "from" => from = Some(v.to_owned()),
+            "rw" | "readwrite" => rw = flag()?,
+            "ro" | "readonly" => rw = !flag()?,
+            "required" => required = flag()?,
             "uid" => uid = number(10)?,
             "gid" => gid = number(10)?,
-            "mode" => mode = number(8)?,
-            // Steps of one build run one at a time; builds that share a
-            // cache see each other's files, as BuildKit's default.
+            "mode" => mode = Some(number(8)?),
+            // Steps (of parallel stages or builds) that share a cache see
+            // each other's files at once, as BuildKit's default.
             "sharing" if v == "shared" => {}
             "sharing" => return Err(format!("sharing={v} is not supported (only shared)")),
+            "env" => {
+                return Err("env= is not supported: secrets are files (target=)".into());
+            }
             _ => return Err(format!("field {k:?} is not supported")),
         }
     }
-    if !matches!(kind, "cache" | "tmpfs") {
-        return Err(format!(
-            "type={kind} is not supported (supported: cache, tmpfs)"
-        ));
-    }
-    let target = target
-        .filter(|t| !t.is_empty())
-        .ok_or("target is required")?;
+    let only = |what: &str, set: bool, kinds: &str| {
+        if set {
+            Err(format!("{what} is for {kinds} mounts"))
+        } else {
+            Ok(())
+        }
+    };
     match kind {
-        "cache" => Ok(RunMount::Cache {
-            id: id.unwrap_or_else(|| target.clone()),
-            target,
-            uid,
-            gid,
-            mode,
-        }),
-        "tmpfs" if id.is_none() => Ok(RunMount::Tmpfs { target }),
-        _ => Err("id is for cache mounts".into()),
+        "cache" => {
+            only("source", source.is_some() || from.is_some(), "bind")?;
+            only("required", required, "secret")?;
+            let target = target
+                .filter(|t| !t.is_empty())
+                .ok_or("target is required")?;
+            Ok(RunMount::Cache {
+                id: id.unwrap_or_else(|| target.clone()),
+                target,
+                uid,
+                gid,
+                mode: mode.unwrap_or(0o755),
+            })
+        }
+        "tmpfs" => {
+            only("id", id.is_some(), "cache and secret")?;
+            only("source", source.is_some() || from.is_some(), "bind")?;
+            let target = target
+                .filter(|t| !t.is_empty())
+                .ok_or("target is required")?;
+            Ok(RunMount::Tmpfs { target })
+        }
+        "bind" => {
+            only("id", id.is_some(), "cache and secret")?;
+            only("required", required, "secret")?;
+            let target = target
+                .filter(|t| !t.is_empty())
+                .ok_or("target is required")?;
+            Ok(RunMount::Bind {
+                target,
+                source: source.unwrap_or_else(|| "/".into()),
+                from,
+                rw,
+            })
+        }
+        "secret" => {
+            only("source", source.is_some() || from.is_some(), "bind")?;
+            let id = match (id, &target) {
+                (Some(id), _) if !id.is_empty() => id,
+                // BuildKit: the id defaults to the target's file name.
+                (_, Some(t)) => t.rsplit('/').next().unwrap_or_default().to_owned(),
+                _ => String::new(),
+            };
+            if id.is_empty() {
+                return Err("id (or target) is required".into());
+            }
+            Ok(RunMount::Secret {
+                target: target
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| format!("/run/secrets/{id}")),
+                id,
+                required,
+                uid,
+                gid,
+                mode: mode.unwrap_or(0o400),
+            })
+        }
+        other => Err(format!(
+            "type={other} is not supported (supported: bind, cache, tmpfs, secret)"
+        )),
     }
 }
 
+/// Parses a Dockerfile; `file` is only used in messages.
 pub fn parse(file: &Path, text: &str) -> Result<Dockerfile, ParseErrors> {
     let parsed = match pd::parse(text) {
         Ok(p) => p,

@@ -8,9 +8,11 @@ pub mod build;
 pub mod cache;
 pub mod context;
 pub mod dockerfile;
+pub mod fetch;
 pub mod ignore;
 pub mod layer;
 pub mod run;
+pub mod secret;
 pub mod service;
 pub mod vars;
 

@@ -112,6 +112,9 @@ pub struct RunSpec<'a> {
     pub network: RunNetwork,
     /// `RUN --mount`s, the cache ones resolved to their host directory.
     pub mounts: Vec<StepMount>,
+    /// The size of `/dev/shm` in bytes (`build.shm_size`); the runtime's
+    /// default (64 MiB) when `None`.
+    pub shm_size: Option<u64>,
     pub init_binary: &'a Path,
     /// The runtime's state root.
     pub runtime_root: &'a Path,
@@ -121,10 +124,12 @@ pub struct RunSpec<'a> {
 /// layer.
 #[derive(Debug, Clone)]
 pub enum StepMount {
-    /// A host directory, read-write (a cache mount's).
+    /// A host directory or file: a cache mount's (read-write), a bind
+    /// mount's or a secret's.
     Dir {
         source: PathBuf,
         target: String,
+        readonly: bool,
     },
     Tmpfs {
         target: String,
@@ -185,11 +190,18 @@ pub fn run_step(root: &Path, spec_in: &RunSpec<'_>) -> Result<Outcome, RunError>
         let mut mounts = spec.mounts().clone().unwrap_or_default();
         for m in &spec_in.mounts {
             let built = match m {
-                StepMount::Dir { source, target } => oci_spec::runtime::MountBuilder::default()
+                StepMount::Dir {
+                    source,
+                    target,
+                    readonly,
+                } => oci_spec::runtime::MountBuilder::default()
                     .destination(target)
                     .typ("bind")
                     .source(source)
-                    .options(vec!["rbind".into(), "rw".into()])
+                    .options(vec![
+                        "rbind".into(),
+                        if *readonly { "ro" } else { "rw" }.into(),
+                    ])
                     .build(),
                 StepMount::Tmpfs { target } => oci_spec::runtime::MountBuilder::default()
                     .destination(target)
@@ -199,6 +211,25 @@ pub fn run_step(root: &Path, spec_in: &RunSpec<'_>) -> Result<Outcome, RunError>
                     .build(),
             };
             mounts.push(built.expect("a complete mount"));
+        }
+        spec.set_mounts(Some(mounts));
+    }
+
+    if let Some(size) = spec_in.shm_size {
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        for m in mounts
+            .iter_mut()
+            .filter(|m| m.destination() == Path::new("/dev/shm"))
+        {
+            let mut options: Vec<String> = m
+                .options()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| !o.starts_with("size="))
+                .collect();
+            options.push(format!("size={size}"));
+            m.set_options(Some(options));
         }
         spec.set_mounts(Some(mounts));
     }
@@ -238,6 +269,52 @@ pub fn run_step(root: &Path, spec_in: &RunSpec<'_>) -> Result<Outcome, RunError>
         status: exit.status(),
         output,
     })
+}
+
+/// The `/etc/hosts` of a step with `extra_hosts`: the image's own (or the
+/// loopback names when it has none) and one line per extra host.
+pub fn hosts_file(root: &Path, extra: &[(String, std::net::IpAddr)]) -> String {
+    let mut text = fs::read_to_string(root.join("etc/hosts")).unwrap_or_else(|_| {
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_owned()
+    });
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    for (host, ip) in extra {
+        text.push_str(&format!("{ip}\t{host}\n"));
+    }
+    text
+}
+
+/// Removes what the runtime made in `upper` only to mount over (an empty
+/// file or directory at a mount's target, and parents it had to make), so a
+/// step's mounts leave no trace in its layer, as BuildKit does. What exists
+/// in a layer below, or was written into, stays.
+pub fn remove_mount_stubs(upper: &Path, lowers: &[PathBuf], mounts: &[StepMount]) {
+    for m in mounts {
+        let target = match m {
+            StepMount::Dir { target, .. } | StepMount::Tmpfs { target } => target,
+        };
+        let mut rel = PathBuf::from(target.trim_start_matches('/'));
+        loop {
+            if rel.as_os_str().is_empty() || lowers.iter().any(|l| l.join(&rel).exists()) {
+                break;
+            }
+            let path = upper.join(&rel);
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                break;
+            };
+            let removed = if meta.is_dir() {
+                fs::remove_dir(&path).is_ok()
+            } else {
+                meta.is_file() && meta.len() == 0 && fs::remove_file(&path).is_ok()
+            };
+            if !removed {
+                break;
+            }
+            rel.pop();
+        }
+    }
 }
 
 /// `user[:group]` as ids, names looked up in the root's passwd and group files.

@@ -15,6 +15,7 @@ use stack_spec::Service;
 use crate::build::BuildOptions;
 use crate::context::{Context, ContextError, Matched};
 use crate::dockerfile::RunNetwork;
+use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceBuildError {
@@ -67,6 +68,10 @@ pub struct Invocation {
     pub no_cache: bool,
     pub init_binary: PathBuf,
     pub source_date_epoch: Option<u64>,
+    /// `--secret` values, over the ones `build.secrets` names.
+    pub secrets: BTreeMap<String, Secret>,
+    /// The stack file's top-level `secrets:`, which `build.secrets` names.
+    pub defined_secrets: indexmap::IndexMap<String, stack_spec::model::FileObject>,
 }
 
 /// The build `service`'s `build:` section describes, tagged with its image
@@ -85,6 +90,36 @@ pub fn options(
             service: name.to_owned(),
         })?;
     let extra = Extra::read(name, &b.other)?;
+    let mut secrets = BTreeMap::new();
+    for (id, source) in &extra.secrets {
+        let invalid = |message: String| ServiceBuildError::Invalid {
+            service: name.to_owned(),
+            key: "secrets".into(),
+            message,
+        };
+        let def = inv
+            .defined_secrets
+            .get(source)
+            .ok_or_else(|| invalid(format!("{source:?} is not a top-level secret")))?;
+        let secret = match (&def.file, &def.environment, &def.content) {
+            (Some(f), _, _) => Secret::File(PathBuf::from(f)),
+            (_, Some(var), _) => Secret::Value(
+                std::env::var(var)
+                    .map_err(|_| {
+                        invalid(format!("{source:?}: environment variable {var} is not set"))
+                    })?
+                    .into_bytes(),
+            ),
+            (_, _, Some(c)) => Secret::Value(c.clone().into_bytes()),
+            _ => {
+                return Err(invalid(format!(
+                    "{source:?}: an external secret cannot be given to a build (it needs file, environment or content)"
+                )));
+            }
+        };
+        secrets.insert(id.clone(), secret);
+    }
+    secrets.extend(inv.secrets.clone());
     let context = PathBuf::from(b.context.as_deref().unwrap_or("."));
     let io_err = |path: &Path| {
         let path = path.to_owned();
@@ -153,6 +188,10 @@ pub fn options(
         network: extra.network,
         init_binary: inv.init_binary.clone(),
         source_date_epoch: inv.source_date_epoch,
+        secrets,
+        extra_hosts: extra.extra_hosts,
+        shm_size: extra.shm_size,
+        named_contexts: extra.contexts,
     })
 }
 
@@ -162,6 +201,11 @@ struct Extra {
     no_cache: bool,
     tags: Vec<String>,
     network: RunNetwork,
+    /// `secrets`: id in the build -> top-level secret name.
+    secrets: Vec<(String, String)>,
+    extra_hosts: Vec<(String, std::net::IpAddr)>,
+    shm_size: Option<u64>,
+    contexts: BTreeMap<String, crate::context::Named>,
 }
 
 impl Extra {
@@ -222,6 +266,117 @@ impl Extra {
                         ));
                     }
                 }
+                "secrets" => {
+                    let list = v
+                        .as_array()
+                        .ok_or_else(|| invalid(key, "expected a list".into()))?;
+                    for item in list {
+                        let (source, target) = match item {
+                            serde_json::Value::String(s) => (s.clone(), None),
+                            serde_json::Value::Object(o) => {
+                                for k in o.keys() {
+                                    if !matches!(k.as_str(), "source" | "target") {
+                                        return Err(invalid(
+                                            key,
+                                            format!(
+                                                "{k}: a build secret has only source and target"
+                                            ),
+                                        ));
+                                    }
+                                }
+                                let field =
+                                    |f: &str| o.get(f).and_then(|v| v.as_str()).map(str::to_owned);
+                                (
+                                    field("source").ok_or_else(|| {
+                                        invalid(key, "an entry without a source".into())
+                                    })?,
+                                    field("target"),
+                                )
+                            }
+                            _ => {
+                                return Err(invalid(
+                                    key,
+                                    format!("{item}: expected a name or {{source, target}}"),
+                                ));
+                            }
+                        };
+                        // compose: the id a Dockerfile mounts is the target
+                        // when one is given, else the secret's name.
+                        extra
+                            .secrets
+                            .push((target.unwrap_or_else(|| source.clone()), source));
+                    }
+                }
+                "extra_hosts" => {
+                    // A list of `host:ip` / `host=ip`, or a map host -> ip(s).
+                    let mut entries: Vec<(String, String)> = Vec::new();
+                    match v {
+                        serde_json::Value::Array(_) => {
+                            for e in strings(key, v)? {
+                                let (h, ip) = e
+                                    .split_once('=')
+                                    .or_else(|| e.split_once(':'))
+                                    .ok_or_else(|| invalid(key, format!("{e:?} is not HOST:IP")))?;
+                                entries.push((h.to_owned(), ip.to_owned()));
+                            }
+                        }
+                        serde_json::Value::Object(map) => {
+                            for (h, ips) in map {
+                                let ips = match ips {
+                                    serde_json::Value::String(s) => vec![s.clone()],
+                                    other => strings(key, other)?,
+                                };
+                                entries.extend(ips.into_iter().map(|ip| (h.clone(), ip)));
+                            }
+                        }
+                        _ => return Err(invalid(key, "expected a list or a map".into())),
+                    }
+                    for (h, ip) in entries {
+                        match stack_spec::settings::extra_host(&format!("{h}={ip}")) {
+                            Ok(Some(pair)) => extra.extra_hosts.push(pair),
+                            Ok(None) => {
+                                return Err(invalid(
+                                    key,
+                                    format!(
+                                        "{h}: host-gateway is not provided to builds (their steps share the host's network; name 127.0.0.1)"
+                                    ),
+                                ));
+                            }
+                            Err(e) => return Err(invalid(key, e)),
+                        }
+                    }
+                }
+                "additional_contexts" => {
+                    let map = v
+                        .as_object()
+                        .ok_or_else(|| invalid(key, "expected a map of name to path".into()))?;
+                    for (name, value) in map {
+                        let value = value
+                            .as_str()
+                            .ok_or_else(|| invalid(key, format!("{name}: expected a string")))?;
+                        let named = crate::context::Named::parse(value)
+                            .map_err(|e| invalid(key, format!("{name}: {e}")))?;
+                        extra.contexts.insert(name.clone(), named);
+                    }
+                }
+                "shm_size" => {
+                    let bytes = match v {
+                        serde_json::Value::Number(n) => n.as_i64().ok_or(()),
+                        serde_json::Value::String(s) => {
+                            stack_spec::units::parse_bytes(s).map_err(|_| ())
+                        }
+                        _ => Err(()),
+                    };
+                    match bytes {
+                        Ok(b) if b > 0 => extra.shm_size = Some(b as u64),
+                        _ => {
+                            return Err(invalid(
+                                key,
+                                format!("{v}: expected a size such as 256m or 1g"),
+                            ));
+                        }
+                    }
+                }
                 "ssh" => {
                     return Err(invalid(
                         key,
@@ -272,6 +427,23 @@ pub fn fingerprint(opts: &BuildOptions) -> Result<String, ContextError> {
         },
         &mut h,
     )?;
+    // Named contexts: an image by its name, a directory by its files.
+    for (name, named) in &opts.named_contexts {
+        h.update(name.as_bytes());
+        match named {
+            crate::context::Named::Image(image) => h.update(image.as_bytes()),
+            crate::context::Named::Dir(dir) => {
+                let c = Context::open(dir, None)?;
+                c.hash(
+                    &Matched {
+                        path: c.root().to_owned(),
+                        rel: PathBuf::new(),
+                    },
+                    &mut h,
+                )?;
+            }
+        }
+    }
     Ok(hex::encode(h.finalize()))
 }
 
@@ -310,6 +482,14 @@ mod tests {
             no_cache: false,
             init_binary: PathBuf::from("/bin/true"),
             source_date_epoch: None,
+            secrets: BTreeMap::new(),
+            defined_secrets: indexmap::IndexMap::from([(
+                "tok".to_owned(),
+                stack_spec::model::FileObject {
+                    content: Some("s3cret".into()),
+                    ..Default::default()
+                },
+            )]),
         }
     }
 
@@ -343,8 +523,49 @@ mod tests {
                 .to_string()
         };
         assert_eq!(
-            refused(r#"{"build": {"context": "/ctx", "shm_size": "1g"}}"#),
-            "service \"web\": build.shm_size is not supported by stack's builder yet"
+            refused(r#"{"build": {"context": "/ctx", "isolation": "hyperv"}}"#),
+            "service \"web\": build.isolation is not supported by stack's builder yet"
+        );
+        assert!(
+            refused(r#"{"build": {"context": "/ctx", "shm_size": "lots"}}"#)
+                .contains("build.shm_size: \"lots\": expected a size")
+        );
+        assert!(
+            refused(r#"{"build": {"context": "/ctx", "extra_hosts": ["gw:host-gateway"]}}"#)
+                .contains("build.extra_hosts: gw: host-gateway is not provided")
+        );
+        let s = service(
+            r#"{"build": {"context": "/ctx", "shm_size": "2m", "extra_hosts": ["a:10.0.0.1", "b=::1"]}}"#,
+        );
+        let o = options("p", "web", &s, &inv(dir.path())).unwrap();
+        assert_eq!(o.shm_size, Some(2 * 1024 * 1024));
+        assert_eq!(o.extra_hosts.len(), 2);
+        assert_eq!(o.extra_hosts[1].1.to_string(), "::1");
+        let s = service(
+            r#"{"build": {"context": "/ctx", "additional_contexts": {"lib": "/x/lib", "base": "docker-image://busybox:1"}}}"#,
+        );
+        let o = options("p", "web", &s, &inv(dir.path())).unwrap();
+        assert_eq!(
+            o.named_contexts["lib"],
+            crate::context::Named::Dir("/x/lib".into())
+        );
+        assert_eq!(
+            o.named_contexts["base"],
+            crate::context::Named::Image("busybox:1".into())
+        );
+        assert!(
+            refused(
+                r#"{"build": {"context": "/ctx", "additional_contexts": {"a": "https://h/x.git"}}}"#
+            )
+            .contains("build.additional_contexts: a: https://h/x.git: only local directories")
+        );
+        let s = service(r#"{"build": {"context": "/ctx", "extra_hosts": {"c": "10.0.0.3"}}}"#);
+        assert_eq!(
+            options("p", "web", &s, &inv(dir.path()))
+                .unwrap()
+                .extra_hosts[0]
+                .0,
+            "c"
         );
         assert!(
             refused(r#"{"build": {"context": "/ctx", "ssh": ["default"]}}"#)
@@ -372,6 +593,17 @@ mod tests {
         assert_eq!(o.network, RunNetwork::None);
         assert_eq!(o.tags.len(), 2);
         assert_eq!(o.tags[1].to_string(), "docker.io/reg/x:2");
+
+        let s = service(
+            r#"{"build": {"context": "/ctx", "secrets": ["tok", {"source": "tok", "target": "npm"}]}}"#,
+        );
+        let o = options("p", "web", &s, &inv(dir.path())).unwrap();
+        assert_eq!(o.secrets["tok"], Secret::Value(b"s3cret".to_vec()));
+        assert_eq!(o.secrets["npm"], Secret::Value(b"s3cret".to_vec()));
+        assert!(
+            refused(r#"{"build": {"context": "/ctx", "secrets": ["nope"]}}"#)
+                .contains("build.secrets: \"nope\" is not a top-level secret")
+        );
     }
 
     #[test]

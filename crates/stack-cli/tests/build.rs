@@ -489,3 +489,324 @@ fn copying_a_directory_leaves_out_what_dockerignore_ignores() {
         "./.dockerignore\n./Dockerfile\n./app/a.txt\n./app/keep.log\n"
     );
 }
+
+#[test]
+fn bind_and_secret_mounts_show_files_for_one_step_only() {
+    let env = Env::new("bld-bind", 196);
+    let ctx = context(
+        &env,
+        "FROM busybox AS tools\n\
+         RUN echo tool > /tool\n\
+         FROM busybox\n\
+         RUN --mount=type=bind,target=/src --mount=type=bind,from=tools,source=/tool,target=/t/tool \\\n\
+         \x20   cat /src/data /t/tool > /out && \\\n\
+         \x20   (test -e /src/hidden && echo hidden-seen || echo hidden-absent) >> /out && \\\n\
+         \x20   (touch /src/new 2>/dev/null && echo writable || echo read-only) >> /out\n\
+         RUN --mount=type=bind,source=data,target=/d,rw echo scribble > /d && cat /d > /rw\n\
+         RUN --mount=type=secret,id=tok,required \\\n\
+         \x20   test \"$(cat /run/secrets/tok)\" = s3cret && stat -c %a /run/secrets/tok > /secret-mode\n",
+        &[
+            ("data", "data-1\n"),
+            ("hidden", "h\n"),
+            (".dockerignore", "hidden\n"),
+        ],
+    );
+    let secret = env.dir.path().join("tok");
+    fs::write(&secret, "s3cret").unwrap();
+    let flag = format!("id=tok,src={}", secret.display());
+
+    // A required secret that is not given fails, naming its line.
+    let out = build(&env, &ctx, &["-t", "b:1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("Dockerfile:9:1: RUN: secret \"tok\" is required but was not given"),
+        "{err}"
+    );
+
+    ok(&build(&env, &ctx, &["-t", "b:1", "--secret", &flag]));
+    assert_eq!(
+        run(&env, &["b:1", "cat", "/out", "/rw", "/secret-mode"]),
+        "data-1\ntool\nhidden-absent\nread-only\nscribble\n400\n"
+    );
+    // Nothing mounted is left in the image: not the mount points, not the
+    // secret, and the context's file is unchanged by the rw mount.
+    assert_eq!(
+        run(
+            &env,
+            &[
+                "b:1",
+                "sh",
+                "-c",
+                "ls -d /src /t /d /run/secrets 2>/dev/null | wc -l"
+            ]
+        ),
+        "0\n"
+    );
+    assert_eq!(fs::read_to_string(ctx.join("data")).unwrap(), "data-1\n");
+
+    // What a bind mount shows is part of the step's key; a secret is not.
+    fs::write(&secret, "other").unwrap();
+    let (_, log) = ok(&build(&env, &ctx, &["-t", "b:1", "--secret", &flag]));
+    assert!(log.contains("(0 steps run, 4 cached)"), "{log}");
+    fs::write(ctx.join("data"), "data-2\n").unwrap();
+    fs::write(&secret, "s3cret").unwrap();
+    let (_, log) = ok(&build(&env, &ctx, &["-t", "b:1", "--secret", &flag]));
+    assert!(log.contains("(3 steps run, 1 cached)"), "{log}");
+    assert_eq!(run(&env, &["b:1", "head", "-n1", "/out"]), "data-2\n");
+}
+
+#[test]
+fn copy_exclude_and_parents() {
+    let env = Env::new("bld-excl", 197);
+    let ctx = context(
+        &env,
+        "FROM busybox AS src\n\
+         RUN mkdir -p /w/keep /w/skip && echo k > /w/keep/k && echo s > /w/skip/s && echo l > /w/x.log\n\
+         FROM busybox\n\
+         COPY --exclude=*.log --exclude=tmp --exclude=Dockerfile . /all/\n\
+         COPY --parents app/a/one.txt app/./b/two.txt /p/\n\
+         COPY --from=src --exclude=skip --exclude=*.log /w /fromstage/\n",
+        &[
+            ("app/a/one.txt", "1"),
+            ("app/b/two.txt", "2"),
+            ("top.log", "no"),
+            ("app/deep.log", "deep"),
+            ("tmp/t", "no"),
+        ],
+    );
+    ok(&build(&env, &ctx, &["-t", "e:1"]));
+    assert_eq!(
+        run(
+            &env,
+            &[
+                "e:1",
+                "sh",
+                "-c",
+                "cd /all && find . -type f | sort; cd /p && find . -type f | sort; cd /fromstage && find . -type f | sort"
+            ]
+        ),
+        "./app/a/one.txt\n./app/b/two.txt\n./app/deep.log\n\
+         ./app/a/one.txt\n./b/two.txt\n\
+         ./keep/k\n"
+    );
+    // An excluded file's edit is no change; a copied one's is.
+    fs::write(ctx.join("top.log"), "still excluded").unwrap();
+    let (_, log) = ok(&build(&env, &ctx, &["-t", "e:1"]));
+    assert!(log.contains("(0 steps run, 4 cached)"), "{log}");
+}
+
+/// A one-file HTTP server on 127.0.0.1 for `ADD <url>`: answers every
+/// request with the file's current content; stops with the test process.
+fn serve(file: std::path::PathBuf) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let request = String::from_utf8_lossy(&buf);
+            let (status, body) = if request.starts_with("GET /missing") {
+                ("404 Not Found", Vec::new())
+            } else {
+                ("200 OK", fs::read(&file).unwrap_or_default())
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(&body);
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn add_fetches_a_url_and_caches_by_content() {
+    let env = Env::new("bld-url", 198);
+    let served = env.dir.path().join("served.txt");
+    fs::write(&served, "v1\n").unwrap();
+    let base = serve(served.clone());
+    let ctx = context(
+        &env,
+        &format!("FROM busybox\nADD {base}/files/tool.txt /opt/\nRUN cat /opt/tool.txt > /copy\n"),
+        &[],
+    );
+    ok(&build(&env, &ctx, &["-t", "u:1"]));
+    assert_eq!(
+        run(
+            &env,
+            &["u:1", "sh", "-c", "cat /copy; stat -c %a /opt/tool.txt"]
+        ),
+        "v1\n600\n"
+    );
+    let (_, log) = ok(&build(&env, &ctx, &["-t", "u:1"]));
+    assert!(log.contains("(0 steps run, 2 cached)"), "{log}");
+    fs::write(&served, "v2\n").unwrap();
+    let (_, log) = ok(&build(&env, &ctx, &["-t", "u:1"]));
+    assert!(log.contains("(2 steps run, 0 cached)"), "{log}");
+    assert_eq!(run(&env, &["u:1", "cat", "/copy"]), "v2\n");
+
+    let bad = context(
+        &env,
+        &format!(
+            "FROM busybox\nADD --checksum=sha256:{} {base}/f /f\nADD {base}/missing /m\n",
+            "0".repeat(64)
+        ),
+        &[],
+    );
+    let out = build(&env, &bad, &["-t", "u:2"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "Dockerfile:2:1: ADD: {base}/f: checksum sha256:000"
+        )),
+        "{err}"
+    );
+    let bad = context(&env, &format!("FROM busybox\nADD {base}/missing /m\n"), &[]);
+    let out = build(&env, &bad, &["-t", "u:3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "Dockerfile:2:1: ADD: {base}/missing: the server answered 404"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn independent_stages_build_at_the_same_time() {
+    let env = Env::new("bld-par", 199);
+    // Each stage's step waits for the other's mark in a shared cache
+    // mount: built one after the other, the first would give up after 20 s.
+    let wait = |me: &str, other: &str| {
+        format!(
+            "RUN --mount=type=cache,target=/sync,id=rendezvous \\\n\
+             \x20   touch /sync/{me} && i=0 && while [ ! -e /sync/{other} ]; do \\\n\
+             \x20   sleep 0.1; i=$((i+1)); [ $i -lt 200 ] || exit 7; done && echo {me} > /{me}\n"
+        )
+    };
+    let ctx = context(
+        &env,
+        &format!(
+            "FROM busybox AS a\n{}FROM busybox AS b\n{}FROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
+            wait("a", "b"),
+            wait("b", "a")
+        ),
+        &[],
+    );
+    let (_, log) = ok(&build(&env, &ctx, &["-t", "par:1"]));
+    // Step numbers follow the file, whichever stage ran first.
+    assert!(
+        log.contains("[a 2/7] RUN") && log.contains("[b 4/7] RUN"),
+        "{log}"
+    );
+    assert_eq!(run(&env, &["par:1", "cat", "/a", "/b"]), "a\nb\n");
+}
+
+#[test]
+fn extra_hosts_and_shm_size_reach_run_steps_only() {
+    let env = Env::new("bld-hosts", 195);
+    let ctx = context(
+        &env,
+        "FROM busybox\n\
+         RUN grep -w db /etc/hosts > /hosts-seen && df -k /dev/shm | tail -n1 | awk '{print $2}' > /shm\n",
+        &[],
+    );
+    ok(&build(
+        &env,
+        &ctx,
+        &["-t", "h:1", "--add-host", "db:10.9.8.7", "--shm-size", "3m"],
+    ));
+    assert_eq!(
+        run(&env, &["h:1", "sh", "-c", "cat /hosts-seen /shm"]),
+        "10.9.8.7\tdb\n3072\n"
+    );
+    // The hosts file bound for the step is not in the layer: a later
+    // build's step on the image sees busybox's own.
+    let probe = |base: &str| {
+        let ctx = context(
+            &env,
+            &format!("FROM {base}\nRUN (cat /etc/hosts || echo absent) > /probe 2>&1\n"),
+            &[],
+        );
+        ok(&build(&env, &ctx, &["-t", "h:probe"]));
+        run(&env, &["h:probe", "cat", "/probe"])
+    };
+    let own = probe("busybox");
+    assert_eq!(probe("h:1"), own);
+    assert!(!own.contains("10.9.8.7"), "{own}");
+    let out = build(&env, &ctx, &["-t", "h:2", "--add-host", "gw:host-gateway"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("host-gateway is not provided to builds"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn additional_contexts_and_build_secrets_from_a_stack_file() {
+    let env = Env::new("bld-named", 194);
+    context(
+        &env,
+        "FROM base\n\
+         COPY --from=lib greet.txt /greet.txt\n\
+         RUN --mount=type=bind,from=lib,target=/l --mount=type=secret,id=npm,required \\\n\
+         \x20   cat /l/greet.txt /run/secrets/npm > /seen\n\
+         CMD [\"cat\", \"/greet.txt\", \"/seen\"]\n",
+        &[],
+    );
+    let lib = env.dir.path().join("lib");
+    fs::create_dir_all(&lib).unwrap();
+    fs::write(lib.join("greet.txt"), "from lib\n").unwrap();
+    fs::write(lib.join(".dockerignore"), "junk\n").unwrap();
+    fs::write(lib.join("junk"), "x").unwrap();
+    env.write(
+        "services:\n\
+         \x20 app:\n\
+         \x20   build:\n\
+         \x20     context: ctx\n\
+         \x20     additional_contexts:\n\
+         \x20       lib: ./lib\n\
+         \x20       base: docker-image://busybox\n\
+         \x20     secrets:\n\
+         \x20       - source: token\n\
+         \x20         target: npm\n\
+         secrets:\n\
+         \x20 token:\n\
+         \x20   file: ./token.txt\n",
+    );
+    fs::write(env.dir.path().join("token.txt"), "tok-1").unwrap();
+    let config = env.ok(&["config"]);
+    assert!(
+        config.contains(&format!("lib: {}", lib.display())),
+        "{config}"
+    );
+    env.ok(&["build"]);
+    assert_eq!(run(&env, &["bld-named-app"]), "from lib\nfrom lib\ntok-1");
+    // The secret's mount point is in no layer.
+    assert_eq!(
+        run(
+            &env,
+            &[
+                "bld-named-app",
+                "sh",
+                "-c",
+                "test -e /run/secrets/npm && echo present || echo absent"
+            ]
+        ),
+        "absent\n"
+    );
+    // An edit in the named context is seen by the next build; a file its
+    // .dockerignore leaves out is not.
+    fs::write(lib.join("junk"), "y").unwrap();
+    let log = env.ok(&["build"]);
+    assert!(log.contains("(0 steps run, 2 cached)"), "{log}");
+    fs::write(lib.join("greet.txt"), "lib v2\n").unwrap();
+    env.ok(&["build"]);
+    assert_eq!(run(&env, &["bld-named-app"]), "lib v2\nlib v2\ntok-1");
+}

@@ -670,6 +670,24 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
             list_or_dict(l);
             string_map(l);
         }
+        // Named contexts: a map, local paths made absolute against the
+        // project directory as `context` is (compose-go's rule); images
+        // (`docker-image://`), URLs and `service:`/`target:` stay as given.
+        if let Some(c) = b.get_mut("additional_contexts") {
+            list_or_dict(c);
+            if let Json::Object(c) = c {
+                for v in c.values_mut() {
+                    if let Json::String(p) = v
+                        && !p.contains("://")
+                        && !p.starts_with("git@")
+                        && !p.starts_with("service:")
+                        && !p.starts_with("target:")
+                    {
+                        *p = absolutize(ctx.project_dir, p);
+                    }
+                }
+            }
+        }
     }
 
     if let Some(Json::Object(blk)) = m.get_mut("blkio_config") {

@@ -5,11 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
+use stack_build::secret::Secret;
 use stack_build::{BuildOptions, Event};
 use stack_image::reference::Reference;
 
@@ -28,6 +29,9 @@ pub struct BuildArgs {
     /// A build argument for every service, `KEY=VALUE`, over the file's `args`.
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     pub build_args: Vec<String>,
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`.
+    #[arg(long = "secret", value_name = "id=ID,src=FILE")]
+    pub secrets: Vec<String>,
     /// Print only the image ids.
     #[arg(short, long)]
     pub quiet: bool,
@@ -47,6 +51,19 @@ pub struct ImageBuildArgs {
     /// A build argument, `KEY=VALUE` (or `KEY` to take it from the environment).
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     pub build_args: Vec<String>,
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`.
+    #[arg(long = "secret", value_name = "id=ID,src=FILE")]
+    pub secrets: Vec<String>,
+    /// A named context, `NAME=DIR` or `NAME=docker-image://IMAGE`, read by
+    /// `FROM NAME`, `COPY --from=NAME` and `RUN --mount=from=NAME`.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
+    /// A name for `RUN` steps' `/etc/hosts`, `HOST:IP`.
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_hosts: Vec<String>,
+    /// The size of `/dev/shm` in `RUN` steps (such as 256m).
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    pub shm_size: Option<String>,
     /// Run every step, ignoring the step cache.
     #[arg(long)]
     pub no_cache: bool,
@@ -74,6 +91,19 @@ pub fn image_build(global: &GlobalArgs, a: ImageBuildArgs) -> anyhow::Result<Exi
         network: Default::default(),
         init_binary: crate::helper::init_binary()?,
         source_date_epoch: source_date_epoch()?,
+        secrets: secrets(&a.secrets)?,
+        extra_hosts: add_hosts(&a.add_hosts)?,
+        named_contexts: build_contexts(&a.build_contexts)?,
+        shm_size: match &a.shm_size {
+            None => None,
+            Some(s) => Some(
+                stack_spec::units::parse_bytes(s)
+                    .ok()
+                    .filter(|b| *b > 0)
+                    .with_context(|| format!("--shm-size {s}: expected a size such as 256m"))?
+                    as u64,
+            ),
+        },
     };
     run_build(&opts, a.quiet)
 }
@@ -96,6 +126,8 @@ pub fn run(global: &GlobalArgs, a: BuildArgs) -> anyhow::Result<ExitCode> {
         no_cache: a.no_cache,
         init_binary: crate::helper::init_binary()?,
         source_date_epoch: source_date_epoch()?,
+        secrets: secrets(&a.secrets)?,
+        defined_secrets: project.secrets.clone(),
     };
     for (name, service) in &project.services {
         if service.build.is_none() || (!a.services.is_empty() && !a.services.contains(name)) {
@@ -137,6 +169,58 @@ fn build_args(list: &[String]) -> BTreeMap<String, String> {
         }
     }
     build_args
+}
+
+/// `--build-context NAME=VALUE` flags; a relative directory is taken from
+/// the current one.
+fn build_contexts(
+    list: &[String],
+) -> anyhow::Result<BTreeMap<String, stack_build::context::Named>> {
+    let mut out = BTreeMap::new();
+    for flag in list {
+        let (name, value) = flag
+            .split_once('=')
+            .with_context(|| format!("--build-context {flag}: expected NAME=VALUE"))?;
+        let value = if value.contains("://") || Path::new(value).is_absolute() {
+            value.to_owned()
+        } else {
+            std::path::absolute(value)
+                .with_context(|| format!("--build-context {flag}"))?
+                .display()
+                .to_string()
+        };
+        let named = stack_build::context::Named::parse(&value)
+            .map_err(|e| anyhow::anyhow!("--build-context {name}: {e}"))?;
+        out.insert(name.to_owned(), named);
+    }
+    Ok(out)
+}
+
+/// `--add-host HOST:IP` flags, as `docker build` takes them.
+fn add_hosts(list: &[String]) -> anyhow::Result<Vec<(String, std::net::IpAddr)>> {
+    let mut out = Vec::new();
+    for entry in list {
+        let (host, ip) = entry
+            .split_once('=')
+            .or_else(|| entry.split_once(':'))
+            .with_context(|| format!("--add-host {entry}: expected HOST:IP"))?;
+        match stack_spec::settings::extra_host(&format!("{host}={ip}")) {
+            Ok(Some(pair)) => out.push(pair),
+            Ok(None) => anyhow::bail!("--add-host {entry}: host-gateway is not provided to builds"),
+            Err(e) => anyhow::bail!("--add-host {entry}: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+/// `--secret` flags, env sources read from this process's environment.
+fn secrets(list: &[String]) -> anyhow::Result<BTreeMap<String, Secret>> {
+    let mut out = BTreeMap::new();
+    for flag in list {
+        let (id, secret) = stack_build::secret::parse_flag(flag, |v| std::env::var(v).ok())?;
+        out.insert(id, secret);
+    }
+    Ok(out)
 }
 
 fn source_date_epoch() -> anyhow::Result<Option<u64>> {

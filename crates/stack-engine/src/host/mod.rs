@@ -321,6 +321,8 @@ impl Host {
             source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
                 .ok()
                 .and_then(|v| v.parse().ok()),
+            secrets: Default::default(),
+            defined_secrets: self.project().secrets.clone(),
         }
     }
 
