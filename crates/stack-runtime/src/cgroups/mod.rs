@@ -248,7 +248,9 @@ impl Cgroup {
 
     /// The cgroup of container `id` with the driver [`systemd::ENV`] names
     /// or the host calls for: a scope of systemd's, or `cgroups_path` (or
-    /// `/stack/<id>`) made by the runtime.
+    /// `/stack/<id>`) made by the runtime. A `cgroups_path` outside
+    /// `/stack` that is not in systemd's `slice:prefix:name` form is made
+    /// where it says, as a directory, with either driver.
     pub fn for_container(cgroups_path: Option<&Path>, id: &str) -> Result<Self, CgroupError> {
         let version = detect_version()?;
         let base = match version {
@@ -257,7 +259,14 @@ impl Cgroup {
         };
         let var = std::env::var(systemd::ENV).ok();
         let driver = systemd::choose(var.as_deref(), version, base.is_some(), systemd::systemd_up)?;
-        let spec_path = cgroups_path.and_then(|p| p.to_str());
+        let path = container_path(cgroups_path, id);
+        // `/stack/...` is the runtime's own naming (the engine's
+        // `/stack/<project>/<service>`): a scope by the container's id with
+        // the systemd driver, below the delegated subtree when nested.
+        let runtime_named = path.starts_with(&format!("{DEFAULT_PARENT}/"));
+        let spec_path = cgroups_path
+            .and_then(|p| p.to_str())
+            .filter(|_| !runtime_named);
         if driver == systemd::Driver::Systemd {
             if let Some(scope) = systemd::scope_for(spec_path, id)? {
                 return Ok(Cgroup {
@@ -273,8 +282,8 @@ impl Cgroup {
                 "cgroupsPath {spec_path:?} is a path, not slice:prefix:name: made as a directory, not a systemd scope"
             );
         }
-        let mut cg = Self::new(container_path(cgroups_path, id))?;
-        if let Some(base) = base.filter(|_| cgroups_path.is_none()) {
+        let mut cg = Self::new(path)?;
+        if let Some(base) = base.filter(|_| runtime_named) {
             cg.path = format!("{base}{}", cg.path);
             cg.base = base;
         }
