@@ -434,8 +434,22 @@ impl Cgroup {
         }
     }
 
-    /// How many times the kernel OOM-killed a process in this cgroup.
+    /// The directory of a systemd scope's slice.
+    fn slice_dir(&self) -> PathBuf {
+        let d = self.v2_root.join(self.path.trim_start_matches('/'));
+        d.parent().map(Path::to_path_buf).unwrap_or(d)
+    }
+
+    /// How many times the kernel OOM-killed a process in this cgroup; with
+    /// a container's own systemd slice, read there (the scope's cgroup is
+    /// gone once its processes are).
     pub fn oom_kills(&self) -> u64 {
+        if self.systemd_scope.as_ref().is_some_and(|s| s.own_slice) {
+            return fs::read_to_string(self.slice_dir().join("memory.events"))
+                .ok()
+                .and_then(|b| keyed(&b, "oom_kill"))
+                .unwrap_or(0);
+        }
         match self.version {
             Version::V1 => v1::oom_kills(self),
             Version::V2 => v2::oom_kills(self),
@@ -451,9 +465,16 @@ impl Cgroup {
         if let Some(scope) = &self.systemd_scope {
             // systemd removes the cgroup (and any the container made in it)
             // once the stop job ran; what it left, if it was not asked, the
-            // directories below go as the runtime's own.
-            let stopped = systemd::stop(&scope.unit);
-            let dir = self.v2_root.join(self.path.trim_start_matches('/'));
+            // directories below go as the runtime's own. Stopping the
+            // container's own slice stops the scope in it too.
+            let (unit, dir) = match scope.own_slice {
+                true => (&scope.slice, self.slice_dir()),
+                false => (
+                    &scope.unit,
+                    self.v2_root.join(self.path.trim_start_matches('/')),
+                ),
+            };
+            let stopped = systemd::stop(unit);
             for _ in 0..500 {
                 if !dir.exists() {
                     return Ok(());

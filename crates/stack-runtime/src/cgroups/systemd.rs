@@ -82,15 +82,30 @@ pub struct Scope {
     pub slice: String,
     /// Relative to the v2 mount, starting with `/`.
     pub path: String,
+    /// The slice is the container's own (`stack.slice/stack-<id>.slice`):
+    /// systemd removes a scope's cgroup as soon as its last process exits,
+    /// the slice's stays until the container is deleted, and its
+    /// `memory.events` (hierarchical) still tells whether the OOM killer
+    /// killed the container's processes.
+    #[serde(default)]
+    pub own_slice: bool,
+}
+
+/// `-` in a unit name's part, as systemd escapes it (a dash in a slice's
+/// name is a level of the tree).
+fn escape_dashes(s: &str) -> String {
+    s.replace('-', "\\x2d")
 }
 
 /// The scope of container `id`: runc's `slice:prefix:name` form of
-/// `cgroupsPath`, or `stack-<id>.scope` in [`DEFAULT_SLICE`]. `None` for a
-/// `cgroupsPath` given as a path: that container's cgroup is the path asked
-/// for, made by the runtime.
+/// `cgroupsPath`, or `stack-<id>.scope` in the container's own slice
+/// `stack-<id>.slice` (under `stack.slice`). `None` for a `cgroupsPath`
+/// given as a path: that container's cgroup is the path asked for, made by
+/// the runtime.
 pub fn scope_for(cgroups_path: Option<&str>, id: &str) -> Result<Option<Scope>, CgroupError> {
+    let own_slice = format!("stack-{}.slice", escape_dashes(id));
     let (slice, prefix, name) = match cgroups_path.filter(|p| !p.is_empty()) {
-        None => (DEFAULT_SLICE, "stack", id),
+        None => (own_slice.as_str(), "stack", id),
         Some(p) if p.starts_with('/') || !p.contains(':') => return Ok(None),
         Some(p) => match p.split(':').collect::<Vec<_>>()[..] {
             [slice, prefix, name] => (
@@ -122,6 +137,7 @@ pub fn scope_for(cgroups_path: Option<&str>, id: &str) -> Result<Option<Scope>, 
     Ok(Some(Scope {
         path: format!("{}/{unit}", slice_path(slice)),
         unit,
+        own_slice: slice == own_slice,
         slice: slice.to_string(),
     }))
 }
@@ -410,11 +426,16 @@ mod tests {
     fn scopes_and_slices() {
         let s = scope_for(None, "web-1").unwrap().unwrap();
         assert_eq!(s.unit, "stack-web-1.scope");
-        assert_eq!(s.path, "/system.slice/stack-web-1.scope");
+        assert_eq!(
+            s.path,
+            "/stack.slice/stack-web\\x2d1.slice/stack-web-1.scope"
+        );
+        assert!(s.own_slice);
         let s = scope_for(Some("machine-x.slice:crun:c1"), "c1")
             .unwrap()
             .unwrap();
         assert_eq!(s.unit, "crun-c1.scope");
+        assert!(!s.own_slice);
         assert_eq!(s.path, "/machine.slice/machine-x.slice/crun-c1.scope");
         let s = scope_for(Some(":p:n"), "n").unwrap().unwrap();
         assert_eq!(s.path, "/system.slice/p-n.scope");
