@@ -24,6 +24,12 @@ fn memory_limit_oom_kill_is_reported() {
         stack_runtime::cgroups::Version::V1 => "memory.limit_in_bytes",
         stack_runtime::cgroups::Version::V2 => "memory.max",
     };
+    if cg.systemd_scope.is_some() {
+        // systemd removed the scope's cgroup with its last process: the
+        // OOM kill above is what shows its memory.max (vm-e2e reads the
+        // file of a running one).
+        return;
+    }
     let dir = cg.dir("memory").unwrap();
     assert_eq!(
         std::fs::read_to_string(dir.join(limit_file))
