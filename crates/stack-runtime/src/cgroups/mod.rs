@@ -586,6 +586,28 @@ mod tests {
     }
 
     #[test]
+    fn the_nearest_delegated_ancestor_is_the_base() {
+        // A tree laid out like /sys/fs/cgroup, systemd's mark on one unit.
+        let t = tempfile::tempdir().unwrap();
+        let scope = t.path().join("system.slice/x.scope");
+        fs::create_dir_all(scope.join("stack-self")).unwrap();
+        let own = "/system.slice/x.scope/stack-self";
+        assert_eq!(delegated_base(t.path(), own), None);
+        rustix::fs::setxattr(
+            &scope,
+            "trusted.delegate",
+            b"1",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+        assert_eq!(
+            delegated_base(t.path(), own).as_deref(),
+            Some("/system.slice/x.scope")
+        );
+        assert_eq!(delegated_base(t.path(), "/"), None);
+    }
+
+    #[test]
     fn v1_mounts_from_mountinfo() {
         let m = parse_v1_mounts(MOUNTINFO);
         assert_eq!(m.len(), 3);
