@@ -336,12 +336,15 @@ fn start_init(
 /// returns the OCI state JSON for the hooks that run inside the container.
 type HookPoint<'a> = &'a dyn Fn(i32) -> Result<String, Error>;
 
+/// Puts the init stage, by pid, into the container's cgroup.
+type Enter<'a> = &'a dyn Fn(i32) -> Result<(), CgroupError>;
+
 /// Runs the handshake up to `Ready`; on failure kills what was started.
 fn handshake(
     mut child: InitProc,
     mut sock: UnixStream,
     cfg: InitConfig,
-    cgroup: Option<&Cgroup>,
+    cgroup: Option<Enter<'_>>,
     hook_point: Option<HookPoint<'_>>,
 ) -> Result<Launched, Error> {
     let spec = cfg.spec.clone();
@@ -353,9 +356,9 @@ fn handshake(
     let mut pid: Option<i32> = None;
     let result = (|| -> Result<(), Error> {
         protocol::send(&mut sock, &ToInit::Create(Box::new(cfg)))?;
-        if let Some(cg) = cgroup {
+        if let Some(enter) = cgroup {
             let t = Instant::now();
-            cg.add_pid(child.id() as i32)?;
+            enter(child.id() as i32)?;
             tracing::debug!(elapsed = ?t.elapsed(), "init stage moved into the cgroup");
         }
         // If the init stage already failed, its report is read below.
@@ -516,10 +519,12 @@ impl Container {
         {
             return Err(Error::Exists(opts.id));
         }
-        let cg_path = cgroups::container_path(linux.cgroups_path().as_deref(), &opts.id);
         let cg = match &opts.cgroup_v2_mount {
-            Some(mount) => Cgroup::v2_at(mount, cg_path)?,
-            None => Cgroup::new(cg_path)?,
+            Some(mount) => Cgroup::v2_at(
+                mount,
+                cgroups::container_path(linux.cgroups_path().as_deref(), &opts.id),
+            )?,
+            None => Cgroup::for_container(linux.cgroups_path().as_deref(), &opts.id)?,
         };
         let owned = !cg.exists();
         let intent = halfmade::Intent {
@@ -600,7 +605,14 @@ impl Container {
                 }
                 Ok(json)
             };
-            let launched = handshake(child, sock, cfg, Some(&cg), Some(&run_hooks))?;
+            let enter = |pid: i32| {
+                cg.enter(
+                    pid,
+                    linux.resources().as_ref(),
+                    linux.devices().as_deref().unwrap_or(&[]),
+                )
+            };
+            let launched = handshake(child, sock, cfg, Some(&enter), Some(&run_hooks))?;
             tracing::debug!(elapsed = ?t0.elapsed(), "container init ready");
             state.pid = launched.pid;
             state.start_time = state::proc_stat(launched.pid)
@@ -906,7 +918,8 @@ impl Container {
             console_socket: opts.console_socket,
             init: false,
         };
-        let launched = handshake(child, sock, cfg, Some(&self.state.cgroup), None)?;
+        let enter = |pid: i32| self.state.cgroup.add_pid(pid);
+        let launched = handshake(child, sock, cfg, Some(&enter), None)?;
         Ok(launched.pid)
     }
 

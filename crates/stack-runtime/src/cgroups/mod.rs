@@ -6,8 +6,12 @@
 //! version, because the runtime needs exact control over ordering (cpuset
 //! inheritance, memsw after the limit) and over the hybrid layout. v2 has
 //! no devices files: its device rules are an eBPF program ([`devices_bpf`]).
+//! On a v2 host run by systemd, a container's cgroup is a transient scope
+//! systemd makes ([`systemd`]); the runtime then writes into it as into
+//! its own.
 
 pub mod devices_bpf;
+pub mod systemd;
 mod v1;
 mod v2;
 
@@ -52,6 +56,14 @@ pub enum CgroupError {
     DeviceRule(String),
     #[error("{0} is not a cgroup2 mount")]
     NotCgroup2(PathBuf),
+    #[error("cgroup driver: {0}")]
+    Driver(String),
+    #[error("systemd: {op} {unit}: {message}")]
+    Systemd {
+        op: &'static str,
+        unit: String,
+        message: String,
+    },
 }
 
 pub(crate) fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
@@ -109,6 +121,14 @@ pub struct Cgroup {
     /// hybrid layout's `/sys/fs/cgroup/unified` (see [`Cgroup::v2_at`]).
     #[serde(default = "default_v2_root")]
     pub v2_root: PathBuf,
+    /// The transient scope systemd holds this cgroup as (systemd driver).
+    #[serde(default)]
+    pub systemd_scope: Option<systemd::Scope>,
+    /// The subtree delegated to the runtime when it runs inside one (e.g.
+    /// `/system.slice/x.scope`), empty for the whole hierarchy: the
+    /// default parent is made under it, controllers enabled from it down.
+    #[serde(default)]
+    pub base: String,
 }
 
 fn default_v2_root() -> PathBuf {
@@ -153,6 +173,34 @@ pub fn parse_v1_mounts(mountinfo: &str) -> Vec<V1Mount> {
         .collect()
 }
 
+/// The runtime's own v2 cgroup, from `/proc/self/cgroup` (`0::/path`;
+/// `/` in a cgroup namespace's root).
+fn own_v2_path() -> Result<String, CgroupError> {
+    let body = read_file(Path::new("/proc/self/cgroup"))?;
+    Ok(body
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or("/")
+        .trim_end_matches(" (deleted)")
+        .to_string())
+}
+
+/// The nearest cgroup at or above `own` that was delegated (systemd marks
+/// a unit's cgroup with `Delegate=yes` by the `trusted.delegate` xattr):
+/// the subtree the runtime was handed, so its containers go there rather
+/// than beside the unit.
+fn delegated_base(root: &Path, own: &str) -> Option<String> {
+    let own = Path::new(own.trim_start_matches('/'));
+    own.ancestors()
+        .filter(|p| !p.as_os_str().is_empty())
+        .find(|p| {
+            let mut buf = [0u8; 8];
+            rustix::fs::getxattr(root.join(p), "trusted.delegate", &mut buf)
+                .is_ok_and(|n| &buf[..n] == b"1")
+        })
+        .map(|p| format!("/{}", p.display()))
+}
+
 /// The runtime's own parent cgroup. It and everything under it are made on
 /// demand by whichever container needs them first, and pruned by the last
 /// one out (see [`Cgroup::remove`]).
@@ -193,7 +241,53 @@ impl Cgroup {
             path,
             v1_mounts,
             v2_root: default_v2_root(),
+            systemd_scope: None,
+            base: String::new(),
         })
+    }
+
+    /// The cgroup of container `id` with the driver [`systemd::ENV`] names
+    /// or the host calls for: a scope of systemd's, or `cgroups_path` (or
+    /// `/stack/<id>`) made by the runtime. A `cgroups_path` outside
+    /// `/stack` that is not in systemd's `slice:prefix:name` form is made
+    /// where it says, as a directory, with either driver.
+    pub fn for_container(cgroups_path: Option<&Path>, id: &str) -> Result<Self, CgroupError> {
+        let version = detect_version()?;
+        let base = match version {
+            Version::V2 => delegated_base(Path::new(CGROUP_ROOT), &own_v2_path()?),
+            Version::V1 => None,
+        };
+        let var = std::env::var(systemd::ENV).ok();
+        let driver = systemd::choose(var.as_deref(), version, base.is_some(), systemd::systemd_up)?;
+        let path = container_path(cgroups_path, id);
+        // `/stack/...` is the runtime's own naming (the engine's
+        // `/stack/<project>/<service>`): a scope by the container's id with
+        // the systemd driver, below the delegated subtree when nested.
+        let runtime_named = path.starts_with(&format!("{DEFAULT_PARENT}/"));
+        let spec_path = cgroups_path
+            .and_then(|p| p.to_str())
+            .filter(|_| !runtime_named);
+        if driver == systemd::Driver::Systemd {
+            if let Some(scope) = systemd::scope_for(spec_path, id)? {
+                return Ok(Cgroup {
+                    version,
+                    path: scope.path.clone(),
+                    v1_mounts: Vec::new(),
+                    v2_root: default_v2_root(),
+                    systemd_scope: Some(scope),
+                    base: String::new(),
+                });
+            }
+            tracing::info!(
+                "cgroupsPath {spec_path:?} is a path, not slice:prefix:name: made as a directory, not a systemd scope"
+            );
+        }
+        let mut cg = Self::new(path)?;
+        if let Some(base) = base.filter(|_| runtime_named) {
+            cg.path = format!("{base}{}", cg.path);
+            cg.base = base;
+        }
+        Ok(cg)
     }
 
     /// The cgroup `path` in the v2 hierarchy mounted at `mount`, whatever
@@ -210,6 +304,8 @@ impl Cgroup {
             path,
             v1_mounts: Vec::new(),
             v2_root: mount,
+            systemd_scope: None,
+            base: String::new(),
         })
     }
 
@@ -245,15 +341,41 @@ impl Cgroup {
         self.dirs().first().is_some_and(|d| d.exists())
     }
 
-    /// Creates the cgroup and applies the resources.
+    /// Creates the cgroup and applies the resources. A systemd scope cannot
+    /// exist without a process: it is made by [`Cgroup::enter`].
     pub fn create(
         &self,
         resources: Option<&LinuxResources>,
         devices: &[LinuxDevice],
     ) -> Result<(), CgroupError> {
+        if self.systemd_scope.is_some() {
+            return Ok(());
+        }
         match self.version {
             Version::V1 => v1::create(self, resources, devices),
             Version::V2 => v2::create(self, resources, devices),
+        }
+    }
+
+    /// Puts a container's first process, `pid`, into the cgroup
+    /// [`Cgroup::create`] made; with the systemd driver, makes the scope with
+    /// `pid` in it and applies the resources to it.
+    pub fn enter(
+        &self,
+        pid: i32,
+        resources: Option<&LinuxResources>,
+        devices: &[LinuxDevice],
+    ) -> Result<(), CgroupError> {
+        match &self.systemd_scope {
+            Some(scope) => {
+                systemd::start(scope, pid, resources)?;
+                v2::configure(
+                    &self.v2_root.join(scope.path.trim_start_matches('/')),
+                    resources,
+                    devices,
+                )
+            }
+            None => self.add_pid(pid),
         }
     }
 
@@ -312,8 +434,22 @@ impl Cgroup {
         }
     }
 
-    /// How many times the kernel OOM-killed a process in this cgroup.
+    /// The directory of a systemd scope's slice.
+    fn slice_dir(&self) -> PathBuf {
+        let d = self.v2_root.join(self.path.trim_start_matches('/'));
+        d.parent().map(Path::to_path_buf).unwrap_or(d)
+    }
+
+    /// How many times the kernel OOM-killed a process in this cgroup; with
+    /// a container's own systemd slice, read there (the scope's cgroup is
+    /// gone once its processes are).
     pub fn oom_kills(&self) -> u64 {
+        if self.systemd_scope.as_ref().is_some_and(|s| s.own_slice) {
+            return fs::read_to_string(self.slice_dir().join("memory.events"))
+                .ok()
+                .and_then(|b| keyed(&b, "oom_kill"))
+                .unwrap_or(0);
+        }
         match self.version {
             Version::V1 => v1::oom_kills(self),
             Version::V2 => v2::oom_kills(self),
@@ -326,6 +462,27 @@ impl Cgroup {
     /// including it; one that still has children or tasks refuses `rmdir`,
     /// so a parent in use is never removed.
     pub fn remove(&self) -> Result<(), CgroupError> {
+        if let Some(scope) = &self.systemd_scope {
+            // systemd removes the cgroup (and any the container made in it)
+            // once the stop job ran; what it left, if it was not asked, the
+            // directories below go as the runtime's own. Stopping the
+            // container's own slice stops the scope in it too.
+            let (unit, dir) = match scope.own_slice {
+                true => (&scope.slice, self.slice_dir()),
+                false => (
+                    &scope.unit,
+                    self.v2_root.join(self.path.trim_start_matches('/')),
+                ),
+            };
+            let stopped = systemd::stop(unit);
+            for _ in 0..500 {
+                if !dir.exists() {
+                    return Ok(());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            stopped?;
+        }
         let mut dirs = self.dirs();
         // Children of a v2 cgroup (e.g. made by the container) go first.
         dirs.sort();
@@ -352,7 +509,8 @@ impl Cgroup {
     /// How many ancestors of this cgroup belong to the runtime's own parent:
     /// 2 for `/stack/p/c` (`/stack/p` and `/stack`), 0 outside it.
     fn prunable_ancestors(&self) -> usize {
-        match self.path.strip_prefix(DEFAULT_PARENT) {
+        let under_base = self.path.strip_prefix(self.base.as_str()).unwrap_or("");
+        match under_base.strip_prefix(DEFAULT_PARENT) {
             Some(rest) if rest.starts_with('/') => rest.trim_matches('/').split('/').count(),
             _ => 0,
         }
@@ -413,11 +571,40 @@ mod tests {
             path: path.into(),
             v1_mounts: Vec::new(),
             v2_root: default_v2_root(),
+            systemd_scope: None,
+            base: String::new(),
         };
         assert_eq!(cg("/stack/p/c").prunable_ancestors(), 2);
         assert_eq!(cg("/stack/c").prunable_ancestors(), 1);
         assert_eq!(cg("/stacked/c").prunable_ancestors(), 0);
         assert_eq!(cg("/user/slice/c").prunable_ancestors(), 0);
+        let nested = Cgroup {
+            base: "/system.slice/x.scope".into(),
+            ..cg("/system.slice/x.scope/stack/c")
+        };
+        assert_eq!(nested.prunable_ancestors(), 1);
+    }
+
+    #[test]
+    fn the_nearest_delegated_ancestor_is_the_base() {
+        // A tree laid out like /sys/fs/cgroup, systemd's mark on one unit.
+        let t = tempfile::tempdir().unwrap();
+        let scope = t.path().join("system.slice/x.scope");
+        fs::create_dir_all(scope.join("stack-self")).unwrap();
+        let own = "/system.slice/x.scope/stack-self";
+        assert_eq!(delegated_base(t.path(), own), None);
+        rustix::fs::setxattr(
+            &scope,
+            "trusted.delegate",
+            b"1",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+        assert_eq!(
+            delegated_base(t.path(), own).as_deref(),
+            Some("/system.slice/x.scope")
+        );
+        assert_eq!(delegated_base(t.path(), "/"), None);
     }
 
     #[test]
@@ -444,6 +631,8 @@ mod tests {
             path: "/stack/x".into(),
             v1_mounts: parse_v1_mounts(MOUNTINFO),
             v2_root: default_v2_root(),
+            systemd_scope: None,
+            base: String::new(),
         };
         assert_eq!(
             cg.dir("memory"),

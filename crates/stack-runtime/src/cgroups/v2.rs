@@ -68,12 +68,20 @@ fn enable_controllers_once(root: &Path, leaf: &Path) -> Result<(), CgroupError> 
         // instead of a write that takes the cgroup lock.
         let delegated = fs::read_to_string(cur.join("cgroup.subtree_control"))
             .is_ok_and(|d| d.split_whitespace().eq(available.split_whitespace()));
-        if !enable.is_empty()
-            && !delegated
-            && write_file(&cur.join("cgroup.subtree_control"), enable.trim()).is_err()
-        {
-            for c in available.split_whitespace() {
-                let _ = write_file(&cur.join("cgroup.subtree_control"), &format!("+{c}"));
+        let control = cur.join("cgroup.subtree_control");
+        if !enable.is_empty() && !delegated {
+            let mut wrote = write_file(&control, enable.trim());
+            if cur == root && is_busy(&wrote) {
+                // The subtree the runtime was given holds processes (the
+                // runtime itself): a cgroup that delegates controllers may
+                // not, so they move to a leaf first.
+                to_leaf(root)?;
+                wrote = write_file(&control, enable.trim());
+            }
+            if wrote.is_err() {
+                for c in available.split_whitespace() {
+                    let _ = write_file(&control, &format!("+{c}"));
+                }
             }
         }
         cur = cur.join(comp);
@@ -91,6 +99,36 @@ fn enable_controllers_once(root: &Path, leaf: &Path) -> Result<(), CgroupError> 
     Ok(())
 }
 
+/// Where the processes of the runtime's own subtree go (see [`to_leaf`]).
+pub(super) const LEAF: &str = "stack-self";
+
+fn is_busy(r: &Result<(), CgroupError>) -> bool {
+    matches!(r, Err(CgroupError::Io { source, .. }) if source.raw_os_error() == Some(libc::EBUSY))
+}
+
+/// Moves every process of `d` into its child [`LEAF`], so that `d` may
+/// enable controllers for its children ("no internal processes").
+fn to_leaf(d: &Path) -> Result<(), CgroupError> {
+    let leaf = d.join(LEAF);
+    if let Err(e) = fs::create_dir(&leaf)
+        && e.kind() != std::io::ErrorKind::AlreadyExists
+    {
+        return Err(CgroupError::Io {
+            op: "mkdir",
+            path: leaf,
+            source: e,
+        });
+    }
+    for pid in read_file(&d.join("cgroup.procs"))?.lines() {
+        match write_file(&leaf.join("cgroup.procs"), pid) {
+            // Exited meanwhile.
+            Err(CgroupError::Io { source, .. }) if source.raw_os_error() == Some(libc::ESRCH) => {}
+            r => r?,
+        }
+    }
+    Ok(())
+}
+
 fn max_or(v: i64) -> String {
     if v < 0 { "max".into() } else { v.to_string() }
 }
@@ -101,10 +139,19 @@ pub(super) fn create(
     devices: &[LinuxDevice],
 ) -> Result<(), CgroupError> {
     let d = dir(cg);
-    enable_controllers(&cg.v2_root, &d)?;
-    apply_devices(&d, res, devices)?;
+    enable_controllers(&cg.v2_root.join(cg.base.trim_start_matches('/')), &d)?;
+    configure(&d, res, devices)
+}
+
+/// Applies device rules and limits to the existing cgroup `d`.
+pub(super) fn configure(
+    d: &Path,
+    res: Option<&LinuxResources>,
+    devices: &[LinuxDevice],
+) -> Result<(), CgroupError> {
+    apply_devices(d, res, devices)?;
     match res {
-        Some(res) => write_limits(&d, res),
+        Some(res) => write_limits(d, res),
         None => Ok(()),
     }
 }
