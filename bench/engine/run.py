@@ -2,7 +2,7 @@
 """`up -d` (until healthy) and `down` of generated stacks, per tool.
 
 Usage: run.py [--sizes 10,50,200] [--runs 3] [--tools stack,podman-compose,docker-compose]
-              [--probe-seconds 10]
+              [--variants health,plain] [--probe-seconds 10]
 
 Tools:
   stack           target/release/stack (STACK_BIN), a temporary --root/--run-dir,
@@ -10,12 +10,15 @@ Tools:
   podman-compose  rootful podman with localhost/busybox:fixture (bench/setup-peers.sh)
   docker-compose  Debian's 1.29 against DOCKER_HOST (bench/engine/dockerd.sh starts one)
 
-Per size: wall time of `up -d` and `down` (median of --runs), whether every
+Variants: `health` is gen.py's file (a third of the services with a health
+check gating their dependents), `plain` the same levels without health
+checks (gen.py --plain). Per variant and size: wall time of `up -d` and `down` (median of --runs), whether every
 container ran afterwards, and for stack the peak RSS of the `up` process and
 of the project's supervisor (VmHWM). Then, for stack, the CPU cost of one
 health probe: a stack of 10 services probed every 100 ms for --probe-seconds,
 the supervisor's own and its reaped children's CPU time (the probes are its
-children) over that window, divided by the probes run.
+children) over that window, divided by the probes run, and beside it the
+floor: the CPU of `nsenter` into one of those containers running `true`.
 """
 import argparse
 import json
@@ -32,9 +35,9 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 CLK = os.sysconf("SC_CLK_TCK")
 
 
-def gen(n, image, strip_start_interval=False):
-    text = subprocess.run([sys.executable, os.path.join(HERE, "gen.py"), str(n), image],
-                          capture_output=True, text=True, check=True).stdout
+def gen(n, image, strip_start_interval=False, plain=False):
+    argv = [sys.executable, os.path.join(HERE, "gen.py"), str(n), image] + (["--plain"] if plain else [])
+    text = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     if strip_start_interval:
         # Peers without start_interval probe at `interval` from the start:
         # give them 1 s, or their first probe would come after 30 s.
@@ -100,10 +103,10 @@ class Stack:
     def cmd(self, args):
         return [self.bin, "--root", self.root, "--run-dir", os.path.join(self.dir, "run")] + args
 
-    def file(self, n):
-        path = os.path.join(self.dir, "stack-%d.yaml" % n)
+    def file(self, n, plain=False):
+        path = os.path.join(self.dir, "stack-%d%s.yaml" % (n, "-plain" if plain else ""))
         with open(path, "w") as f:
-            f.write(gen(n, self.image))
+            f.write(gen(n, self.image, plain=plain))
         return path
 
     def up(self, file, project):
@@ -131,10 +134,10 @@ class Compose:
         self.strip = strip
         self.dir = tempfile.mkdtemp(prefix="stack-bench-engine-%s-" % name)
 
-    def file(self, n):
-        path = os.path.join(self.dir, "compose-%d.yaml" % n)
+    def file(self, n, plain=False):
+        path = os.path.join(self.dir, "compose-%d%s.yaml" % (n, "-plain" if plain else ""))
         with open(path, "w") as f:
-            f.write(gen(n, self.image, self.strip))
+            f.write(gen(n, self.image, self.strip, plain))
         return path
 
     def up(self, file, project):
@@ -154,6 +157,23 @@ class Compose:
 
     def extra(self, project):
         return {}
+
+
+def probe_floor(tool, file, project, runs=200):
+    """The kernel's floor for a probe: CPU per `nsenter` into every namespace
+    of one probed container running `true` there (no cgroup join, no helper)."""
+    if not isinstance(tool, Stack) or not shutil.which("nsenter"):
+        return None
+    out = subprocess.run(tool.cmd(["inspect", "-f", file, "-p", project, "p0"]),
+                         capture_output=True, text=True, env=tool.env).stdout
+    pid = json.loads(out)[0]["State"]["Pid"]
+    before = os.times()
+    for _ in range(runs):
+        subprocess.run(["nsenter", "-t", str(pid), "-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w",
+                        "true"], check=True)
+    after = os.times()
+    spent = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return spent * 1000.0 / runs
 
 
 def probe_cost(tool, seconds):
@@ -176,7 +196,7 @@ def probe_cost(tool, seconds):
         t1, c1 = time.monotonic(), cpu_ticks(pid)
         probes = n * (t1 - t0) / interval
         return {"probes_about": int(probes), "cpu_ms_per_probe": (c1 - c0) * 1000.0 / CLK / probes,
-                "supervisor_hwm_kib": hwm_kib(pid)}
+                "supervisor_hwm_kib": hwm_kib(pid), "floor_cpu_ms": probe_floor(tool, file, project)}
     finally:
         tool.down(file, project)
 
@@ -186,8 +206,13 @@ def main():
     ap.add_argument("--sizes", default="10,50,200")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--tools", default="stack")
+    ap.add_argument("--variants", default="health")
     ap.add_argument("--probe-seconds", type=float, default=10)
     args = ap.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    for v in variants:
+        if v not in ("health", "plain"):
+            ap.error("unknown variant %r (health, plain)" % v)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     tools = []
     for t in args.tools.split(","):
@@ -208,9 +233,9 @@ def main():
             tools.append(Compose(t, ["docker-compose"], "busybox:fixture", strip=True))
     results = []
     for tool in tools:
-        for n in sizes:
-            file = tool.file(n)
-            project = "wlbench%d" % n
+        for variant, n in [(v, n) for v in variants for n in sizes]:
+            file = tool.file(n, plain=variant == "plain")
+            project = "wlbench%d%s" % (n, "p" if variant == "plain" else "")
             ups, downs, rss, extra, ok, failed = [], [], [], {}, True, None
             for _ in range(args.runs):
                 step = "up"
@@ -233,7 +258,8 @@ def main():
                             pass
                     ok = False
                     break
-            row = {"tool": tool.name, "services": n, "all_running": ok, "failed": failed,
+            row = {"tool": tool.name, "variant": variant, "services": n, "all_running": ok,
+                   "failed": failed, "load": os.getloadavg()[0],
                    "up_s": statistics.median(ups) if ups else None,
                    "down_s": statistics.median(downs) if downs else None,
                    "up_runs": [round(u, 3) for u in ups], "down_runs": [round(d, 3) for d in downs],
@@ -242,7 +268,7 @@ def main():
             print(json.dumps(row), flush=True)
             results.append(row)
         if isinstance(tool, Stack) and args.probe_seconds > 0:
-            row = dict(tool="stack", probe=probe_cost(tool, args.probe_seconds))
+            row = dict(tool="stack", probe=probe_cost(tool, args.probe_seconds), load=os.getloadavg()[0])
             print(json.dumps(row), flush=True)
         # The temporary root, unless something is still mounted in it.
         if tool.dir not in open("/proc/self/mounts").read():

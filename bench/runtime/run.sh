@@ -2,7 +2,8 @@
 # Benchmarks create+start+wait+delete of a container running /bin/true
 # (`<runtime> run`), median over N runs, for stack-runtime, crun and runc on
 # the same bundle: once with pid/ipc/uts/mount/cgroup namespaces, once with a
-# new network namespace too.
+# new network namespace too; beside them the floor, `unshare` of the same
+# namespaces running /bin/true in the same root by chroot.
 #
 # Usage: bench/runtime/run.sh [RUNS]   (as root; needs hyperfine, runc, crun, jq)
 # Env:   STACK_RUNTIME=path to the stack-runtime binary (default: release build)
@@ -40,9 +41,16 @@ make_bundle() { # DIR NAMESPACES_JSON
 make_bundle "$work/nonet" '[{"type":"pid"},{"type":"ipc"},{"type":"uts"},{"type":"mount"},{"type":"cgroup"}]'
 make_bundle "$work/net" '[{"type":"pid"},{"type":"ipc"},{"type":"uts"},{"type":"mount"},{"type":"cgroup"},{"type":"network"}]'
 
+# The floor: the same namespaces made by unshare(1) around a chroot to the
+# same root filesystem and /bin/true, no cgroup, mount or state work.
+floor_nonet="unshare --pid --ipc --uts --mount --cgroup --fork chroot $work/rootfs /bin/true"
+floor_net="unshare --pid --ipc --uts --mount --cgroup --net --fork chroot $work/rootfs /bin/true"
+
 for b in nonet net; do
     echo "== bundle: $b (runs: $runs)"
+    eval floor=\$floor_$b
     hyperfine -N --warmup 10 --runs "$runs" --export-json "$work/$b.json" \
+        -n "unshare floor" "$floor" \
         -n stack-runtime "$bin --root $work/state-stack run --bundle $work/$b bench-$b" \
         -n crun "crun --root $work/state-crun run --bundle $work/$b bench-$b" \
         -n runc "runc --root $work/state-runc run --bundle $work/$b bench-$b" >/dev/null

@@ -18,7 +18,8 @@
 #    same containers.
 #
 # Usage: bench/supervise/run.sh [RESTARTS] [COUNTS...]   (default 100; 1 10 100 500)
-# NO_PEERS=1 leaves podman out.
+# NO_PEERS=1 leaves podman out; STACK_BIN runs that binary instead of a
+# fresh release build.
 # Networks come from 10.226.0.0/16; projects and containers are named svbench-*.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -26,8 +27,12 @@ RESTARTS=${1:-100}
 shift 2>/dev/null || true
 COUNTS=${*:-1 10 100 500}
 
-cargo build -q --release -p stack-cli
-STACK="$PWD/target/release/stack"
+if [ -n "${STACK_BIN:-}" ]; then
+    STACK=$STACK_BIN
+else
+    cargo build -q --release -p stack-cli
+    STACK="$PWD/target/release/stack"
+fi
 WORK=$(mktemp -d /tmp/svbench.XXXXXX)
 export STACK_SUBNET_POOL=10.226.0.0/16
 S() { "$STACK" --root "$WORK/root" --run-dir "$WORK/run" "$@"; }

@@ -7,7 +7,8 @@
 //!   failures during `start_period` do not count (a pass still does).
 //! - Probes run every `interval`, or every `start_interval` during the start
 //!   period; a probe that outlives `timeout` is a failure.
-//! - The last five results are kept for `inspect`.
+//! - The last five results are kept; `inspect` reads them from the health
+//!   file, written when the status or the failing streak changes.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -119,6 +120,23 @@ impl Health {
         }
         (self.status != before).then_some(self.status)
     }
+
+    /// What readers of the health file (`ps`, `inspect`) must see current:
+    /// the status and the failing streak. A passing probe of a healthy
+    /// container changes neither, so it need not be written down.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            status: self.status,
+            failing_streak: self.failing_streak,
+        }
+    }
+}
+
+/// The part of [`Health`] whose change is written to the health file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub status: Status,
+    pub failing_streak: u32,
 }
 
 /// How long to wait before the next probe.
@@ -198,6 +216,37 @@ mod tests {
         assert_eq!(h.log.len(), KEPT_RESULTS);
         assert_eq!(h.log.front().unwrap().at_ms, 3000);
         assert!(h.log.iter().all(|p| p.output.len() == 4096));
+    }
+
+    #[test]
+    fn the_summary_changes_with_status_and_failures_not_with_passes() {
+        let timing = Timing {
+            retries: 2,
+            ..Timing::default()
+        };
+        let mut h = Health::default();
+        let mut summaries = vec![h.summary()];
+        for (t, code) in [0, 0, 0, 1, 1, 1, 0, 0].into_iter().enumerate() {
+            h.record(&timing, secs(t as u64), code, "");
+            if summaries.last() != Some(&h.summary()) {
+                summaries.push(h.summary());
+            }
+        }
+        let shown: Vec<(Status, u32)> = summaries
+            .iter()
+            .map(|s| (s.status, s.failing_streak))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (Status::Starting, 0),
+                (Status::Healthy, 0),
+                (Status::Healthy, 1),
+                (Status::Unhealthy, 2),
+                (Status::Unhealthy, 3),
+                (Status::Healthy, 0),
+            ]
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Host;
-use crate::health::{Check, HEALTH_FILE, Health, Status as HealthStatus, next_probe_in};
+use crate::health::{Check, HEALTH_FILE, Health, Status as HealthStatus, Summary, next_probe_in};
 use crate::pidfd::{ExitStatus, PidFd};
 use crate::supervise::{Command, EventKind};
 
@@ -30,6 +30,9 @@ impl Host {
         let name = name.to_owned();
         let task = tokio::spawn(async move {
             let mut health = Health::default();
+            // What the health file shows; `None` until this prober wrote it
+            // (a file left by an earlier supervisor is rewritten at once).
+            let mut kept = None;
             let mut pid = None;
             let mut started = Instant::now();
             loop {
@@ -44,6 +47,7 @@ impl Host {
                     pid = current;
                     started = Instant::now();
                     health = Health::default();
+                    kept = host.keep_health(&name, &health, kept);
                     tx.send_replace(health.clone());
                 }
                 let (code, output) = host.probe(&name, &check).await;
@@ -54,7 +58,7 @@ impl Host {
                         host.tell(&name, Command::Unhealthy);
                     }
                 }
-                host.keep_health(&name, &health);
+                kept = host.keep_health(&name, &health, kept);
                 tx.send_replace(health.clone());
             }
         });
@@ -69,15 +73,28 @@ impl Host {
         }
     }
 
-    /// Keeps the health state beside the record, for `inspect` and `ps`.
-    /// Replaced atomically but not synced: it is written after every probe,
-    /// and describes processes that a power loss ends anyway (the first
-    /// probe after a restart writes it again).
-    fn keep_health(&self, name: &str, health: &Health) {
+    /// Keeps the health state beside the record, for `inspect` and `ps`,
+    /// when its status or failing streak differs from what the file shows
+    /// (`kept`); returns what the file shows now. The state lives in the
+    /// prober's memory and reaches `up --wait` and `depends_on` through the
+    /// watch channel, so the file is only for other processes: rewriting it
+    /// after every passing probe cost an inode allocated and freed per probe.
+    /// Replaced atomically but not synced: it describes processes that a
+    /// power loss ends anyway, and a new prober (after a restart or an
+    /// adoption) writes it again at its first probe.
+    fn keep_health(&self, name: &str, health: &Health, kept: Option<Summary>) -> Option<Summary> {
+        let now = health.summary();
+        if kept == Some(now) {
+            return kept;
+        }
         let path = self.container_dir(name).join(HEALTH_FILE);
         let bytes = serde_json::to_vec(health).expect("health serialises");
-        if let Err(e) = stack_fs::write_with(&path, &bytes, stack_fs::Durability::Unsynced) {
-            tracing::warn!("{e}");
+        match stack_fs::write_with(&path, &bytes, stack_fs::Durability::Unsynced) {
+            Ok(()) => Some(now),
+            Err(e) => {
+                tracing::warn!("{e}");
+                kept
+            }
         }
     }
 
