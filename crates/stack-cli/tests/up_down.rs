@@ -517,6 +517,21 @@ services:
         "#1 stop container e2e-dry-api-1 (requested)\n#2 remove container e2e-dry-api-1 (requested) after #1\n"
     );
     let file = env.file();
+    // A one-off container left by `stack run` is in down's plan too.
+    let run = env.stack(&[
+        "run",
+        "--file",
+        file.to_str().unwrap(),
+        "-p",
+        "e2e-dry",
+        "-T",
+        "--no-deps",
+        "api",
+        "true",
+    ]);
+    assert!(run.status.success(), "{run:?}");
+    let before = host_snapshot(&env, &prefix);
+    assert_eq!(before.0.len(), 3, "{before:?}");
     let global = env.stack(&[
         "--dry-run",
         "down",
@@ -528,7 +543,11 @@ services:
     let down = String::from_utf8_lossy(&global.stdout);
     assert!(global.status.success());
     assert!(
-        down.contains("remove network e2e-dry_default (down) after #1 #2"),
+        down.starts_with("#1 remove container e2e-dry-api-run-"),
+        "{down}"
+    );
+    assert!(
+        down.contains("remove network e2e-dry_default (down) after #1 #2 #3"),
         "{down}"
     );
     let up = env.ok(&["up", "--dry-run"]);

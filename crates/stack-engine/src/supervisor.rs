@@ -298,7 +298,8 @@ async fn down(
     timeout: Option<u64>,
 ) -> Answer {
     let project = host.project();
-    let mut early = lifecycle::remove_one_offs(host).await;
+    // One-off containers are in the plan with the others (`plan_down`).
+    let mut early = Vec::new();
     if timeout.is_some()
         && let Err(e) = lifecycle::stop(host, channel, &[], timeout).await
     {

@@ -144,20 +144,6 @@ pub(super) async fn wait_ready(
     Ok(host.wait_ready(&containers, timeout(seconds)).await?)
 }
 
-/// Removes the one-off containers of the project (before `down`).
-pub(super) async fn remove_one_offs(host: &Arc<Host>) -> Vec<EngineError> {
-    let project = host.project();
-    let mut errors = Vec::new();
-    for r in host.records().containers(&project.name).unwrap_or_default() {
-        if r.one_off
-            && let Err(e) = host.remove(&r.name).await
-        {
-            errors.push(EngineError::from(e).context(format_args!("remove container {}", r.name)));
-        }
-    }
-    errors
-}
-
 /// `up SERVICE...`: those services and, unless `--no-deps`, what they
 /// depend on; `None` for every service.
 pub(super) fn selection(
