@@ -194,7 +194,7 @@ async fn wait_gone(run_dir: &std::path::Path, project: &str) {
 /// Sends a request and prints its progress; returns the supervisor's last
 /// word, or its error as it came (see `failure`).
 pub async fn call(global: &GlobalArgs, project: &str, request: &Request) -> anyhow::Result<String> {
-    call_shown(global, project, request, display(global)).await
+    call_shown(global, project, request, display(global).titled(request)).await
 }
 
 /// As [`call`], the progress shown on `display`.

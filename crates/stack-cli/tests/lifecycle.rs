@@ -469,7 +469,7 @@ fn rm_removes_only_stopped_containers() {
     env.ok(&["up", "-d"]);
     env.ok(&["stop", "a"]);
     let out = env.ok(&["rm", "-f"]);
-    assert!(out.contains("lc-rm-a-1: removed"), "{out}");
+    assert!(out.contains(" Container lc-rm-a-1 Removed\n"), "{out}");
     let names: Vec<String> = env.containers().into_iter().map(|c| c.0).collect();
     assert_eq!(names, ["lc-rm-b-1"]);
     assert_eq!(state_of(&env, "lc-rm-b-1"), "running");
