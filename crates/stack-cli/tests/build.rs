@@ -50,6 +50,7 @@ fn context(env: &Env, dockerfile: &str, files: &[(&str, &str)]) -> std::path::Pa
 
 #[test]
 fn multi_stage_image_runs_and_prints() {
+    stack_testing::require_root!();
     let env = Env::new("bld-multi", 181);
     let ctx = context(
         &env,
@@ -89,6 +90,7 @@ fn multi_stage_image_runs_and_prints() {
 
 #[test]
 fn cache_rebuild_is_all_cached_and_an_edit_reruns_from_its_copy() {
+    stack_testing::require_root!();
     let env = Env::new("bld-cache", 182);
     let ctx = context(
         &env,
@@ -127,6 +129,7 @@ fn cache_rebuild_is_all_cached_and_an_edit_reruns_from_its_copy() {
 
 #[test]
 fn deleted_files_stay_deleted_and_links_and_modes_survive() {
+    stack_testing::require_root!();
     let env = Env::new("bld-layers", 183);
     let ctx = context(
         &env,
@@ -157,6 +160,7 @@ fn deleted_files_stay_deleted_and_links_and_modes_survive() {
 
 #[test]
 fn copy_cannot_leave_the_context() {
+    stack_testing::require_root!();
     let env = Env::new("bld-safe", 184);
     let ctx = context(&env, "FROM busybox\nCOPY ../outside /x\n", &[]);
     fs::write(env.dir.path().join("outside"), "secret").unwrap();
@@ -194,6 +198,7 @@ fn copy_cannot_leave_the_context() {
 
 #[test]
 fn a_failing_step_prints_its_output_and_line() {
+    stack_testing::require_root!();
     let env = Env::new("bld-fail", 185);
     let ctx = context(
         &env,
@@ -212,6 +217,7 @@ fn a_failing_step_prints_its_output_and_line() {
 
 #[test]
 fn stack_build_builds_the_services_with_build_sections() {
+    stack_testing::require_root!();
     let env = Env::new("bld-svc", 186);
     context(
         &env,
@@ -278,6 +284,7 @@ fn read_when(path: &Path, want: &str) -> String {
 
 #[test]
 fn up_builds_what_is_missing_and_up_build_only_what_changed() {
+    stack_testing::require_root!();
     let env = Env::new("bld-up", 187);
     let out = env.dir.path().join("out");
     fs::create_dir_all(&out).unwrap();
@@ -369,6 +376,7 @@ fn up_builds_what_is_missing_and_up_build_only_what_changed() {
 
 #[test]
 fn cache_mounts_persist_tmpfs_vanishes_and_chown_takes_names() {
+    stack_testing::require_root!();
     let env = Env::new("bld-mnt", 188);
     let ctx = context(
         &env,
@@ -418,6 +426,7 @@ fn cache_mounts_persist_tmpfs_vanishes_and_chown_takes_names() {
 
 #[test]
 fn builder_prune_empties_the_cache_and_keeps_images() {
+    stack_testing::require_root!();
     let env = Env::new("bld-prune", 189);
     let ctx = context(
         &env,
@@ -443,6 +452,7 @@ fn builder_prune_empties_the_cache_and_keeps_images() {
 
 #[test]
 fn add_unpacks_a_local_tar_archive() {
+    stack_testing::require_root!();
     let env = Env::new("bld-add", 190);
     let ctx = context(
         &env,
@@ -468,6 +478,7 @@ fn add_unpacks_a_local_tar_archive() {
 
 #[test]
 fn copying_a_directory_leaves_out_what_dockerignore_ignores() {
+    stack_testing::require_root!();
     let env = Env::new("bld-ign", 191);
     let ctx = context(
         &env,

@@ -39,6 +39,7 @@ fn stderr_of(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> String {
 
 #[test]
 fn plain_json_and_quiet_when_piped() {
+    stack_testing::require_root!();
     let env = Env::new("pg-plain", 153);
     env.write(TWO_SERVICES);
     let file = env.file();
@@ -219,6 +220,7 @@ fn screen(bytes: &[u8]) -> String {
 
 #[test]
 fn a_block_redrawn_at_a_terminal() {
+    stack_testing::require_root!();
     let env = Env::new("pg-tty", 154);
     env.write(TWO_SERVICES);
     let file = env.file();
@@ -283,6 +285,7 @@ fn a_block_redrawn_at_a_terminal() {
 /// `--quiet-pull`, against a registry on loopback.
 #[test]
 fn pull_policies_and_quiet_pull() {
+    stack_testing::require_root!();
     let registry = common::registry::Registry::start();
     registry.push(&common::busybox_archive(), "library/busybox:latest");
     let env = Env::empty("pg-pull", 155);
@@ -330,6 +333,7 @@ fn pull_policies_and_quiet_pull() {
 /// the same display as `up`, under compose's word for each command.
 #[test]
 fn lifecycle_commands_show_the_same_steps() {
+    stack_testing::require_root!();
     let env = Env::new("pg-life", 167);
     env.write(TWO_SERVICES);
     let file = env.file();

@@ -68,6 +68,7 @@ services:
 
 #[test]
 fn dependency_order_no_op_second_up_targeted_recreate_and_clean_down() {
+    stack_testing::require_root!();
     let env = Env::new("e2e-order", 1);
     let out = env.dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
@@ -192,6 +193,7 @@ fn dependency_order_no_op_second_up_targeted_recreate_and_clean_down() {
 
 #[test]
 fn a_failing_dependency_stops_its_dependents_and_is_named() {
+    stack_testing::require_root!();
     let env = Env::new("e2e-fail", 2);
     let out = env.dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
@@ -277,6 +279,7 @@ fn http_get(addr: &str) -> String {
 
 #[test]
 fn published_ports_service_names_and_shared_namespaces() {
+    stack_testing::require_root!();
     let env = Env::new("e2e-net", 4);
     let site = env.dir.path().join("site");
     std::fs::create_dir_all(&site).unwrap();
@@ -360,6 +363,7 @@ fn lines_of(dir: &Path, name: &str, count: usize) -> Vec<String> {
 
 #[test]
 fn a_changed_network_is_recreated_and_a_changed_volume_refused_unless_asked() {
+    stack_testing::require_root!();
     let env = Env::new("e2e-netchg", 231);
     let out = env.dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
@@ -479,6 +483,7 @@ fn host_snapshot(env: &Env, prefix: &str) -> (Vec<String>, Vec<String>, Vec<Stri
 
 #[test]
 fn dry_runs_print_the_plan_and_change_nothing() {
+    stack_testing::require_root!();
     let env = Env::new("e2e-dry", 232);
     env.write(&format!(
         r#"
