@@ -19,10 +19,10 @@ use crate::error::{EngineError, ErrorKind};
 use crate::execute::{Phase, execute};
 use crate::host::{Host, HostConfig, HostDriver, HostError};
 use crate::lock::{LockError, ProjectLock};
+use crate::monitoring::journal::stream_events;
 use crate::plan::Plan;
 use crate::progress::{Step, StepPhase};
 use crate::reconcile::{ReconcileOptions, plan_down, reconcile};
-use crate::supervise::journal::stream_events;
 
 /// How many operations of a plan run at once.
 pub const PARALLELISM: usize = 16;

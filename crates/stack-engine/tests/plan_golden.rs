@@ -287,7 +287,7 @@ fn down_removes_dependents_first_then_networks_and_with_v_volumes() {
 fn selected_services_plan_only_themselves_and_drop_waits_outside() {
     let project = load(STACK, &[]);
     let with_deps = ReconcileOptions {
-        services: Some(stack_engine::graph::with_dependencies(
+        services: Some(stack_engine::service_graph::with_dependencies(
             &project,
             &["migrate".to_owned()],
         )),

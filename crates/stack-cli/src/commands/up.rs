@@ -176,7 +176,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
             } else if options.no_deps {
                 Some(options.services.iter().cloned().collect())
             } else {
-                Some(stack_engine::graph::with_dependencies(
+                Some(stack_engine::service_graph::with_dependencies(
                     &host.project(),
                     &options.services,
                 ))

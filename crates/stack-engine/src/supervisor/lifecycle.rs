@@ -150,7 +150,7 @@ pub(super) fn selection(
     Ok(Some(if options.no_deps {
         options.services.iter().cloned().collect()
     } else {
-        crate::graph::with_dependencies(project, &options.services)
+        crate::service_graph::with_dependencies(project, &options.services)
     }))
 }
 

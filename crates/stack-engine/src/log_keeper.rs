@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader, Interest};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::logs::{LogWriter, Rotation, Stream};
+use crate::log_files::{LogWriter, Rotation, Stream};
 
 /// One container run's output, as the supervisor hands it over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
