@@ -6,8 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use stack_engine::control::{Channel, ControlError, Progress, Request, socket_path};
-use stack_engine::error::EngineError;
+use stack_engine::api::{Channel, ControlError, EngineError, Progress, Request, socket_path};
 use stack_engine::host::HostConfig;
 
 use crate::cli::GlobalArgs;
@@ -289,7 +288,7 @@ pub fn send_planned(
     let host = stack_engine::host::Host::new(host_config(global)?, loaded.project)?;
     let observed = host.observe()?;
     let plan = stack_engine::lifecycle_plan::plan_request(&host.project(), &observed, &request)
-        .map_err(stack_engine::error::EngineError::from)?
+        .map_err(stack_engine::api::EngineError::from)?
         .unwrap_or_default();
     print!("{plan}");
     if plan.is_empty() {

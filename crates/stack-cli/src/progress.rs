@@ -9,9 +9,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use stack_engine::control::{Progress, Request};
-use stack_engine::plan::{Action, Cause};
-use stack_engine::progress::{Step, StepKind, StepPhase};
+use stack_engine::api::{Action, Cause, Progress, Request, Step, StepKind, StepPhase};
 
 /// How progress is shown, once the options are resolved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -134,7 +134,7 @@ fn kill9(pid: i32) {
 
 /// Sends a request straight to the supervisor (for `stop`, whose command
 /// belongs to the lifecycle commands).
-fn request(env: &Env, request: &stack_engine::control::Request) {
+fn request(env: &Env, request: &stack_engine::api::Request) {
     let path = env
         .run_dir()
         .join("supervisors")
@@ -144,9 +144,7 @@ fn request(env: &Env, request: &stack_engine::control::Request) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut channel = stack_engine::control::Channel::connect(&path)
-            .await
-            .unwrap();
+        let mut channel = stack_engine::api::Channel::connect(&path).await.unwrap();
         let answer = channel.call(request, |_| {}).await.unwrap();
         if let Err(e) = answer {
             panic!("{e}");
@@ -267,7 +265,7 @@ fn a_stopped_unless_stopped_service_stays_down_across_a_supervisor_kill() {
     env.ok(&["up", "-d"]);
     request(
         &env,
-        &stack_engine::control::Request::Stop {
+        &stack_engine::api::Request::Stop {
             services: vec!["web".into()],
             timeout: None,
         },

@@ -214,21 +214,19 @@ fn a_failing_dependency_stops_its_dependents_and_is_named() {
         .with_content("stack.yaml", std::fs::read_to_string(&file).unwrap());
     options.project_name = Some("e2e-fail".into());
     let project = stack_spec::load(&options).unwrap().project;
-    let socket = stack_engine::control::socket_path(&env.run_dir(), "e2e-fail");
-    let request = stack_engine::control::Request::Up {
+    let socket = stack_engine::api::socket_path(&env.run_dir(), "e2e-fail");
+    let request = stack_engine::api::Request::Up {
         project: Box::new(project),
         options: Default::default(),
     };
     let answer = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let mut channel = stack_engine::control::Channel::connect(&socket)
-            .await
-            .unwrap();
+        let mut channel = stack_engine::api::Channel::connect(&socket).await.unwrap();
         channel.call(&request, |_| {}).await.unwrap()
     });
     let error = answer.expect_err("up with a failing dependency fails");
     assert_eq!(
         error.kind,
-        stack_engine::error::ErrorKind::DependencyFailed {
+        stack_engine::api::ErrorKind::DependencyFailed {
             service: "migrate".into(),
             exit_code: Some(3),
         },

@@ -1,9 +1,15 @@
 //! The engine: turns a desired stack and what is observed on the host into a
 //! plan, executes that plan over its dependency graph, and supervises what
 //! runs (restart policies with backoff).
+//!
+//! Every command of the `stack` binary goes through [`api`]: typed requests,
+//! typed progress events, typed errors. The other modules stay public for
+//! what the command still reads from disk itself (the state store, logs,
+//! stats, the lock) and for the integration tests.
 
-pub mod control;
-pub mod error;
+pub mod api;
+pub(crate) mod control;
+pub(crate) mod error;
 pub mod execute;
 pub mod hash;
 pub mod health;
@@ -17,8 +23,8 @@ pub mod monitoring;
 pub mod observed;
 pub mod pidfd;
 pub mod plan;
-pub mod plan_graph;
-pub mod progress;
+pub(crate) mod plan_graph;
+pub(crate) mod progress;
 pub mod reconcile;
 pub mod restart;
 pub mod service_graph;

@@ -552,7 +552,7 @@ fn down_takes_one_offs_in_its_plan() {
 ";
     assert_eq!(got, want, "\n{got}");
     // `down -t` plans the stops first, the one-off's with the others.
-    let request = stack_engine::control::Request::Down {
+    let request = stack_engine::api::Request::Down {
         remove_volumes: false,
         timeout: Some(1),
     };
