@@ -97,6 +97,7 @@ mod tests {
 
     #[test]
     fn tar_and_gzip_unpack_other_files_do_not() {
+        stack_testing::require_root!();
         let dir = tempfile::tempdir().unwrap();
         for gzip in [false, true] {
             let src = dir.path().join(format!("a{gzip}.tar"));

@@ -6,8 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use stack_engine::control::{Channel, ControlError, Progress, Request, socket_path};
-use stack_engine::error::EngineError;
+use stack_engine::api::{Channel, ControlError, EngineError, Progress, Request, socket_path};
 use stack_engine::host::HostConfig;
 
 use crate::cli::GlobalArgs;
@@ -194,7 +193,7 @@ async fn wait_gone(run_dir: &std::path::Path, project: &str) {
 /// Sends a request and prints its progress; returns the supervisor's last
 /// word, or its error as it came (see `failure`).
 pub async fn call(global: &GlobalArgs, project: &str, request: &Request) -> anyhow::Result<String> {
-    call_shown(global, project, request, display(global)).await
+    call_shown(global, project, request, display(global).titled(request)).await
 }
 
 /// As [`call`], the progress shown on `display`.
@@ -289,7 +288,7 @@ pub fn send_planned(
     let host = stack_engine::host::Host::new(host_config(global)?, loaded.project)?;
     let observed = host.observe()?;
     let plan = stack_engine::lifecycle_plan::plan_request(&host.project(), &observed, &request)
-        .map_err(stack_engine::error::EngineError::from)?
+        .map_err(stack_engine::api::EngineError::from)?
         .unwrap_or_default();
     print!("{plan}");
     if plan.is_empty() {

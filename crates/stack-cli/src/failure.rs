@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use stack_engine::error::{EngineError, ErrorKind};
+use stack_engine::api::{EngineError, ErrorKind};
 
 /// The exit code of a failure of this kind. Every kind exits 1, as
 /// `docker compose` does for every failed command, so scripts written for

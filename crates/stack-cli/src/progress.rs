@@ -3,15 +3,13 @@
 //! a spinner or a tick and its time), plain lines when piped, JSON lines,
 //! or nothing (`--progress` / `COMPOSE_PROGRESS`, `--ansi` /
 //! `COMPOSE_ANSI`). It draws from the engine's typed steps; the
-//! supervisor's other lines (warnings, `stop` and `start` reports) are
+//! supervisor's other lines (warnings, final words) are
 //! printed as they are, above the block at a terminal.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use stack_engine::control::Progress;
-use stack_engine::plan::Action;
-use stack_engine::progress::{Step, StepKind, StepPhase};
+use stack_engine::api::{Action, Cause, Progress, Request, Step, StepKind, StepPhase};
 
 /// How progress is shown, once the options are resolved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -74,11 +72,13 @@ impl Entry {
 
     /// What compose puts after the word: here why a container is
     /// recreated, restarted or removed (the changed keys, an orphan), the
-    /// one thing a user cannot guess.
+    /// one thing a user cannot guess; nothing when the command itself is
+    /// the reason (`down`, `rm`).
     fn status(&self) -> &str {
+        let asked = [Cause::Down.to_string(), Cause::Requested.to_string()];
         match self.action {
             Action::Recreate | Action::Restart => &self.cause,
-            Action::Remove if self.cause != "down" => &self.cause,
+            Action::Remove if !asked.contains(&self.cause) => &self.cause,
             _ => "",
         }
     }
@@ -109,6 +109,22 @@ pub struct Display {
     width: usize,
     /// Kinds of steps not shown (`--quiet-pull`: images).
     hidden: Vec<StepKind>,
+    /// The word of the block's header (`[+] Stopping 2/2`).
+    title: &'static str,
+}
+
+/// compose's title of a request's display: its own word for the commands
+/// that have one (`[+] Stopping 2/2`), `Running` for the others (`up`,
+/// `down`, `start`, `unpause`).
+fn title(request: &Request) -> &'static str {
+    match request {
+        Request::Stop { .. } => "Stopping",
+        Request::Restart { .. } => "Restarting",
+        Request::Kill { .. } => "Killing",
+        Request::Pause { .. } => "Pausing",
+        Request::Remove { .. } => "Removing",
+        _ => "Running",
+    }
 }
 
 impl Display {
@@ -140,7 +156,14 @@ impl Display {
             frame: 0,
             width: width.max(20),
             hidden: Vec::new(),
+            title: "Running",
         }
+    }
+
+    /// The display under compose's header word for `request`.
+    pub fn titled(mut self, request: &Request) -> Self {
+        self.title = title(request);
+        self
     }
 
     /// Leaves out the steps on `kind` (`--quiet-pull`: no image lines).
@@ -264,7 +287,7 @@ impl Display {
             .iter()
             .filter(|e| e.phase == StepPhase::Done)
             .count();
-        let header = format!("[+] Running {done}/{}", self.entries.len());
+        let header = format!("[+] {} {done}/{}", self.title, self.entries.len());
         if done == self.entries.len() {
             text.push_str(&format!("\x1b[34m{header}\x1b[0m\x1b[K\n"));
         } else {

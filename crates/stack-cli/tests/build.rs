@@ -50,6 +50,7 @@ fn context(env: &Env, dockerfile: &str, files: &[(&str, &str)]) -> std::path::Pa
 
 #[test]
 fn multi_stage_image_runs_and_prints() {
+    stack_testing::require_root!();
     let env = Env::new("bld-multi", 181);
     let ctx = context(
         &env,
@@ -89,6 +90,7 @@ fn multi_stage_image_runs_and_prints() {
 
 #[test]
 fn cache_rebuild_is_all_cached_and_an_edit_reruns_from_its_copy() {
+    stack_testing::require_root!();
     let env = Env::new("bld-cache", 182);
     let ctx = context(
         &env,
@@ -127,6 +129,7 @@ fn cache_rebuild_is_all_cached_and_an_edit_reruns_from_its_copy() {
 
 #[test]
 fn deleted_files_stay_deleted_and_links_and_modes_survive() {
+    stack_testing::require_root!();
     let env = Env::new("bld-layers", 183);
     let ctx = context(
         &env,
@@ -157,6 +160,7 @@ fn deleted_files_stay_deleted_and_links_and_modes_survive() {
 
 #[test]
 fn copy_cannot_leave_the_context() {
+    stack_testing::require_root!();
     let env = Env::new("bld-safe", 184);
     let ctx = context(&env, "FROM busybox\nCOPY ../outside /x\n", &[]);
     fs::write(env.dir.path().join("outside"), "secret").unwrap();
@@ -194,6 +198,7 @@ fn copy_cannot_leave_the_context() {
 
 #[test]
 fn a_failing_step_prints_its_output_and_line() {
+    stack_testing::require_root!();
     let env = Env::new("bld-fail", 185);
     let ctx = context(
         &env,
@@ -212,6 +217,7 @@ fn a_failing_step_prints_its_output_and_line() {
 
 #[test]
 fn stack_build_builds_the_services_with_build_sections() {
+    stack_testing::require_root!();
     let env = Env::new("bld-svc", 186);
     context(
         &env,
@@ -278,6 +284,7 @@ fn read_when(path: &Path, want: &str) -> String {
 
 #[test]
 fn up_builds_what_is_missing_and_up_build_only_what_changed() {
+    stack_testing::require_root!();
     let env = Env::new("bld-up", 187);
     let out = env.dir.path().join("out");
     fs::create_dir_all(&out).unwrap();
@@ -369,6 +376,7 @@ fn up_builds_what_is_missing_and_up_build_only_what_changed() {
 
 #[test]
 fn cache_mounts_persist_tmpfs_vanishes_and_chown_takes_names() {
+    stack_testing::require_root!();
     let env = Env::new("bld-mnt", 188);
     let ctx = context(
         &env,
@@ -418,6 +426,7 @@ fn cache_mounts_persist_tmpfs_vanishes_and_chown_takes_names() {
 
 #[test]
 fn builder_prune_empties_the_cache_and_keeps_images() {
+    stack_testing::require_root!();
     let env = Env::new("bld-prune", 189);
     let ctx = context(
         &env,
@@ -443,6 +452,7 @@ fn builder_prune_empties_the_cache_and_keeps_images() {
 
 #[test]
 fn add_unpacks_a_local_tar_archive() {
+    stack_testing::require_root!();
     let env = Env::new("bld-add", 190);
     let ctx = context(
         &env,
@@ -468,6 +478,7 @@ fn add_unpacks_a_local_tar_archive() {
 
 #[test]
 fn copying_a_directory_leaves_out_what_dockerignore_ignores() {
+    stack_testing::require_root!();
     let env = Env::new("bld-ign", 191);
     let ctx = context(
         &env,
@@ -492,6 +503,7 @@ fn copying_a_directory_leaves_out_what_dockerignore_ignores() {
 
 #[test]
 fn bind_and_secret_mounts_show_files_for_one_step_only() {
+    stack_testing::require_root!();
     let env = Env::new("bld-bind", 196);
     let ctx = context(
         &env,
@@ -558,6 +570,7 @@ fn bind_and_secret_mounts_show_files_for_one_step_only() {
 
 #[test]
 fn copy_exclude_and_parents() {
+    stack_testing::require_root!();
     let env = Env::new("bld-excl", 197);
     let ctx = context(
         &env,
@@ -626,6 +639,7 @@ fn serve(file: std::path::PathBuf) -> String {
 
 #[test]
 fn add_fetches_a_url_and_caches_by_content() {
+    stack_testing::require_root!();
     let env = Env::new("bld-url", 198);
     let served = env.dir.path().join("served.txt");
     fs::write(&served, "v1\n").unwrap();
@@ -680,6 +694,7 @@ fn add_fetches_a_url_and_caches_by_content() {
 
 #[test]
 fn independent_stages_build_at_the_same_time() {
+    stack_testing::require_root!();
     let env = Env::new("bld-par", 199);
     // Each stage's step waits for the other's mark in a shared cache
     // mount: built one after the other, the first would give up after 20 s.
@@ -710,6 +725,7 @@ fn independent_stages_build_at_the_same_time() {
 
 #[test]
 fn extra_hosts_and_shm_size_reach_run_steps_only() {
+    stack_testing::require_root!();
     let env = Env::new("bld-hosts", 195);
     let ctx = context(
         &env,
@@ -750,6 +766,7 @@ fn extra_hosts_and_shm_size_reach_run_steps_only() {
 
 #[test]
 fn additional_contexts_and_build_secrets_from_a_stack_file() {
+    stack_testing::require_root!();
     let env = Env::new("bld-named", 194);
     context(
         &env,

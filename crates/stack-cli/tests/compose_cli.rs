@@ -9,6 +9,7 @@ use common::Env;
 
 #[test]
 fn global_options_and_compose_variables_reach_the_project() {
+    stack_testing::require_root!();
     let env = Env::new("cc-glob", 150);
     // `depends_on` in list form with a variable: interpolated before it
     // becomes a key, as compose does.
@@ -257,6 +258,7 @@ fn global_options_and_compose_variables_reach_the_project() {
 /// `security_opt` as Docker takes it, seen from inside real containers.
 #[test]
 fn security_opt_as_docker_takes_it() {
+    stack_testing::require_root!();
     let env = Env::new("cc-secopt", 151);
     let out = env.dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
@@ -387,6 +389,7 @@ fn wait_running(env: &Env, services: &[&str]) {
 /// SIGTERM stops and keeps them; a second interrupt kills; `ps SERVICE`.
 #[test]
 fn attached_up_returns_when_all_exit_and_an_interrupt_stops() {
+    stack_testing::require_root!();
     let env = Env::new("cc-attach", 152);
     let file = env.file();
     let up = |env: &Env| {

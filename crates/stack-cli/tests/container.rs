@@ -219,13 +219,6 @@ impl Drop for Ctr {
     }
 }
 
-fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "these tests create namespaces, cgroups and bridges: run them as root"
-    );
-}
-
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -253,7 +246,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn pull_then_run_prints_hi_and_leaves_nothing() {
-    require_root();
+    stack_testing::require_root!();
     let registry = Registry::start();
     registry.push(&busybox_archive(), "busybox:latest");
     registry.push(&busybox_archive(), "other:1");
@@ -292,7 +285,7 @@ fn pull_then_run_prints_hi_and_leaves_nothing() {
 
 #[test]
 fn removed_containers_leave_no_kept_address() {
-    require_root();
+    stack_testing::require_root!();
     let mut ctr = Ctr::with_busybox(0);
     ctr.pool = "10.222.1.0/24".into();
     for _ in 0..2 {
@@ -320,7 +313,7 @@ fn removed_containers_leave_no_kept_address() {
 
 #[test]
 fn kill_returns_once_the_exit_is_recorded() {
-    require_root();
+    stack_testing::require_root!();
     let mut ctr = Ctr::with_busybox(0);
     ctr.pool = "10.222.3.0/24".into();
     for _ in 0..3 {
@@ -340,7 +333,7 @@ fn kill_returns_once_the_exit_is_recorded() {
 
 #[test]
 fn exit_codes_and_private_writes() {
-    require_root();
+    stack_testing::require_root!();
     let ctr = Ctr::with_busybox(2);
     let out = ctr.stack(&["container", "run", "--rm", "busybox", "sh", "-c", "exit 42"]);
     assert_eq!(out.status.code(), Some(42), "{}", text(&out));
@@ -443,7 +436,7 @@ fn exit_codes_and_private_writes() {
 
 #[test]
 fn flags_are_visible_inside() {
-    require_root();
+    stack_testing::require_root!();
     let ctr = Ctr::with_busybox(3);
     let script = "echo FOO=$FOO; id -u; id -g; hostname; \
         touch /probe 2>/dev/null && echo writable || echo read-only; \
@@ -512,7 +505,7 @@ fn flags_are_visible_inside() {
 
 #[test]
 fn bind_mounts_read_write_and_read_only() {
-    require_root();
+    stack_testing::require_root!();
     let ctr = Ctr::with_busybox(4);
     let rw = ctr.dir.path().join("rw");
     let ro = ctr.dir.path().join("ro");
@@ -540,7 +533,7 @@ fn bind_mounts_read_write_and_read_only() {
 
 #[test]
 fn detached_logs_stop_and_rm() {
-    require_root();
+    stack_testing::require_root!();
     let ctr = Ctr::with_busybox(5);
     let id = ctr
         .ctr(&[
@@ -654,7 +647,7 @@ fn last_count(ctr: &Ctr, name: &str) -> u64 {
 
 #[test]
 fn pause_stops_progress_and_exec_runs_inside() {
-    require_root();
+    stack_testing::require_root!();
     let ctr = Ctr::with_busybox(6);
     let id = ctr
         .ctr(&[
@@ -723,7 +716,7 @@ fn pause_stops_progress_and_exec_runs_inside() {
 
 #[test]
 fn published_port_answers_on_loopback() {
-    require_root();
+    stack_testing::require_root!();
     let ctr = Ctr::with_busybox(7);
     let port = free_port();
     let id = ctr
@@ -771,7 +764,7 @@ fn published_port_answers_on_loopback() {
 
 #[test]
 fn network_none_and_host() {
-    require_root();
+    stack_testing::require_root!();
     let ctr = Ctr::with_busybox(8);
     let out = ctr.ctr(&[
         "run",

@@ -13,6 +13,7 @@ use common::limit;
 
 #[test]
 fn a_container_without_state_is_rolled_back_by_up_and_down_leaves_nothing() {
+    stack_testing::require_root!();
     let env = Env::new("cr-half", 187);
     env.write("services:\n  web:\n    image: busybox\n    command: [sleep, '1000']\n");
     env.ok(&["up", "-d"]);
@@ -34,6 +35,7 @@ fn a_container_without_state_is_rolled_back_by_up_and_down_leaves_nothing() {
 
 #[test]
 fn down_removes_a_half_made_container_and_its_cgroups() {
+    stack_testing::require_root!();
     let env = Env::new("cr-down", 188);
     env.write("services:\n  web:\n    image: busybox\n    command: [sleep, '1000']\n");
     env.ok(&["up", "-d"]);
@@ -47,6 +49,7 @@ fn down_removes_a_half_made_container_and_its_cgroups() {
 
 #[test]
 fn a_command_meeting_a_down_in_progress_waits_for_it_and_then_does_its_job() {
+    stack_testing::require_root!();
     let env = Env::new("cr-meet", 190);
     env.write(
         "services:\n  web:\n    image: busybox\n    command: [sh, -c, 'trap \"\" TERM; sleep 1000']\n    stop_grace_period: 2s\n",
@@ -75,6 +78,7 @@ fn a_command_meeting_a_down_in_progress_waits_for_it_and_then_does_its_job() {
 
 #[test]
 fn down_v_after_down_removes_the_files_volumes() {
+    stack_testing::require_root!();
     let env = Env::new("cr-vols", 184);
     env.write(
         "services:\n  web:\n    image: busybox\n    command: [sleep, '1000']\n    volumes: [data:/data]\nvolumes:\n  data:\n",
@@ -92,6 +96,7 @@ fn down_v_after_down_removes_the_files_volumes() {
 
 #[test]
 fn a_supervisor_killed_while_creating_a_container_is_recovered_by_the_next_up() {
+    stack_testing::require_root!();
     for (i, point) in ["create-after-cgroup", "create-before-commit"]
         .into_iter()
         .enumerate()

@@ -95,6 +95,7 @@ fn recovers(env: &Env, what: &str) {
 
 #[test]
 fn a_disk_filling_during_up_ends_in_one_clear_error_or_a_running_stack() {
+    stack_testing::require_root!();
     for (i, point) in [
         "up-after-project-saved",
         "create-after-record",
@@ -114,6 +115,7 @@ fn a_disk_filling_during_up_ends_in_one_clear_error_or_a_running_stack() {
 
 #[test]
 fn a_disk_filling_during_down_ends_in_one_clear_error_and_leaves_nothing() {
+    stack_testing::require_root!();
     for (i, point) in [
         "down-after-stop",
         "destroy-after-discard",
@@ -140,6 +142,7 @@ fn a_disk_filling_during_down_ends_in_one_clear_error_and_leaves_nothing() {
 
 #[test]
 fn up_refuses_a_root_without_room_and_says_how_much_it_needs() {
+    stack_testing::require_root!();
     let env = Env::empty("cr-full", 183);
     env.write("services:\n  web:\n    image: busybox\n");
     let small = env.dir.path().join("small");
@@ -175,6 +178,7 @@ fn up_refuses_a_root_without_room_and_says_how_much_it_needs() {
 
 #[test]
 fn a_full_disk_under_a_running_stack_pauses_its_logs_and_kills_nothing() {
+    stack_testing::require_root!();
     let small = SmallRoot::new("cr-disk", 245, "64m");
     let env = &small.env;
     env.write(

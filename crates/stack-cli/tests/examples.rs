@@ -239,6 +239,7 @@ fn devloop(ex: &Example) {
 
 #[test]
 fn every_example_runs_from_a_local_registry() {
+    stack_testing::require_root!();
     let registry = Registry::start();
     let busybox = busybox_archive();
     for name in ["library/busybox:latest", "library/busybox:1.36"] {

@@ -7,6 +7,7 @@ use common::Env;
 
 #[test]
 fn up_without_the_helper_beside_stack_names_it_and_starts_nothing() {
+    stack_testing::require_root!();
     let env = Env::empty("helpermissing", 0);
     // A hard link: the same program in a directory without `stack-init`
     // (the running binary's path is what the helper is looked up beside).

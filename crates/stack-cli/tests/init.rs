@@ -21,6 +21,7 @@ fn wait_file(path: &Path) -> String {
 
 #[test]
 fn init_true_puts_an_init_before_the_command() {
+    stack_testing::require_root!();
     let mut env = Env::new("rt2-init", 0);
     // No network is made (network_mode: none); the pool is this test's own anyway.
     env.pool = "10.230.0.0/24".into();

@@ -14,11 +14,13 @@ use common::chaos::{container_log, keeper_pid, last_line, sigkill, supervisor_pi
 
 #[test]
 fn a_killed_keeper_is_replaced_and_the_service_keeps_running() {
+    stack_testing::require_root!();
     keeper_killed(Env::new("cr-keeper", 186), false);
 }
 
 #[test]
 fn a_keeper_killed_after_a_supervisor_restart_is_replaced_too() {
+    stack_testing::require_root!();
     keeper_killed(Env::new("cr-keeper2", 244), true);
 }
 

@@ -215,16 +215,19 @@ fn every_step(victim: Victim, name: &str, subnet: u8) {
 
 #[test]
 fn a_supervisor_killed_at_any_step_is_recovered_by_one_up() {
+    stack_testing::require_root!();
     every_step(Victim::AtStep, "ka-s", 241);
 }
 
 #[test]
 fn a_client_and_a_keeper_killed_at_any_step_leave_nothing_behind() {
+    stack_testing::require_root!();
     every_step(Victim::ClientAndKeeper, "ka-c", 242);
 }
 
 #[test]
 fn random_kills_leave_nothing_behind() {
+    stack_testing::require_root!();
     let seed = std::env::var("STACK_CHAOS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

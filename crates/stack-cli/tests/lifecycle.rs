@@ -75,6 +75,7 @@ fn stack(env: &Env, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn stop_start_keep_id_and_volume_restart_keeps_the_address() {
+    stack_testing::require_root!();
     let env = Env::new("lc-stop", 20);
     env.write(
         r#"
@@ -170,6 +171,7 @@ volumes:
 
 #[test]
 fn kill_delivers_the_signal_and_counts_as_a_user_stop() {
+    stack_testing::require_root!();
     let env = Env::new("lc-kill", 21);
     let out = env.dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
@@ -210,6 +212,7 @@ services:
 
 #[test]
 fn pause_stops_progress_and_unpause_resumes() {
+    stack_testing::require_root!();
     let env = Env::new("lc-pause", 22);
     let out = env.dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
@@ -242,6 +245,7 @@ services:
 
 #[test]
 fn exec_sees_env_and_cwd_and_returns_the_exit_code_top_and_images_list() {
+    stack_testing::require_root!();
     let env = Env::new("lc-exec", 23);
     env.write(
         r#"
@@ -350,6 +354,7 @@ services:
 
 #[test]
 fn run_rm_starts_the_dependency_first_prints_and_leaves_no_container() {
+    stack_testing::require_root!();
     let env = Env::new("lc-run", 24);
     let out = env.dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
@@ -461,6 +466,7 @@ services:
 
 #[test]
 fn rm_removes_only_stopped_containers() {
+    stack_testing::require_root!();
     let env = Env::new("lc-rm", 25);
     let loop_ = r#"["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"]"#;
     env.write(&format!(
@@ -469,7 +475,7 @@ fn rm_removes_only_stopped_containers() {
     env.ok(&["up", "-d"]);
     env.ok(&["stop", "a"]);
     let out = env.ok(&["rm", "-f"]);
-    assert!(out.contains("lc-rm-a-1: removed"), "{out}");
+    assert!(out.contains(" Container lc-rm-a-1 Removed\n"), "{out}");
     let names: Vec<String> = env.containers().into_iter().map(|c| c.0).collect();
     assert_eq!(names, ["lc-rm-b-1"]);
     assert_eq!(state_of(&env, "lc-rm-b-1"), "running");
@@ -480,6 +486,7 @@ fn rm_removes_only_stopped_containers() {
 
 #[test]
 fn ls_lists_two_projects() {
+    stack_testing::require_root!();
     let mut env = Env::new("lc-ls-a", 26);
     env.pool = "10.220.26.0/24,10.220.27.0/24".into();
     env.write(
@@ -597,6 +604,7 @@ level 3:
 
 #[test]
 fn up_wait_returns_when_ready_and_names_an_unhealthy_service() {
+    stack_testing::require_root!();
     let env = Env::new("lc-wait", 28);
     let good = r#"
 services:
@@ -662,6 +670,7 @@ services:
 
 #[test]
 fn up_named_services_brings_their_dependencies_only_and_no_deps_none() {
+    stack_testing::require_root!();
     let env = Env::new("lc-sel", 29);
     let loop_ = r#"["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"]"#;
     env.write(&format!(
@@ -720,6 +729,7 @@ fn in_terminal(env: &Env, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn exec_and_run_get_a_terminal_when_stdin_is_one() {
+    stack_testing::require_root!();
     let env = Env::new("lc-tty", 30);
     env.write(
         r#"
@@ -757,6 +767,7 @@ services:
 
 #[test]
 fn a_user_stop_outlives_the_supervisor_as_docker_policies_say() {
+    stack_testing::require_root!();
     let env = Env::new("lc-boot", 31);
     let loop_ = r#"["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"]"#;
     env.write(&format!(
@@ -804,6 +815,7 @@ fn a_user_stop_outlives_the_supervisor_as_docker_policies_say() {
 
 #[test]
 fn a_run_whose_caller_goes_away_is_stopped_and_removed() {
+    stack_testing::require_root!();
     let env = Env::new("lc-gone", 32);
     let out = env.dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();

@@ -77,6 +77,7 @@ services:
 
 #[test]
 fn three_levels_start_in_the_order_their_conditions_say() {
+    stack_testing::require_root!();
     let env = Env::new("wl-order", 40);
     let out = env.dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
@@ -114,6 +115,7 @@ fn three_levels_start_in_the_order_their_conditions_say() {
 
 #[test]
 fn a_failed_migration_keeps_every_level_above_it_from_starting() {
+    stack_testing::require_root!();
     let env = Env::new("wl-order-fail", 41);
     let out = env.dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();

@@ -1,5 +1,5 @@
-//! The progress display as compose prints it, from real `up` and `down`
-//! runs: plain lines when piped, JSON lines, nothing when quiet, and at a
+//! The progress display as compose prints it, from real `up`, `down` and
+//! lifecycle runs: plain lines when piped, JSON lines, nothing when quiet, and at a
 //! terminal (a pty) the `[+] Running` block redrawn in place, read back
 //! through an in-memory terminal emulator as a user would see it.
 
@@ -39,6 +39,7 @@ fn stderr_of(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> String {
 
 #[test]
 fn plain_json_and_quiet_when_piped() {
+    stack_testing::require_root!();
     let env = Env::new("pg-plain", 153);
     env.write(TWO_SERVICES);
     let file = env.file();
@@ -219,6 +220,7 @@ fn screen(bytes: &[u8]) -> String {
 
 #[test]
 fn a_block_redrawn_at_a_terminal() {
+    stack_testing::require_root!();
     let env = Env::new("pg-tty", 154);
     env.write(TWO_SERVICES);
     let file = env.file();
@@ -283,6 +285,7 @@ fn a_block_redrawn_at_a_terminal() {
 /// `--quiet-pull`, against a registry on loopback.
 #[test]
 fn pull_policies_and_quiet_pull() {
+    stack_testing::require_root!();
     let registry = common::registry::Registry::start();
     registry.push(&common::busybox_archive(), "library/busybox:latest");
     let env = Env::empty("pg-pull", 155);
@@ -324,4 +327,86 @@ fn pull_policies_and_quiet_pull() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(!err.contains("Image"), "{err}");
+}
+
+/// `stop`, `restart`, `pause`, `unpause`, `kill`, `start` and `rm` draw
+/// the same display as `up`, under compose's word for each command.
+#[test]
+fn lifecycle_commands_show_the_same_steps() {
+    stack_testing::require_root!();
+    let env = Env::new("pg-life", 167);
+    env.write(TWO_SERVICES);
+    let file = env.file();
+    let file = file.to_str().unwrap();
+    // `--file`: `rm` takes `-f` for `--force`, as compose does.
+    let project = ["--file", file, "-p", "pg-life"];
+    let with_project = |args: &[&'static str]| [args, &project[..]].concat();
+    let run = |args: &[&'static str]| stderr_of(&env, &with_project(args), &[]);
+    run(&["up", "-d"]);
+
+    // Piped: plain lines, dependents stopped first.
+    let stop = run(&["stop"]);
+    assert_eq!(
+        stop,
+        " Container pg-life-web-1 Stopping
+ Container pg-life-web-1 Stopped
+ Container pg-life-db-1 Stopping
+ Container pg-life-db-1 Stopped
+",
+        "{stop}"
+    );
+    let start = run(&["start"]);
+    assert!(
+        start.ends_with(" Container pg-life-web-1 Starting\n Container pg-life-web-1 Started\n"),
+        "{start}"
+    );
+    let pause = run(&["pause", "db"]);
+    assert_eq!(
+        pause,
+        " Container pg-life-db-1 Pausing\n Container pg-life-db-1 Paused\n"
+    );
+    let unpause = run(&["unpause"]);
+    assert_eq!(
+        unpause,
+        " Container pg-life-db-1 Unpausing\n Container pg-life-db-1 Unpaused\n"
+    );
+
+    // At a terminal: the block under the command's own header; a restart
+    // stops web first and ends with both started.
+    let bytes = on_a_terminal(&env, &with_project(&["restart"]), &[]);
+    assert_eq!(
+        screen(&bytes),
+        "[+] Restarting 2/2
+ ✔ Container pg-life-web-1 Started
+ ✔ Container pg-life-db-1 Started",
+        "{:?}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let bytes = on_a_terminal(&env, &with_project(&["kill", "-s", "TERM", "web"]), &[]);
+    assert_eq!(
+        screen(&bytes),
+        "[+] Killing 1/1\n ✔ Container pg-life-web-1 Killed",
+        "{:?}",
+        String::from_utf8_lossy(&bytes)
+    );
+
+    // json: one object per step.
+    let rm = run(&["--progress", "json", "rm", "-s", "-f"]);
+    let events: Vec<serde_json::Value> = rm
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    for (id, text) in [
+        ("Container pg-life-db-1", "Stopped"),
+        ("Container pg-life-db-1", "Removed"),
+        ("Container pg-life-web-1", "Removed"),
+    ] {
+        assert!(
+            events.iter().any(|e| e["id"] == id && e["text"] == text),
+            "{id} {text} missing: {rm}"
+        );
+    }
+    // The command is the reason: no status after the word.
+    assert!(events.iter().all(|e| e.get("status").is_none()), "{rm}");
+    run(&["down"]);
 }

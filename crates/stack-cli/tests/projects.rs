@@ -10,6 +10,7 @@ const LOOP: &str = "trap 'exit 0' TERM; while :; do sleep 0.1; done";
 
 #[test]
 fn two_projects_from_one_file_are_isolated() {
+    stack_testing::require_root!();
     let mut env = Env::new("wl-proj-a", 42);
     // Two projects, two networks: two /24s.
     env.pool = "10.220.42.0/23".into();

@@ -134,7 +134,7 @@ fn kill9(pid: i32) {
 
 /// Sends a request straight to the supervisor (for `stop`, whose command
 /// belongs to the lifecycle commands).
-fn request(env: &Env, request: &stack_engine::control::Request) {
+fn request(env: &Env, request: &stack_engine::api::Request) {
     let path = env
         .run_dir()
         .join("supervisors")
@@ -144,9 +144,7 @@ fn request(env: &Env, request: &stack_engine::control::Request) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut channel = stack_engine::control::Channel::connect(&path)
-            .await
-            .unwrap();
+        let mut channel = stack_engine::api::Channel::connect(&path).await.unwrap();
         let answer = channel.call(request, |_| {}).await.unwrap();
         if let Err(e) = answer {
             panic!("{e}");
@@ -156,6 +154,7 @@ fn request(env: &Env, request: &stack_engine::control::Request) {
 
 #[test]
 fn restart_policies_against_exit_0_exit_3_and_oom() {
+    stack_testing::require_root!();
     let env = Env::new("sv-policy", 70);
     let policies = [
         ("no", "no"),
@@ -258,6 +257,7 @@ fn restart_policies_against_exit_0_exit_3_and_oom() {
 
 #[test]
 fn a_stopped_unless_stopped_service_stays_down_across_a_supervisor_kill() {
+    stack_testing::require_root!();
     let env = Env::new("sv-stop", 71);
     env.write(&format!(
         "services:\n  web:\n    image: busybox\n    restart: unless-stopped\n    command: [\"sh\", \"-c\", \"{LOOP}\"]\n  other:\n    image: busybox\n    restart: unless-stopped\n    command: [\"sh\", \"-c\", \"{LOOP}\"]\n"
@@ -265,7 +265,7 @@ fn a_stopped_unless_stopped_service_stays_down_across_a_supervisor_kill() {
     env.ok(&["up", "-d"]);
     request(
         &env,
-        &stack_engine::control::Request::Stop {
+        &stack_engine::api::Request::Stop {
             services: vec!["web".into()],
             timeout: None,
         },
@@ -302,6 +302,7 @@ fn a_stopped_unless_stopped_service_stays_down_across_a_supervisor_kill() {
 
 #[test]
 fn a_killed_supervisor_is_replaced_without_restarting_anything_but_the_crash_loop() {
+    stack_testing::require_root!();
     let env = Env::new("sv-adopt", 72);
     let mut yaml = String::from("services:\n");
     for i in 0..10 {
@@ -390,6 +391,7 @@ fn a_killed_supervisor_is_replaced_without_restarting_anything_but_the_crash_loo
 
 #[test]
 fn an_unhealthy_container_is_restarted_when_opted_in_and_inspect_shows_why() {
+    stack_testing::require_root!();
     let env = Env::new("sv-health", 73);
     let check = r#"
     healthcheck:
@@ -452,6 +454,7 @@ fn an_unhealthy_container_is_restarted_when_opted_in_and_inspect_shows_why() {
 
 #[test]
 fn a_hundred_thousand_lines_are_all_kept_in_order_with_rotation() {
+    stack_testing::require_root!();
     let env = Env::new("sv-logs", 74);
     env.write(
         r#"
@@ -524,6 +527,7 @@ services:
 
 #[test]
 fn logs_follow_restarts_and_keep_flowing_while_the_supervisor_is_dead() {
+    stack_testing::require_root!();
     let env = Env::new("sv-follow", 75);
     env.write(
         r#"
@@ -627,6 +631,7 @@ fn keeper_pid(env: &Env) -> i32 {
 
 #[test]
 fn a_crash_loop_costs_the_host_almost_nothing() {
+    stack_testing::require_root!();
     const WINDOW: Duration = Duration::from_secs(20);
     let env = Env::new("sv-cpu", 76);
     env.write(
@@ -654,6 +659,7 @@ fn a_crash_loop_costs_the_host_almost_nothing() {
 
 #[test]
 fn a_container_that_lost_its_bundle_is_dead_and_inspect_says_why() {
+    stack_testing::require_root!();
     let env = Env::new("sv-dead", 77);
     env.write(
         "services:\n  c:\n    image: busybox\n    restart: always\n    command: [\"sh\", \"-c\", \"sleep 0.5; exit 1\"]\n",

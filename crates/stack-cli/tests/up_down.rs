@@ -68,6 +68,7 @@ services:
 
 #[test]
 fn dependency_order_no_op_second_up_targeted_recreate_and_clean_down() {
+    stack_testing::require_root!();
     let env = Env::new("e2e-order", 1);
     let out = env.dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
@@ -192,6 +193,7 @@ fn dependency_order_no_op_second_up_targeted_recreate_and_clean_down() {
 
 #[test]
 fn a_failing_dependency_stops_its_dependents_and_is_named() {
+    stack_testing::require_root!();
     let env = Env::new("e2e-fail", 2);
     let out = env.dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
@@ -212,21 +214,19 @@ fn a_failing_dependency_stops_its_dependents_and_is_named() {
         .with_content("stack.yaml", std::fs::read_to_string(&file).unwrap());
     options.project_name = Some("e2e-fail".into());
     let project = stack_spec::load(&options).unwrap().project;
-    let socket = stack_engine::control::socket_path(&env.run_dir(), "e2e-fail");
-    let request = stack_engine::control::Request::Up {
+    let socket = stack_engine::api::socket_path(&env.run_dir(), "e2e-fail");
+    let request = stack_engine::api::Request::Up {
         project: Box::new(project),
         options: Default::default(),
     };
     let answer = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let mut channel = stack_engine::control::Channel::connect(&socket)
-            .await
-            .unwrap();
+        let mut channel = stack_engine::api::Channel::connect(&socket).await.unwrap();
         channel.call(&request, |_| {}).await.unwrap()
     });
     let error = answer.expect_err("up with a failing dependency fails");
     assert_eq!(
         error.kind,
-        stack_engine::error::ErrorKind::DependencyFailed {
+        stack_engine::api::ErrorKind::DependencyFailed {
             service: "migrate".into(),
             exit_code: Some(3),
         },
@@ -277,6 +277,7 @@ fn http_get(addr: &str) -> String {
 
 #[test]
 fn published_ports_service_names_and_shared_namespaces() {
+    stack_testing::require_root!();
     let env = Env::new("e2e-net", 4);
     let site = env.dir.path().join("site");
     std::fs::create_dir_all(&site).unwrap();
@@ -360,6 +361,7 @@ fn lines_of(dir: &Path, name: &str, count: usize) -> Vec<String> {
 
 #[test]
 fn a_changed_network_is_recreated_and_a_changed_volume_refused_unless_asked() {
+    stack_testing::require_root!();
     let env = Env::new("e2e-netchg", 231);
     let out = env.dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
@@ -479,6 +481,7 @@ fn host_snapshot(env: &Env, prefix: &str) -> (Vec<String>, Vec<String>, Vec<Stri
 
 #[test]
 fn dry_runs_print_the_plan_and_change_nothing() {
+    stack_testing::require_root!();
     let env = Env::new("e2e-dry", 232);
     env.write(&format!(
         r#"
@@ -517,6 +520,21 @@ services:
         "#1 stop container e2e-dry-api-1 (requested)\n#2 remove container e2e-dry-api-1 (requested) after #1\n"
     );
     let file = env.file();
+    // A one-off container left by `stack run` is in down's plan too.
+    let run = env.stack(&[
+        "run",
+        "--file",
+        file.to_str().unwrap(),
+        "-p",
+        "e2e-dry",
+        "-T",
+        "--no-deps",
+        "api",
+        "true",
+    ]);
+    assert!(run.status.success(), "{run:?}");
+    let before = host_snapshot(&env, &prefix);
+    assert_eq!(before.0.len(), 3, "{before:?}");
     let global = env.stack(&[
         "--dry-run",
         "down",
@@ -528,7 +546,11 @@ services:
     let down = String::from_utf8_lossy(&global.stdout);
     assert!(global.status.success());
     assert!(
-        down.contains("remove network e2e-dry_default (down) after #1 #2"),
+        down.starts_with("#1 remove container e2e-dry-api-run-"),
+        "{down}"
+    );
+    assert!(
+        down.contains("remove network e2e-dry_default (down) after #1 #2 #3"),
         "{down}"
     );
     let up = env.ok(&["up", "--dry-run"]);

@@ -7,6 +7,7 @@ use common::{Env, wait_file};
 
 #[test]
 fn plain_down_keeps_a_named_volume_and_down_v_removes_it() {
+    stack_testing::require_root!();
     let env = Env::new("wl-vol", 44);
     let out = env.dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();

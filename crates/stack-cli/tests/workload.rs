@@ -8,6 +8,7 @@ use common::{Env, redis_archive};
 
 #[test]
 fn an_app_writes_and_reads_keys_in_redis_by_service_name() {
+    stack_testing::require_root!();
     let env = Env::new("wl-redis", 46);
     env.load(&redis_archive());
     env.write(

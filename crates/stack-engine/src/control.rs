@@ -156,7 +156,7 @@ pub enum Request {
     /// event for `stack events`). Not answered.
     LogState {
         container: String,
-        notice: crate::logger::LogNotice,
+        notice: crate::log_keeper::LogNotice,
     },
 }
 

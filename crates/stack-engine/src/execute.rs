@@ -7,8 +7,8 @@ use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use crate::dag::Outcome;
 use crate::plan::{Action, Operation, Plan, Resource, Wait};
+use crate::plan_graph::Outcome;
 
 /// Performs operations on the host: the real one uses the runtime, image and
 /// network crates.

@@ -1,29 +1,35 @@
 //! The engine: turns a desired stack and what is observed on the host into a
 //! plan, executes that plan over its dependency graph, and supervises what
 //! runs (restart policies with backoff).
+//!
+//! Every command of the `stack` binary goes through [`api`]: typed requests,
+//! typed progress events, typed errors. The other modules stay public for
+//! what the command still reads from disk itself (the state store, logs,
+//! stats, the lock) and for the integration tests.
 
-pub mod control;
-pub mod dag;
-pub mod error;
+pub mod api;
+pub(crate) mod control;
+pub(crate) mod error;
 pub mod execute;
-pub mod graph;
 pub mod hash;
 pub mod health;
 pub mod host;
 pub mod leftover;
 pub mod lifecycle_plan;
 pub mod lock;
-pub mod logger;
-pub mod logs;
+pub mod log_files;
+pub mod log_keeper;
+pub mod monitoring;
 pub mod observed;
 pub mod pidfd;
 pub mod plan;
-pub mod progress;
+pub(crate) mod plan_graph;
+pub(crate) mod progress;
 pub mod reconcile;
 pub mod restart;
+pub mod service_graph;
 pub mod spec;
 pub mod stats;
 pub mod store;
-pub mod supervise;
 pub mod supervisor;
 pub mod watch;

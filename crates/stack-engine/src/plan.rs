@@ -6,7 +6,7 @@ use std::fmt;
 
 use stack_spec::DependsOnCondition;
 
-use crate::dag::{Dag, NodeId};
+use crate::plan_graph::{Dag, NodeId};
 
 /// Index of an operation in its plan.
 pub type OpId = usize;

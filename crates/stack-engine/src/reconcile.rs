@@ -252,28 +252,35 @@ fn form_change(kept: Option<&serde_json::Value>, declared: &serde_json::Value) -
     }
 }
 
-/// The networks in use whose configuration changed (`internal:`, a new
-/// subnet, `driver_opts`, labels, ...), as compose's `reconcileNetworks`.
-fn changed_networks(
+/// The resources (networks or volumes) among `used` that exist but were
+/// made from another configuration than the one declared now: `declared`
+/// gives a key's full name and its form now, `None` for one that is not the
+/// project's to change (external); `uses` whether a service's containers
+/// are on it.
+fn changed<'a>(
     project: &Project,
-    observed: &Observed,
-    used: &BTreeSet<String>,
+    used: impl IntoIterator<Item = &'a String>,
+    existing: &BTreeSet<String>,
+    kept: &BTreeMap<String, serde_json::Value>,
+    declared: impl Fn(&str) -> Option<(String, serde_json::Value)>,
+    uses: impl Fn(&Service, &str) -> bool,
 ) -> Vec<Changed> {
     let mut out = Vec::new();
     for key in used {
-        let declared = project.networks.get(key);
-        let name = network_name(project, key);
-        if declared.is_some_and(|n| n.external) || !observed.networks.contains(&name) {
+        let Some((name, form)) = declared(key) else {
+            continue;
+        };
+        if !existing.contains(&name) {
             continue;
         }
-        let paths = form_change(observed.network_configs.get(&name), &network_form(declared));
+        let paths = form_change(kept.get(&name), &form);
         if paths.is_empty() {
             continue;
         }
         let users = project
             .services
             .iter()
-            .filter(|(_, s)| service_networks(s).contains(key))
+            .filter(|(_, s)| uses(s, key))
             .map(|(n, _)| n.clone())
             .collect();
         out.push(Changed {
@@ -286,39 +293,36 @@ fn changed_networks(
     out
 }
 
+/// The networks in use whose configuration changed (`internal:`, a new
+/// subnet, `driver_opts`, labels, ...), as compose's `reconcileNetworks`.
+fn changed_networks(
+    project: &Project,
+    observed: &Observed,
+    used: &BTreeSet<String>,
+) -> Vec<Changed> {
+    let declared = |key: &str| {
+        let network = project.networks.get(key);
+        (!network.is_some_and(|n| n.external))
+            .then(|| (network_name(project, key), network_form(network)))
+    };
+    let uses = |s: &Service, key: &str| service_networks(s).iter().any(|n| n == key);
+    let (existing, kept) = (&observed.networks, &observed.network_configs);
+    changed(project, used, existing, kept, declared, uses)
+}
+
 /// The named volumes in use whose configuration changed.
 fn changed_volumes<'a>(
     project: &Project,
     observed: &Observed,
     used: impl Iterator<Item = &'a String>,
 ) -> Vec<Changed> {
-    let mut out = Vec::new();
-    for key in used {
-        let Some(declared) = project.volumes.get(key) else {
-            continue;
-        };
-        let name = volume_name(project, key);
-        if declared.external || !observed.volumes.contains(&name) {
-            continue;
-        }
-        let paths = form_change(observed.volume_configs.get(&name), &volume_form(declared));
-        if paths.is_empty() {
-            continue;
-        }
-        let users = project
-            .services
-            .iter()
-            .filter(|(_, s)| service_volumes(s).any(|v| v == key))
-            .map(|(n, _)| n.clone())
-            .collect();
-        out.push(Changed {
-            key: key.clone(),
-            name,
-            paths,
-            users,
-        });
-    }
-    out
+    let declared = |key: &str| {
+        let volume = project.volumes.get(key).filter(|v| !v.external)?;
+        Some((volume_name(project, key), volume_form(volume)))
+    };
+    let uses = |s: &Service, key: &str| service_volumes(s).any(|v| v == key);
+    let (existing, kept) = (&observed.volumes, &observed.volume_configs);
+    changed(project, used, existing, kept, declared, uses)
 }
 
 pub fn reconcile(

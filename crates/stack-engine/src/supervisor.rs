@@ -19,10 +19,10 @@ use crate::error::{EngineError, ErrorKind};
 use crate::execute::{Phase, execute};
 use crate::host::{Host, HostConfig, HostDriver, HostError};
 use crate::lock::{LockError, ProjectLock};
+use crate::monitoring::journal::stream_events;
 use crate::plan::Plan;
-use crate::progress::{Step, StepPhase, done_verb};
+use crate::progress::{Step, StepPhase};
 use crate::reconcile::{ReconcileOptions, plan_down, reconcile};
-use crate::supervise::journal::stream_events;
 
 /// How many operations of a plan run at once.
 pub const PARALLELISM: usize = 16;
@@ -182,41 +182,17 @@ async fn handle(host: &Arc<Host>, channel: &mut Channel, request: Request) -> An
     }
 }
 
-/// How a plan's progress reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Style {
-    /// `up`, `down`: why and how long (`container web-1: created (not found) 12 ms`).
-    Detailed,
-    /// What a user asked for, done (`container web-1: stopped`).
-    Brief,
-}
-
+/// Runs `plan`, each operation sent to the client as a typed [`Step`] when
+/// it begins, ends or fails, from which it draws compose's display.
 async fn run_plan(host: &Arc<Host>, channel: &mut Channel, plan: &Plan) -> Result<(), EngineError> {
-    run_plan_styled(host, channel, plan, Style::Detailed).await
-}
-
-async fn run_plan_styled(
-    host: &Arc<Host>,
-    channel: &mut Channel,
-    plan: &Plan,
-    style: Style,
-) -> Result<(), EngineError> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Reply>();
     let driver = HostDriver(host.clone());
     let work = execute(plan, &driver, PARALLELISM, |op, phase| {
-        let reply = match (style, phase) {
-            (Style::Detailed, Phase::Began) => Reply::Step {
-                step: Step::new(op, StepPhase::Working, None),
-            },
-            (Style::Detailed, Phase::Done(took)) => Reply::Step {
-                step: Step::new(op, StepPhase::Done, Some(took)),
-            },
-            (Style::Brief, Phase::Began) => return,
-            (Style::Brief, Phase::Done(_)) => Reply::Progress {
-                line: format!("{}: {}", op.resource, done_verb(op.action)),
-            },
+        let step = match phase {
+            Phase::Began => Step::new(op, StepPhase::Working, None),
+            Phase::Done(took) => Step::new(op, StepPhase::Done, Some(took)),
         };
-        let _ = tx.send(reply);
+        let _ = tx.send(Reply::Step { step });
     });
     tokio::pin!(work);
     let report = loop {
@@ -232,10 +208,8 @@ async fn run_plan_styled(
     }
     match report.failure {
         Some(failure) => {
-            if style == Style::Detailed {
-                let step = Step::new(&failure.operation, StepPhase::Failed, None);
-                let _ = channel.send(&Reply::Step { step }).await;
-            }
+            let step = Step::new(&failure.operation, StepPhase::Failed, None);
+            let _ = channel.send(&Reply::Step { step }).await;
             Err(failure.into())
         }
         None => Ok(()),
@@ -304,7 +278,8 @@ async fn down(
     timeout: Option<u64>,
 ) -> Answer {
     let project = host.project();
-    let mut early = lifecycle::remove_one_offs(host).await;
+    // One-off containers are in the plan with the others (`plan_down`).
+    let mut early = Vec::new();
     if timeout.is_some()
         && let Err(e) = lifecycle::stop(host, channel, &[], timeout).await
     {

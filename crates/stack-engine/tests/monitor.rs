@@ -8,12 +8,12 @@ use std::process::{Command as Process, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use stack_engine::monitoring::{
+    Begin, Command, Event, EventKind, Launcher, MonitorConfig, MonitorHandle, spawn_monitor,
+};
 use stack_engine::observed::ContainerState;
 use stack_engine::pidfd::ExitStatus;
 use stack_engine::restart::{Backoff, Exit, RestartPolicy};
-use stack_engine::supervise::{
-    Begin, Command, Event, EventKind, Launcher, MonitorConfig, MonitorHandle, spawn_monitor,
-};
 use tokio::sync::{broadcast, oneshot};
 use tokio::time::Instant;
 

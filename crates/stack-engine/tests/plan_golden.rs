@@ -287,7 +287,7 @@ fn down_removes_dependents_first_then_networks_and_with_v_volumes() {
 fn selected_services_plan_only_themselves_and_drop_waits_outside() {
     let project = load(STACK, &[]);
     let with_deps = ReconcileOptions {
-        services: Some(stack_engine::graph::with_dependencies(
+        services: Some(stack_engine::service_graph::with_dependencies(
             &project,
             &["migrate".to_owned()],
         )),
@@ -533,6 +533,40 @@ fn stop_goes_dependents_first_and_takes_one_offs() {
     assert_eq!(
         plan_stop(&project, &observed, &["nope".into()], None).unwrap_err(),
         LifecycleError::NoSuchService("nope".into())
+    );
+}
+
+#[test]
+fn down_takes_one_offs_in_its_plan() {
+    let project = load(STACK, &[]);
+    let observed = lifecycle_observed(&project);
+    let got = plan_down(Some(&project), &observed, false).to_string();
+    let want = "\
+#1 remove container shop-api-run-1 (down)
+#2 remove container shop-sidecar-1 (down)
+#3 remove container shop-web-1 (down)
+#4 remove container shop-api-1 (down) after #3 #2
+#5 remove container shop-migrate-1 (down) after #4
+#6 remove container shop-db-1 (down) after #5 #4
+#7 remove network shop_default (down) after #1 #2 #3 #4 #5 #6
+";
+    assert_eq!(got, want, "\n{got}");
+    // `down -t` plans the stops first, the one-off's with the others.
+    let request = stack_engine::api::Request::Down {
+        remove_volumes: false,
+        timeout: Some(1),
+    };
+    let got = stack_engine::lifecycle_plan::plan_request(&project, &observed, &request)
+        .unwrap()
+        .unwrap()
+        .to_string();
+    assert!(
+        got.contains("#2 stop container shop-api-run-1 (requested) after #1\n"),
+        "\n{got}"
+    );
+    assert!(
+        got.contains("#6 remove container shop-api-run-1 (down) after #1 #2 #3 #4 #5\n"),
+        "\n{got}"
     );
 }
 

@@ -39,17 +39,6 @@ fn dockerd() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// A dockerd of this test's own; dropping it takes the stack, the daemon,
 /// its containerd and shims, its mounts and its namespace away.
 struct Daemon {
@@ -342,20 +331,17 @@ fn wait_for(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
 
 #[test]
 fn exported_examples_deploy_on_a_swarm() {
-    if !is_root() {
-        eprintln!("SKIPPED: the Swarm deploy test starts dockerd and needs root");
-        return;
-    }
+    stack_testing::require_root!();
     let Some(dockerd) = dockerd() else {
-        eprintln!(
-            "SKIPPED: dockerd is not installed (apt-get install docker.io; scripts/install-deps does)"
+        stack_testing::skip(
+            "dockerd is not installed (apt-get install docker.io; scripts/install-deps does)",
         );
         return;
     };
     let d = match Daemon::start(&dockerd) {
         Ok(d) => d,
         Err(why) => {
-            eprintln!("SKIPPED: Docker cannot run here: {why}");
+            stack_testing::skip(&format!("Docker cannot run here: {why}"));
             return;
         }
     };

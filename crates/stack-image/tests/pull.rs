@@ -38,6 +38,7 @@ fn no_partials(store: &Store) {
 
 #[test]
 fn pull_runs_and_a_second_pull_transfers_nothing() {
+    stack_testing::require_root!();
     let reg = Registry::start();
     reg.push(&fixtures().join("busybox-oci"), "busybox:latest", false);
     let root = TempRoot::new();
@@ -75,6 +76,7 @@ fn pull_runs_and_a_second_pull_transfers_nothing() {
 
 #[test]
 fn manifest_lists_resolve_to_the_requested_platform() {
+    stack_testing::require_root!();
     let reg = Registry::start();
     reg.push(&fixtures().join("index-oci"), "multiarch:latest", true);
     let root = TempRoot::new();
@@ -122,6 +124,7 @@ fn manifest_lists_resolve_to_the_requested_platform() {
 
 #[test]
 fn an_interrupted_pull_resumes_and_leaves_a_consistent_store() {
+    stack_testing::require_root!();
     let reg = Registry::start();
     reg.push(&fixtures().join("busybox-oci"), "busybox:latest", false);
     let proxy = Proxy::start(reg.port, 4 * 1024 * 1024);
@@ -171,6 +174,7 @@ fn an_interrupted_pull_resumes_and_leaves_a_consistent_store() {
 
 #[test]
 fn a_corrupted_blob_is_refused_and_nothing_half_written_remains() {
+    stack_testing::require_root!();
     let reg = Registry::start();
     reg.push(&fixtures().join("busybox-oci"), "busybox:latest", false);
     let proxy = Proxy::start(reg.port, 64 * 1024 * 1024);
@@ -193,6 +197,7 @@ fn a_corrupted_blob_is_refused_and_nothing_half_written_remains() {
 
 #[test]
 fn token_auth_registry_with_docker_config_credentials() {
+    stack_testing::require_root!();
     let reg = Registry::start_with_token_auth();
     reg.push(&fixtures().join("busybox-oci"), "team/busybox:1", false);
     let token = reg.token.as_ref().unwrap();
@@ -238,6 +243,7 @@ fn token_auth_registry_with_docker_config_credentials() {
 
 #[test]
 fn docker_hub_names_are_served_by_a_configured_mirror() {
+    stack_testing::require_root!();
     let reg = Registry::start();
     reg.push(
         &fixtures().join("busybox-oci"),
@@ -271,6 +277,7 @@ fn docker_hub_names_are_served_by_a_configured_mirror() {
 
 #[test]
 fn concurrent_pulls_of_one_image_share_the_work() {
+    stack_testing::require_root!();
     let reg = Registry::start();
     reg.push(&fixtures().join("multi-oci"), "multi:latest", false);
     let root = TempRoot::new();

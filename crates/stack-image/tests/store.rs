@@ -27,6 +27,7 @@ fn tar_dir(src: &std::path::Path, dest: &std::path::Path) {
 
 #[test]
 fn docker_save_and_oci_archives_load_to_the_same_image() {
+    stack_testing::require_root!();
     let root = TempRoot::new();
     let store = Store::open(root.path()).unwrap();
     let docker = store
@@ -53,6 +54,7 @@ fn docker_save_and_oci_archives_load_to_the_same_image() {
 
 #[test]
 fn gzip_compressed_oci_archive_loads() {
+    stack_testing::require_root!();
     let root = TempRoot::new();
     let store = Store::open(root.path()).unwrap();
     let gz = root.path().join("busybox-oci.tar.gz");
@@ -72,6 +74,7 @@ fn gzip_compressed_oci_archive_loads() {
 
 #[test]
 fn multi_layer_image_has_whiteouts_opaque_dirs_and_links() {
+    stack_testing::require_root!();
     let root = TempRoot::new();
     let store = Store::open(root.path()).unwrap();
     let archive = root.path().join("multi.tar");
@@ -165,6 +168,7 @@ fn multi_layer_image_has_whiteouts_opaque_dirs_and_links() {
 
 #[test]
 fn containers_get_private_copy_on_write_roots() {
+    stack_testing::require_root!();
     let root = TempRoot::new();
     let store = Store::open(root.path()).unwrap();
     let id = store
@@ -203,6 +207,7 @@ fn containers_get_private_copy_on_write_roots() {
 
 #[test]
 fn hostile_layers_are_refused_and_write_nothing() {
+    stack_testing::require_root!();
     let root = TempRoot::new();
     let tmp = root.path().join("tmp");
     fs::create_dir(&tmp).unwrap();
@@ -252,6 +257,7 @@ fn hostile_layers_are_refused_and_write_nothing() {
 
 #[test]
 fn an_image_with_a_hostile_layer_is_not_recorded() {
+    stack_testing::require_root!();
     let root = TempRoot::new();
     let store = Store::open(root.path()).unwrap();
     // A docker save archive whose only layer is hostile.
@@ -285,6 +291,7 @@ fn an_image_with_a_hostile_layer_is_not_recorded() {
 
 #[test]
 fn tag_remove_and_prune_keep_what_is_in_use() {
+    stack_testing::require_root!();
     let root = TempRoot::new();
     let store = Store::open(root.path()).unwrap();
     let id = store
@@ -327,6 +334,7 @@ fn tag_remove_and_prune_keep_what_is_in_use() {
 
 #[test]
 fn config_round_trips_docker_fields() {
+    stack_testing::require_root!();
     let root = TempRoot::new();
     let store = Store::open(root.path()).unwrap();
     let id = store
@@ -356,6 +364,7 @@ fn config_round_trips_docker_fields() {
 
 #[test]
 fn an_oci_archive_with_a_tampered_blob_is_refused() {
+    stack_testing::require_root!();
     let root = TempRoot::new();
     let store = Store::open(root.path()).unwrap();
     let layout = root.path().join("layout");

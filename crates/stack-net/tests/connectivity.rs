@@ -8,6 +8,7 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_reach_each_other_by_name_and_networks_are_isolated() {
+    stack_testing::require_root!();
     let env = Env::new("conn");
     let (s1, s2) = (test_subnet(11), test_subnet(12));
     let front = env
@@ -112,6 +113,7 @@ async fn peers_reach_each_other_by_name_and_networks_are_isolated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn external_network_is_joined_not_owned() {
+    stack_testing::require_root!();
     let owner = Env::new("extown");
     let mut joiner = Env::new("extjoin");
     // Same state dir: both projects live under one root, as with one `stack`.
@@ -170,6 +172,7 @@ async fn external_network_is_joined_not_owned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_mode_none_has_only_loopback() {
+    stack_testing::require_root!();
     let env = Env::new("none");
     let id = format!("{}-solo", env.project);
     let netns = env.mgr.attach_none(&env.project, &id).await.unwrap();

@@ -63,6 +63,7 @@ fn recorded_endpoints(env: &Env) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_midway_setup_is_cleaned_up_by_the_next_command() {
+    stack_testing::require_root!();
     let env = Env::new("crash");
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["crash_helper", "--exact", "--ignored", "--nocapture"])

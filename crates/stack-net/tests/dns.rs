@@ -13,6 +13,7 @@ use stack_net::NetOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recreated_container_resolves_at_once_and_replicas_all_resolve() {
+    stack_testing::require_root!();
     let env = Env::new("recreate");
     let net = env
         .mgr
@@ -94,6 +95,7 @@ fn fake_upstream() -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_names_are_forwarded_upstream() {
+    stack_testing::require_root!();
     let upstream = fake_upstream();
     let env = Env::with_options(
         "fwd",
@@ -134,6 +136,7 @@ async fn other_names_are_forwarded_upstream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_by_another_manager_are_served_at_once() {
+    stack_testing::require_root!();
     let env = Env::new("twoproc");
     let net = env
         .mgr

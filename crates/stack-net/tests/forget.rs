@@ -22,6 +22,7 @@ fn kept(state_dir: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forget_drops_kept_addresses_and_cleanup_drops_the_projects() {
+    stack_testing::require_root!();
     let env = Env::new("forget");
     let subnet: stack_net::Subnet = "10.222.2.0/24".parse().unwrap();
     env.mgr

@@ -102,6 +102,7 @@ fn read_from(addr: SocketAddr) -> std::io::Result<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbound_is_masqueraded_and_internal_networks_stay_inside() {
+    stack_testing::require_root!();
     let env = Env::new("out");
     let inet = Internet::new(31);
     peer_reporting_server(&inet.path(), 9000);

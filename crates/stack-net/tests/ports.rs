@@ -10,6 +10,7 @@ use stack_net::{PortMapping, Protocol};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_ports_answer_on_loopback_and_hairpin() {
+    stack_testing::require_root!();
     let env = Env::new("ports");
     let net = env
         .mgr

@@ -9,6 +9,7 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_attaches_get_distinct_addresses_and_leave_nothing() {
+    stack_testing::require_root!();
     let env = Env::new("scale");
     let net = env
         .mgr

@@ -36,6 +36,7 @@ fn read(p: PathBuf) -> String {
 
 #[test]
 fn the_process_is_placed_in_its_v2_cgroup_and_delete_removes_it() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["sleep", "100"], |_| {});
     let g = create_v2(&b, "rt2-v2place").unwrap();
     let mut c = g.container();
@@ -59,6 +60,7 @@ fn the_process_is_placed_in_its_v2_cgroup_and_delete_removes_it() {
 
 #[test]
 fn pause_freezes_through_cgroup_freeze_and_resume_thaws() {
+    stack_testing::require_root!();
     // A counter the host reads through /proc/<pid>/root.
     let b = Bundle::new(
         &[
@@ -105,6 +107,7 @@ fn pause_freezes_through_cgroup_freeze_and_resume_thaws() {
 
 #[test]
 fn stats_read_what_the_hierarchy_has() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["sh", "-c", "sleep 100 & while :; do :; done"], |_| {});
     let g = create_v2(&b, "rt2-v2stats").unwrap();
     let mut c = g.container();
@@ -130,6 +133,7 @@ fn stats_read_what_the_hierarchy_has() {
 
 #[test]
 fn limits_without_their_controller_fail_clearly_and_leave_nothing() {
+    stack_testing::require_root!();
     let cases: [(&str, serde_json::Value, &str); 3] = [
         (
             "memory",
@@ -180,6 +184,7 @@ fn limits_without_their_controller_fail_clearly_and_leave_nothing() {
 
 #[test]
 fn a_mount_that_is_not_cgroup2_is_refused() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["true"], |_| {});
     match create_opts(&b, "rt2-v2bad", |o| o.cgroup_v2_mount = Some("/tmp".into())) {
         Err(Error::Cgroup(CgroupError::NotCgroup2(p))) => assert_eq!(p, PathBuf::from("/tmp")),
@@ -189,6 +194,7 @@ fn a_mount_that_is_not_cgroup2_is_refused() {
 
 #[test]
 fn hugetlb_limits_are_written_when_the_hierarchy_has_hugetlb() {
+    stack_testing::require_root!();
     let root = v2_mount();
     if !read(root.join("cgroup.controllers"))
         .split_whitespace()
@@ -251,6 +257,7 @@ fn block_device() -> (u64, u64) {
 
 #[test]
 fn device_rules_are_enforced_by_the_cgroup_device_program() {
+    stack_testing::require_root!();
     // The container makes a node for a real disk: mknod is allowed, opening
     // it is refused unless a rule allows it; /dev/null always works.
     let (major, minor) = block_device();

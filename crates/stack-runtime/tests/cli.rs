@@ -82,6 +82,7 @@ impl Drop for Cli {
 
 #[test]
 fn create_state_kill_delete() {
+    stack_testing::require_root!();
     let mut cli = Cli::new();
     let b = Bundle::new(&["sleep", "100"], |_| {});
     cli.fails(&["create", "--bundle", b.path().to_str().unwrap()]);
@@ -117,6 +118,7 @@ fn create_state_kill_delete() {
 
 #[test]
 fn start_runs_the_config_of_create_and_delete_needs_force() {
+    stack_testing::require_root!();
     let mut cli = Cli::new();
     let b = Bundle::new(&["sleep", "100"], |_| {});
     let id = cli.create(b.path(), &[]);
@@ -144,6 +146,7 @@ fn start_runs_the_config_of_create_and_delete_needs_force() {
 
 #[test]
 fn hooks_run_in_order_with_state_on_stdin() {
+    stack_testing::require_root!();
     let mut cli = Cli::new();
     let log = tempfile::NamedTempFile::new().unwrap();
     let log_path = log.path().to_str().unwrap().to_string();
@@ -177,6 +180,7 @@ fn hooks_run_in_order_with_state_on_stdin() {
 
 #[test]
 fn failing_prestart_hook_fails_create_and_leaves_nothing() {
+    stack_testing::require_root!();
     let cli = Cli::new();
     let b = Bundle::new(&["true"], |v| {
         v["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/false"}]});
@@ -189,6 +193,7 @@ fn failing_prestart_hook_fails_create_and_leaves_nothing() {
 
 #[test]
 fn run_returns_the_exit_status_and_spec_writes_a_config() {
+    stack_testing::require_root!();
     let cli = Cli::new();
     let b = Bundle::new(&["sh", "-c", "exit 7"], |_| {});
     let o = cli.run(&[
@@ -208,6 +213,7 @@ fn run_returns_the_exit_status_and_spec_writes_a_config() {
 
 #[test]
 fn exec_and_ps_through_the_cli() {
+    stack_testing::require_root!();
     let mut cli = Cli::new();
     let b = Bundle::new(&["sleep", "100"], |v| v["hostname"] = "clibox".into());
     let id = cli.create(b.path(), &[]);
@@ -228,6 +234,7 @@ fn exec_and_ps_through_the_cli() {
 
 #[test]
 fn pid_file_holds_the_state_pid_as_runc_writes_it() {
+    stack_testing::require_root!();
     let mut cli = Cli::new();
     let dir = tempfile::tempdir().unwrap();
     let pf = dir.path().join("pidfile");
@@ -245,6 +252,7 @@ fn pid_file_holds_the_state_pid_as_runc_writes_it() {
 
 #[test]
 fn no_namespaces_listed_means_the_runtimes_own() {
+    stack_testing::require_root!();
     let mut cli = Cli::new();
     let b = Bundle::new(&["sleep", "100"], |v| {
         v["linux"]["namespaces"] = serde_json::json!([]);
@@ -264,6 +272,7 @@ fn no_namespaces_listed_means_the_runtimes_own() {
 
 #[test]
 fn a_failing_poststart_or_poststop_hook_only_warns_and_the_rest_run() {
+    stack_testing::require_root!();
     let mut cli = Cli::new();
     let log = tempfile::NamedTempFile::new().unwrap();
     let log_path = log.path().to_str().unwrap().to_string();

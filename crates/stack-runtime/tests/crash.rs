@@ -50,6 +50,7 @@ fn gone(g: &Guard, dirs: &[std::path::PathBuf], pid: i32) {
 
 #[test]
 fn recover_rolls_back_a_half_made_container() {
+    stack_testing::require_root!();
     let (g, dirs, pid) = half_made("crash-recover");
     let rolled = stack_runtime::recover(g.root.path()).unwrap();
     assert_eq!(rolled, std::slice::from_ref(&g.id));
@@ -59,6 +60,7 @@ fn recover_rolls_back_a_half_made_container() {
 
 #[test]
 fn discard_removes_a_half_made_container() {
+    stack_testing::require_root!();
     let (g, dirs, pid) = half_made("crash-discard");
     Container::discard(g.root.path(), &g.id).unwrap();
     gone(&g, &dirs, pid);
@@ -68,6 +70,7 @@ fn discard_removes_a_half_made_container() {
 
 #[test]
 fn a_new_create_of_the_same_id_owns_a_fresh_cgroup() {
+    stack_testing::require_root!();
     let (g, dirs, pid) = half_made("crash-reuse");
     let bundle = Bundle::new(&["true"], |_| {});
     let mut opts = stack_runtime::CreateOptions::new(&g.id, bundle.path(), g.root.path());
@@ -85,7 +88,7 @@ fn a_new_create_of_the_same_id_owns_a_fresh_cgroup() {
 
 #[test]
 fn a_create_in_progress_is_left_alone() {
-    require_root();
+    stack_testing::require_root!();
     let root = tempfile::tempdir().unwrap();
     let id = unique_id("crash-busy");
     let dir = root.path().join(&id);
@@ -115,7 +118,7 @@ fn a_create_in_progress_is_left_alone() {
 
 #[test]
 fn staging_directories_of_crashed_creates_are_removed() {
-    require_root();
+    stack_testing::require_root!();
     let root = tempfile::tempdir().unwrap();
     let staged = root.path().join(".x.creating.1.0");
     std::fs::create_dir(&staged).unwrap();

@@ -7,6 +7,7 @@ use common::{Bundle, run};
 
 #[test]
 fn spec_devices_and_the_defaults_are_created() {
+    stack_testing::require_root!();
     let script = "for f in null zero full random urandom tty rt2c rt2b rt2p; do \
                   stat -c \"%n %F %t:%T %a %u:%g\" /dev/$f; done";
     let b = Bundle::new(&["sh", "-c", script], |v| {

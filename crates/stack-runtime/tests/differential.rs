@@ -131,7 +131,7 @@ fn user_bundle() -> Bundle {
 
 #[test]
 fn same_user_and_process_setup_as_runc_and_crun() {
-    common::require_root();
+    stack_testing::require_root!();
     let b = user_bundle();
     let a = ours(b.path());
     assert!(
@@ -144,7 +144,7 @@ fn same_user_and_process_setup_as_runc_and_crun() {
 
 #[test]
 fn same_observations_as_runc() {
-    common::require_root();
+    stack_testing::require_root!();
     let b = bundle();
     let (a, r) = (ours(b.path()), runc(b.path()));
     // The one known difference: like crun, we add the /dev/core -> /proc/kcore
@@ -155,7 +155,7 @@ fn same_observations_as_runc() {
 
 #[test]
 fn same_observations_as_crun() {
-    common::require_root();
+    stack_testing::require_root!();
     let b = bundle();
     let (a, c) = (ours(b.path()), crun(b.path()));
     assert_eq!(lines(&a), lines(&c), "stack-runtime vs crun");
@@ -180,7 +180,7 @@ fn seccomp_bundle() -> Bundle {
 
 #[test]
 fn same_seccomp_errnos_as_runc_and_crun() {
-    common::require_root();
+    stack_testing::require_root!();
     let b = seccomp_bundle();
     let a = ours(b.path());
     assert!(

@@ -15,6 +15,7 @@ fn ns(pid: impl std::fmt::Display, name: &str) -> String {
 
 #[test]
 fn container_hooks_run_inside_in_order_with_the_state() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["echo", "program"], |v| {
         v["hostname"] = "hooked".into();
         v["hooks"] = serde_json::json!({
@@ -51,6 +52,7 @@ fn container_hooks_run_inside_in_order_with_the_state() {
 
 #[test]
 fn start_hook_runs_only_after_start() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["true"], |v| {
         v["hooks"] = serde_json::json!({
             "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo start"]}],
@@ -75,6 +77,7 @@ fn start_hook_runs_only_after_start() {
 
 #[test]
 fn failing_start_hook_fails_start_and_the_program_never_runs() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["echo", "program"], |v| {
         v["hooks"] = serde_json::json!({
             "startContainer": [{"path": "/bin/false"}],
@@ -94,6 +97,7 @@ fn failing_start_hook_fails_start_and_the_program_never_runs() {
 
 #[test]
 fn failing_create_hook_fails_create() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["true"], |v| {
         v["hooks"] = serde_json::json!({
             "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}],

@@ -47,6 +47,7 @@ const ORPHANS: &str = "(sleep 0.5 &); (sleep 0.5 &); exec sleep 5";
 
 #[test]
 fn orphans_are_left_as_zombies_without_init() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["sh", "-c", ORPHANS], |_| {});
     let g = create(&b, "rt2-noinit", false);
     let mut c = g.container();
@@ -59,6 +60,7 @@ fn orphans_are_left_as_zombies_without_init() {
 
 #[test]
 fn orphans_are_reaped_by_init() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["sh", "-c", ORPHANS], |_| {});
     let g = create(&b, "rt2-init", true);
     let mut c = g.container();
@@ -77,6 +79,7 @@ fn orphans_are_reaped_by_init() {
 
 #[test]
 fn init_is_pid_1_and_the_program_pid_2() {
+    stack_testing::require_root!();
     let b = Bundle::new(
         &["sh", "-c", "echo self=$$; echo one=$(cat /proc/1/comm)"],
         |_| {},
@@ -91,6 +94,7 @@ fn init_is_pid_1_and_the_program_pid_2() {
 
 #[test]
 fn sigterm_reaches_the_program_and_its_status_comes_back() {
+    stack_testing::require_root!();
     let script = "trap 'echo got-term; exit 42' TERM; echo up; while :; do sleep 0.05; done";
     let b = Bundle::new(&["sh", "-c", script], |_| {});
     let mut g = create(&b, "rt2-initterm", true);
@@ -112,6 +116,7 @@ fn sigterm_reaches_the_program_and_its_status_comes_back() {
 
 #[test]
 fn a_program_killed_by_a_signal_gives_128_plus_it() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["sleep", "100"], |_| {});
     let g = create(&b, "rt2-initkill", true);
     let mut c = g.container();
@@ -124,6 +129,7 @@ fn a_program_killed_by_a_signal_gives_128_plus_it() {
 
 #[test]
 fn an_oom_killed_program_is_reported_as_oom_through_the_init() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["awk", "BEGIN { s = \"x\"; while (1) s = s s }"], |v| {
         v["linux"]["resources"]["memory"] =
             serde_json::json!({"limit": 32 << 20, "swap": 32 << 20});

@@ -32,6 +32,7 @@ fn kv(out: &str, key: &str) -> String {
 
 #[test]
 fn isolation_as_seen_from_inside() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["sh", "-c", CHECKS], |v| v["hostname"] = "isolated".into());
     let (out, info, _g) = run(&b, "iso", true);
     assert_eq!(info.code, Some(0), "{out}");
@@ -55,6 +56,7 @@ fn isolation_as_seen_from_inside() {
 
 #[test]
 fn the_program_starts_with_no_signal_ignored() {
+    stack_testing::require_root!();
     // The program itself reads its status: nothing the runtime ignores
     // (SIGPIPE in a Rust process) may be inherited.
     let b = Bundle::new(&["grep", "SigIgn", "/proc/self/status"], |_| {});
@@ -65,6 +67,7 @@ fn the_program_starts_with_no_signal_ignored() {
 
 #[test]
 fn user_and_cwd_and_env() {
+    stack_testing::require_root!();
     let b = Bundle::new(
         &[
             "sh",
@@ -95,6 +98,7 @@ fn user_and_cwd_and_env() {
 
 #[test]
 fn create_start_kill_delete() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["sleep", "100"], |_| {});
     let g = create(&b, "life").unwrap();
     let mut c = g.container();
@@ -129,6 +133,7 @@ fn create_start_kill_delete() {
 /// them, and not before.
 #[test]
 fn delete_prunes_empty_parents_under_stack_only_when_unused() {
+    stack_testing::require_root!();
     let parent = format!("/stack/prune-{}", std::process::id());
     let bundle = |leaf: &str| {
         let path = format!("{parent}/{leaf}");
@@ -161,6 +166,7 @@ fn delete_prunes_empty_parents_under_stack_only_when_unused() {
 
 #[test]
 fn delete_of_running_needs_force() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["sleep", "100"], |_| {});
     let g = create(&b, "force").unwrap();
     let mut c = g.container();
@@ -177,6 +183,7 @@ fn delete_of_running_needs_force() {
 
 #[test]
 fn stopped_after_exiting_by_itself() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["sh", "-c", "exit 3"], |_| {});
     let (_out, info, g) = run(&b, "exit", false);
     assert_eq!(info.code, Some(3));
@@ -186,6 +193,7 @@ fn stopped_after_exiting_by_itself() {
 
 #[test]
 fn setup_errors_name_the_step() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["/no/such/program"], |_| {});
     match create(&b, "badexe") {
         Err(stack_runtime::Error::Init { step, .. }) => assert_eq!(step, Step::Executable),
@@ -227,6 +235,7 @@ fn setup_errors_name_the_step() {
 
 #[test]
 fn exec_joins_the_same_namespaces() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["sleep", "100"], |v| v["hostname"] = "execbox".into());
     let g = create(&b, "exec").unwrap();
     let mut c = g.container();
@@ -269,6 +278,7 @@ fn exec_joins_the_same_namespaces() {
 
 #[test]
 fn pause_stops_progress_and_resume_continues() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["sh", "-c", "while :; do :; done"], |_| {});
     let g = create(&b, "pause").unwrap();
     let mut c = g.container();
@@ -291,7 +301,7 @@ fn pause_stops_progress_and_resume_continues() {
 
 #[test]
 fn joins_network_namespace_by_path() {
-    common::require_root();
+    stack_testing::require_root!();
     let name = format!("stk-rt{}", std::process::id() % 100_000);
     struct NetnsGuard(String);
     impl Drop for NetnsGuard {
@@ -326,6 +336,7 @@ fn joins_network_namespace_by_path() {
 
 #[test]
 fn user_namespace_with_id_maps() {
+    stack_testing::require_root!();
     let b = Bundle::new(
         &[
             "sh",
@@ -355,6 +366,7 @@ fn user_namespace_with_id_maps() {
 
 #[test]
 fn seccomp_profile_from_the_spec() {
+    stack_testing::require_root!();
     let b = Bundle::new(
         &[
             "sh",

@@ -9,6 +9,7 @@ use nix::sys::signal::Signal;
 
 #[test]
 fn memory_limit_oom_kill_is_reported() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["awk", "BEGIN { s = \"x\"; while (1) s = s s }"], |v| {
         v["linux"]["resources"]["memory"] =
             serde_json::json!({"limit": 32 << 20, "swap": 32 << 20});
@@ -41,6 +42,7 @@ fn memory_limit_oom_kill_is_reported() {
 
 #[test]
 fn fork_bomb_stops_at_pids_max() {
+    stack_testing::require_root!();
     // The bomb runs in a subshell (busybox sh gives up at the first failed
     // fork); pid 1 then execs so it needs no free pid itself.
     let script =
@@ -75,6 +77,7 @@ fn fork_bomb_stops_at_pids_max() {
 
 #[test]
 fn half_a_cpu_gets_about_half_a_core() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["sh", "-c", "while :; do :; done"], |v| {
         let quota = stack_runtime::plan::cpus_to_quota(0.5, 100_000);
         v["linux"]["resources"]["cpu"] = serde_json::json!({"quota": quota, "period": 100_000});
@@ -114,6 +117,7 @@ fn block_device() -> Option<(u64, u64)> {
 
 #[test]
 fn blkio_throttles_are_written() {
+    stack_testing::require_root!();
     let Some((major, minor)) = block_device() else {
         panic!("no block device under /sys/block to throttle");
     };
@@ -148,6 +152,7 @@ fn blkio_throttles_are_written() {
 
 #[test]
 fn delete_removes_the_cgroup() {
+    stack_testing::require_root!();
     let b = Bundle::new(&["true"], |v| {
         v["linux"]["resources"]["memory"] = serde_json::json!({"limit": 64 << 20});
     });

@@ -78,6 +78,7 @@ fn run_on_terminal(script: &str, init: bool) -> (String, Option<i32>) {
 
 #[test]
 fn pty_master_is_sent_to_the_console_socket() {
+    stack_testing::require_root!();
     let (out, code) = run_on_terminal("tty; echo done", false);
     assert!(out.contains("/dev/pts/0"), "{out}");
     assert_eq!(code, Some(0));
@@ -85,6 +86,7 @@ fn pty_master_is_sent_to_the_console_socket() {
 
 #[test]
 fn with_init_the_program_is_the_terminals_foreground_group() {
+    stack_testing::require_root!();
     // Fields 5 and 8 of /proc/self/stat: process group and the terminal's
     // foreground group. awk stays in the shell's (the program's) group.
     let (out, code) = run_on_terminal(
@@ -98,6 +100,7 @@ fn with_init_the_program_is_the_terminals_foreground_group() {
 
 #[test]
 fn exec_with_a_terminal_sends_its_master_from_inside_the_mounts() {
+    stack_testing::require_root!();
     // The console socket is a host path the exec'd process could not see
     // once it joined the container's mount namespace.
     let b = Bundle::new(&["sleep", "100"], |_| {});

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use stack_engine::control::{Reply, Request};
+use stack_engine::api::{Reply, Request};
 
 use crate::cli::GlobalArgs;
 use crate::client;

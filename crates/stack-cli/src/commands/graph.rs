@@ -27,8 +27,8 @@ pub fn run(args: GraphArgs) -> anyhow::Result<ExitCode> {
     };
     let project = loaded.project;
     match args.format {
-        GraphFormat::Text => print!("{}", stack_engine::graph::text(&project)),
-        GraphFormat::Dot => print!("{}", stack_engine::graph::dot(&project)),
+        GraphFormat::Text => print!("{}", stack_engine::service_graph::text(&project)),
+        GraphFormat::Dot => print!("{}", stack_engine::service_graph::dot(&project)),
     }
     Ok(ExitCode::SUCCESS)
 }

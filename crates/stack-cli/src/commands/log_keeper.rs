@@ -1,5 +1,5 @@
 //! `stack __logs PROJECT`: the project's log keeper (see
-//! `stack_engine::logger`), started by its supervisor; not meant to be run
+//! `stack_engine::log_keeper`), started by its supervisor; not meant to be run
 //! by hand.
 
 use std::process::ExitCode;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use stack_engine::lock::ProjectLock;
-use stack_engine::logger;
+use stack_engine::log_keeper;
 
 use crate::cli::GlobalArgs;
 
@@ -27,17 +27,17 @@ pub fn run(global: &GlobalArgs, args: LogKeeperArgs) -> anyhow::Result<ExitCode>
     ) else {
         return Ok(ExitCode::SUCCESS);
     };
-    let socket = logger::socket_path(&global.run_dir, &args.project);
+    let socket = log_keeper::socket_path(&global.run_dir, &args.project);
     let project_dir = stack_fs::Layout::of_root(&global.root).project(&args.project);
     // One thread is plenty for copying pipes, and keeps the keeper small.
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?
-        .block_on(logger::serve(
+        .block_on(log_keeper::serve(
             socket,
             project_dir,
-            stack_engine::control::socket_path(&global.run_dir, &args.project),
+            stack_engine::api::socket_path(&global.run_dir, &args.project),
         ))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
 use clap::Args;
-use stack_engine::logs::{Entry, read_all, tail};
+use stack_engine::log_files::{Entry, read_all, tail};
 use stack_engine::store::Store;
 
 use crate::cli::GlobalArgs;

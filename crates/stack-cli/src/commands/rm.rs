@@ -4,7 +4,7 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use clap::Args;
-use stack_engine::control::Request;
+use stack_engine::api::Request;
 
 use crate::cli::GlobalArgs;
 use crate::client;

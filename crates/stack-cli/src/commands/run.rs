@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use stack_engine::control::{Reply, Request, RunOptions, RunStdio};
+use stack_engine::api::{Reply, Request, RunOptions, RunStdio};
 
 use crate::cli::GlobalArgs;
 use crate::client;

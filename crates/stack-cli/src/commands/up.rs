@@ -3,9 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use stack_engine::control::{Request, UpOptions};
+use stack_engine::api::{Request, StepKind, UpOptions};
 use stack_engine::host::Host;
-use stack_engine::progress::StepKind;
 use stack_engine::reconcile::{ReconcileOptions, reconcile};
 use stack_spec::PullPolicy;
 
@@ -176,7 +175,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
             } else if options.no_deps {
                 Some(options.services.iter().cloned().collect())
             } else {
-                Some(stack_engine::graph::with_dependencies(
+                Some(stack_engine::service_graph::with_dependencies(
                     &host.project(),
                     &options.services,
                 ))
@@ -187,7 +186,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         };
         host.observe_builds(&mut observed, &reconcile_options);
         let plan = reconcile(&host.project(), &observed, &reconcile_options)
-            .map_err(stack_engine::error::EngineError::from)?;
+            .map_err(stack_engine::api::EngineError::from)?;
         print!("{plan}");
         if plan.is_empty() {
             println!("nothing to do");

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::Args;
-use stack_engine::control::{Request, UpOptions};
+use stack_engine::api::{Request, UpOptions};
 use stack_engine::host::Host;
 use stack_engine::store::Store;
 use stack_engine::watch::{

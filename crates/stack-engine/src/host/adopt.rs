@@ -11,10 +11,10 @@ use stack_runtime::Container;
 
 use super::Host;
 use super::launch::{now_ms, restart_policy};
+use crate::monitoring::Begin;
 use crate::observed::ContainerState;
 use crate::restart::start_on_boot;
 use crate::store::{ContainerRecord, LastExit};
-use crate::supervise::Begin;
 
 /// How a monitor takes up a container found in `record`, `now_ms` being
 /// the wall clock; `alive` says whether its recorded process still runs.

@@ -12,10 +12,10 @@ use super::launch::{backoff, restart_on_unhealthy, restart_policy, stop_grace, s
 use super::{Host, Watched};
 use crate::execute::Driver;
 use crate::health::{Status as HealthStatus, resolve_check};
+use crate::monitoring::{Begin, Command, EventKind, MonitorConfig, spawn_monitor};
 use crate::observed::ContainerState;
 use crate::plan::Wait;
 use crate::restart::{Exit, RestartState};
-use crate::supervise::{Begin, Command, EventKind, MonitorConfig, spawn_monitor};
 
 /// Why an operation failed, in the words `stack up` prints.
 #[derive(Debug, thiserror::Error)]
@@ -82,10 +82,10 @@ impl Host {
             let at_ms = tokio::time::Instant::now()
                 .duration_since(epoch)
                 .as_millis() as u64;
-            let _ = events.send(crate::supervise::Event {
+            let _ = events.send(crate::monitoring::Event {
                 container: container.clone(),
                 at_ms,
-                time_ns: crate::supervise::events::unix_ns(),
+                time_ns: crate::monitoring::events::unix_ns(),
                 kind,
             });
         }
@@ -277,7 +277,7 @@ impl Host {
             };
             (w.monitor.snapshot.clone(), w.health.clone())
         };
-        let exited_code = |s: &crate::supervise::Snapshot| match (s.state, s.last_exit) {
+        let exited_code = |s: &crate::monitoring::Snapshot| match (s.state, s.last_exit) {
             (ContainerState::Exited, Some(exit)) => Some(exit.code()),
             (ContainerState::Exited, None) => Some(-1),
             _ => None,

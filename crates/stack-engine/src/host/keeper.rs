@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::Host;
 use crate::lock::{LockError, ProjectLock};
-use crate::logger::{Handover, hand_over, socket_path};
+use crate::log_keeper::{Handover, hand_over, socket_path};
 
 /// The pipes come back with the error when the keeper cannot take them.
 type Refused = (std::io::Error, OwnedFd, OwnedFd);

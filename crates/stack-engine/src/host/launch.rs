@@ -15,13 +15,13 @@ use stack_spec::{RestartPolicy as SpecPolicy, Service};
 
 use super::create::{CreateError, io};
 use super::{Attach, Host};
-use crate::logger::Handover;
-use crate::logs::{LogWriter, Rotation, Stream};
+use crate::log_files::{LogWriter, Rotation, Stream};
+use crate::log_keeper::Handover;
+use crate::monitoring::{Launcher, Snapshot};
 use crate::observed::ContainerState;
 use crate::pidfd::ExitStatus;
 use crate::restart::{Backoff, Exit, RestartPolicy, RestartState};
 use crate::store::LastExit;
-use crate::supervise::{Launcher, Snapshot};
 
 /// One line of container output, for attached `up` and `logs -f`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,7 +256,7 @@ impl Host {
                 let writer = Arc::new(Mutex::new(writer));
                 for (fd, stream) in [(out_r, Stream::Stdout), (err_r, Stream::Stderr)] {
                     let notify = self.emitter(name);
-                    crate::logger::pump(
+                    crate::log_keeper::pump(
                         fd,
                         stream,
                         name.to_owned(),

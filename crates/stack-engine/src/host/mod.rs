@@ -23,10 +23,10 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 use crate::health::Health;
+use crate::monitoring::{Event, MonitorHandle};
 use crate::observed::{ContainerState, Observed, ObservedBuild, ObservedContainer};
 use crate::reconcile::ReconcileOptions;
 use crate::store::{ContainerRecord, Store, StoreError};
-use crate::supervise::{Event, MonitorHandle};
 
 pub use adopt::begin_for;
 pub use create::{CreateError, port_mappings};

@@ -19,10 +19,10 @@ use super::Host;
 use super::create::CreateError;
 use super::driver::DriverError;
 use crate::health::Status as HealthStatus;
+use crate::monitoring::{Command, EventKind};
 use crate::observed::ContainerState;
 use crate::pidfd::{PidfdFlags, open_pidfd, take_fd};
 use crate::restart::Exit;
-use crate::supervise::{Command, EventKind};
 
 /// Where a one-off container's stdio comes from (see `control::RunStdio`).
 #[derive(Debug)]

@@ -15,8 +15,8 @@ use tokio::time::Instant;
 
 use super::Host;
 use crate::health::{Check, HEALTH_FILE, Health, Status as HealthStatus, Summary, next_probe_in};
+use crate::monitoring::{Command, EventKind};
 use crate::pidfd::{ExitStatus, PidFd};
-use crate::supervise::{Command, EventKind};
 
 impl Host {
     /// Starts probing `name`; the receiver sees every status change.

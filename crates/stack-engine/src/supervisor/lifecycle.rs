@@ -12,9 +12,8 @@ use crate::control::{Channel, UpOptions};
 use crate::error::EngineError;
 use crate::host::Host;
 use crate::lifecycle_plan::{plan_freeze, plan_kill, plan_remove, plan_start, plan_stop};
-use crate::plan::Plan;
 
-use super::Answer;
+use super::{Answer, run_plan};
 
 /// Refuses service names the file does not have, as compose does.
 fn check_services(project: &Project, services: &[String]) -> Result<(), EngineError> {
@@ -31,12 +30,6 @@ fn timeout(seconds: Option<u64>) -> Option<Duration> {
     seconds.map(Duration::from_secs)
 }
 
-/// Runs a lifecycle plan, one line per container as it is done
-/// (`container web-1: stopped`).
-async fn run(host: &Arc<Host>, channel: &mut Channel, plan: &Plan) -> Result<(), EngineError> {
-    super::run_plan_styled(host, channel, plan, super::Style::Brief).await
-}
-
 /// Stops the running containers of `services`, dependents first.
 pub(super) async fn stop(
     host: &Arc<Host>,
@@ -45,7 +38,7 @@ pub(super) async fn stop(
     seconds: Option<u64>,
 ) -> Answer {
     let plan = plan_stop(&host.project(), &host.observe()?, services, seconds)?;
-    run(host, channel, &plan).await?;
+    run_plan(host, channel, &plan).await?;
     Ok(String::new())
 }
 
@@ -53,7 +46,7 @@ pub(super) async fn stop(
 /// once the conditions of its `depends_on` hold.
 pub(super) async fn start(host: &Arc<Host>, channel: &mut Channel, services: &[String]) -> Answer {
     let plan = plan_start(&host.project(), &host.observe()?, services)?;
-    run(host, channel, &plan).await?;
+    run_plan(host, channel, &plan).await?;
     Ok(String::new())
 }
 
@@ -68,10 +61,10 @@ pub(super) async fn restart(
     // Two plans with the crash point between them, where a restart is
     // most often cut short: stopped, not yet started.
     let plan = plan_stop(&host.project(), &host.observe()?, services, seconds)?;
-    run(host, channel, &plan).await?;
+    run_plan(host, channel, &plan).await?;
     stack_runtime::fault::point("restart-after-stop");
     let plan = plan_start(&host.project(), &host.observe()?, services)?;
-    run(host, channel, &plan).await?;
+    run_plan(host, channel, &plan).await?;
     Ok(String::new())
 }
 
@@ -86,7 +79,7 @@ pub(super) async fn kill(
     if plan.is_empty() {
         return Ok("no container to kill".into());
     }
-    run(host, channel, &plan).await?;
+    run_plan(host, channel, &plan).await?;
     Ok(String::new())
 }
 
@@ -98,7 +91,7 @@ pub(super) async fn freeze(
     freeze: bool,
 ) -> Answer {
     let plan = plan_freeze(&host.project(), &host.observe()?, services, freeze)?;
-    run(host, channel, &plan).await?;
+    run_plan(host, channel, &plan).await?;
     Ok(String::new())
 }
 
@@ -119,10 +112,10 @@ pub(super) async fn remove(
         .iter()
         .any(|op| op.action == crate::plan::Action::Remove)
     {
-        run(host, channel, &plan).await?;
+        run_plan(host, channel, &plan).await?;
         return Ok("no stopped containers".into());
     }
-    run(host, channel, &plan).await?;
+    run_plan(host, channel, &plan).await?;
     Ok(String::new())
 }
 
@@ -144,20 +137,6 @@ pub(super) async fn wait_ready(
     Ok(host.wait_ready(&containers, timeout(seconds)).await?)
 }
 
-/// Removes the one-off containers of the project (before `down`).
-pub(super) async fn remove_one_offs(host: &Arc<Host>) -> Vec<EngineError> {
-    let project = host.project();
-    let mut errors = Vec::new();
-    for r in host.records().containers(&project.name).unwrap_or_default() {
-        if r.one_off
-            && let Err(e) = host.remove(&r.name).await
-        {
-            errors.push(EngineError::from(e).context(format_args!("remove container {}", r.name)));
-        }
-    }
-    errors
-}
-
 /// `up SERVICE...`: those services and, unless `--no-deps`, what they
 /// depend on; `None` for every service.
 pub(super) fn selection(
@@ -171,7 +150,7 @@ pub(super) fn selection(
     Ok(Some(if options.no_deps {
         options.services.iter().cloned().collect()
     } else {
-        crate::graph::with_dependencies(project, &options.services)
+        crate::service_graph::with_dependencies(project, &options.services)
     }))
 }
 

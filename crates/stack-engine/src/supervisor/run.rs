@@ -12,10 +12,10 @@ use stack_spec::{Project, Service};
 use crate::control::{Channel, Reply, RunOptions, RunStdio};
 use crate::error::{EngineError, ErrorKind};
 use crate::execute::Driver;
-use crate::graph::with_dependencies;
 use crate::host::{Attach, Host, HostDriver, stdio_of};
 use crate::plan::Wait;
 use crate::reconcile::{ReconcileOptions, plan_one_off, reconcile};
+use crate::service_graph::with_dependencies;
 
 /// A started attached run: what is left is to wait for its end.
 pub(super) struct Attached {

@@ -12,7 +12,7 @@ pub fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         assert!(
-            nix::unistd::geteuid().is_root(),
+            stack_testing::is_root(),
             "stack-image integration tests must run as root"
         );
         let script =

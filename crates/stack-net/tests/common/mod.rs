@@ -19,7 +19,7 @@ use stack_net::{
 
 pub fn require_root() {
     assert!(
-        nix::unistd::geteuid().is_root(),
+        stack_testing::is_root(),
         "stack-net integration tests need root (real bridges and namespaces)"
     );
     for tool in ["nft", "busybox", "nsenter", "ip"] {

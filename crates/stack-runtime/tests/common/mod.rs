@@ -14,7 +14,7 @@ pub const INIT: &str = env!("CARGO_BIN_EXE_stack-runtime");
 
 pub fn require_root() {
     assert!(
-        nix::unistd::geteuid().is_root(),
+        stack_testing::is_root(),
         "these tests create namespaces and cgroups: run them as root"
     );
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
 use clap::Args;
-use stack_engine::logs::{Entry, Stream, read_all, tail};
+use stack_engine::log_files::{Entry, Stream, read_all, tail};
 
 use super::monitor::log_path;
 use super::record::Records;

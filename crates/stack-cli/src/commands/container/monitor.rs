@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 use clap::Args;
-use stack_engine::logs::{LogWriter, Rotation, Stream};
+use stack_engine::log_files::{LogWriter, Rotation, Stream};
 use stack_runtime::{Container, CreateOptions};
 
 use super::create::{load_spec, runtime_root};

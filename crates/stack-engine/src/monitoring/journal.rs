@@ -15,8 +15,8 @@ use tokio::sync::broadcast;
 use crate::control::{Channel, Reply};
 use crate::health::Status as HealthStatus;
 use crate::host::Host;
+use crate::monitoring::{Event, EventKind};
 use crate::store::ContainerRecord;
-use crate::supervise::{Event, EventKind};
 
 /// The journal rotates to `events.log.1` past this size.
 pub const MAX_JOURNAL: u64 = 4 * 1024 * 1024;
@@ -224,7 +224,7 @@ pub async fn stream_events(
         }
     }
     let deadline = until_ns.map(|u| {
-        let now = crate::supervise::events::unix_ns();
+        let now = crate::monitoring::events::unix_ns();
         tokio::time::Instant::now() + std::time::Duration::from_nanos(u.saturating_sub(now) as u64)
     });
     loop {

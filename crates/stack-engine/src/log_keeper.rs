@@ -27,8 +27,8 @@ use tokio::io::{AsyncBufReadExt, BufReader, Interest};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::control::{Channel, Request};
-use crate::logs::{LogWriter, Rotation, Stream};
-use crate::supervise::EventKind;
+use crate::log_files::{LogWriter, Rotation, Stream};
+use crate::monitoring::EventKind;
 
 /// One container run's output, as the supervisor hands it over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

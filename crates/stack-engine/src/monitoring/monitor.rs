@@ -10,10 +10,10 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use crate::monitoring::events::{Event, EventKind};
 use crate::observed::ContainerState;
 use crate::pidfd::{ExitStatus, PidFd};
 use crate::restart::{Backoff, Decision, Exit, RestartPolicy, RestartState, decide};
-use crate::supervise::events::{Event, EventKind};
 
 /// What actually starts and signals a container: the runtime in production,
 /// plain processes in the monitor's own tests.
