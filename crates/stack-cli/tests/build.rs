@@ -359,12 +359,34 @@ fn up_builds_what_is_missing_and_up_build_only_what_changed() {
     env.ok(&["build", "a"]);
     let plan = env.ok(&["up", "--dry-run", "--build"]);
     assert!(!plan.contains("build image"), "{plan}");
-    // `--no-build` never builds, even a missing image.
+    // `--no-build` never builds: with an image only a build makes missing,
+    // `up` is refused before anything is made, naming service and image.
     env.ok(&["down"]);
-    let rm = env.stack(&["image", "rm", "bld-up-b:dev"]);
+    let rm = env.stack(&["image", "rm", "bld-up-a"]);
     assert!(rm.status.success(), "{rm:?}");
-    let plan = env.ok(&["up", "--dry-run", "--no-build"]);
-    assert!(!plan.contains("build image"), "{plan}");
+    let file = env.file();
+    let file = file.to_str().unwrap();
+    for args in [&["up", "--dry-run"][..], &["up", "-d"]] {
+        let mut args = args.to_vec();
+        args.extend(["--no-build", "--file", file, "-p", &env.project]);
+        let up = env.stack(&args);
+        let err = String::from_utf8_lossy(&up.stderr);
+        assert!(!up.status.success(), "{args:?} went ahead:\n{err}");
+        assert!(
+            err.contains("service a: image bld-up-a is missing and --no-build forbids building it"),
+            "{err}"
+        );
+    }
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+    let made: Vec<String> = common::leaks::leaks(&env)
+        .into_iter()
+        .filter(|l| {
+            ["link ", "nft ", "mount ", "cgroup "]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
+        .collect();
+    assert!(made.is_empty(), "made before the refusal: {made:#?}");
 }
 
 #[test]
