@@ -464,6 +464,39 @@ fn builder_prune_empties_the_cache_and_keeps_images() {
 }
 
 #[test]
+fn image_rm_and_prune_keep_the_layers_the_step_cache_names() {
+    let env = Env::new("bld-gc", 192);
+    let ctx = context(
+        &env,
+        "FROM busybox AS b\nRUN echo one > /one\n\
+         FROM busybox\nCOPY --from=b /one /one\nRUN cat /one > /two\n",
+        &[],
+    );
+    let (_, log) = ok(&build(&env, &ctx, &["-t", "g:1"]));
+    assert!(log.contains("(3 steps run, 0 cached)"), "{log}");
+    // The image goes, and with it every layer no image and no cache entry
+    // names; the stage `b` layer is in no image at all.
+    let rm = env.stack(&["image", "rm", "g:1"]);
+    assert!(rm.status.success(), "{rm:?}");
+    let prune = env.stack(&["image", "prune"]);
+    assert!(prune.status.success(), "{prune:?}");
+    let (_, log) = ok(&build(&env, &ctx, &["-t", "g:1"]));
+    assert!(log.contains("(0 steps run, 3 cached)"), "{log}");
+    assert_eq!(run(&env, &["g:1", "cat", "/two"]), "one\n");
+    // `builder prune` drops the entries and what only they kept: the next
+    // build runs every step again, and succeeds.
+    let out = env.stack(&["builder", "prune", "-f"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Deleted 3 cache entries"), "{text}");
+    let rm = env.stack(&["image", "rm", "g:1"]);
+    assert!(rm.status.success(), "{rm:?}");
+    let (_, log) = ok(&build(&env, &ctx, &["-t", "g:1"]));
+    assert!(log.contains("(3 steps run, 0 cached)"), "{log}");
+    assert_eq!(run(&env, &["g:1", "cat", "/two"]), "one\n");
+}
+
+#[test]
 fn add_unpacks_a_local_tar_archive() {
     let env = Env::new("bld-add", 190);
     let ctx = context(
