@@ -1241,6 +1241,9 @@ impl Builder<'_> {
                 make(self, state, &scratch)?;
                 scratch.unmount()?;
                 let e = self.commit_layer(&scratch.upper)?;
+                // Pinned, so that `image rm`/`image prune` keep what the
+                // entry names; `builder prune` drops entries and pins together.
+                self.store.pin(&e.digest)?;
                 self.cache.put(&key, &e).map_err(io_at(&self.opts.root))?;
                 self.run.fetch_add(1, Ordering::Relaxed);
                 e

@@ -366,12 +366,34 @@ fn up_builds_what_is_missing_and_up_build_only_what_changed() {
     env.ok(&["build", "a"]);
     let plan = env.ok(&["up", "--dry-run", "--build"]);
     assert!(!plan.contains("build image"), "{plan}");
-    // `--no-build` never builds, even a missing image.
+    // `--no-build` never builds: with an image only a build makes missing,
+    // `up` is refused before anything is made, naming service and image.
     env.ok(&["down"]);
-    let rm = env.stack(&["image", "rm", "bld-up-b:dev"]);
+    let rm = env.stack(&["image", "rm", "bld-up-a"]);
     assert!(rm.status.success(), "{rm:?}");
-    let plan = env.ok(&["up", "--dry-run", "--no-build"]);
-    assert!(!plan.contains("build image"), "{plan}");
+    let file = env.file();
+    let file = file.to_str().unwrap();
+    for args in [&["up", "--dry-run"][..], &["up", "-d"]] {
+        let mut args = args.to_vec();
+        args.extend(["--no-build", "--file", file, "-p", &env.project]);
+        let up = env.stack(&args);
+        let err = String::from_utf8_lossy(&up.stderr);
+        assert!(!up.status.success(), "{args:?} went ahead:\n{err}");
+        assert!(
+            err.contains("service a: image bld-up-a is missing and --no-build forbids building it"),
+            "{err}"
+        );
+    }
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+    let made: Vec<String> = common::leaks::leaks(&env)
+        .into_iter()
+        .filter(|l| {
+            ["link ", "nft ", "mount ", "cgroup "]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
+        .collect();
+    assert!(made.is_empty(), "made before the refusal: {made:#?}");
 }
 
 #[test]
@@ -448,6 +470,39 @@ fn builder_prune_empties_the_cache_and_keeps_images() {
     assert_eq!(run(&env, &["p:1", "cat", "/b"]), "built\n");
     let (_, log) = ok(&build(&env, &ctx, &["-t", "p:1"]));
     assert!(log.contains("(1 steps run, 0 cached)"), "{log}");
+}
+
+#[test]
+fn image_rm_and_prune_keep_the_layers_the_step_cache_names() {
+    let env = Env::new("bld-gc", 192);
+    let ctx = context(
+        &env,
+        "FROM busybox AS b\nRUN echo one > /one\n\
+         FROM busybox\nCOPY --from=b /one /one\nRUN cat /one > /two\n",
+        &[],
+    );
+    let (_, log) = ok(&build(&env, &ctx, &["-t", "g:1"]));
+    assert!(log.contains("(3 steps run, 0 cached)"), "{log}");
+    // The image goes, and with it every layer no image and no cache entry
+    // names; the stage `b` layer is in no image at all.
+    let rm = env.stack(&["image", "rm", "g:1"]);
+    assert!(rm.status.success(), "{rm:?}");
+    let prune = env.stack(&["image", "prune"]);
+    assert!(prune.status.success(), "{prune:?}");
+    let (_, log) = ok(&build(&env, &ctx, &["-t", "g:1"]));
+    assert!(log.contains("(0 steps run, 3 cached)"), "{log}");
+    assert_eq!(run(&env, &["g:1", "cat", "/two"]), "one\n");
+    // `builder prune` drops the entries and what only they kept: the next
+    // build runs every step again, and succeeds.
+    let out = env.stack(&["builder", "prune", "-f"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Deleted 3 cache entries"), "{text}");
+    let rm = env.stack(&["image", "rm", "g:1"]);
+    assert!(rm.status.success(), "{rm:?}");
+    let (_, log) = ok(&build(&env, &ctx, &["-t", "g:1"]));
+    assert!(log.contains("(3 steps run, 0 cached)"), "{log}");
+    assert_eq!(run(&env, &["g:1", "cat", "/two"]), "one\n");
 }
 
 #[test]

@@ -272,7 +272,12 @@ impl From<crate::lifecycle_plan::LifecycleError> for EngineError {
 
 impl From<crate::reconcile::ReconcileError> for EngineError {
     fn from(e: crate::reconcile::ReconcileError) -> Self {
-        EngineError::new(ErrorKind::Conflict, e.to_string())
+        use crate::reconcile::ReconcileError;
+        let kind = match e {
+            ReconcileError::VolumeChanged { .. } => ErrorKind::Conflict,
+            ReconcileError::ImageMissing { .. } => ErrorKind::NotFound,
+        };
+        EngineError::new(kind, e.to_string())
     }
 }
 

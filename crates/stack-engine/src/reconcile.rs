@@ -39,6 +39,20 @@ pub enum ReconcileError {
         paths.join(", ")
     )]
     VolumeChanged { name: String, paths: Vec<String> },
+    /// A container would be made from an image that is not there and that
+    /// nothing in the plan builds or pulls; refused before anything is made
+    /// rather than failing at create with networks already made.
+    #[error("{}", missing.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    ImageMissing { missing: Vec<MissingImage> },
+}
+
+/// A service whose image is missing, and why it is not fetched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("service {service}: image {image} is missing and {why}")]
+pub struct MissingImage {
+    pub service: String,
+    pub image: String,
+    pub why: String,
 }
 
 impl ReconcileOptions {
@@ -469,15 +483,6 @@ pub fn reconcile(
         if image_ops.contains_key(&image) {
             continue;
         }
-        if service.build.is_some()
-            && service.image.is_none()
-            && options.no_build
-            && !observed.images.contains_key(&image)
-        {
-            plan.notes.push(format!(
-                "service {name}: --no-build, and its image {image} is not there to create it from"
-            ));
-        }
         if let Some(cause) = build_cause(name, service, &image, observed, options) {
             let op = plan.push(
                 Action::Build,
@@ -527,6 +532,7 @@ pub fn reconcile(
     // namespaces can only be made once that one exists.
     let mut made_ops: HashMap<&str, Vec<OpId>> = HashMap::new();
     let mut recreated: BTreeSet<&str> = BTreeSet::new();
+    let mut missing: Vec<MissingImage> = Vec::new();
     for name in project.start_order() {
         let Some(service) = project.services.get(name) else {
             continue;
@@ -645,6 +651,17 @@ pub fn reconcile(
             }
             let start = match action {
                 Action::Create | Action::Recreate => {
+                    if let Some(image) = &image
+                        && !observed.images.contains_key(image)
+                        && !image_ops.contains_key(image)
+                        && !missing.iter().any(|m| m.service == name)
+                    {
+                        missing.push(MissingImage {
+                            service: name.to_owned(),
+                            image: image.clone(),
+                            why: unfetched_reason(name, service, options),
+                        });
+                    }
                     let op = plan.push(action, resource.clone(), cause.clone());
                     plan.operations[op].after = create_after.clone();
                     made.push(op);
@@ -708,7 +725,23 @@ pub fn reconcile(
             }
         }
     }
+    if !missing.is_empty() {
+        return Err(ReconcileError::ImageMissing { missing });
+    }
     Ok(plan)
+}
+
+/// Why a missing image is neither built nor pulled, as the error says it.
+fn unfetched_reason(name: &str, service: &Service, options: &ReconcileOptions) -> String {
+    if service.build.is_some() && options.no_build {
+        format!(
+            "--no-build forbids building it (run `stack build {name}`, or `up` without --no-build)"
+        )
+    } else if service.pull_policy == Some(PullPolicy::Never) {
+        "its pull_policy is never (pull it with `stack pull`, or load it)".to_owned()
+    } else {
+        "nothing builds or pulls it (pull_policy: build without a build section)".to_owned()
+    }
 }
 
 /// `stack down`: every container of the project (one-offs, then dependents

@@ -751,26 +751,60 @@ fn up_build_rebuilds_and_recreates_only_what_changed() {
 }
 
 #[test]
-fn no_build_neither_builds_nor_pulls_a_name_only_a_build_makes() {
+fn no_build_refuses_a_missing_image_only_a_build_makes_before_anything() {
     let project = load(BUILD_STACK, &[]);
     let no_build = ReconcileOptions {
         no_build: true,
         ..ReconcileOptions::default()
     };
-    let got = plan(&project, &Observed::default(), &no_build);
-    let want = "\
-#1 create network dev_default (not found)
-#2 pull image dev/worker:1 (not found)
-#3 pull image postgres:16 (not found)
-#4 create container dev-db-1 (not found) after #1 #3
-#5 start container dev-db-1 (not found) after #4
-#6 create container dev-api-1 (not found) after #1
-#7 start container dev-api-1 (not found) after #6 #5; waits for db started
-#8 create container dev-worker-1 (not found) after #1 #2
-#9 start container dev-worker-1 (not found) after #8
-note: service api: --no-build, and its image dev-api is not there to create it from
-";
-    assert_eq!(got, want, "\n{got}");
+    // Nothing is planned: not even the network the containers would join.
+    let err = reconcile(&project, &Observed::default(), &no_build).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "service api: image dev-api is missing and --no-build forbids building it \
+         (run `stack build api`, or `up` without --no-build)"
+    );
+    // A worker with `image:` is pulled instead, as compose does; with the
+    // api image there, the plan goes ahead without building.
+    let mut observed = Observed::default();
+    observed.images.insert("dev-api".into(), "sha256:a".into());
+    let got = plan(&project, &observed, &no_build);
+    assert!(!got.contains("build image"), "{got}");
+    assert!(got.contains("pull image dev/worker:1 (not found)"), "{got}");
+    // A container that exists and stays needs no image.
+    let converged = built(&project, &[]);
+    let mut gone = converged.clone();
+    gone.images.remove("dev-api");
+    assert_eq!(plan(&project, &gone, &no_build), "");
+}
+
+#[test]
+fn pull_policy_never_refuses_a_missing_image_naming_the_service() {
+    let project = load(
+        r#"
+name: nv
+services:
+  web:
+    image: nv/web:1
+    pull_policy: never
+  api:
+    build: ./api
+    pull_policy: never
+  db:
+    image: nv/db:1
+    pull_policy: never
+"#,
+        &[],
+    );
+    let mut observed = Observed::default();
+    observed.images.insert("nv/db:1".into(), "sha256:d".into());
+    let err = reconcile(&project, &observed, &ReconcileOptions::default()).unwrap_err();
+    // `never` is about pulling: the build service builds (as compose).
+    assert_eq!(
+        err.to_string(),
+        "service web: image nv/web:1 is missing and its pull_policy is never \
+         (pull it with `stack pull`, or load it)"
+    );
 }
 
 #[test]

@@ -171,6 +171,32 @@ impl Store {
         self.dir.join("layers")
     }
 
+    /// Pins: one empty file per blob (and its unpacked layer) that something
+    /// outside the index, the build step cache, still names.
+    fn pins_dir(&self) -> PathBuf {
+        self.dir.join("pins")
+    }
+
+    /// Keeps blob `d` and its unpacked layer through garbage collection
+    /// though no image references it, until [`Store::unpin_all`].
+    pub fn pin(&self, d: &Digest) -> Result<()> {
+        let dir = self.pins_dir();
+        fs::create_dir_all(&dir).map_err(io_at(&dir))?;
+        let path = dir.join(d.hex());
+        File::create(&path).map_err(io_at(&path))?;
+        Ok(())
+    }
+
+    /// Drops every pin: what only pins kept goes at the next collection.
+    pub fn unpin_all(&self) -> Result<()> {
+        let _gc = self.gc_lock(true)?;
+        let dir = self.pins_dir();
+        match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_at(&dir)(e)),
+            _ => Ok(()),
+        }
+    }
+
     fn rootfs_dir(&self) -> PathBuf {
         self.dir.join("rootfs")
     }
@@ -506,6 +532,11 @@ impl Store {
             keep.insert(rec.id.hex().to_owned());
             keep.insert(rec.manifest.hex().to_owned());
             keep.extend(rec.layers.iter().map(|l| l.hex().to_owned()));
+        }
+        let pins = self.pins_dir();
+        for e in fs::read_dir(&pins).into_iter().flatten() {
+            let e = e.map_err(io_at(&pins))?;
+            keep.insert(e.file_name().to_string_lossy().into_owned());
         }
         let mut report = PruneReport::default();
         let blobs = self.dir.join("blobs/sha256");

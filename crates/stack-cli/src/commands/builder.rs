@@ -33,6 +33,7 @@ pub fn run(global: &GlobalArgs, cmd: BuilderCommand) -> anyhow::Result<ExitCode>
         .with_context(|| format!("pruning {}", global.root.join("build-cache").display()))?;
     // Every image stays; what goes is what only the cache referenced.
     let store = Store::open(&global.root)?;
+    store.unpin_all()?;
     let keep: HashSet<_> = store.list()?.into_iter().map(|i| i.id).collect();
     let report = store.prune(&keep, false)?;
     println!(
