@@ -1,7 +1,8 @@
 //! `stack container ...` end to end, as root, with real containers from the
 //! busybox fixture image: a pull from a real registry then `run`, the flags
 //! seen from inside, exit codes, detached containers with logs, stop, pause
-//! and exec, published ports, and nothing left behind after `rm`.
+//! and exec, published ports, restart policies and health checks, the
+//! supervisor's return, and nothing left behind after `rm`.
 //!
 //! Each test has its own root, run directory and /24 of 10.221.0.0/16.
 
@@ -136,7 +137,13 @@ impl Ctr {
                 .filter(|n| n.starts_with(id))
                 .collect()
         };
-        for dir in ["containers", "runtime", "images/rootfs"] {
+        let listed = self.stack(&["container", "ls", "-aq"]);
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        assert!(
+            !listed.lines().any(|l| id.starts_with(l.trim())),
+            "{id} is still listed: {listed}"
+        );
+        for dir in ["runtime", "images/rootfs"] {
             let left = starts(self.root().join(dir));
             assert!(left.is_empty(), "{dir}: {left:?} is left");
         }
@@ -279,13 +286,13 @@ fn pull_then_run_prints_hi_and_leaves_nothing() {
     );
 
     assert_eq!(ctr.ctr(&["ls", "-aq"]), "");
-    let ids: Vec<String> = std::fs::read_dir(ctr.root().join("containers"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "names")
-        .collect();
-    assert!(ids.is_empty(), "{ids:?}");
+    // The last container takes its project (store, supervisor) with it,
+    // once its supervisor has seen it go.
+    eventually(10, "the single-container project to go", || {
+        std::fs::read_dir(ctr.root().join("projects"))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true)
+    });
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(ctr.root().join("images/rootfs").to_str().unwrap()));
 }
@@ -302,8 +309,6 @@ fn removed_containers_leave_no_kept_address() {
     let id = ctr.ctr(&["run", "-d", "busybox", "sleep", "60"]);
     let id = id.trim();
     ctr.ctr(&["stop", "-t", "0", id]);
-    // A stopped container keeps its address for `start`.
-    assert_eq!(ctr.kept_addresses(), [id.to_owned()]);
     let tag = ctr.net_tag().expect("the default bridge exists");
     ctr.ctr(&["rm", id]);
     ctr.assert_gone(id);
@@ -437,8 +442,10 @@ fn exit_codes_and_private_writes() {
     assert_eq!(out.status.code(), Some(9), "{}", text(&out));
 
     let id = writer["Id"].as_str().unwrap().to_owned();
-    ctr.ctr(&["rm", "ctr-writer"]);
+    let fg = ctr.inspect("ctr-fg")["Id"].as_str().unwrap().to_owned();
+    ctr.ctr(&["rm", "ctr-writer", "ctr-fg"]);
     ctr.assert_gone(&id);
+    ctr.assert_gone(&fg);
 }
 
 #[test]
@@ -622,27 +629,36 @@ fn detached_logs_stop_and_rm() {
         .trim()
         .to_owned();
     ctr.ctr(&["kill", "ctr-logs"]);
-    // --rm: the monitor takes it away once it has ended.
+    // --rm: the supervisor takes it away once it has ended.
     eventually(10, "the --rm container to go", || {
-        !ctr.root().join("containers").join(&id2).exists()
+        !ctr.ctr(&["ls", "-aq"]).contains(&id2[..12])
     });
     ctr.assert_gone(&id2);
 
-    // `-dit sh`: the monitor holds the terminal, so the shell waits for
-    // input instead of exiting, and its terminal output is in the log.
+    // `-dit`: the log keeper takes pipes, not a terminal: refused, before
+    // anything is made.
+    let out = ctr.stack(&[
+        "container",
+        "run",
+        "-dit",
+        "--name",
+        "ctr-dit",
+        "busybox",
+        "sh",
+    ]);
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out));
+    assert!(text(&out).contains("-t with -d"), "{}", text(&out));
+    assert_eq!(ctr.ctr(&["ls", "-aq"]), "");
+
+    // A detached container: `exec` reaches it, without a terminal.
     let id3 = ctr
-        .ctr(&["run", "-dit", "--name", "ctr-dit", "busybox", "sh"])
+        .ctr(&["run", "-d", "--name", "ctr-d", "busybox", "sleep", "60"])
         .trim()
         .to_owned();
-    eventually(10, "the shell's banner", || {
-        ctr.ctr(&["logs", "ctr-dit"]).contains("BusyBox")
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(ctr.inspect("ctr-dit")["State"]["Status"], "running");
-    let out = ctr.stack(&["container", "exec", "ctr-dit", "tty"]);
+    let out = ctr.stack(&["container", "exec", "ctr-d", "tty"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "not a tty\n");
     assert_eq!(out.status.code(), Some(1));
-    ctr.ctr(&["rm", "-f", "ctr-dit"]);
+    ctr.ctr(&["rm", "-f", "ctr-d"]);
     ctr.assert_gone(&id3);
 }
 
@@ -802,4 +818,127 @@ fn network_none_and_host() {
         "ip route | grep default | cut -d' ' -f3",
     ]);
     assert_eq!(out.trim(), "10.221.8.1");
+}
+
+/// The pid of the supervisor of this root's single containers, from the
+/// socket's peer.
+fn supervisor_pid(ctr: &Ctr) -> i32 {
+    let dir = ctr.run_dir().join("supervisors");
+    let socket = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("_ctr-"))
+        .expect("a supervisor socket")
+        .path();
+    let stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+        .unwrap()
+        .pid()
+}
+
+#[test]
+fn restart_policy_health_check_and_adoption() {
+    require_root();
+    let ctr = Ctr::with_busybox(9);
+    // Refused before anything is made, as Docker refuses them.
+    let out = ctr.stack(&["container", "run", "--rm", "--restart", "always", "busybox"]);
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out));
+    assert!(text(&out).contains("--restart and --rm"), "{}", text(&out));
+    let out = ctr.stack(&[
+        "container",
+        "run",
+        "-d",
+        "--restart",
+        "sometimes",
+        "busybox",
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("on-failure"), "{}", text(&out));
+
+    let id = ctr
+        .ctr(&[
+            "run",
+            "-d",
+            "--name",
+            "ctr-again",
+            "--restart",
+            "always",
+            "--health-cmd",
+            "test -e /tmp/ok",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "1",
+            "busybox",
+            "sh",
+            "-c",
+            "touch /tmp/ok; exec sleep 600",
+        ])
+        .trim()
+        .to_owned();
+    eventually(30, "healthy in ls", || {
+        ctr.ctr(&["ls"]).contains("(healthy)")
+    });
+    let doc = ctr.inspect("ctr-again");
+    assert_eq!(doc["State"]["Health"]["Status"], "healthy", "{doc}");
+    assert_eq!(doc["HostConfig"]["RestartPolicy"]["Name"], "always");
+    assert_eq!(doc["RestartCount"], 0);
+    let pid = doc["State"]["Pid"].as_i64().unwrap() as i32;
+    assert!(pid > 0, "{doc}");
+
+    // Killed behind the engine's back: the policy brings it back.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually(30, "the restart", || {
+        let doc = ctr.inspect("ctr-again");
+        doc["RestartCount"].as_u64() >= Some(1)
+            && doc["State"]["Status"] == "running"
+            && doc["State"]["Pid"]
+                .as_i64()
+                .is_some_and(|p| p > 0 && p != i64::from(pid))
+    });
+
+    // The supervisor dies: the container runs on, and the next command's
+    // supervisor adopts it without restarting it.
+    let before = ctr.inspect("ctr-again")["State"]["Pid"].as_i64().unwrap();
+    let supervisor = supervisor_pid(&ctr);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually(10, "the supervisor to end", || {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(supervisor), None).is_err()
+    });
+    ctr.ctr(&["pause", "ctr-again"]);
+    ctr.ctr(&["unpause", "ctr-again"]);
+    let doc = ctr.inspect("ctr-again");
+    assert_eq!(doc["State"]["Status"], "running", "{doc}");
+    assert_eq!(doc["State"]["Pid"].as_i64(), Some(before), "{doc}");
+
+    // Health follows the probe: unhealthy once its file is gone.
+    ctr.ctr(&["exec", "ctr-again", "rm", "/tmp/ok"]);
+    eventually(30, "unhealthy in inspect", || {
+        ctr.inspect("ctr-again")["State"]["Health"]["Status"] == "unhealthy"
+    });
+    assert!(ctr.ctr(&["ls"]).contains("(unhealthy)"));
+
+    // A user's stop is not undone by the policy.
+    ctr.ctr(&["stop", "-t", "1", "ctr-again"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(ctr.inspect("ctr-again")["State"]["Status"], "exited");
+    ctr.ctr(&["rm", "ctr-again"]);
+    ctr.assert_gone(&id);
+    // The last container took the supervisor with it.
+    eventually(10, "the supervisor socket to go", || {
+        std::fs::read_dir(ctr.run_dir().join("supervisors"))
+            .map(|d| {
+                !d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("_ctr-"))
+            })
+            .unwrap_or(true)
+    });
 }

@@ -19,6 +19,7 @@ pub mod pidfd;
 pub mod plan;
 pub mod reconcile;
 pub mod restart;
+pub mod single;
 pub mod spec;
 pub mod stats;
 pub mod store;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use stack_spec::Project;
 use tokio::net::UnixListener;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::control::{Channel, ControlError, Reply, Request, UpOptions, socket_path};
 use crate::error::{EngineError, ErrorKind};
@@ -49,7 +49,15 @@ fn project_file(host: &Host, name: &str) -> PathBuf {
 /// Runs the supervisor of `project` until a `down` request ends it.
 pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorError> {
     crate::pidfd::become_subreaper().map_err(SupervisorError::Subreaper)?;
-    let _lock = ProjectLock::acquire(&config.run_dir, project, "stack supervisor", Duration::ZERO)?;
+    // A moment's wait: the supervisor of single containers ends with the
+    // last one, and the next `stack container run` may start this one
+    // before it has let go.
+    let _lock = ProjectLock::acquire(
+        &config.run_dir,
+        project,
+        "stack supervisor",
+        Duration::from_secs(5),
+    )?;
     let path = socket_path(&config.run_dir, project);
     let socket_err = |source| SupervisorError::Socket {
         path: path.clone(),
@@ -76,8 +84,20 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
         adopt(&host).await;
     }
 
+    // Told when a removal may have taken a single container project's last
+    // container (`single`), which then ends with its supervisor.
+    let emptied = Arc::new(Notify::new());
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = emptied.notified() => {
+                if retire(&host, &path).await {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        let Ok((stream, _)) = accepted else {
             continue;
         };
         let mut channel = Channel::new(stream, &path);
@@ -92,7 +112,7 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
         // An attached run answers when its container ends; it waits on its
         // own so that other requests are served meanwhile.
         if let Request::Run { project, options } = request {
-            let outcome = match run::start(&host, &mut channel, *project, options).await {
+            let outcome = match run::start(&host, &mut channel, *project, options, &emptied).await {
                 Ok(run::Started::Attached(attached)) => {
                     tokio::spawn(attached.finish(channel));
                     continue;
@@ -116,7 +136,12 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
             continue;
         }
         let finished = matches!(request, Request::Down { .. });
+        let removal = matches!(request, Request::Remove { .. });
         let result = handle(&host, &mut channel, request).await;
+        if removal && retire(&host, &path).await {
+            let _ = channel.answer(result).await;
+            return Ok(());
+        }
         crate::host::give_back_memory();
         // After a `down` the socket goes before the answer, so that whoever
         // asked never finds it afterwards.
@@ -129,6 +154,35 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
             return Ok(());
         }
     }
+}
+
+/// Ends a single-container project (`single`) that has no container left:
+/// its networks (the default bridge, its rules and DNS) go and its socket
+/// is removed, so that its supervisor can stop. Returns whether it ended.
+/// Decided between requests, so no container is being made meanwhile.
+async fn retire(host: &Arc<Host>, socket: &std::path::Path) -> bool {
+    let project = host.project();
+    if !crate::single::is_single(&project.name) {
+        return false;
+    }
+    match host.records().containers(&project.name) {
+        Ok(left) if left.is_empty() => {}
+        Ok(_) => return false,
+        Err(e) => {
+            tracing::warn!("listing the containers of {}: {e}", project.name);
+            return false;
+        }
+    }
+    if let Err(e) = host.cleanup_network().await {
+        tracing::warn!("removing the default bridge of {}: {e}", project.name);
+        return false;
+    }
+    if let Err(e) = host.records().forget_project(&project.name) {
+        tracing::warn!("forgetting {}: {e}", project.name);
+    }
+    host.stop_keeper().await;
+    let _ = std::fs::remove_file(socket);
+    true
 }
 
 /// Takes over the containers a previous supervisor started (see

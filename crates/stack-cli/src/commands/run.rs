@@ -91,6 +91,7 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
         detach: args.detach,
         remove: args.rm,
         stdio,
+        container: false,
     };
     let request = Request::Run {
         project: Box::new(project),

@@ -331,6 +331,18 @@ impl Host {
             fs::create_dir_all(&dir).ok()?;
             Some(dir)
         };
+        // A missing bind source is made as a directory, as Docker does for
+        // `-v` and compose for the short syntax (`create_host_path`).
+        for v in &service.volumes {
+            let create = v.bind.as_ref().is_none_or(|b| b.create_host_path);
+            if v.kind == stack_spec::MountType::Bind
+                && create
+                && let Some(source) = v.source.as_deref()
+                && !Path::new(source).exists()
+            {
+                fs::create_dir_all(source).map_err(io("create", Path::new(source)))?;
+            }
+        }
         let spec = spec::build(&SpecInput {
             service: &service,
             process: &process,
@@ -372,11 +384,10 @@ impl Host {
                 path: self.runtime_root(),
                 source: std::io::Error::other(e),
             })??;
-        // Containers that share another's namespace were never attached.
-        match self.net.detach(&record.id).await {
-            Ok(()) | Err(stack_net::NetError::NotAttached(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
+        // Gone for good: its endpoint and the addresses kept for its
+        // return go too (a container made again has a new id). Containers
+        // that share another's namespace were never attached.
+        self.net.forget(&record.id).await?;
         self.images
             .release_rootfs(&record.id)
             .map_err(|source| CreateError::Image {

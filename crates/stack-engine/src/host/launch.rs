@@ -273,6 +273,20 @@ pub(super) fn now_ms() -> u64 {
 impl Launcher for Host {
     type Error = CreateError;
 
+    fn exec_status(&self, error: &CreateError) -> Option<u8> {
+        match error {
+            CreateError::Runtime(stack_runtime::Error::Init {
+                step: stack_runtime::Step::Executable,
+                errno,
+                ..
+            }) => Some(match *errno {
+                Some(libc::EACCES) | Some(libc::ENOEXEC) => 126,
+                _ => 127,
+            }),
+            _ => None,
+        }
+    }
+
     async fn start(&self, container: &str) -> Result<i32, Self::Error> {
         let result = self.launch(container).await;
         if let Err(e) = &result

@@ -124,7 +124,11 @@ impl Host {
             match events.recv().await {
                 Ok(e) if e.container == name => match e.kind {
                     EventKind::Start { .. } => return Ok(()),
-                    EventKind::StartFailed { error } => return Err(DriverError::Start(error)),
+                    EventKind::StartFailed {
+                        error,
+                        exec_status: Some(status),
+                    } => return Err(DriverError::Execute { error, status }),
+                    EventKind::StartFailed { error, .. } => return Err(DriverError::Start(error)),
                     _ => {}
                 },
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
@@ -233,6 +237,18 @@ impl Host {
         name: &str,
     ) -> Result<(), CreateError> {
         self.create_from(service_name, service, 0, name, true).await
+    }
+
+    /// Creates a single container (`stack container run`): the service is
+    /// the container, kept by its monitor like a service's.
+    pub async fn create_single(
+        &self,
+        service_name: &str,
+        service: &Service,
+        name: &str,
+    ) -> Result<(), CreateError> {
+        self.create_from(service_name, service, 1, name, false)
+            .await
     }
 
     /// The stdio the next start of `name` uses instead of its log; dropped

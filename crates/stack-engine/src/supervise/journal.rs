@@ -61,7 +61,9 @@ fn action(kind: &EventKind) -> Option<(String, Vec<(&'static str, String)>)> {
             };
             (format!("health_status: {word}"), vec![])
         }
-        EventKind::StartFailed { error } => ("start_failed".into(), vec![("error", error.clone())]),
+        EventKind::StartFailed { error, .. } => {
+            ("start_failed".into(), vec![("error", error.clone())])
+        }
     })
 }
 
