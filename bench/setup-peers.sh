@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and configures the peers stack is measured against (runc, crun,
 # rootful podman, podman-compose, Docker 20.10 and docker-compose 1.29,
-# skopeo, umoci, iperf3, hyperfine) on a Debian 12 host with
+# skopeo, umoci, iperf3, hyperfine) and the profilers (perf, strace) on a Debian 12 host with
 # the cgroup v1 + empty unified v2 layout. Run as root. Idempotent.
 #
 # What this host needs, and why:
@@ -15,7 +15,7 @@ set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get install -y -qq --no-install-recommends podman runc crun skopeo umoci iperf3 hyperfine busybox-static \
-    docker.io docker-compose python3-venv >/dev/null
+    docker.io docker-compose python3-venv linux-perf strace >/dev/null
 # podman-compose from PyPI (Debian 12's 1.0.3 predates depends_on conditions),
 # in a venv of its own: bench/engine/run.py looks for it there.
 [ -x /opt/podman-compose/bin/podman-compose ] || {

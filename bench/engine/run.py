@@ -188,7 +188,7 @@ def main():
     ap.add_argument("--tools", default="stack")
     ap.add_argument("--probe-seconds", type=float, default=10)
     args = ap.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
     tools = []
     for t in args.tools.split(","):
         if t == "stack":

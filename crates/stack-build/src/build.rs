@@ -14,11 +14,14 @@ use sha2::{Digest as _, Sha256};
 use stack_image::model::ImageConfig;
 use stack_image::{Digest, ImageId, Reference, Store};
 
+use crate::archive;
 use crate::cache::{Cache, Entry, Key};
 use crate::context::{Context, ContextError};
-use crate::dockerfile::{self, Command, Copy, Dockerfile, Instruction, Pos, Source, Stage, Step};
+use crate::dockerfile::{
+    self, Command, Copy, Dockerfile, Instruction, Pos, RunMount, RunNetwork, Source, Stage, Step,
+};
 use crate::layer::{self, LayerError};
-use crate::run::{self, RunError, RunSpec, Scratch};
+use crate::run::{self, RunError, RunSpec, Scratch, StepMount};
 use crate::vars::{self, Scope, VarError};
 
 /// What to build.
@@ -35,6 +38,8 @@ pub struct BuildOptions {
     /// Labels added to the image (`build.labels`), over the Dockerfile's.
     pub labels: BTreeMap<String, String>,
     pub no_cache: bool,
+    /// The network of `RUN` steps that name none (`build.network`).
+    pub network: RunNetwork,
     /// A binary whose `main` calls `stack_runtime::init_main()` first.
     pub init_binary: PathBuf,
     /// `SOURCE_DATE_EPOCH`: the image's times, for reproducible digests.
@@ -571,7 +576,15 @@ impl Builder<'_> {
                 self.note(state, step, true);
                 Ok(())
             }
-            Instruction::Run { command, network } => {
+            Instruction::Run {
+                command,
+                network,
+                mounts,
+            } => {
+                let network = match network {
+                    RunNetwork::Default => &self.opts.network,
+                    named => named,
+                };
                 let argv = self.argv(state, command);
                 let scope_args: Vec<String> =
                     state.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -590,7 +603,11 @@ impl Builder<'_> {
                         .as_bytes(),
                     state.config.user.as_deref().unwrap_or("").as_bytes(),
                     format!("{network:?}").as_bytes(),
+                    // What is mounted changes the step, not what a cache
+                    // mount holds (BuildKit's rule).
+                    format!("{mounts:?}").as_bytes(),
                 ]);
+                let step_mounts = self.step_mounts(pos, mounts)?;
                 self.layer_step(state, step, stage, key, |b, st, scratch| {
                     let mut env = st.config.env.clone().unwrap_or_default();
                     // Build args are the step's environment, below ENV.
@@ -613,6 +630,7 @@ impl Builder<'_> {
                             cwd: st.config.working_dir.clone().unwrap_or_else(|| "/".into()),
                             user: st.config.user.clone().unwrap_or_default(),
                             network: *network,
+                            mounts: step_mounts.clone(),
                             init_binary: &b.opts.init_binary,
                             runtime_root: &runtime_root,
                         },
@@ -631,6 +649,61 @@ impl Builder<'_> {
             }
             Instruction::Copy(copy) => self.copy(state, step, stage, copy),
         }
+    }
+
+    /// The host side of `RUN --mount`s: a cache mount's directory under
+    /// `<root>/build-cache/mounts`, made with its owner and mode the first
+    /// time and kept between builds (`stack builder prune` removes them).
+    fn step_mounts(&self, pos: Pos, mounts: &[RunMount]) -> Result<Vec<StepMount>, BuildError> {
+        let mut out = Vec::new();
+        for m in mounts {
+            out.push(match m {
+                RunMount::Cache {
+                    id,
+                    target,
+                    uid,
+                    gid,
+                    mode,
+                } => {
+                    if !target.starts_with('/') {
+                        return Err(self.at(
+                            pos,
+                            "RUN",
+                            format!("--mount target {target:?} must be absolute"),
+                        ));
+                    }
+                    let name = hex::encode(Sha256::digest(id.as_bytes()));
+                    let dir = self.opts.root.join("build-cache/mounts").join(name);
+                    if !dir.is_dir() {
+                        let parent = dir.parent().expect("under the cache");
+                        fs::create_dir_all(parent).map_err(io_at(parent))?;
+                        // Made aside and renamed: a concurrent build sees
+                        // the directory whole, owner and mode included.
+                        let tmp = parent.join(format!(".new-{}", std::process::id()));
+                        let _ = fs::remove_dir_all(&tmp);
+                        fs::create_dir(&tmp).map_err(io_at(&tmp))?;
+                        std::os::unix::fs::chown(&tmp, Some(*uid), Some(*gid))
+                            .map_err(io_at(&tmp))?;
+                        fs::set_permissions(&tmp, fs::Permissions::from_mode(*mode))
+                            .map_err(io_at(&tmp))?;
+                        if let Err(e) = fs::rename(&tmp, &dir) {
+                            let _ = fs::remove_dir_all(&tmp);
+                            if !dir.is_dir() {
+                                return Err(io_at(&dir)(e));
+                            }
+                        }
+                    }
+                    StepMount::Dir {
+                        source: dir,
+                        target: target.clone(),
+                    }
+                }
+                RunMount::Tmpfs { target } => StepMount::Tmpfs {
+                    target: target.clone(),
+                },
+            });
+        }
+        Ok(out)
     }
 
     /// Records a step that changes only the config in the history.
@@ -822,9 +895,16 @@ impl Builder<'_> {
             None => (0, 0),
             Some(c) => {
                 let c = vars::expand(c, &scope, esc).map_err(self.var_err(pos, kw))?;
-                parse_owner(&c).ok_or_else(|| {
-                    self.at(pos, kw, format!("--chown={c}: expected numeric UID[:GID]"))
-                })?
+                match parse_owner(&c) {
+                    Some(ids) => ids,
+                    None => {
+                        // Names, as Docker does: from the stage's own
+                        // /etc/passwd and /etc/group.
+                        let view = Scratch::mount(self.scratch_dir(), &self.layer_dirs(state))?;
+                        run::resolve_user(&view.merged, &c)
+                            .map_err(|e| self.at(pos, kw, format!("--chown={c}: {e}")))?
+                    }
+                }
             }
         };
         let mode = copy
@@ -837,20 +917,40 @@ impl Builder<'_> {
             None => None,
             Some(f) => {
                 let f = vars::expand(f, &scope, esc).map_err(self.var_err(pos, kw))?;
-                let j = self.file.stage_index(&f).ok_or_else(|| {
-                    self.at(
-                        pos,
-                        kw,
-                        format!("--from={f}: no such stage (images as --from are not supported)"),
-                    )
-                })?;
-                Some(self.built.get(&j).cloned().ok_or_else(|| {
-                    self.at(
-                        pos,
-                        kw,
-                        format!("--from={f}: stage is not built before this one"),
-                    )
-                })?)
+                match self.file.stage_index(&f) {
+                    Some(j) => Some(self.built.get(&j).cloned().ok_or_else(|| {
+                        self.at(
+                            pos,
+                            kw,
+                            format!("--from={f}: stage is not built before this one"),
+                        )
+                    })?),
+                    // Not a stage: an image of the store, as Docker reads it.
+                    None => {
+                        let id = self.store.resolve(&f).map_err(|e| {
+                            self.at(
+                                pos,
+                                kw,
+                                format!(
+                                    "--from={f}: no such stage, and {e} (pull or load it first: `stack image pull {f}`)"
+                                ),
+                            )
+                        })?;
+                        let details = self.store.inspect(id.as_str())?;
+                        let mut image = state.clone();
+                        image.layers = details
+                            .layers
+                            .iter()
+                            .zip(&details.config.rootfs.diff_ids)
+                            .map(|(d, diff)| Layer {
+                                digest: d.clone(),
+                                diff_id: diff.clone(),
+                                size: 0,
+                            })
+                            .collect();
+                        Some(image)
+                    }
+                }
             }
         };
         let from_mount = match &from_state {
@@ -915,11 +1015,29 @@ impl Builder<'_> {
             &hasher.finalize(),
         ]);
         let lower = self.layer_dirs(state);
+        // What `.dockerignore` leaves out of the context is left out of
+        // copied directories too (another stage's files are all copied).
+        let context = from_mount.is_none().then(|| self.context.clone());
+        let skip = move |path: &Path, is_dir: bool| {
+            context.as_ref().is_some_and(|c| {
+                path.strip_prefix(c.root())
+                    .is_ok_and(|rel| c.skips(rel, is_dir))
+            })
+        };
         let result = self.layer_step(state, step, stage, key, |_, _, scratch| {
             let target = scratch.upper.join(dest_abs.trim_start_matches('/'));
             let mut links = HashMap::new();
             for (src, name) in &plan {
                 let meta = fs::symlink_metadata(src).map_err(io_at(src))?;
+                // `ADD` of a local tar archive unpacks it into the destination.
+                if copy.add
+                    && meta.is_file()
+                    && let Some(archive) = archive::open(src).map_err(io_at(src))?
+                {
+                    make_parents(&scratch.upper, &target.join("x"), &lower)?;
+                    archive::unpack(archive, &target).map_err(io_at(src))?;
+                    continue;
+                }
                 let to = if meta.is_dir() {
                     target.clone()
                 } else if dir_dest {
@@ -928,7 +1046,7 @@ impl Builder<'_> {
                     target.clone()
                 };
                 make_parents(&scratch.upper, &to, &lower)?;
-                copy_tree(src, &to, owner, mode, &mut links)?;
+                copy_tree(src, &to, owner, mode, &mut links, &skip)?;
             }
             for (name, content) in &inline {
                 let to = if dir_dest {
@@ -1067,6 +1185,7 @@ fn copy_tree(
     owner: (u32, u32),
     mode: Option<u32>,
     links: &mut HashMap<(u64, u64), PathBuf>,
+    skip: &dyn Fn(&Path, bool) -> bool,
 ) -> Result<(), BuildError> {
     let meta = fs::symlink_metadata(src).map_err(io_at(src))?;
     let ft = meta.file_type();
@@ -1087,7 +1206,12 @@ fn copy_tree(
             .map_err(io_at(src))?;
         names.sort();
         for n in names {
-            copy_tree(&src.join(&n), &to.join(&n), owner, mode, links)?;
+            let child = src.join(&n);
+            let is_dir = fs::symlink_metadata(&child).is_ok_and(|m| m.is_dir());
+            if skip(&child, is_dir) {
+                continue;
+            }
+            copy_tree(&child, &to.join(&n), owner, mode, links, skip)?;
         }
     } else if ft.is_symlink() {
         let target = fs::read_link(src).map_err(io_at(src))?;

@@ -53,6 +53,68 @@ pub struct Entry {
     pub created: String,
 }
 
+/// What [`prune`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    /// Step entries.
+    pub entries: usize,
+    /// `RUN --mount=type=cache` directories.
+    pub mounts: usize,
+    /// Bytes of the cache mounts' files.
+    pub bytes: u64,
+}
+
+/// Empties the build cache under `root`: every step entry, every cache
+/// mount and the record of what each service image was built from (the
+/// next `up --build` builds them again). The layers the entries named stay
+/// in the image store until nothing there references them.
+pub fn prune(root: &Path) -> io::Result<Pruned> {
+    let dir = root.join("build-cache");
+    let mut pruned = Pruned::default();
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(pruned),
+        Err(e) => return Err(e),
+    };
+    for e in entries {
+        let e = e?;
+        let path = e.path();
+        match e.file_name().to_str() {
+            Some("mounts") => {
+                for m in fs::read_dir(&path)? {
+                    let m = m?.path();
+                    pruned.bytes += du(&m);
+                    fs::remove_dir_all(&m)?;
+                    pruned.mounts += 1;
+                }
+            }
+            Some("built") => fs::remove_dir_all(&path)?,
+            _ if e.file_type()?.is_file() => {
+                fs::remove_file(&path)?;
+                pruned.entries += 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(pruned)
+}
+
+/// Bytes of the files under `path` (links not followed).
+fn du(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| du(&e.path()))
+        .sum()
+}
+
 /// The cache directory `<root>/build-cache`.
 #[derive(Debug, Clone)]
 pub struct Cache {
@@ -81,5 +143,32 @@ impl Cache {
             .join(format!(".{}.{}", key.hex(), std::process::id()));
         fs::write(&tmp, serde_json::to_vec(entry).map_err(io::Error::other)?)?;
         fs::rename(&tmp, &path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_removes_entries_mounts_and_build_records() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("build-cache");
+        fs::create_dir_all(dir.join("mounts/abc/sub")).unwrap();
+        fs::write(dir.join("mounts/abc/sub/f"), "12345").unwrap();
+        fs::create_dir_all(dir.join("built")).unwrap();
+        fs::write(dir.join("built/x"), "fp").unwrap();
+        fs::write(dir.join("0123"), "{}").unwrap();
+        let pruned = prune(root.path()).unwrap();
+        assert_eq!(
+            pruned,
+            Pruned {
+                entries: 1,
+                mounts: 1,
+                bytes: 5
+            }
+        );
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "only mounts/ stays");
+        assert_eq!(prune(&root.path().join("none")).unwrap(), Pruned::default());
     }
 }

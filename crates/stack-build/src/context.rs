@@ -97,6 +97,13 @@ impl Context {
         self.ignore.matches(rel)
     }
 
+    /// Whether a copy leaves `rel` out: an ignored file, or an ignored
+    /// directory with no exception (`!pattern`) that could bring back
+    /// something inside it (the same rule as [`Context::walk`]).
+    pub fn skips(&self, rel: &Path, is_dir: bool) -> bool {
+        self.is_ignored(rel) && !(is_dir && self.ignore.has_exceptions())
+    }
+
     /// The sources one `COPY` argument names (wildcards expanded, sorted).
     pub fn resolve(&self, src: &str) -> Result<Vec<Matched>, ContextError> {
         let rel = clean(src).ok_or_else(|| ContextError::Escape(src.to_owned()))?;

@@ -74,6 +74,23 @@ pub enum RunNetwork {
     Host,
 }
 
+/// `RUN --mount=...`: mounted for the step only, never part of its layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunMount {
+    /// A directory kept between builds under the stack root, shared by
+    /// every build with the same `id` (default: the target).
+    Cache {
+        id: String,
+        target: String,
+        /// Owner and mode of the directory when it is first made.
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    },
+    /// An empty tmpfs.
+    Tmpfs { target: String },
+}
+
 /// A source of `COPY`/`ADD`: a path in the context (or in `--from`), or a
 /// heredoc's content under its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +127,7 @@ pub enum Instruction {
     Run {
         command: Command,
         network: RunNetwork,
+        mounts: Vec<RunMount>,
     },
     Copy(Copy),
     /// `KEY=VALUE` words (or the legacy `KEY VALUE`, turned into one pair).
@@ -349,10 +367,12 @@ impl Lowering<'_> {
         src: &[pd::Source<'_>],
         dest: &pd::UnescapedString<'_>,
     ) -> Instruction {
+        // `--link` makes the copy a layer of its own, independent of the
+        // ones below: every COPY here is one already, with the same result.
         let allowed: &[&str] = if add {
-            &["chown", "chmod"]
+            &["chown", "chmod", "link"]
         } else {
-            &["from", "chown", "chmod"]
+            &["from", "chown", "chmod", "link"]
         };
         let mut copy = Copy {
             add,
@@ -366,7 +386,14 @@ impl Lowering<'_> {
             match name.as_str() {
                 "from" => copy.from = Some(value),
                 "chown" => copy.chown = Some(value),
-                _ => copy.chmod = Some(value),
+                "chmod" => copy.chmod = Some(value),
+                // A bare `--link` or `--link=true`; `--link=false` is a plain copy.
+                _ if matches!(value.as_str(), "" | "true" | "false") => {}
+                _ => self.problem(
+                    start,
+                    keyword,
+                    format!("--link={value}: expected true or false"),
+                ),
             }
         }
         if let Some(m) = &copy.chmod
@@ -414,8 +441,16 @@ impl Lowering<'_> {
         let lowered = match instruction {
             I::Run(r) => {
                 let mut network = RunNetwork::Default;
-                for (name, value) in self.flags(keyword, &r.options, &["network"]) {
-                    if name == "network" {
+                let mut mounts = Vec::new();
+                for (name, value) in self.flags(keyword, &r.options, &["network", "mount"]) {
+                    if name == "mount" {
+                        match run_mount(&value) {
+                            Ok(m) => mounts.push(m),
+                            Err(msg) => {
+                                self.problem(start, keyword, format!("--mount={value}: {msg}"))
+                            }
+                        }
+                    } else if name == "network" {
                         network = match value.as_str() {
                             "default" => RunNetwork::Default,
                             "none" => RunNetwork::None,
@@ -434,6 +469,7 @@ impl Lowering<'_> {
                 Instruction::Run {
                     command: self.command(&r.arguments, &r.here_docs),
                     network,
+                    mounts,
                 }
             }
             I::Copy(c) => self.copy(start, keyword, false, &c.options, &c.src, &c.dest),
@@ -653,6 +689,53 @@ fn join_continuations(text: &str, escape: char) -> String {
 }
 
 /// Parses a Dockerfile; `file` is only used in messages.
+/// One `--mount` value: comma-separated `key=value` fields, BuildKit's names.
+/// Every field is honoured or refused by name.
+fn run_mount(value: &str) -> Result<RunMount, String> {
+    let mut kind = "bind";
+    let mut target = None;
+    let mut id = None;
+    let (mut uid, mut gid, mut mode) = (0, 0, 0o755);
+    for field in value.split(',') {
+        let (k, v) = field.split_once('=').unwrap_or((field, ""));
+        let number = |radix| {
+            u32::from_str_radix(v, radix).map_err(|_| format!("{k}={v}: expected a number"))
+        };
+        match k {
+            "type" => kind = v,
+            "target" | "dst" | "destination" => target = Some(v.to_owned()),
+            "id" => id = Some(v.to_owned()),
+            "uid" => uid = number(10)?,
+            "gid" => gid = number(10)?,
+            "mode" => mode = number(8)?,
+            // Steps of one build run one at a time; builds that share a
+            // cache see each other's files, as BuildKit's default.
+            "sharing" if v == "shared" => {}
+            "sharing" => return Err(format!("sharing={v} is not supported (only shared)")),
+            _ => return Err(format!("field {k:?} is not supported")),
+        }
+    }
+    if !matches!(kind, "cache" | "tmpfs") {
+        return Err(format!(
+            "type={kind} is not supported (supported: cache, tmpfs)"
+        ));
+    }
+    let target = target
+        .filter(|t| !t.is_empty())
+        .ok_or("target is required")?;
+    match kind {
+        "cache" => Ok(RunMount::Cache {
+            id: id.unwrap_or_else(|| target.clone()),
+            target,
+            uid,
+            gid,
+            mode,
+        }),
+        "tmpfs" if id.is_none() => Ok(RunMount::Tmpfs { target }),
+        _ => Err("id is for cache mounts".into()),
+    }
+}
+
 pub fn parse(file: &Path, text: &str) -> Result<Dockerfile, ParseErrors> {
     let parsed = match pd::parse(text) {
         Ok(p) => p,

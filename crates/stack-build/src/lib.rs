@@ -3,6 +3,7 @@
 //! content-addressed step cache, and the image written into the store so
 //! containers and stacks can use it.
 
+pub mod archive;
 pub mod build;
 pub mod cache;
 pub mod context;
@@ -10,6 +11,7 @@ pub mod dockerfile;
 pub mod ignore;
 pub mod layer;
 pub mod run;
+pub mod service;
 pub mod vars;
 
 pub use build::{BuildError, BuildOptions, Built, Event, build};

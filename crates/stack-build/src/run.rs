@@ -110,9 +110,25 @@ pub struct RunSpec<'a> {
     pub cwd: String,
     pub user: String,
     pub network: RunNetwork,
+    /// `RUN --mount`s, the cache ones resolved to their host directory.
+    pub mounts: Vec<StepMount>,
     pub init_binary: &'a Path,
     /// The runtime's state root.
     pub runtime_root: &'a Path,
+}
+
+/// A mount of one step: over the overlay, so nothing under it reaches the
+/// layer.
+#[derive(Debug, Clone)]
+pub enum StepMount {
+    /// A host directory, read-write (a cache mount's).
+    Dir {
+        source: PathBuf,
+        target: String,
+    },
+    Tmpfs {
+        target: String,
+    },
 }
 
 /// How a step ended: its exit status and everything it printed.
@@ -163,6 +179,28 @@ pub fn run_step(root: &Path, spec_in: &RunSpec<'_>) -> Result<Outcome, RunError>
             mounts.push(mount);
             spec.set_mounts(Some(mounts));
         }
+    }
+
+    if !spec_in.mounts.is_empty() {
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        for m in &spec_in.mounts {
+            let built = match m {
+                StepMount::Dir { source, target } => oci_spec::runtime::MountBuilder::default()
+                    .destination(target)
+                    .typ("bind")
+                    .source(source)
+                    .options(vec!["rbind".into(), "rw".into()])
+                    .build(),
+                StepMount::Tmpfs { target } => oci_spec::runtime::MountBuilder::default()
+                    .destination(target)
+                    .typ("tmpfs")
+                    .source("tmpfs")
+                    .options(vec!["nosuid".into(), "nodev".into(), "mode=755".into()])
+                    .build(),
+            };
+            mounts.push(built.expect("a complete mount"));
+        }
+        spec.set_mounts(Some(mounts));
     }
 
     let bundle = root

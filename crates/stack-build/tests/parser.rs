@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use stack_build::dockerfile::{Command, Instruction, RunNetwork, Source, parse};
+use stack_build::dockerfile::{Command, Instruction, RunMount, RunNetwork, Source, parse};
 
 fn one(text: &str) -> Instruction {
     let f = parse(Path::new("Dockerfile"), &format!("FROM busybox\n{text}\n")).unwrap();
@@ -19,6 +19,7 @@ fn instructions() {
             Instruction::Run {
                 command: Command::Shell("echo hi".into()),
                 network: RunNetwork::Default,
+                mounts: vec![],
             },
         ),
         (
@@ -26,6 +27,7 @@ fn instructions() {
             Instruction::Run {
                 command: Command::Exec(vec!["sh".into(), "-c".into(), "x".into()]),
                 network: RunNetwork::None,
+                mounts: vec![],
             },
         ),
         (
@@ -33,6 +35,7 @@ fn instructions() {
             Instruction::Run {
                 command: Command::Shell("a   && b".into()),
                 network: RunNetwork::Default,
+                mounts: vec![],
             },
         ),
         (
@@ -40,6 +43,7 @@ fn instructions() {
             Instruction::Run {
                 command: Command::Shell("echo one\necho two\n".into()),
                 network: RunNetwork::Default,
+                mounts: vec![],
             },
         ),
         (
@@ -158,9 +162,49 @@ fn escape_directive() {
         f.stages[0].steps[0].instruction,
         Instruction::Run {
             command: Command::Shell("echo a   b".into()),
-            network: RunNetwork::Default
+            network: RunNetwork::Default,
+            mounts: vec![],
         }
     );
+}
+
+#[test]
+fn run_mounts_and_copy_link() {
+    let f = parse(
+        Path::new("Dockerfile"),
+        "FROM busybox\n\
+         RUN --mount=type=cache,target=/root/.cache,uid=1,mode=0700 --mount=type=tmpfs,dst=/t true\n\
+         RUN --mount=type=cache,id=apt,target=/var/cache/apt,sharing=shared true\n\
+         COPY --link a /a\n",
+    )
+    .unwrap();
+    assert_eq!(
+        f.stages[0].steps[0].instruction,
+        Instruction::Run {
+            command: Command::Shell("true".into()),
+            network: RunNetwork::Default,
+            mounts: vec![
+                RunMount::Cache {
+                    id: "/root/.cache".into(),
+                    target: "/root/.cache".into(),
+                    uid: 1,
+                    gid: 0,
+                    mode: 0o700
+                },
+                RunMount::Tmpfs {
+                    target: "/t".into()
+                },
+            ],
+        }
+    );
+    let Instruction::Run { mounts, .. } = &f.stages[0].steps[1].instruction else {
+        panic!("not a RUN");
+    };
+    assert!(matches!(&mounts[0], RunMount::Cache { id, .. } if id == "apt"));
+    assert!(matches!(
+        &f.stages[0].steps[2].instruction,
+        Instruction::Copy(c) if c.dest == "/a"
+    ));
 }
 
 /// Bad files: every problem with its line and column, one per line.
@@ -174,8 +218,20 @@ fn errors_name_line_and_column() {
         ),
         ("FROM busybox\nCOPY\n", "Dockerfile:2:1:"),
         (
-            "FROM busybox\nRUN --mount=type=cache,target=/x true\n",
-            "Dockerfile:2:5: RUN: flag --mount is not supported (supported: --network)",
+            "FROM busybox\nRUN --mount=type=secret,id=x true\n",
+            "Dockerfile:2:1: RUN: --mount=type=secret,id=x: type=secret is not supported (supported: cache, tmpfs)",
+        ),
+        (
+            "FROM busybox\nRUN --mount=type=cache true\n",
+            "Dockerfile:2:1: RUN: --mount=type=cache: target is required",
+        ),
+        (
+            "FROM busybox\nRUN --mount=type=cache,target=/x,sharing=locked true\n",
+            "sharing=locked is not supported (only shared)",
+        ),
+        (
+            "FROM busybox\nRUN --mount=type=cache,target=/x,mode=9 true\n",
+            "mode=9: expected a number",
         ),
         (
             "FROM busybox\nRUN --network=bridge true\n",

@@ -42,6 +42,10 @@ pub struct GlobalArgs {
     /// docker compose's options before the subcommand.
     #[command(flatten)]
     pub compose: crate::global_options::ComposeOptions,
+    /// How progress is shown, from `--progress`, `--ansi` and their
+    /// variables (see `global_options::apply`).
+    #[arg(skip)]
+    pub progress: crate::progress::Mode,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,6 +60,9 @@ pub enum Command {
     Container(commands::container::ContainerCommand),
     /// Build the images of services with `build:`.
     Build(commands::build::BuildArgs),
+    /// Manage the build cache: prune.
+    #[command(subcommand)]
+    Builder(commands::builder::BuilderCommand),
     /// Create and start the stack's containers, networks and volumes.
     Up(commands::up::UpArgs),
     /// Stop and remove the stack's containers and networks (`-v`: volumes too).

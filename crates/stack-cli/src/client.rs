@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use stack_engine::control::{Channel, ControlError, Request, socket_path};
+use stack_engine::control::{Channel, ControlError, Progress, Request, socket_path};
 use stack_engine::error::EngineError;
 use stack_engine::host::HostConfig;
 
@@ -14,7 +14,8 @@ use crate::cli::GlobalArgs;
 
 /// The engine's settings from the global options and the environment.
 pub fn host_config(global: &GlobalArgs) -> anyhow::Result<HostConfig> {
-    let init_binary = std::env::current_exe().context("cannot find the stack binary")?;
+    let stack_binary = crate::helper::stack_binary()?;
+    let init_binary = crate::helper::init_binary()?;
     let registries = stack_image::registry_config::RegistriesConfig::from_env()
         .context("reading the registry configuration")?;
     let mut net = stack_net::NetOptions::default();
@@ -29,6 +30,7 @@ pub fn host_config(global: &GlobalArgs) -> anyhow::Result<HostConfig> {
     Ok(HostConfig {
         root: global.root.clone(),
         run_dir: global.run_dir.clone(),
+        stack_binary,
         init_binary,
         net,
         registries,
@@ -44,9 +46,10 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn log_file(global: &GlobalArgs, project: &str) -> anyhow::Result<std::fs::File> {
-    let dir = global.root.join("projects").join(project);
+    let layout = stack_fs::Layout::of_root(&global.root);
+    let dir = layout.project(project);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("supervisor.log");
+    let path = layout.supervisor_log(project);
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -69,11 +72,7 @@ pub async fn connect(global: &GlobalArgs, project: &str) -> anyhow::Result<Chann
                 tokio::time::sleep(Duration::from_millis(5)).await
             }
             Err(e) => {
-                let log = global
-                    .root
-                    .join("projects")
-                    .join(project)
-                    .join("supervisor.log");
+                let log = stack_fs::Layout::of_root(&global.root).supervisor_log(project);
                 bail!(
                     "the supervisor of {project} did not start ({e}); see {}",
                     log.display()
@@ -84,7 +83,10 @@ pub async fn connect(global: &GlobalArgs, project: &str) -> anyhow::Result<Chann
 }
 
 fn spawn_supervisor(global: &GlobalArgs, project: &str) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("cannot find the stack binary")?;
+    let exe = crate::helper::stack_binary()?;
+    // The supervisor needs the helper for every container: a missing one is
+    // said here, not only in the supervisor's log.
+    crate::helper::init_binary()?;
     let log = log_file(global, project)?;
     let mut command = Command::new(exe);
     command
@@ -117,12 +119,12 @@ pub fn status_to_stdout() {
     STATUS_TO_STDOUT.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
-fn status(line: &str) {
-    if STATUS_TO_STDOUT.load(std::sync::atomic::Ordering::Relaxed) {
-        println!("{line}");
-    } else {
-        eprintln!("{line}");
-    }
+/// The progress display for one request, as the options ask.
+pub fn display(global: &GlobalArgs) -> crate::progress::Display {
+    crate::progress::Display::new(
+        global.progress,
+        STATUS_TO_STDOUT.load(std::sync::atomic::Ordering::Relaxed),
+    )
 }
 
 /// Whether the supervisor went away before it began on a request: it was
@@ -141,7 +143,7 @@ fn ended_before_answering(e: &ControlError) -> bool {
 }
 
 /// Sends `request` to the project's supervisor (starting one when none
-/// runs) and returns its final reply, `progress` seeing each line. A
+/// runs) and returns its final reply, `progress` seeing each line and step. A
 /// supervisor that ends before it said anything (a `down` in progress
 /// finished meanwhile) is waited for and the request sent to a new one,
 /// instead of failing with a reset connection.
@@ -149,16 +151,16 @@ pub async fn request(
     global: &GlobalArgs,
     project: &str,
     request: &Request,
-    mut progress: impl FnMut(&str),
+    mut progress: impl FnMut(Progress<'_>),
 ) -> anyhow::Result<Result<String, EngineError>> {
     const ATTEMPTS: usize = 3;
     for attempt in 1.. {
         let mut channel = connect(global, project).await?;
         let mut heard = false;
         let result = channel
-            .call(request, |line| {
+            .call_steps(request, |event| {
                 heard = true;
-                progress(line)
+                progress(event)
             })
             .await;
         match result {
@@ -166,7 +168,7 @@ pub async fn request(
                 if attempt == 1 {
                     eprintln!("the supervisor of {project} is finishing a down; waiting for it");
                 }
-                wait_gone(&socket_path(&global.run_dir, project)).await;
+                wait_gone(&global.run_dir, project).await;
             }
             other => {
                 return other.with_context(|| format!("talking to the supervisor of {project}"));
@@ -176,10 +178,15 @@ pub async fn request(
     unreachable!("the loop returns by its last attempt")
 }
 
-/// Waits (a few seconds at most) for a finishing supervisor to remove its socket.
-async fn wait_gone(socket: &std::path::Path) {
+/// Waits (a few seconds at most) for a finishing supervisor to remove its
+/// socket, or to be gone (killed, it leaves the socket but not its lock).
+async fn wait_gone(run_dir: &std::path::Path, project: &str) {
+    let socket = socket_path(run_dir, project);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while socket.exists() && Instant::now() < deadline {
+    while socket.exists()
+        && stack_engine::lock::is_held(run_dir, project)
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -187,8 +194,34 @@ async fn wait_gone(socket: &std::path::Path) {
 /// Sends a request and prints its progress; returns the supervisor's last
 /// word, or its error as it came (see `failure`).
 pub async fn call(global: &GlobalArgs, project: &str, request: &Request) -> anyhow::Result<String> {
-    let answer = self::request(global, project, request, status).await?;
-    Ok(answer?)
+    call_shown(global, project, request, display(global)).await
+}
+
+/// As [`call`], the progress shown on `display`.
+pub async fn call_shown(
+    global: &GlobalArgs,
+    project: &str,
+    request: &Request,
+    display: crate::progress::Display,
+) -> anyhow::Result<String> {
+    let display = std::sync::Mutex::new(display);
+    let show = |event: Progress<'_>| {
+        display
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .show(event)
+    };
+    let work = self::request(global, project, request, show);
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(crate::progress::TICK);
+    let answer = loop {
+        tokio::select! {
+            answer = &mut work => break answer,
+            _ = tick.tick() => display.lock().unwrap_or_else(|e| e.into_inner()).tick(),
+        }
+    };
+    display.lock().unwrap_or_else(|e| e.into_inner()).finish();
+    Ok(answer??)
 }
 
 /// Makes sure a project that has containers has its supervisor, starting
@@ -225,7 +258,10 @@ pub fn send(
     let Some(name) = project_name(args)? else {
         return Ok(ExitCode::FAILURE);
     };
-    if !global.root.join("projects").join(&name).exists() {
+    if !stack_fs::Layout::of_root(&global.root)
+        .project(&name)
+        .exists()
+    {
         eprintln!("error: project {name} has no containers");
         return Ok(ExitCode::FAILURE);
     }
@@ -234,4 +270,30 @@ pub fn send(
         eprintln!("{message}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// [`send`], or with `--dry-run` the plan the request would run, printed,
+/// changing nothing.
+pub fn send_planned(
+    global: &GlobalArgs,
+    args: &crate::project_args::ProjectArgs,
+    request: Request,
+    dry_run: bool,
+) -> anyhow::Result<std::process::ExitCode> {
+    if !dry_run {
+        return send(global, args, request);
+    }
+    let Some(loaded) = args.load()? else {
+        return Ok(std::process::ExitCode::FAILURE);
+    };
+    let host = stack_engine::host::Host::new(host_config(global)?, loaded.project)?;
+    let observed = host.observe()?;
+    let plan = stack_engine::lifecycle_plan::plan_request(&host.project(), &observed, &request)
+        .map_err(stack_engine::error::EngineError::from)?
+        .unwrap_or_default();
+    print!("{plan}");
+    if plan.is_empty() {
+        println!("nothing to do");
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }

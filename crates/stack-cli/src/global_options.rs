@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use crate::cli::{Cli, Command};
+use crate::progress::Mode;
 use crate::project_args::ProjectArgs;
 
 /// The options `docker compose` takes before its subcommand.
@@ -42,7 +43,8 @@ pub struct ComposeOptions {
     /// stack runs up to 16.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub parallel: Option<i64>,
-    /// How progress is shown (COMPOSE_PROGRESS); stack prints plain lines.
+    /// How progress is shown (COMPOSE_PROGRESS): auto is a redrawn display
+    /// at a terminal and plain lines otherwise.
     #[arg(long, value_enum, value_name = "MODE")]
     pub progress: Option<Progress>,
     /// When to print ANSI control characters (COMPOSE_ANSI).
@@ -115,6 +117,7 @@ impl Command {
             Command::Export(ExportCommand::Swarm(a)) => &mut a.project,
             Command::Systemd(SystemdCommand::Generate(a)) => &mut a.project,
             Command::Image(_)
+            | Command::Builder(_)
             | Command::Container(_)
             | Command::Ls(_)
             | Command::Completion(_)
@@ -174,6 +177,35 @@ impl ProjectArgs {
     }
 }
 
+fn bad_value<V: ValueEnum>(name: &str, value: &str, variants: &[V]) -> String {
+    let names: Vec<String> = variants
+        .iter()
+        .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_owned()))
+        .collect();
+    format!(
+        "COMPOSE_{name}={value}: expected one of {}",
+        names.join(", ")
+    )
+}
+
+/// The progress display `--progress` and `--ansi` ask for, as compose
+/// decides it: `--ansi never` means plain lines, `--ansi always` a redrawn
+/// display even when piped, and the two cannot ask for opposite things.
+pub fn display_mode(progress: Option<Progress>, ansi: Option<Ansi>) -> Result<Mode, String> {
+    Ok(match (progress, ansi) {
+        (Some(Progress::Tty), Some(Ansi::Never)) => {
+            return Err("--progress tty cannot be used with --ansi never".into());
+        }
+        (Some(Progress::Tty), _) => Mode::Tty,
+        (Some(Progress::Plain), _) => Mode::Plain,
+        (Some(Progress::Json), _) => Mode::Json,
+        (Some(Progress::Quiet), _) => Mode::Quiet,
+        (Some(Progress::Auto) | None, Some(Ansi::Never)) => Mode::Plain,
+        (Some(Progress::Auto) | None, Some(Ansi::Always)) => Mode::Tty,
+        (Some(Progress::Auto) | None, Some(Ansi::Auto) | None) => Mode::Auto,
+    })
+}
+
 /// Applies the options given before the subcommand and the `COMPOSE_`/
 /// `STACK_` variables to the subcommand's own options; returns the
 /// warnings for what is accepted but not honoured, or an error for an
@@ -202,8 +234,19 @@ pub fn apply(
     if before.dry_run {
         match &mut cli.command {
             Command::Up(a) => a.dry_run = true,
+            Command::Down(a) => a.dry_run = true,
+            Command::Start(a) => a.dry_run = true,
+            Command::Stop(a) => a.dry_run = true,
+            Command::Restart(a) => a.dry_run = true,
+            Command::Kill(a) => a.dry_run = true,
+            Command::Pause(a) | Command::Unpause(a) => a.dry_run = true,
+            Command::Rm(a) => a.dry_run = true,
+            Command::Scale(a) => a.dry_run = true,
             _ => {
-                return Err("--dry-run: only `up` can show its plan without acting yet".into());
+                return Err(
+                    "--dry-run: only up, down, start, stop, restart, kill, pause, unpause, rm and scale show their plan without acting yet"
+                        .into(),
+                );
             }
         }
     }
@@ -213,30 +256,32 @@ pub fn apply(
         Command::Down(a) => a.remove_orphans |= remove_orphans,
         _ => {}
     }
-    let ansi = before
-        .ansi
-        .or_else(|| compose_var(lookup, "ANSI").and_then(|v| Ansi::from_str(&v, true).ok()));
-    match ansi {
-        Some(Ansi::Never) => {
-            if let Command::Logs(a) = &mut cli.command {
-                a.no_color = true;
-            }
-        }
-        Some(Ansi::Always) => warnings
-            .push("--ansi always is not honoured: colours are used only at a terminal".to_string()),
-        Some(Ansi::Auto) | None => {}
+    let ansi = match before.ansi {
+        Some(a) => Some(a),
+        None => compose_var(lookup, "ANSI")
+            .map(|v| {
+                Ansi::from_str(&v, true).map_err(|_| bad_value("ANSI", &v, Ansi::value_variants()))
+            })
+            .transpose()?,
+    };
+    if ansi == Some(Ansi::Never)
+        && let Command::Logs(a) = &mut cli.command
+    {
+        a.no_color = true;
     }
-    let progress = before.progress.or_else(|| {
-        compose_var(lookup, "PROGRESS").and_then(|v| Progress::from_str(&v, true).ok())
-    });
-    if let Some(p @ (Progress::Tty | Progress::Json | Progress::Quiet)) = progress {
-        warnings.push(format!(
-            "--progress {}: not available yet; progress is printed as plain lines",
-            p.to_possible_value()
-                .map(|v| v.get_name().to_string())
-                .unwrap_or_default()
-        ));
+    if ansi == Some(Ansi::Always) && matches!(cli.command, Command::Logs(_)) {
+        warnings.push("--ansi always: log colours are used only at a terminal".to_string());
     }
+    let progress = match before.progress {
+        Some(p) => Some(p),
+        None => compose_var(lookup, "PROGRESS")
+            .map(|v| {
+                Progress::from_str(&v, true)
+                    .map_err(|_| bad_value("PROGRESS", &v, Progress::value_variants()))
+            })
+            .transpose()?,
+    };
+    cli.global.progress = display_mode(progress, ansi)?;
     let parallel = before
         .parallel
         .or_else(|| compose_var(lookup, "PARALLEL_LIMIT").and_then(|v| v.parse().ok()));
@@ -430,6 +475,10 @@ mod tests {
 
         let (_, _, cli) = resolved("stack --dry-run up", &[]);
         assert!(matches!(cli.command, Command::Up(ref a) if a.dry_run));
+        let (_, _, cli) = resolved("stack --dry-run stop", &[]);
+        assert!(matches!(cli.command, Command::Stop(ref a) if a.dry_run));
+        let (_, _, cli) = resolved("stack --dry-run down", &[]);
+        assert!(matches!(cli.command, Command::Down(ref a) if a.dry_run));
         let (_, _, cli) = resolved("stack up", &[("COMPOSE_REMOVE_ORPHANS", "true")]);
         assert!(matches!(cli.command, Command::Up(ref a) if a.remove_orphans));
         let (_, _, cli) = resolved("stack --ansi never logs", &[]);
@@ -439,12 +488,48 @@ mod tests {
 
         // Accepted but not honoured: said, not silently dropped.
         let (_, w, _) = resolved("stack --parallel 2 --progress quiet up", &[]);
-        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(w.len(), 1, "{w:?}");
         let (_, w, _) = resolved(
             "stack --parallel -1 --progress plain up",
             &[("COMPOSE_MENU", "true")],
         );
         assert!(w.is_empty(), "{w:?}");
+
+        // --progress and --ansi, and their variables, as compose combines them.
+        type Row = (&'static str, &'static [(&'static str, &'static str)], Mode);
+        let rows: &[Row] = &[
+            ("stack up", &[], Mode::Auto),
+            ("stack --progress tty up", &[], Mode::Tty),
+            ("stack --progress plain up", &[], Mode::Plain),
+            ("stack --progress json up", &[], Mode::Json),
+            ("stack --progress quiet up", &[], Mode::Quiet),
+            ("stack --ansi never up", &[], Mode::Plain),
+            ("stack --ansi always up", &[], Mode::Tty),
+            ("stack --ansi always --progress plain up", &[], Mode::Plain),
+            ("stack up", &[("COMPOSE_PROGRESS", "json")], Mode::Json),
+            ("stack up", &[("COMPOSE_ANSI", "never")], Mode::Plain),
+            (
+                "stack --progress tty up",
+                &[("COMPOSE_PROGRESS", "quiet")],
+                Mode::Tty,
+            ),
+        ];
+        for (argv, env, mode) in rows {
+            let (_, _, cli) = resolved(argv, env);
+            assert_eq!(cli.global.progress, *mode, "{argv} {env:?}");
+        }
+        let mut cli =
+            Cli::try_parse_from(["stack", "--progress", "tty", "--ansi", "never", "up"]).unwrap();
+        assert!(apply(&mut cli, &|_| None).is_err());
+        let mut cli = Cli::try_parse_from(["stack", "up"]).unwrap();
+        let err = apply(&mut cli, &|k| {
+            (k == "COMPOSE_PROGRESS").then(|| "fancy".into())
+        })
+        .unwrap_err();
+        assert!(
+            err.contains("COMPOSE_PROGRESS=fancy") && err.contains("plain"),
+            "{err}"
+        );
 
         // An option the command cannot take is refused, not dropped.
         let mut cli = Cli::try_parse_from(["stack", "--dry-run", "ps"]).unwrap();

@@ -5,6 +5,8 @@ mod client;
 mod commands;
 mod failure;
 mod global_options;
+mod helper;
+mod progress;
 mod project_args;
 mod table;
 mod terminal;
@@ -57,6 +59,10 @@ fn init_tracing(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A supervisor's or keeper's stderr is a log file: on a full disk
+        // the subscriber would report the failed write with `eprintln!`,
+        // which panics on the same full disk.
+        .log_internal_errors(false)
         .without_time()
         .init();
 }

@@ -14,8 +14,38 @@ pub fn print<const N: usize>(rows: &[[String; N]]) {
     }
 }
 
+/// Prints tab-separated lines (the header first) as aligned columns, as
+/// docker's tabwriter does for `--format 'table ...'`.
+pub fn print_lines(lines: &[String]) {
+    let columns = lines
+        .iter()
+        .map(|l| l.split('\t').count())
+        .max()
+        .unwrap_or(0);
+    let rows: Vec<Vec<String>> = lines
+        .iter()
+        .map(|l| {
+            let mut cells: Vec<String> = l.split('\t').map(str::to_owned).collect();
+            cells.resize(columns, String::new());
+            cells
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    for line in render_rows(&rows) {
+        if writeln!(out, "{line}").is_err() {
+            return;
+        }
+    }
+}
+
 fn render<const N: usize>(rows: &[[String; N]]) -> Vec<String> {
-    let widths: Vec<usize> = (0..N)
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.to_vec()).collect();
+    render_rows(&rows)
+}
+
+fn render_rows(rows: &[Vec<String>]) -> Vec<String> {
+    let n = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..n)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     rows.iter()

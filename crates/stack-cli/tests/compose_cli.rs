@@ -31,7 +31,7 @@ fn global_options_and_compose_variables_reach_the_project() {
     let file = env.file();
     let file = file.to_str().unwrap();
     // Options before the subcommand, as `docker compose -f F -p P up -d`.
-    let out = env.stack(&["-f", file, "-p", "cc-glob", "up", "-d"]);
+    let out = env.stack(&["-f", file, "-p", "cc-glob", "up", "-d", "-y"]);
     assert!(
         out.status.success(),
         "{}",
@@ -102,7 +102,91 @@ fn global_options_and_compose_variables_reach_the_project() {
     assert_eq!(services.lines().collect::<Vec<_>>(), ["db", "web"]);
     let lines = env.ok(&["ps", "--format", "{{.Name}} {{.State}}", "web"]);
     assert_eq!(lines.trim(), "cc-glob-web-1 running");
+    // `table TEMPLATE`: a header from the field names, aligned columns.
+    let table = env.ok(&[
+        "ps",
+        "--no-trunc",
+        "--format",
+        "table {{.Name}}\\t{{.State}}\\t{{.ExitCode}}",
+    ]);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| {
+            l.split("   ")
+                .filter(|c| !c.is_empty())
+                .map(str::trim)
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ["NAME", "STATE", "EXIT CODE"],
+            ["cc-glob-db-1", "running", "0"],
+            ["cc-glob-web-1", "running", "0"]
+        ],
+        "{table}"
+    );
+    let column = |line: &str, word: &str| line.find(word).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        column(lines[0], "STATE"),
+        column(lines[2], "running"),
+        "{table}"
+    );
+    // --orphans=false: web, gone from this file, is left out.
+    let only_db = env.dir.path().join("only-db.yaml");
+    std::fs::write(&only_db, "services:\n  db:\n    image: busybox\n").unwrap();
+    let only_db = only_db.to_str().unwrap();
+    let ps = |orphans: &str| {
+        let out = env.stack(&[
+            "-f",
+            only_db,
+            "-p",
+            "cc-glob",
+            "ps",
+            "--orphans",
+            orphans,
+            "--format",
+            "{{.Service}}",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(ps("false"), "db\n");
+    assert_eq!(ps("true"), "db\nweb\n");
     env.ok(&["stop", "web"]);
+    // stats: --all adds the stopped web (zeros), --no-trunc whole IDs.
+    let stats = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec!["stats", "--no-stream", "--format", "json"];
+        args.extend(extra);
+        let out = env.stack(&[&args[..], &["-f", file, "-p", "cc-glob"]].concat());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let running = stats(&[]);
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_eq!(running[0]["ID"].as_str().unwrap().len(), 12);
+    let all = stats(&["--all", "--no-trunc"]);
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(
+        all.iter().all(|l| l["ID"].as_str().unwrap().len() == 64),
+        "{all:?}"
+    );
+    let web = all.iter().find(|l| l["Name"] == "cc-glob-web-1").unwrap();
+    assert_eq!(web["MemUsage"], "0B / 0B");
+    assert_eq!(web["PIDs"], "0");
     let exited = env.ok(&["ps", "--status", "exited", "--format", "{{.Service}}"]);
     assert_eq!(exited.trim(), "web");
     let running = env.ok(&[

@@ -6,35 +6,10 @@
 mod common;
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use common::Env;
-
-/// Asserts that nothing of `env`'s project is left on the host.
-fn assert_nothing_left(env: &Env) {
-    let project = &env.project;
-    let runtime: Vec<String> = std::fs::read_dir(env.root().join("runtime"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    assert!(runtime.is_empty(), "runtime state left: {runtime:?}");
-    for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let dir = entry.path().join("stack").join(project);
-        assert!(!dir.exists(), "cgroup left: {}", dir.display());
-    }
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    assert!(
-        !mounts.contains(env.root().to_str().unwrap()),
-        "a mount is left"
-    );
-    assert!(!env.root().join("projects").join(project).exists());
-    for socket in [format!("{project}.sock"), format!("{project}.logs.sock")] {
-        let path = env.run_dir().join("supervisors").join(socket);
-        assert!(!path.exists(), "{} left", path.display());
-    }
-}
+use common::leaks::assert_nothing_left;
 
 #[test]
 fn a_container_without_state_is_rolled_back_by_up_and_down_leaves_nothing() {
@@ -201,4 +176,120 @@ fn a_supervisor_killed_while_creating_a_container_is_recovered_by_the_next_up() 
         env.ok(&["down"]);
         assert_nothing_left(&env);
     }
+}
+
+/// A root on its own small tmpfs: taken down, then unmounted, also when
+/// the test panics.
+struct SmallRoot {
+    env: Env,
+}
+
+impl SmallRoot {
+    fn new(project: &str, subnet: u8, size: &str) -> Self {
+        let env = Env::empty(project, subnet);
+        std::fs::create_dir(env.root()).unwrap();
+        nix::mount::mount(
+            Some("tmpfs"),
+            &env.root(),
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some(format!("size={size}").as_str()),
+        )
+        .unwrap();
+        Self { env }
+    }
+}
+
+impl Drop for SmallRoot {
+    fn drop(&mut self) {
+        let _ = self.env.stack(&[
+            "down",
+            "-v",
+            "-f",
+            self.env.file().to_str().unwrap(),
+            "-p",
+            &self.env.project,
+        ]);
+        let _ = nix::mount::umount2(&self.env.root(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// The highest `line N` in the log file at `path`.
+fn last_line(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .rsplit("line ")
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_full_disk_under_a_running_stack_pauses_its_logs_and_kills_nothing() {
+    let small = SmallRoot::new("cr-disk", 245, "64m");
+    let env = &small.env;
+    env.load(&common::busybox_archive());
+    env.write(
+        "services:\n  loud:\n    image: busybox\n    init: true\n    command: [sh, -c, 'i=0; while :; do j=0; while [ $$j -lt 10 ]; do i=$$((i+1)); j=$$((j+1)); echo line $$i; done; sleep 0.05; done']\n",
+    );
+    env.ok(&["up", "-d"]);
+    let (name, _, pid) = env.containers().pop().unwrap();
+    let pid = pid.expect("running") as i32;
+    let log = env
+        .root()
+        .join("projects")
+        .join(&env.project)
+        .join("containers")
+        .join(&name)
+        .join("container.log");
+    let started = Instant::now();
+    while last_line(&log) < 10 {
+        assert!(started.elapsed() < Duration::from_secs(20), "no output");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Fill the root to the last byte.
+    let filler = env.root().join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 1 << 20];
+    while std::io::Write::write_all(&mut file, &chunk).is_ok() {}
+    while std::io::Write::write_all(&mut file, &chunk[..4096]).is_ok() {}
+    drop(file);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok(),
+        "the service died on a full disk"
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    let freed = Instant::now();
+    let at_freed = last_line(&log);
+    while last_line(&log) < at_freed + 20 {
+        assert!(
+            freed.elapsed() < Duration::from_secs(5),
+            "logs did not resume after space returned: {at_freed} then {}",
+            last_line(&log)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, _, pid_after) = env.containers().pop().unwrap();
+    assert_eq!(pid_after, Some(i64::from(pid)), "the service was restarted");
+    // The warning that writing paused is lost with the full disk; the one
+    // that it resumed says how much was dropped.
+    let supervisor_log = std::fs::read_to_string(
+        env.root()
+            .join("projects")
+            .join(&env.project)
+            .join("supervisor.log"),
+    )
+    .unwrap_or_default();
+    assert!(
+        supervisor_log.contains("writing resumed") && supervisor_log.contains("lines dropped"),
+        "{supervisor_log}"
+    );
+    assert!(!supervisor_log.contains("panicked"), "{supervisor_log}");
+    env.ok(&["down", "-v"]);
 }

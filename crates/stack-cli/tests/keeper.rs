@@ -1,7 +1,9 @@
 //! Logs never kill containers: with the log keeper killed while a service
 //! prints about 1,000 lines a second, the service keeps running (its pipe
 //! never loses its last reader, so no `SIGPIPE`), a new keeper is started
-//! and the lines flow into the log again within about a second.
+//! and the lines flow into the log again within about a second; also when
+//! the supervisor was itself killed and started again before (it takes
+//! the pipes back from the running keeper when it adopts the containers).
 
 mod common;
 
@@ -23,18 +25,27 @@ fn last_line(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn keeper_pid(env: &Env) -> i32 {
-    let lock = env
-        .run_dir()
-        .join("locks")
-        .join(format!("{}.logs.lock", env.project));
+fn holder_pid(env: &Env, lock: &str) -> i32 {
+    let lock = env.run_dir().join("locks").join(format!("{lock}.lock"));
     let holder: serde_json::Value = serde_json::from_slice(&std::fs::read(lock).unwrap()).unwrap();
     holder["pid"].as_i64().unwrap() as i32
 }
 
+fn keeper_pid(env: &Env) -> i32 {
+    holder_pid(env, &format!("{}.logs", env.project))
+}
+
 #[test]
 fn a_killed_keeper_is_replaced_and_the_service_keeps_running() {
-    let env = Env::new("cr-keeper", 186);
+    keeper_killed(Env::new("cr-keeper", 186), false);
+}
+
+#[test]
+fn a_keeper_killed_after_a_supervisor_restart_is_replaced_too() {
+    keeper_killed(Env::new("cr-keeper2", 244), true);
+}
+
+fn keeper_killed(env: Env, supervisor_restarted: bool) {
     // `init: true` makes the printing shell pid 2, which SIGPIPE would kill
     // (pid 1 of a namespace ignores it).
     env.write(
@@ -63,6 +74,18 @@ services:
         std::thread::sleep(Duration::from_millis(50));
     }
 
+    if supervisor_restarted {
+        let supervisor = holder_pid(&env, &env.project);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(supervisor),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        common::wait_gone(supervisor);
+        // A new supervisor adopts the service before it answers.
+        env.ok(&["ps"]);
+        assert_ne!(holder_pid(&env, &env.project), supervisor);
+    }
     let keeper = keeper_pid(&env);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(keeper),

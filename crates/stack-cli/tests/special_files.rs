@@ -1,5 +1,6 @@
 //! Files that are not regular files, or are too large, as a stack file,
-//! `--env-file` or a service's `env_file`: each is a clear error at once
+//! `--env-file`, a service's `env_file`, a config or a secret: each is a
+//! clear error at once
 //! (no hang on a FIFO, no unbounded read of `/dev/zero` or of a huge sparse
 //! file) and nothing is created.
 
@@ -105,6 +106,25 @@ fn special_files_as_inputs_are_refused_at_once() {
             &["up", "-d", "-f", file, "-p", &env.project],
             says,
         );
+
+        // Configs and secrets are checked at load (never opened there),
+        // and `export`, which reads them, reads them bounded.
+        for kind in ["configs", "secrets"] {
+            env.write(&format!(
+                "services:\n  web:\n    image: busybox\n    {kind}: [s]\n{kind}:\n  s:\n    file: {path}\n"
+            ));
+            refused(
+                &env,
+                what,
+                &["up", "-d", "-f", file, "-p", &env.project],
+                says,
+            );
+            let out = env.stack(&["config", "-f", file, "-p", &env.project]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{what} as {kind}: accepted");
+            // The place in the file: `{kind}.s.file` is on line 7.
+            assert!(stderr.contains(":7:11:"), "{what} as {kind}: {stderr}");
+        }
     }
 }
 

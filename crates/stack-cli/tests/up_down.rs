@@ -344,3 +344,199 @@ services:
     env.ok(&["down"]);
     assert!(std::net::TcpStream::connect(format!("127.0.0.1:{host_port}")).is_err());
 }
+
+/// Lines of `dir/name` once there are `count` of them.
+fn lines_of(dir: &Path, name: &str, count: usize) -> Vec<String> {
+    for _ in 0..400 {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if lines.len() >= count {
+            return lines;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{name} never had {count} lines");
+}
+
+#[test]
+fn a_changed_network_is_recreated_and_a_changed_volume_refused_unless_asked() {
+    let env = Env::new("e2e-netchg", 231);
+    let out = env.dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let stack = |network: &str, volume: &str| {
+        format!(
+            r#"
+services:
+  app:
+    image: busybox
+    command: ["sh", "-c", "ip -4 -o addr show eth0 | awk '{{print $$4}}' >> /out/ips; {LOOP}"]
+    networks: [back]
+    volumes: ["{out}:/out", "data:/data"]
+networks:
+  back:
+{network}
+volumes:
+  data:
+{volume}
+"#,
+            out = out.display(),
+        )
+    };
+    env.write(&stack("", ""));
+    env.ok(&["up", "-d"]);
+    let first = lines_of(&out, "ips", 1);
+    assert!(first[0].starts_with("10.220.231."), "{first:?}");
+
+    // An internal network on a subnet of its own: the network is made
+    // again and the container on it with it, each saying why.
+    env.write(&stack(
+        "    internal: true\n    ipam: {config: [{subnet: 10.231.7.0/24}]}",
+        "",
+    ));
+    let said = env.ok(&["up", "-d"]);
+    assert!(
+        said.contains("Container e2e-netchg-app-1 Removed network e2e-netchg_back changed"),
+        "{said}"
+    );
+    assert!(
+        said.contains("Network e2e-netchg_back Recreated config changed: internal, ipam"),
+        "{said}"
+    );
+    let second = lines_of(&out, "ips", 2);
+    assert!(second[1].starts_with("10.231.7."), "{second:?}");
+    let dry = env.ok(&["up", "--dry-run"]);
+    assert!(dry.contains("nothing to do"), "{dry}");
+
+    // A volume whose labels changed is refused, keeping its data, until
+    // `--yes` says to make it again.
+    let volume = env.root().join("volumes/e2e-netchg_data/_data");
+    std::fs::write(volume.join("kept"), "x").unwrap();
+    let labelled = stack(
+        "    internal: true\n    ipam: {config: [{subnet: 10.231.7.0/24}]}",
+        "    labels: {backup: daily}",
+    );
+    env.write(&labelled);
+    let file = env.file();
+    let refused = env.stack(&["up", "-d", "-f", file.to_str().unwrap(), "-p", "e2e-netchg"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("volume \"e2e-netchg_data\" exists but doesn't match configuration in the stack file (changed: labels). Recreate (data will be lost)?"),
+        "{stderr}"
+    );
+    assert!(volume.join("kept").exists());
+    assert_eq!(lines_of(&out, "ips", 2).len(), 2, "nothing was touched");
+    let said = env.ok(&["up", "-d", "--yes"]);
+    assert!(
+        said.contains("Volume e2e-netchg_data Recreated config changed: labels"),
+        "{said}"
+    );
+    assert!(!volume.join("kept").exists());
+    lines_of(&out, "ips", 3);
+    env.ok(&["down", "-v"]);
+}
+
+/// What a dry run must leave as it is: the project's records (name, state,
+/// pid), its cgroups, its links.
+fn host_snapshot(env: &Env, prefix: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let mut records = Vec::new();
+    let dir = env
+        .root()
+        .join("projects")
+        .join(&env.project)
+        .join("containers");
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(entry.path().join("record.json")).unwrap())
+                .unwrap();
+        records.push(format!(
+            "{} {} {} {}",
+            record["name"], record["state"], record["pid"], record["stopped_by_user"]
+        ));
+    }
+    records.sort();
+    let mut cgroups: Vec<String> =
+        std::fs::read_dir(Path::new("/sys/fs/cgroup/memory/stack").join(&env.project))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+    cgroups.sort();
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    let mut links: Vec<String> = String::from_utf8_lossy(&links.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_owned)
+        .collect();
+    links.sort();
+    (records, cgroups, links)
+}
+
+#[test]
+fn dry_runs_print_the_plan_and_change_nothing() {
+    let env = Env::new("e2e-dry", 232);
+    env.write(&format!(
+        r#"
+services:
+  db:
+    image: busybox
+    command: ["sh", "-c", "{LOOP}"]
+  api:
+    image: busybox
+    command: ["sh", "-c", "{LOOP}"]
+    depends_on: [db]
+"#
+    ));
+    let first = env.ok(&["up", "--dry-run"]);
+    assert!(
+        first.contains("create container e2e-dry-db-1 (not found)"),
+        "{first}"
+    );
+    assert!(!env.root().join("projects/e2e-dry").exists());
+    env.ok(&["up", "-d"]);
+    let prefix = stack_net::project_object_prefix(&env.root(), "e2e-dry")
+        .unwrap()
+        .expect("the project has network state");
+    let before = host_snapshot(&env, &prefix);
+    assert_eq!(before.0.len(), 2, "{before:?}");
+    assert!(!before.2.is_empty(), "{before:?}");
+
+    let stop = env.ok(&["stop", "--dry-run"]);
+    assert_eq!(
+        stop,
+        "#1 stop container e2e-dry-api-1 (requested)\n#2 stop container e2e-dry-db-1 (requested) after #1\n"
+    );
+    let rm = env.ok(&["rm", "-s", "-f", "--dry-run", "api"]);
+    assert_eq!(
+        rm,
+        "#1 stop container e2e-dry-api-1 (requested)\n#2 remove container e2e-dry-api-1 (requested) after #1\n"
+    );
+    let file = env.file();
+    let global = env.stack(&[
+        "--dry-run",
+        "down",
+        "-f",
+        file.to_str().unwrap(),
+        "-p",
+        "e2e-dry",
+    ]);
+    let down = String::from_utf8_lossy(&global.stdout);
+    assert!(global.status.success());
+    assert!(
+        down.contains("remove network e2e-dry_default (down) after #1 #2"),
+        "{down}"
+    );
+    let up = env.ok(&["up", "--dry-run"]);
+    assert!(up.contains("nothing to do"), "{up}");
+    assert_eq!(
+        host_snapshot(&env, &prefix),
+        before,
+        "a dry run changed the host"
+    );
+    env.ok(&["down"]);
+}

@@ -425,7 +425,7 @@ fn up_watch_stays_attached_and_applies_a_renamed_over_file() {
 }
 
 #[test]
-fn rebuild_is_refused_before_anything_starts() {
+fn rebuild_without_build_is_refused_before_anything_starts() {
     let env = Env::new("wa-rebuild", 104);
     env.write("services:\n  web:\n    image: busybox\n    develop:\n      watch:\n        - {path: ., action: rebuild}\n");
     let file = env.file();
@@ -436,7 +436,7 @@ fn rebuild_is_refused_before_anything_starts() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?}: {err}");
         assert!(
-            err.contains("rebuild") && err.contains("not supported yet"),
+            err.contains("rebuild") && err.contains("needs a build section"),
             "{err}"
         );
         assert!(env.containers().is_empty(), "{args:?} started something");
@@ -468,4 +468,37 @@ fn a_dot_env_written_later_and_an_env_file_are_watched_too() {
         "{lines:?}"
     );
     eventually(&out.join("v"), |t| t.trim() == "from-dotenv second");
+}
+
+#[test]
+fn a_rebuild_trigger_builds_again_and_the_new_code_answers() {
+    let env = Env::new("wa-rebuild2", 106);
+    let d = env.dir.path();
+    let out = d.join("out");
+    std::fs::create_dir_all(d.join("app")).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        d.join("app/Dockerfile"),
+        "FROM busybox\nCOPY app.sh /app.sh\nCMD [\"sh\", \"/app.sh\"]\n",
+    )
+    .unwrap();
+    let app = |v: &str| format!("echo {v} > /out/v; echo serving {v}; {LOOP}\n");
+    std::fs::write(d.join("app/app.sh"), app("one")).unwrap();
+    env.write(&format!(
+        "services:\n  web:\n    build: ./app\n    volumes: [\"{}:/out\"]\n    develop:\n      watch:\n        - {{path: ./app, action: rebuild}}\n",
+        out.display()
+    ));
+    let mut w = Watching::start(&env, &["up", "--watch"]);
+    w.seen_or_until(|l| l.contains("serving one"), 60);
+    save(&d.join("app/app.sh"), &app("two"));
+    w.seen_or_until(|l| l.contains("web rebuilt"), 60);
+    w.seen_or_until(|l| l.contains("serving two"), 30);
+    eventually(&out.join("v"), |t| t.trim() == "two");
+    assert!(
+        w.seen
+            .iter()
+            .any(|l| l.contains("wa-rebuild2-web: built (build: context changed)")),
+        "{:?}",
+        w.seen
+    );
 }

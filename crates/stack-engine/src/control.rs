@@ -9,12 +9,13 @@ use serde::{Deserialize, Serialize};
 use stack_spec::Project;
 
 use crate::error::EngineError;
+use crate::progress::{Step, StepPhase};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 /// Bumped on any incompatible change of [`Request`] or [`Reply`].
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpOptions {
@@ -37,6 +38,15 @@ pub struct UpOptions {
     /// The stack files, for `stack ls`.
     #[serde(default)]
     pub config_files: Vec<PathBuf>,
+    /// `--yes`: recreate volumes whose configuration changed.
+    #[serde(default)]
+    pub recreate_volumes: bool,
+    /// `--build`: build again what changed.
+    #[serde(default)]
+    pub build: bool,
+    /// `--no-build`: never build.
+    #[serde(default)]
+    pub no_build: bool,
 }
 
 /// `stack run`: a one-off container of a service.
@@ -63,6 +73,9 @@ pub struct RunOptions {
     /// ends with its last container.
     #[serde(default)]
     pub container: bool,
+    /// `--build`: build the service's image again if what it reads changed.
+    #[serde(default)]
+    pub build: bool,
 }
 
 /// Where a one-off container's input and output go.
@@ -150,8 +163,10 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Reply {
-    /// One line of progress ("web-1: started 84 ms").
+    /// One line of progress ("web-1: stopped").
     Progress { line: String },
+    /// An operation of a plan began, ended or failed.
+    Step { step: Step },
     /// The request succeeded; `message` is its last word (may be empty).
     Done { message: String },
     /// The request failed.
@@ -188,7 +203,14 @@ pub enum ControlError {
 
 /// The socket of a project's supervisor.
 pub fn socket_path(run_dir: &Path, project: &str) -> PathBuf {
-    run_dir.join("supervisors").join(format!("{project}.sock"))
+    stack_fs::Layout::new(PathBuf::new(), run_dir).supervisor_socket(project)
+}
+
+/// What a request says before its final reply.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    Line(&'a str),
+    Step(&'a Step),
 }
 
 /// One side of a connection.
@@ -270,17 +292,33 @@ impl Channel {
         }
     }
 
-    /// Sends `request` and calls `progress` for each progress line; returns
-    /// the final reply: the success message or the engine's error.
+    /// Sends `request` and calls `progress` for each progress line (an
+    /// operation that ended as its one-line form); returns the final reply:
+    /// the success message or the engine's error.
     pub async fn call(
         &mut self,
         request: &Request,
         mut progress: impl FnMut(&str),
     ) -> Result<Result<String, EngineError>, ControlError> {
+        self.call_steps(request, |event| match event {
+            Progress::Line(line) => progress(line),
+            Progress::Step(step) if step.phase != StepPhase::Working => progress(&step.to_string()),
+            Progress::Step(_) => {}
+        })
+        .await
+    }
+
+    /// As [`Channel::call`], with each operation's steps as they come.
+    pub async fn call_steps(
+        &mut self,
+        request: &Request,
+        mut progress: impl FnMut(Progress<'_>),
+    ) -> Result<Result<String, EngineError>, ControlError> {
         self.send(request).await?;
         loop {
             match self.recv::<Reply>().await? {
-                Some(Reply::Progress { line }) => progress(&line),
+                Some(Reply::Progress { line }) => progress(Progress::Line(&line)),
+                Some(Reply::Step { step }) => progress(Progress::Step(&step)),
                 Some(Reply::Done { message }) => return Ok(Ok(message)),
                 Some(Reply::Failed { error }) => return Ok(Err(error)),
                 Some(Reply::Exit { .. }) => {}

@@ -169,6 +169,19 @@ fn driver_kind(e: &DriverError) -> ErrorKind {
         DriverError::UnknownNetwork(_) => ErrorKind::NotFound,
         DriverError::StopSignal(_) => ErrorKind::FileInvalid,
         DriverError::Ipam { .. } => ErrorKind::Unsupported,
+        DriverError::ServiceBuild(stack_build::service::ServiceBuildError::Unsupported {
+            ..
+        }) => ErrorKind::Unsupported,
+        DriverError::ServiceBuild(_) => ErrorKind::FileInvalid,
+        // What the Dockerfile or the context asked for failed, not the host.
+        DriverError::Build(
+            stack_build::BuildError::Parse(_)
+            | stack_build::BuildError::At { .. }
+            | stack_build::BuildError::StepFailed { .. }
+            | stack_build::BuildError::NoTarget(_)
+            | stack_build::BuildError::Context(_),
+        ) => ErrorKind::FileInvalid,
+        DriverError::Build(_) => ErrorKind::Host,
         DriverError::Pull {
             reference,
             not_found: true,
@@ -185,6 +198,7 @@ fn driver_kind(e: &DriverError) -> ErrorKind {
         | DriverError::Unhealthy { service }
         | DriverError::DependencyNotStarted { service } => dependency(service, None),
         DriverError::DependencyExited { service, code } => dependency(service, Some(*code)),
+        DriverError::Ops(o) => ops_kind(o),
     }
 }
 
@@ -241,6 +255,22 @@ classify! {
 impl From<Failure<DriverError>> for EngineError {
     fn from(f: Failure<DriverError>) -> Self {
         EngineError::new(driver_kind(&f.error), f.to_string())
+    }
+}
+
+impl From<crate::lifecycle_plan::LifecycleError> for EngineError {
+    fn from(e: crate::lifecycle_plan::LifecycleError) -> Self {
+        use crate::lifecycle_plan::LifecycleError;
+        match e {
+            LifecycleError::NoSuchService(s) => EngineError::no_such_service(&s),
+            LifecycleError::NothingToStart => EngineError::new(ErrorKind::NotFound, e.to_string()),
+        }
+    }
+}
+
+impl From<crate::reconcile::ReconcileError> for EngineError {
+    fn from(e: crate::reconcile::ReconcileError) -> Self {
+        EngineError::new(ErrorKind::Conflict, e.to_string())
     }
 }
 

@@ -20,6 +20,12 @@ pub trait Driver: Sync {
     fn create_volume(&self, name: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
     fn remove_volume(&self, name: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
     fn pull_image(&self, reference: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    /// Builds `service`'s image from its `build:` section, tagged `image`.
+    fn build_image(
+        &self,
+        service: &str,
+        image: &str,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
     fn create_container(
         &self,
         service: &str,
@@ -37,6 +43,21 @@ pub trait Driver: Sync {
     fn restart_container(&self, name: &str)
     -> impl Future<Output = Result<(), Self::Error>> + Send;
     fn remove_container(&self, name: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    /// Stop and keep it (`stack stop`): its stop signal, SIGKILL after
+    /// `grace` or the service's grace period.
+    fn stop_container(
+        &self,
+        name: &str,
+        grace: Option<Duration>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn kill_container(
+        &self,
+        name: &str,
+        signal: i32,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn pause_container(&self, name: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn unpause_container(&self, name: &str)
+    -> impl Future<Output = Result<(), Self::Error>> + Send;
     /// Resolves when `wait.service` meets `wait.condition`, fails when it
     /// cannot any more (unhealthy, exited, exited non-zero).
     fn wait_for(&self, wait: &Wait) -> impl Future<Output = Result<(), Self::Error>> + Send;
@@ -74,20 +95,29 @@ impl<E> Report<E> {
     }
 }
 
-/// Runs `plan` through `driver`, at most `limit` operations at once.
+/// Where an operation is, for the executor's caller to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Began,
+    Done(Duration),
+}
+
+/// Runs `plan` through `driver`, at most `limit` operations at once;
+/// `on_step` hears each operation begin and end.
 pub async fn execute<D: Driver>(
     plan: &Plan,
     driver: &D,
     limit: usize,
-    on_done: impl Fn(&Operation, Duration) + Sync,
+    on_step: impl Fn(&Operation, Phase) + Sync,
 ) -> Report<D::Error> {
     let (dag, _) = plan.to_dag();
     let outcomes = dag
         .execute(limit, async |_, &index| {
             let op = &plan.operations[index];
             let started = Instant::now();
+            on_step(op, Phase::Began);
             perform(driver, op).await?;
-            on_done(op, started.elapsed());
+            on_step(op, Phase::Done(started.elapsed()));
             Ok(())
         })
         .await;
@@ -120,9 +150,20 @@ async fn perform<D: Driver>(driver: &D, op: &Operation) -> Result<(), D::Error> 
     match (&op.action, &op.resource) {
         (Action::Create, Resource::Network(name)) => driver.create_network(name).await,
         (Action::Remove, Resource::Network(name)) => driver.remove_network(name).await,
+        (Action::Recreate, Resource::Network(name)) => {
+            driver.remove_network(name).await?;
+            driver.create_network(name).await
+        }
+        (Action::Recreate, Resource::Volume(name)) => {
+            driver.remove_volume(name).await?;
+            driver.create_volume(name).await
+        }
         (Action::Create, Resource::Volume(name)) => driver.create_volume(name).await,
         (Action::Remove, Resource::Volume(name)) => driver.remove_volume(name).await,
         (Action::Pull, Resource::Image(reference)) => driver.pull_image(reference).await,
+        (Action::Build, Resource::Build { service, image }) => {
+            driver.build_image(service, image).await
+        }
         (
             Action::Create,
             Resource::Container {
@@ -152,6 +193,16 @@ async fn perform<D: Driver>(driver: &D, op: &Operation) -> Result<(), D::Error> 
             driver.restart_container(name).await
         }
         (Action::Remove, Resource::Container { name, .. }) => driver.remove_container(name).await,
+        (Action::Stop { timeout }, Resource::Container { name, .. }) => {
+            driver
+                .stop_container(name, timeout.map(Duration::from_secs))
+                .await
+        }
+        (Action::Kill { signal }, Resource::Container { name, .. }) => {
+            driver.kill_container(name, *signal).await
+        }
+        (Action::Pause, Resource::Container { name, .. }) => driver.pause_container(name).await,
+        (Action::Unpause, Resource::Container { name, .. }) => driver.unpause_container(name).await,
         (action, resource) => unreachable!("the reconciler never plans {action} {resource}"),
     }
 }
@@ -203,6 +254,9 @@ mod tests {
         async fn pull_image(&self, r: &str) -> Result<(), String> {
             self.call(format!("pull {r}")).await
         }
+        async fn build_image(&self, s: &str, i: &str) -> Result<(), String> {
+            self.call(format!("build {s} {i}")).await
+        }
         async fn create_container(&self, _: &str, _: u32, n: &str) -> Result<(), String> {
             self.call(format!("create {n}")).await
         }
@@ -217,6 +271,18 @@ mod tests {
         }
         async fn remove_container(&self, n: &str) -> Result<(), String> {
             self.call(format!("remove {n}")).await
+        }
+        async fn stop_container(&self, n: &str, _: Option<Duration>) -> Result<(), String> {
+            self.call(format!("stop {n}")).await
+        }
+        async fn kill_container(&self, n: &str, signal: i32) -> Result<(), String> {
+            self.call(format!("kill -{signal} {n}")).await
+        }
+        async fn pause_container(&self, n: &str) -> Result<(), String> {
+            self.call(format!("pause {n}")).await
+        }
+        async fn unpause_container(&self, n: &str) -> Result<(), String> {
+            self.call(format!("unpause {n}")).await
         }
         async fn wait_for(&self, w: &Wait) -> Result<(), String> {
             self.call(format!("wait {}", w.service)).await

@@ -6,10 +6,14 @@
 //! reordering a file changes nothing. The same reduced form is stored with
 //! the container, so a change can be explained field by field
 //! ("config changed: environment.FOO").
+//!
+//! Networks and volumes get the same treatment: the form they were made
+//! from is kept beside them, so a changed `internal:`, subnet or
+//! `driver_opts` is seen and named rather than silently kept.
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use stack_spec::Service;
+use stack_spec::{Network, Service, Volume};
 
 /// Bumped whenever the hashed form changes, so containers made by an older
 /// `stack` are recreated once rather than compared field by field wrongly.
@@ -35,6 +39,32 @@ pub fn hashed_form(service: &Service) -> Value {
                 map.remove("deploy");
             }
         }
+    }
+    canonical(value)
+}
+
+/// The part of a network declaration that defines the network made from it:
+/// everything but its name and `external` (which say which network, not
+/// what it is). A network the file does not declare (`default`) is the
+/// empty declaration.
+pub fn network_form(network: Option<&Network>) -> Value {
+    let default = Network::default();
+    let mut value =
+        serde_json::to_value(network.unwrap_or(&default)).expect("a network serialises to JSON");
+    if let Value::Object(map) = &mut value {
+        map.remove("name");
+        map.remove("external");
+    }
+    canonical(value)
+}
+
+/// The part of a volume declaration that defines the volume made from it:
+/// its driver, options and labels.
+pub fn volume_form(volume: &Volume) -> Value {
+    let mut value = serde_json::to_value(volume).expect("a volume serialises to JSON");
+    if let Value::Object(map) = &mut value {
+        map.remove("name");
+        map.remove("external");
     }
     canonical(value)
 }
@@ -138,6 +168,38 @@ mod tests {
         assert_eq!(
             changed_paths(&hashed_form(&a), &hashed_form(&b)),
             ["environment.A"]
+        );
+    }
+
+    #[test]
+    fn network_form_names_what_changed_and_ignores_the_name() {
+        let plain = Network::default();
+        let internal = Network {
+            internal: true,
+            name: Some("other".into()),
+            ..Network::default()
+        };
+        let named = Network {
+            name: Some("other".into()),
+            ..Network::default()
+        };
+        assert_eq!(network_form(None), network_form(Some(&plain)));
+        assert_eq!(network_form(None), network_form(Some(&named)));
+        assert_eq!(
+            changed_paths(&network_form(None), &network_form(Some(&internal))),
+            ["internal"]
+        );
+    }
+
+    #[test]
+    fn volume_form_covers_driver_opts_and_labels() {
+        let a = Volume::default();
+        let mut b = Volume::default();
+        b.driver_opts.insert("o".into(), "bind".into());
+        b.labels.insert("tier".into(), "db".into());
+        assert_eq!(
+            changed_paths(&volume_form(&a), &volume_form(&b)),
+            ["driver_opts", "labels"]
         );
     }
 

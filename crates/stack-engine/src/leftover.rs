@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use stack_spec::Project;
 
-use crate::execute::execute;
+use crate::execute::{Phase, execute};
 use crate::host::{Host, HostConfig, HostDriver};
 use crate::lock::ProjectLock;
 use crate::reconcile::plan_down;
@@ -32,11 +32,19 @@ pub async fn remove_volumes(config: HostConfig, project: Project) -> Result<Vec<
     observed.networks.clear();
     let plan = plan_down(Some(&host.project()), &observed, true);
     let said = Mutex::new(Vec::new());
-    let report = execute(&plan, &HostDriver(host.clone()), PARALLELISM, |op, _| {
-        said.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(format!("{}: removed", op.resource));
-    })
+    let report = execute(
+        &plan,
+        &HostDriver(host.clone()),
+        PARALLELISM,
+        |op, phase| {
+            if phase == Phase::Began {
+                return;
+            }
+            said.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!("{}: removed", op.resource));
+        },
+    )
     .await;
     match report.failure {
         Some(failure) => Err(failure.to_string()),

@@ -95,6 +95,16 @@ impl ProjectLock {
     }
 }
 
+/// Whether a live process holds the lock `name` (a project, or its log
+/// keeper's `<project>.logs`) under `run_dir`, without taking it.
+pub fn is_held(run_dir: &Path, name: &str) -> bool {
+    let path = run_dir.join("locks").join(format!("{name}.lock"));
+    match File::open(&path) {
+        Ok(file) => Flock::lock(file, FlockArg::LockSharedNonblock).is_err(),
+        Err(_) => false,
+    }
+}
+
 fn held(project: &str, file: &mut File) -> LockError {
     let mut text = String::new();
     let holder = file

@@ -43,9 +43,7 @@ pub enum LoggerError {
 
 /// The log keeper's socket.
 pub fn socket_path(run_dir: &Path, project: &str) -> PathBuf {
-    run_dir
-        .join("supervisors")
-        .join(format!("{project}.logs.sock"))
+    stack_fs::Layout::new(PathBuf::new(), run_dir).log_keeper_socket(project)
 }
 
 /// Hands `stdout` and `stderr` (read ends) to the keeper at `socket`.
@@ -189,14 +187,29 @@ pub fn pump(
         // `line` only while it lasts.
         let mut reader = BufReader::with_capacity(READ_BUFFER, pipe);
         let mut line: Vec<u8> = Vec::new();
-        let write = |line: &[u8]| {
+        // Lines that could not be written since the last that could (a
+        // full disk): the pipe is still read, so the container never
+        // blocks or dies, and one warning says when writing paused and
+        // one when it resumed.
+        let mut dropped: u64 = 0;
+        let mut write = |line: &[u8]| {
             let text = String::from_utf8_lossy(line);
-            if let Err(e) = writer.lock().unwrap_or_else(|e| e.into_inner()).write(
+            match writer.lock().unwrap_or_else(|e| e.into_inner()).write(
                 stream,
                 &text,
                 SystemTime::now(),
             ) {
-                tracing::warn!("log of {container}: {e}");
+                Err(e) => {
+                    if dropped == 0 {
+                        tracing::warn!("log of {container}: {e}; writing paused, lines dropped");
+                    }
+                    dropped += 1;
+                }
+                Ok(()) if dropped > 0 => {
+                    tracing::warn!("log of {container}: writing resumed, {dropped} lines dropped");
+                    dropped = 0;
+                }
+                Ok(()) => {}
             }
             each(text.trim_end_matches('\n'));
         };

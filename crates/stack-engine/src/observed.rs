@@ -42,10 +42,37 @@ pub struct ObservedContainer {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Observed {
     pub containers: Vec<ObservedContainer>,
+    /// One-off containers (`stack run`): never part of `up`'s plan, but
+    /// stopped, killed, paused and removed with their service.
+    #[serde(default)]
+    pub one_offs: Vec<ObservedContainer>,
     /// Networks of this project that exist, by full name.
     pub networks: BTreeSet<String>,
     /// Named volumes that exist, by full name.
     pub volumes: BTreeSet<String>,
     /// Images in the store: reference as written in the file → digest.
     pub images: BTreeMap<String, String>,
+    /// The form (see `hash::network_form`) each existing network was made
+    /// from, by full name; absent for one made before forms were kept,
+    /// which is then taken as unchanged.
+    #[serde(default)]
+    pub network_configs: BTreeMap<String, serde_json::Value>,
+    /// The form (see `hash::volume_form`) each existing named volume was
+    /// made from, by full name; absent as for networks.
+    #[serde(default)]
+    pub volume_configs: BTreeMap<String, serde_json::Value>,
+    /// Services with `build:`, by name: what their build reads now and what
+    /// their image was built from. Gathered only when `--build` or
+    /// `pull_policy: build` asks to compare them.
+    #[serde(default)]
+    pub builds: BTreeMap<String, ObservedBuild>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedBuild {
+    /// The fingerprint of the build's inputs now (`None`: unreadable, so
+    /// the build itself says why).
+    pub current: Option<String>,
+    /// The fingerprint the service's image was last built from here.
+    pub built: Option<String>,
 }

@@ -16,6 +16,11 @@ pub enum Resource {
     Network(String),
     Volume(String),
     Image(String),
+    /// The image a service's `build:` section makes.
+    Build {
+        service: String,
+        image: String,
+    },
     Container {
         service: String,
         number: u32,
@@ -23,17 +28,34 @@ pub enum Resource {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     Create,
     Pull,
+    /// Build a service's image from its `build:` section.
+    Build,
     Start,
-    /// Stop, remove, and create again under the same name.
+    /// Stop, remove, and create again under the same name; for a network or
+    /// a volume: remove it and make it again from its new configuration.
     Recreate,
     /// Restart in place (a `depends_on` with `restart: true` was restarted).
     Restart,
     /// Stop if running, then remove.
     Remove,
+    /// Stop, keeping the container; `timeout` seconds before SIGKILL
+    /// instead of the service's grace period.
+    Stop {
+        timeout: Option<u64>,
+    },
+    /// Send a signal.
+    Kill {
+        signal: i32,
+    },
+    /// Freeze its processes.
+    Pause,
+    /// Thaw its processes.
+    Unpause,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,10 +69,22 @@ pub enum Cause {
     NotRunning,
     /// A service whose namespaces it shares, or that it restarts with, changed.
     DependencyChanged(String),
+    /// A network it is attached to is recreated (its configuration changed).
+    NetworkChanged(String),
+    /// A volume it mounts is recreated (its configuration changed).
+    VolumeChanged(String),
     ScaleDown,
     Orphan,
     PullAlways,
     Down,
+    /// A command asked for it (`stack stop`, `start`, `rm`, ...).
+    Requested,
+    /// A service with `build:` has no image yet.
+    BuildNotFound,
+    /// `--build` (or `pull_policy: build`) and what the build reads changed.
+    BuildContextChanged,
+    /// The service's image is being built again.
+    ImageRebuilt,
 }
 
 /// A condition a start waits for before running: `depends_on` as written.
@@ -113,10 +147,15 @@ impl fmt::Display for Action {
         f.write_str(match self {
             Action::Create => "create",
             Action::Pull => "pull",
+            Action::Build => "build",
             Action::Start => "start",
             Action::Recreate => "recreate",
             Action::Restart => "restart",
             Action::Remove => "remove",
+            Action::Stop { .. } => "stop",
+            Action::Kill { .. } => "kill",
+            Action::Pause => "pause",
+            Action::Unpause => "unpause",
         })
     }
 }
@@ -126,7 +165,9 @@ impl fmt::Display for Resource {
         match self {
             Resource::Network(name) => write!(f, "network {name}"),
             Resource::Volume(name) => write!(f, "volume {name}"),
-            Resource::Image(name) => write!(f, "image {name}"),
+            Resource::Image(name) | Resource::Build { image: name, .. } => {
+                write!(f, "image {name}")
+            }
             Resource::Container { name, .. } => write!(f, "container {name}"),
         }
     }
@@ -142,10 +183,16 @@ impl fmt::Display for Cause {
             Cause::HashVersionChanged => f.write_str("made by another stack version"),
             Cause::NotRunning => f.write_str("not running"),
             Cause::DependencyChanged(s) => write!(f, "dependency {s} changed"),
+            Cause::NetworkChanged(n) => write!(f, "network {n} changed"),
+            Cause::VolumeChanged(v) => write!(f, "volume {v} changed"),
             Cause::ScaleDown => f.write_str("scale down"),
             Cause::Orphan => f.write_str("orphan"),
             Cause::PullAlways => f.write_str("pull_policy: always"),
             Cause::Down => f.write_str("down"),
+            Cause::Requested => f.write_str("requested"),
+            Cause::BuildNotFound => f.write_str("build: image not found"),
+            Cause::BuildContextChanged => f.write_str("build: context changed"),
+            Cause::ImageRebuilt => f.write_str("image rebuilt"),
         }
     }
 }

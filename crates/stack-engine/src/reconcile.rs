@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use stack_spec::{MountType, NetworkMode, Project, PullPolicy, Service};
 
-use crate::hash::{HASH_VERSION, changed_paths, hash_of, hashed_form};
+use crate::hash::{HASH_VERSION, changed_paths, hash_of, hashed_form, network_form, volume_form};
 use crate::observed::{Observed, ObservedContainer};
 use crate::plan::{Action, Cause, OpId, Plan, Resource, Wait};
 
@@ -21,6 +21,24 @@ pub struct ReconcileOptions {
     /// included by the caller unless `--no-deps`); `None` plans every one.
     /// Waits on services left out are dropped, as compose does.
     pub services: Option<BTreeSet<String>>,
+    /// `up --yes`: recreate a volume whose configuration changed (its data
+    /// is lost) instead of refusing.
+    pub recreate_volumes: bool,
+    /// `--build`: build again the services whose build inputs changed.
+    pub build: bool,
+    /// `--no-build`: never build, even a missing image.
+    pub no_build: bool,
+}
+
+/// Why `up` refuses to plan anything.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReconcileError {
+    /// As compose asks before it deletes data; `--yes` answers it.
+    #[error(
+        "volume {name:?} exists but doesn't match configuration in the stack file (changed: {}). Recreate (data will be lost)? Run again with --yes to recreate it",
+        paths.join(", ")
+    )]
+    VolumeChanged { name: String, paths: Vec<String> },
 }
 
 impl ReconcileOptions {
@@ -112,10 +130,58 @@ fn pull_cause(service: &Service, image: &str, observed: &Observed) -> Option<Cau
     }
 }
 
+/// The image a service runs: `image:`, else `<project>-<service>` when it
+/// builds.
+pub fn service_image(project: &str, name: &str, service: &Service) -> Option<String> {
+    stack_build::service::image_name(project, name, service)
+}
+
+/// Why a service's image is built, if it is: it has `build:` and
+/// `--no-build` was not given, and its image is missing, or `--build` (or
+/// `pull_policy: build`) asks and the build's inputs are not those the
+/// image was built from.
+fn build_cause(
+    name: &str,
+    service: &Service,
+    image: &str,
+    observed: &Observed,
+    options: &ReconcileOptions,
+) -> Option<Cause> {
+    if service.build.is_none() || options.no_build {
+        return None;
+    }
+    if !observed.images.contains_key(image) {
+        return Some(Cause::BuildNotFound);
+    }
+    let asked = options.build || service.pull_policy == Some(PullPolicy::Build);
+    let same = observed
+        .builds
+        .get(name)
+        .is_some_and(|b| b.current.is_some() && b.current == b.built);
+    (asked && !same).then_some(Cause::BuildContextChanged)
+}
+
+/// Whether `up` must look at the build inputs of `service` (they are read
+/// from disk, so only when a decision depends on them).
+pub fn wants_fingerprint(service: &Service, options: &ReconcileOptions) -> bool {
+    service.build.is_some()
+        && !options.no_build
+        && (options.build || service.pull_policy == Some(PullPolicy::Build))
+}
+
 /// What a one-off container of `service` (`stack run`) needs before it is
 /// created, beyond its dependencies: its networks and named volumes when
-/// they do not exist, and its image as its `pull_policy` says.
-pub fn plan_one_off(project: &Project, observed: &Observed, service: &Service) -> Plan {
+/// they do not exist, and its image as its `build:` (with `options.build`
+/// and `no_build`) and `pull_policy` say.
+pub fn plan_one_off(
+    project: &Project,
+    observed: &Observed,
+    name: &str,
+    options: &ReconcileOptions,
+) -> Plan {
+    let Some(service) = project.services.get(name) else {
+        return Plan::default();
+    };
     let mut plan = Plan::default();
     for key in service_networks(service) {
         let external = project.networks.get(&key).is_some_and(|n| n.external);
@@ -138,7 +204,20 @@ pub fn plan_one_off(project: &Project, observed: &Observed, service: &Service) -
             }
         }
     }
-    if let Some(image) = &service.image
+    let image = service_image(&project.name, name, service);
+    if let Some(image) = &image
+        && let Some(cause) = build_cause(name, service, image, observed, options)
+    {
+        plan.push(
+            Action::Build,
+            Resource::Build {
+                service: name.to_owned(),
+                image: image.clone(),
+            },
+            cause,
+        );
+    } else if let Some(image) = &service.image
+        && (service.build.is_none() || options.no_build)
         && let Some(cause) = pull_cause(service, image, observed)
     {
         plan.push(Action::Pull, Resource::Image(image.clone()), cause);
@@ -146,11 +225,109 @@ pub fn plan_one_off(project: &Project, observed: &Observed, service: &Service) -
     plan
 }
 
-pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOptions) -> Plan {
+/// The named volumes (keys) a service mounts.
+fn service_volumes(service: &Service) -> impl Iterator<Item = &str> {
+    service
+        .volumes
+        .iter()
+        .filter(|v| v.kind == MountType::Volume)
+        .filter_map(|v| v.source.as_deref())
+}
+
+/// A network or volume that exists but was made from another configuration.
+struct Changed {
+    key: String,
+    name: String,
+    paths: Vec<String>,
+    /// The services whose containers are attached to it or mount it.
+    users: BTreeSet<String>,
+}
+
+/// The paths where the kept form differs from the declared one; empty when
+/// it does not, or when no form was kept (made by an older version).
+fn form_change(kept: Option<&serde_json::Value>, declared: &serde_json::Value) -> Vec<String> {
+    match kept {
+        Some(kept) if hash_of(kept) != hash_of(declared) => changed_paths(kept, declared),
+        _ => Vec::new(),
+    }
+}
+
+/// The networks in use whose configuration changed (`internal:`, a new
+/// subnet, `driver_opts`, labels, ...), as compose's `reconcileNetworks`.
+fn changed_networks(
+    project: &Project,
+    observed: &Observed,
+    used: &BTreeSet<String>,
+) -> Vec<Changed> {
+    let mut out = Vec::new();
+    for key in used {
+        let declared = project.networks.get(key);
+        let name = network_name(project, key);
+        if declared.is_some_and(|n| n.external) || !observed.networks.contains(&name) {
+            continue;
+        }
+        let paths = form_change(observed.network_configs.get(&name), &network_form(declared));
+        if paths.is_empty() {
+            continue;
+        }
+        let users = project
+            .services
+            .iter()
+            .filter(|(_, s)| service_networks(s).contains(key))
+            .map(|(n, _)| n.clone())
+            .collect();
+        out.push(Changed {
+            key: key.clone(),
+            name,
+            paths,
+            users,
+        });
+    }
+    out
+}
+
+/// The named volumes in use whose configuration changed.
+fn changed_volumes<'a>(
+    project: &Project,
+    observed: &Observed,
+    used: impl Iterator<Item = &'a String>,
+) -> Vec<Changed> {
+    let mut out = Vec::new();
+    for key in used {
+        let Some(declared) = project.volumes.get(key) else {
+            continue;
+        };
+        let name = volume_name(project, key);
+        if declared.external || !observed.volumes.contains(&name) {
+            continue;
+        }
+        let paths = form_change(observed.volume_configs.get(&name), &volume_form(declared));
+        if paths.is_empty() {
+            continue;
+        }
+        let users = project
+            .services
+            .iter()
+            .filter(|(_, s)| service_volumes(s).any(|v| v == key))
+            .map(|(n, _)| n.clone())
+            .collect();
+        out.push(Changed {
+            key: key.clone(),
+            name,
+            paths,
+            users,
+        });
+    }
+    out
+}
+
+pub fn reconcile(
+    project: &Project,
+    observed: &Observed,
+    options: &ReconcileOptions,
+) -> Result<Plan, ReconcileError> {
     let mut plan = Plan::default();
 
-    // Networks and volumes first: containers are created after them.
-    let mut network_ops: HashMap<String, OpId> = HashMap::new();
     let selected = || {
         project
             .services
@@ -159,6 +336,107 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
             .map(|(_, s)| s)
     };
     let used_networks: BTreeSet<String> = selected().flat_map(service_networks).collect();
+    let used_volumes: BTreeSet<&str> = selected().flat_map(service_volumes).collect();
+    let planned_volumes: Vec<&String> = project
+        .volumes
+        .keys()
+        .filter(|key| options.services.is_none() || used_volumes.contains(key.as_str()))
+        .collect();
+
+    // A network or volume made from another configuration is made again,
+    // after the containers on it are removed and before they are created
+    // anew. A volume's data goes with it, so that is only done when asked.
+    let volumes_changed = changed_volumes(project, observed, planned_volumes.iter().copied());
+    if let Some(first) = volumes_changed.first()
+        && !options.recreate_volumes
+    {
+        return Err(ReconcileError::VolumeChanged {
+            name: first.name.clone(),
+            paths: first.paths.clone(),
+        });
+    }
+    let mut changed: Vec<(Changed, Cause)> = Vec::new();
+    let networks_changed = changed_networks(project, observed, &used_networks);
+    let causes = networks_changed
+        .into_iter()
+        .map(|c| (Cause::NetworkChanged(c.name.clone()), "network", c))
+        .chain(
+            volumes_changed
+                .into_iter()
+                .map(|c| (Cause::VolumeChanged(c.name.clone()), "volume", c)),
+        );
+    for (cause, kind, c) in causes {
+        // Recreating it would cut off containers this `up` does not bring
+        // back: say so and leave it.
+        match c.users.iter().find(|s| {
+            !options.selects(s) && observed.containers.iter().any(|o| &o.service == *s)
+        }) {
+            Some(outside) => plan.notes.push(format!(
+                "{kind} {} changed ({}) but is not recreated: service {outside}, which this up leaves alone, uses it",
+                c.name,
+                c.paths.join(", ")
+            )),
+            None => changed.push((c, cause)),
+        }
+    }
+    // The containers to take away first: (service, number) → why.
+    let mut taken: BTreeMap<(String, u32), Cause> = BTreeMap::new();
+    let mut taken_ops: HashMap<String, Vec<OpId>> = HashMap::new();
+    let order = project.start_order();
+    let mut on_changed: Vec<&ObservedContainer> = observed
+        .containers
+        .iter()
+        .filter(|c| changed.iter().any(|(ch, _)| ch.users.contains(&c.service)))
+        .collect();
+    on_changed.sort_by_key(|c| {
+        (
+            std::cmp::Reverse(order.iter().position(|s| *s == c.service)),
+            std::cmp::Reverse(c.number),
+        )
+    });
+    for c in on_changed {
+        let Some((_, cause)) = changed.iter().find(|(ch, _)| ch.users.contains(&c.service)) else {
+            continue;
+        };
+        let op = plan.push(
+            Action::Remove,
+            Resource::Container {
+                service: c.service.clone(),
+                number: c.number,
+                name: c.name.clone(),
+            },
+            cause.clone(),
+        );
+        taken.insert((c.service.clone(), c.number), cause.clone());
+        taken_ops.entry(c.service.clone()).or_default().push(op);
+    }
+
+    // Networks and volumes first: containers are created after them.
+    let mut network_ops: HashMap<String, OpId> = HashMap::new();
+    let mut volume_ops: HashMap<String, OpId> = HashMap::new();
+    for (c, cause) in &changed {
+        let resource = match cause {
+            Cause::NetworkChanged(_) => Resource::Network(c.name.clone()),
+            _ => Resource::Volume(c.name.clone()),
+        };
+        let is_network = matches!(resource, Resource::Network(_));
+        let op = plan.push(
+            Action::Recreate,
+            resource,
+            Cause::ConfigChanged(c.paths.clone()),
+        );
+        plan.operations[op].after = c
+            .users
+            .iter()
+            .flat_map(|s| taken_ops.get(s).cloned().unwrap_or_default())
+            .collect();
+        plan.operations[op].after.sort_unstable();
+        if is_network {
+            network_ops.insert(c.key.clone(), op);
+        } else {
+            volume_ops.insert(c.key.clone(), op);
+        }
+    }
     for key in &used_networks {
         let external = project.networks.get(key).is_some_and(|n| n.external);
         let name = network_name(project, key);
@@ -167,16 +445,8 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
             network_ops.insert(key.clone(), op);
         }
     }
-    let mut volume_ops: HashMap<String, OpId> = HashMap::new();
-    let used_volumes: BTreeSet<&str> = selected()
-        .flat_map(|s| &s.volumes)
-        .filter(|v| v.kind == MountType::Volume)
-        .filter_map(|v| v.source.as_deref())
-        .collect();
-    for (key, volume) in &project.volumes {
-        if options.services.is_some() && !used_volumes.contains(key.as_str()) {
-            continue;
-        }
+    for key in planned_volumes {
+        let volume = &project.volumes[key];
         let name = volume_name(project, key);
         if !volume.external && !observed.volumes.contains(&name) {
             let op = plan.push(Action::Create, Resource::Volume(name), Cause::NotFound);
@@ -184,10 +454,46 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
         }
     }
     let mut image_ops: HashMap<String, OpId> = HashMap::new();
+    for (name, service) in project
+        .services
+        .iter()
+        .filter(|(name, _)| options.selects(name))
+    {
+        let Some(image) = service_image(&project.name, name, service) else {
+            continue;
+        };
+        if image_ops.contains_key(&image) {
+            continue;
+        }
+        if service.build.is_some()
+            && service.image.is_none()
+            && options.no_build
+            && !observed.images.contains_key(&image)
+        {
+            plan.notes.push(format!(
+                "service {name}: --no-build, and its image {image} is not there to create it from"
+            ));
+        }
+        if let Some(cause) = build_cause(name, service, &image, observed, options) {
+            let op = plan.push(
+                Action::Build,
+                Resource::Build {
+                    service: name.clone(),
+                    image: image.clone(),
+                },
+                cause,
+            );
+            image_ops.insert(image, op);
+        }
+    }
     for service in selected() {
         let Some(image) = &service.image else {
             continue;
         };
+        if service.build.is_some() && !options.no_build {
+            // Its image comes from its build, never from a registry.
+            continue;
+        }
         if image_ops.contains_key(image) {
             continue;
         }
@@ -227,7 +533,12 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
         let want = replicas(name, service, options);
         let form = hashed_form(service);
         let hash = hash_of(&form);
-        let digest = service.image.as_ref().and_then(|i| observed.images.get(i));
+        let image = service_image(&project.name, name, service);
+        let digest = image.as_ref().and_then(|i| observed.images.get(i));
+        let rebuilt = image
+            .as_ref()
+            .and_then(|i| image_ops.get(i))
+            .is_some_and(|&op| plan.operations[op].action == Action::Build);
         let changed_parent = namespace_parents(service)
             .into_iter()
             .find(|p| recreated.contains(p.as_str()));
@@ -248,7 +559,7 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
                 .filter(|v| v.kind == MountType::Volume)
                 .filter_map(|v| v.source.as_ref().and_then(|s| volume_ops.get(s)).copied()),
         );
-        if let Some(op) = service.image.as_ref().and_then(|i| image_ops.get(i)) {
+        if let Some(op) = image.as_ref().and_then(|i| image_ops.get(i)) {
             create_after.push(*op);
         }
         for parent in namespace_parents(service) {
@@ -283,9 +594,17 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
                 number,
                 name: cname,
             };
-            let current = existing.iter().find(|c| c.number == number);
+            let current = existing
+                .iter()
+                .find(|c| c.number == number && !taken.contains_key(&(c.service.clone(), number)));
             let step = match current {
-                None => Some((Action::Create, Cause::NotFound)),
+                None => Some((
+                    Action::Create,
+                    taken
+                        .get(&(name.to_owned(), number))
+                        .cloned()
+                        .unwrap_or(Cause::NotFound),
+                )),
                 Some(c) => {
                     let cause = if options.no_recreate {
                         None
@@ -295,6 +614,8 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
                         Some(Cause::HashVersionChanged)
                     } else if c.config_hash != hash {
                         Some(Cause::ConfigChanged(changed_paths(&c.config, &form)))
+                    } else if rebuilt {
+                        Some(Cause::ImageRebuilt)
                     } else if digest.is_some() && c.image_digest.as_ref() != digest {
                         Some(Cause::ImageUpdated)
                     } else {
@@ -315,7 +636,7 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
             let Some((action, cause)) = step else {
                 continue;
             };
-            if action == Action::Recreate {
+            if action == Action::Recreate || taken.contains_key(&(name.to_owned(), number)) {
                 recreated.insert(name);
             }
             let start = match action {
@@ -342,7 +663,11 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
         made_ops.insert(name, made);
 
         // Scale down: the highest-numbered replicas go first.
-        for c in existing.iter().rev().filter(|c| c.number > want) {
+        for c in existing
+            .iter()
+            .rev()
+            .filter(|c| c.number > want && !taken.contains_key(&(c.service.clone(), c.number)))
+        {
             plan.push(
                 Action::Remove,
                 Resource::Container {
@@ -379,11 +704,12 @@ pub fn reconcile(project: &Project, observed: &Observed, options: &ReconcileOpti
             }
         }
     }
-    plan
+    Ok(plan)
 }
 
-/// `stack down`: every container of the project (dependents before what they
-/// depend on), then its networks, then with `volumes` its named volumes.
+/// `stack down`: every container of the project (one-offs, then dependents
+/// before what they depend on), then its networks, then with `volumes` its
+/// named volumes.
 pub fn plan_down(project: Option<&Project>, observed: &Observed, volumes: bool) -> Plan {
     let mut plan = Plan::default();
     let order: Vec<&str> = project.map(|p| p.start_order()).unwrap_or_default();
@@ -393,6 +719,19 @@ pub fn plan_down(project: Option<&Project>, observed: &Observed, volumes: bool) 
             .position(|s| *s == service)
             .map_or(usize::MAX, |i| i)
     };
+    let mut plan_one_offs = Vec::new();
+    // One-off containers first: nothing depends on them.
+    for c in &observed.one_offs {
+        plan_one_offs.push(plan.push(
+            Action::Remove,
+            Resource::Container {
+                service: c.service.clone(),
+                number: c.number,
+                name: c.name.clone(),
+            },
+            Cause::Down,
+        ));
+    }
     let mut containers: Vec<&ObservedContainer> = observed.containers.iter().collect();
     // Reverse start order; unknown (orphan) services first, then by name.
     containers.sort_by(|a, b| {
@@ -402,7 +741,7 @@ pub fn plan_down(project: Option<&Project>, observed: &Observed, volumes: bool) 
             .then_with(|| b.number.cmp(&a.number))
     });
     let mut removed: HashMap<&str, Vec<OpId>> = HashMap::new();
-    let mut all = Vec::new();
+    let mut all = plan_one_offs;
     for c in containers {
         let op = plan.push(
             Action::Remove,

@@ -144,7 +144,7 @@ impl Store {
     }
 
     pub fn project_dir(&self, project: &str) -> PathBuf {
-        self.root.join("projects").join(project)
+        stack_fs::Layout::of_root(&self.root).project(project)
     }
 
     fn containers_dir(&self, project: &str) -> PathBuf {
@@ -210,7 +210,7 @@ impl Store {
 
     /// Projects with any state, sorted.
     pub fn projects(&self) -> Result<Vec<String>, StoreError> {
-        let dir = self.root.join("projects");
+        let dir = stack_fs::Layout::of_root(&self.root).projects();
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -16,10 +16,11 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::control::{Channel, ControlError, Reply, Request, UpOptions, socket_path};
 use crate::error::{EngineError, ErrorKind};
-use crate::execute::execute;
+use crate::execute::{Phase, execute};
 use crate::host::{Host, HostConfig, HostDriver, HostError};
 use crate::lock::{LockError, ProjectLock};
-use crate::plan::{Action, Plan};
+use crate::plan::Plan;
+use crate::progress::{Step, StepPhase, done_verb};
 use crate::reconcile::{ReconcileOptions, plan_down, reconcile};
 use crate::supervise::journal::stream_events;
 
@@ -67,6 +68,7 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
     // We hold the project lock, so a socket file left here is stale.
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path).map_err(socket_err)?;
+    stack_runtime::fault::point("supervisor-after-bind");
 
     let empty = Project {
         name: project.to_owned(),
@@ -75,6 +77,7 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
     let host = Host::new(config, empty)?;
     let journal = host.start_journal();
     host.recover_runtime().await;
+    stack_runtime::fault::point("adopt-after-recover");
     host.watch_keeper();
     let saved = std::fs::read(project_file(&host, project))
         .ok()
@@ -82,6 +85,7 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
     if let Some(saved) = saved {
         host.set_project(saved);
         adopt(&host).await;
+        stack_runtime::fault::point("adopt-after");
     }
 
     // Told when a removal may have taken a single container project's last
@@ -226,39 +230,62 @@ async fn handle(host: &Arc<Host>, channel: &mut Channel, request: Request) -> An
     }
 }
 
+/// How a plan's progress reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// `up`, `down`: why and how long (`container web-1: created (not found) 12 ms`).
+    Detailed,
+    /// What a user asked for, done (`container web-1: stopped`).
+    Brief,
+}
+
 async fn run_plan(host: &Arc<Host>, channel: &mut Channel, plan: &Plan) -> Result<(), EngineError> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    run_plan_styled(host, channel, plan, Style::Detailed).await
+}
+
+async fn run_plan_styled(
+    host: &Arc<Host>,
+    channel: &mut Channel,
+    plan: &Plan,
+    style: Style,
+) -> Result<(), EngineError> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Reply>();
     let driver = HostDriver(host.clone());
-    let work = execute(plan, &driver, PARALLELISM, |op, took| {
-        let verb = match op.action {
-            Action::Create => "created",
-            Action::Pull => "pulled",
-            Action::Start => "started",
-            Action::Recreate => "recreated",
-            Action::Restart => "restarted",
-            Action::Remove => "removed",
+    let work = execute(plan, &driver, PARALLELISM, |op, phase| {
+        let reply = match (style, phase) {
+            (Style::Detailed, Phase::Began) => Reply::Step {
+                step: Step::new(op, StepPhase::Working, None),
+            },
+            (Style::Detailed, Phase::Done(took)) => Reply::Step {
+                step: Step::new(op, StepPhase::Done, Some(took)),
+            },
+            (Style::Brief, Phase::Began) => return,
+            (Style::Brief, Phase::Done(_)) => Reply::Progress {
+                line: format!("{}: {}", op.resource, done_verb(op.action)),
+            },
         };
-        let _ = tx.send(format!(
-            "{}: {verb} ({}) {} ms",
-            op.resource,
-            op.cause,
-            took.as_millis()
-        ));
+        let _ = tx.send(reply);
     });
     tokio::pin!(work);
     let report = loop {
         tokio::select! {
             report = &mut work => break report,
-            Some(line) = rx.recv() => {
-                let _ = channel.send(&Reply::Progress { line }).await;
+            Some(reply) = rx.recv() => {
+                let _ = channel.send(&reply).await;
             }
         }
     };
-    while let Ok(line) = rx.try_recv() {
-        let _ = channel.send(&Reply::Progress { line }).await;
+    while let Ok(reply) = rx.try_recv() {
+        let _ = channel.send(&reply).await;
     }
     match report.failure {
-        Some(failure) => Err(failure.into()),
+        Some(failure) => {
+            if style == Style::Detailed {
+                let step = Step::new(&failure.operation, StepPhase::Failed, None);
+                let _ = channel.send(&Reply::Step { step }).await;
+            }
+            Err(failure.into())
+        }
         None => Ok(()),
     }
 }
@@ -272,6 +299,7 @@ async fn up(
     let selection = lifecycle::selection(&project, &options)?;
     lifecycle::remember_config_files(host, &project.name, &options.config_files)?;
     set_project(host, project)?;
+    stack_runtime::fault::point("up-after-project-saved");
     let observed = host.observe()?;
     let reconcile_options = ReconcileOptions {
         force_recreate: options.force_recreate,
@@ -279,8 +307,13 @@ async fn up(
         remove_orphans: options.remove_orphans,
         scale: options.scale,
         services: selection.clone(),
+        recreate_volumes: options.recreate_volumes,
+        build: options.build,
+        no_build: options.no_build,
     };
-    let plan = reconcile(&host.project(), &observed, &reconcile_options);
+    let mut observed = observed;
+    host.observe_builds(&mut observed, &reconcile_options);
+    let plan = reconcile(&host.project(), &observed, &reconcile_options)?;
     for note in &plan.notes {
         let _ = channel
             .send(&Reply::Progress {
@@ -289,6 +322,7 @@ async fn up(
             .await;
     }
     run_plan(host, channel, &plan).await?;
+    stack_runtime::fault::point("up-after-plan");
     if options.wait {
         lifecycle::wait_ready(host, selection.as_ref(), options.wait_timeout).await?;
     }
@@ -324,10 +358,12 @@ async fn down(
     {
         early.push(e);
     }
+    stack_runtime::fault::point("down-after-stop");
     host.recover_runtime().await;
     let observed = host.observe()?;
     let plan = plan_down(Some(&project), &observed, remove_volumes);
     let planned = run_plan(host, channel, &plan).await;
+    stack_runtime::fault::point("down-after-plan");
     // Whatever the plan could not take away (it stops at its first failure)
     // is removed one by one, so that `down` leaves nothing behind.
     let mut failures: Vec<EngineError> = planned.err().into_iter().collect();
@@ -346,7 +382,9 @@ async fn down(
     if let Some(failed) = EngineError::several(failures) {
         return Err(failed);
     }
+    stack_runtime::fault::point("down-after-network");
     host.records().forget_project(&project.name)?;
+    stack_runtime::fault::point("down-after-forget");
     host.stop_keeper().await;
     Ok(format!("{} removed", project.name))
 }

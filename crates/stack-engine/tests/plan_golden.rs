@@ -1,10 +1,13 @@
 //! Golden-text tests of the reconciler: for each situation, the exact plan.
 
-use stack_engine::hash::{config_hash, hashed_form};
-use stack_engine::observed::{ContainerState, Observed, ObservedContainer};
+use stack_engine::hash::{config_hash, hashed_form, network_form, volume_form};
+use stack_engine::lifecycle_plan::{
+    LifecycleError, plan_freeze, plan_kill, plan_remove, plan_restart, plan_start, plan_stop,
+};
+use stack_engine::observed::{ContainerState, Observed, ObservedBuild, ObservedContainer};
 use stack_engine::reconcile::{
-    ReconcileOptions, container_name, network_name, plan_down, plan_one_off, reconcile, replicas,
-    service_networks, volume_name,
+    ReconcileError, ReconcileOptions, container_name, network_name, plan_down, plan_one_off,
+    reconcile, replicas, service_image, service_networks, volume_name,
 };
 use stack_spec::Project;
 
@@ -66,7 +69,11 @@ fn converged(project: &Project, options: &ReconcileOptions) -> Observed {
             });
         }
         for net in service_networks(service) {
-            observed.networks.insert(network_name(project, &net));
+            let name = network_name(project, &net);
+            observed
+                .network_configs
+                .insert(name.clone(), network_form(project.networks.get(&net)));
+            observed.networks.insert(name);
         }
         if let Some(image) = &service.image {
             observed
@@ -74,14 +81,20 @@ fn converged(project: &Project, options: &ReconcileOptions) -> Observed {
                 .insert(image.clone(), format!("sha256:{image}"));
         }
     }
-    for key in project.volumes.keys() {
-        observed.volumes.insert(volume_name(project, key));
+    for (key, volume) in &project.volumes {
+        let name = volume_name(project, key);
+        observed
+            .volume_configs
+            .insert(name.clone(), volume_form(volume));
+        observed.volumes.insert(name);
     }
     observed
 }
 
 fn plan(project: &Project, observed: &Observed, options: &ReconcileOptions) -> String {
-    reconcile(project, observed, options).to_string()
+    reconcile(project, observed, options)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_string()
 }
 
 #[test]
@@ -239,6 +252,7 @@ fn stopped_containers_are_started_and_flags_are_honoured() {
     };
     assert_eq!(
         reconcile(&project, &observed, &force)
+            .unwrap()
             .operations
             .iter()
             .filter(|op| op.action == stack_engine::plan::Action::Recreate)
@@ -323,7 +337,7 @@ volumes:
 
 fn one_off(policy: &str, observed: &Observed) -> String {
     let project = load(&RUN_STACK.replace("PULL", policy), &[]);
-    plan_one_off(&project, observed, &project.services["job"]).to_string()
+    plan_one_off(&project, observed, "job", &ReconcileOptions::default()).to_string()
 }
 
 #[test]
@@ -353,5 +367,414 @@ fn a_one_off_makes_its_networks_and_volumes_and_pulls_as_its_policy_says() {
     assert_eq!(
         one_off("always", &present),
         "#1 pull image tools/job:1 (pull_policy: always)\n"
+    );
+}
+
+const NETWORKED: &str = r#"
+name: net
+services:
+  db:
+    image: postgres:16
+    networks: [back]
+    volumes: [data:/var/lib/postgresql/data]
+  api:
+    image: shop/app:1
+    networks: [back, front]
+    depends_on: [db]
+  sidecar:
+    image: busybox
+    network_mode: "service:api"
+  web:
+    image: nginx:1.27
+    networks: [front]
+networks:
+  back:
+  front:
+volumes:
+  data:
+"#;
+
+#[test]
+fn a_changed_network_is_recreated_with_the_containers_on_it() {
+    let before = load(NETWORKED, &[]);
+    let options = ReconcileOptions::default();
+    let observed = converged(&before, &options);
+    let after = load(
+        &NETWORKED.replace(
+            "  back:\n",
+            "  back:\n    internal: true\n    ipam: {config: [{subnet: 10.91.0.0/24}]}\n",
+        ),
+        &[],
+    );
+    let got = plan(&after, &observed, &options);
+    let want = "\
+#1 remove container net-api-1 (network net_back changed)
+#2 remove container net-db-1 (network net_back changed)
+#3 recreate network net_back (config changed: internal, ipam) after #1 #2
+#4 create container net-db-1 (network net_back changed) after #3
+#5 start container net-db-1 (network net_back changed) after #4
+#6 create container net-api-1 (network net_back changed) after #3
+#7 start container net-api-1 (network net_back changed) after #6 #5; waits for db started
+#8 recreate container net-sidecar-1 (dependency api changed) after #6
+#9 start container net-sidecar-1 (dependency api changed) after #8 #7
+";
+    assert_eq!(got, want, "\n{got}");
+    // Converged again, the new form is what is kept: nothing more to do.
+    assert_eq!(plan(&after, &converged(&after, &options), &options), "");
+}
+
+#[test]
+fn a_network_made_before_forms_were_kept_is_left_alone() {
+    let before = load(NETWORKED, &[]);
+    let options = ReconcileOptions::default();
+    let mut observed = converged(&before, &options);
+    observed.network_configs.clear();
+    let after = load(
+        &NETWORKED.replace("  front:\n", "  front:\n    labels: {tier: edge}\n"),
+        &[],
+    );
+    assert_eq!(plan(&after, &observed, &options), "");
+}
+
+#[test]
+fn a_changed_network_used_by_a_service_left_out_is_only_noted() {
+    let before = load(NETWORKED, &[]);
+    let observed = converged(&before, &ReconcileOptions::default());
+    let after = load(
+        &NETWORKED.replace("  front:\n", "  front:\n    driver_opts: {mtu: '1400'}\n"),
+        &[],
+    );
+    let web_only = ReconcileOptions {
+        services: Some(["web".to_owned()].into()),
+        ..ReconcileOptions::default()
+    };
+    let got = plan(&after, &observed, &web_only);
+    let want = "\
+note: network net_front changed (driver_opts) but is not recreated: service api, which this up leaves alone, uses it
+";
+    assert_eq!(got, want, "\n{got}");
+}
+
+#[test]
+fn a_changed_volume_is_refused_unless_asked_then_recreated_with_its_users() {
+    let before = load(NETWORKED, &[]);
+    let options = ReconcileOptions::default();
+    let observed = converged(&before, &options);
+    let after = load(
+        &NETWORKED.replace("  data:\n", "  data:\n    labels: {backup: daily}\n"),
+        &[],
+    );
+    let refused = reconcile(&after, &observed, &options).unwrap_err();
+    assert_eq!(
+        refused,
+        ReconcileError::VolumeChanged {
+            name: "net_data".into(),
+            paths: vec!["labels".into()],
+        }
+    );
+    assert_eq!(
+        refused.to_string(),
+        "volume \"net_data\" exists but doesn't match configuration in the stack file (changed: labels). Recreate (data will be lost)? Run again with --yes to recreate it"
+    );
+    let yes = ReconcileOptions {
+        recreate_volumes: true,
+        ..ReconcileOptions::default()
+    };
+    let got = plan(&after, &observed, &yes);
+    let want = "\
+#1 remove container net-db-1 (volume net_data changed)
+#2 recreate volume net_data (config changed: labels) after #1
+#3 create container net-db-1 (volume net_data changed) after #2
+#4 start container net-db-1 (volume net_data changed) after #3
+";
+    assert_eq!(got, want, "\n{got}");
+}
+
+/// The shop stack converged, `web` stopped and one one-off of `api`.
+fn lifecycle_observed(project: &Project) -> Observed {
+    let mut observed = converged(project, &ReconcileOptions::default());
+    for c in &mut observed.containers {
+        if c.service == "web" {
+            c.state = ContainerState::Exited;
+        }
+    }
+    let api = observed
+        .containers
+        .iter()
+        .find(|c| c.service == "api")
+        .unwrap()
+        .clone();
+    observed.one_offs.push(ObservedContainer {
+        name: "shop-api-run-1".into(),
+        ..api
+    });
+    observed
+}
+
+#[test]
+fn stop_goes_dependents_first_and_takes_one_offs() {
+    let project = load(STACK, &[]);
+    let observed = lifecycle_observed(&project);
+    let got = plan_stop(&project, &observed, &[], Some(3))
+        .unwrap()
+        .to_string();
+    let want = "\
+#1 stop container shop-sidecar-1 (requested)
+#2 stop container shop-api-run-1 (requested) after #1
+#3 stop container shop-api-1 (requested) after #1
+#4 stop container shop-migrate-1 (requested) after #2 #3
+#5 stop container shop-db-1 (requested) after #2 #3 #4
+";
+    assert_eq!(got, want, "\n{got}");
+    let got = plan_stop(&project, &observed, &["db".into()], None)
+        .unwrap()
+        .to_string();
+    assert_eq!(got, "#1 stop container shop-db-1 (requested)\n");
+    assert_eq!(
+        plan_stop(&project, &observed, &["nope".into()], None).unwrap_err(),
+        LifecycleError::NoSuchService("nope".into())
+    );
+}
+
+#[test]
+fn start_goes_dependencies_first_with_their_conditions() {
+    let project = load(STACK, &[]);
+    let mut observed = lifecycle_observed(&project);
+    for c in &mut observed.containers {
+        if c.service == "api" || c.service == "sidecar" {
+            c.state = ContainerState::Exited;
+        }
+    }
+    let got = plan_start(&project, &observed, &[]).unwrap().to_string();
+    let want = "\
+#1 start container shop-api-1 (requested); waits for db healthy, migrate completed successfully
+#2 start container shop-web-1 (requested) after #1; waits for api started
+#3 start container shop-sidecar-1 (requested) after #1
+";
+    assert_eq!(got, want, "\n{got}");
+    let empty = Observed::default();
+    assert_eq!(
+        plan_start(&project, &empty, &[]).unwrap_err(),
+        LifecycleError::NothingToStart
+    );
+}
+
+#[test]
+fn restart_stops_then_starts_every_container_of_the_service() {
+    let project = load(STACK, &[]);
+    let observed = lifecycle_observed(&project);
+    let got = plan_restart(&project, &observed, &["db".into(), "migrate".into()], None)
+        .unwrap()
+        .to_string();
+    let want = "\
+#1 stop container shop-migrate-1 (requested)
+#2 stop container shop-db-1 (requested) after #1
+#3 start container shop-db-1 (requested) after #1 #2
+#4 start container shop-migrate-1 (requested) after #1 #2 #3; waits for db healthy
+";
+    assert_eq!(got, want, "\n{got}");
+}
+
+#[test]
+fn kill_pause_unpause_and_rm_plan_what_their_state_allows() {
+    let project = load(STACK, &[]);
+    let mut observed = lifecycle_observed(&project);
+    let got = plan_kill(&project, &observed, &["api".into(), "web".into()], 9)
+        .unwrap()
+        .to_string();
+    let want = "\
+#1 kill container shop-api-1 (requested)
+#2 kill container shop-api-run-1 (requested)
+";
+    assert_eq!(got, want, "\n{got}");
+    let got = plan_freeze(&project, &observed, &["api".into(), "web".into()], true)
+        .unwrap()
+        .to_string();
+    let want = "\
+#1 pause container shop-api-1 (requested)
+#2 pause container shop-api-run-1 (requested)
+";
+    assert_eq!(got, want, "\n{got}");
+    observed.containers.iter_mut().for_each(|c| {
+        if c.service == "api" {
+            c.state = ContainerState::Paused;
+        }
+    });
+    let got = plan_freeze(&project, &observed, &["api".into()], false)
+        .unwrap()
+        .to_string();
+    assert_eq!(got, "#1 unpause container shop-api-1 (requested)\n");
+    // rm takes the stopped ones; rm -s stops the running ones first.
+    let got = plan_remove(&project, &observed, &["api".into(), "web".into()], false)
+        .unwrap()
+        .to_string();
+    assert_eq!(got, "#1 remove container shop-web-1 (requested)\n");
+    let got = plan_remove(&project, &observed, &["db".into(), "web".into()], true)
+        .unwrap()
+        .to_string();
+    let want = "\
+#1 stop container shop-db-1 (requested)
+#2 remove container shop-web-1 (requested)
+#3 remove container shop-db-1 (requested) after #1
+";
+    assert_eq!(got, want, "\n{got}");
+}
+
+const BUILD_STACK: &str = r#"
+name: dev
+services:
+  api:
+    build: ./api
+    depends_on: [db]
+  worker:
+    image: dev/worker:1
+    build: {context: ./worker}
+  db:
+    image: postgres:16
+"#;
+
+/// Converged, with the built images present and each build's inputs as
+/// `current` against what its image was built from.
+fn built(project: &Project, fingerprints: &[(&str, &str, &str)]) -> Observed {
+    let options = ReconcileOptions::default();
+    let mut observed = converged(project, &options);
+    for (name, service) in &project.services {
+        let image = service_image(&project.name, name, service).unwrap();
+        observed
+            .images
+            .insert(image.clone(), format!("sha256:{image}"));
+        for c in observed
+            .containers
+            .iter_mut()
+            .filter(|c| &c.service == name)
+        {
+            c.image_digest = Some(format!("sha256:{image}"));
+        }
+    }
+    for (service, current, was) in fingerprints {
+        observed.builds.insert(
+            (*service).to_owned(),
+            ObservedBuild {
+                current: Some((*current).to_owned()),
+                built: Some((*was).to_owned()),
+            },
+        );
+    }
+    observed
+}
+
+#[test]
+fn services_with_build_are_built_before_their_containers_and_never_pulled() {
+    let project = load(BUILD_STACK, &[]);
+    let got = plan(&project, &Observed::default(), &ReconcileOptions::default());
+    let want = "\
+#1 create network dev_default (not found)
+#2 build image dev-api (build: image not found)
+#3 build image dev/worker:1 (build: image not found)
+#4 pull image postgres:16 (not found)
+#5 create container dev-db-1 (not found) after #1 #4
+#6 start container dev-db-1 (not found) after #5
+#7 create container dev-api-1 (not found) after #1 #2
+#8 start container dev-api-1 (not found) after #7 #6; waits for db started
+#9 create container dev-worker-1 (not found) after #1 #3
+#10 start container dev-worker-1 (not found) after #9
+";
+    assert_eq!(got, want, "\n{got}");
+}
+
+#[test]
+fn up_build_rebuilds_and_recreates_only_what_changed() {
+    let project = load(BUILD_STACK, &[]);
+    let observed = built(
+        &project,
+        &[("api", "new", "old"), ("worker", "same", "same")],
+    );
+    let build = ReconcileOptions {
+        build: true,
+        ..ReconcileOptions::default()
+    };
+    let got = plan(&project, &observed, &build);
+    let want = "\
+#1 build image dev-api (build: context changed)
+#2 recreate container dev-api-1 (image rebuilt) after #1
+#3 start container dev-api-1 (image rebuilt) after #2; waits for db started
+";
+    assert_eq!(got, want, "\n{got}");
+    // Without --build the changed context is not looked at.
+    assert_eq!(plan(&project, &observed, &ReconcileOptions::default()), "");
+    // Unreadable inputs build (and the build says why).
+    let mut unreadable = built(&project, &[("api", "x", "x")]);
+    unreadable
+        .builds
+        .insert("worker".into(), ObservedBuild::default());
+    let got = plan(&project, &unreadable, &build);
+    let want = "\
+#1 build image dev/worker:1 (build: context changed)
+#2 recreate container dev-worker-1 (image rebuilt) after #1
+#3 start container dev-worker-1 (image rebuilt) after #2
+";
+    assert_eq!(got, want, "\n{got}");
+}
+
+#[test]
+fn no_build_neither_builds_nor_pulls_a_name_only_a_build_makes() {
+    let project = load(BUILD_STACK, &[]);
+    let no_build = ReconcileOptions {
+        no_build: true,
+        ..ReconcileOptions::default()
+    };
+    let got = plan(&project, &Observed::default(), &no_build);
+    let want = "\
+#1 create network dev_default (not found)
+#2 pull image dev/worker:1 (not found)
+#3 pull image postgres:16 (not found)
+#4 create container dev-db-1 (not found) after #1 #3
+#5 start container dev-db-1 (not found) after #4
+#6 create container dev-api-1 (not found) after #1
+#7 start container dev-api-1 (not found) after #6 #5; waits for db started
+#8 create container dev-worker-1 (not found) after #1 #2
+#9 start container dev-worker-1 (not found) after #8
+note: service api: --no-build, and its image dev-api is not there to create it from
+";
+    assert_eq!(got, want, "\n{got}");
+}
+
+#[test]
+fn pull_policy_build_rebuilds_on_change_without_the_flag() {
+    let project = load(
+        &BUILD_STACK.replace("build: ./api", "build: ./api\n    pull_policy: build"),
+        &[],
+    );
+    let observed = built(&project, &[("api", "new", "old")]);
+    let got = plan(&project, &observed, &ReconcileOptions::default());
+    let want = "\
+#1 build image dev-api (build: context changed)
+#2 recreate container dev-api-1 (image rebuilt) after #1
+#3 start container dev-api-1 (image rebuilt) after #2; waits for db started
+";
+    assert_eq!(got, want, "\n{got}");
+    let same = built(&project, &[("api", "x", "x")]);
+    assert_eq!(plan(&project, &same, &ReconcileOptions::default()), "");
+}
+
+#[test]
+fn a_one_off_builds_its_missing_image_and_with_build_a_changed_one() {
+    let project = load(BUILD_STACK, &[]);
+    let mut nothing = Observed::default();
+    nothing.networks.insert("dev_default".into());
+    let got = plan_one_off(&project, &nothing, "api", &ReconcileOptions::default()).to_string();
+    assert_eq!(got, "#1 build image dev-api (build: image not found)\n");
+    let observed = built(&project, &[("api", "new", "old")]);
+    let build = ReconcileOptions {
+        build: true,
+        ..ReconcileOptions::default()
+    };
+    assert_eq!(
+        plan_one_off(&project, &observed, "api", &ReconcileOptions::default()).to_string(),
+        ""
+    );
+    assert_eq!(
+        plan_one_off(&project, &observed, "api", &build).to_string(),
+        "#1 build image dev-api (build: context changed)\n"
     );
 }

@@ -102,7 +102,7 @@ fn triggers_resolve_paths_and_exec_commands() {
 }
 
 #[test]
-fn rebuild_is_refused_clearly_at_load() {
+fn rebuild_without_a_build_section_is_refused_clearly_at_load() {
     let p = project(
         "services:\n  web:\n    image: busybox\n    develop:\n      watch:\n        - path: .\n          action: rebuild\n",
     );
@@ -112,9 +112,14 @@ fn rebuild_is_refused_clearly_at_load() {
         "{err}"
     );
     assert!(
-        err.contains("rebuild") && err.contains("not supported yet"),
+        err.contains("rebuild") && err.contains("needs a build section"),
         "{err}"
     );
+    let p = project(
+        "services:\n  web:\n    build: .\n    develop:\n      watch:\n        - path: .\n          action: rebuild\n",
+    );
+    let t = triggers(&p, Path::new("/src")).unwrap();
+    assert!(t[0].rebuilds() && !t[0].restarts() && !t[0].syncs());
 }
 
 #[test]
@@ -195,6 +200,7 @@ enum Call {
     Up(Vec<String>),
     Sync(String, usize),
     Restart(Vec<String>),
+    Rebuild(Vec<String>),
     Exec(String, Vec<String>),
     Watch(usize, usize),
 }
@@ -253,6 +259,10 @@ impl Effects for Fake {
     }
     async fn restart(&mut self, services: &[String]) -> Result<Vec<String>, String> {
         self.record(Call::Restart(services.to_vec()));
+        Ok(vec![])
+    }
+    async fn rebuild(&mut self, _: &Project, services: &[String]) -> Result<Vec<String>, String> {
+        self.record(Call::Rebuild(services.to_vec()));
         Ok(vec![])
     }
     async fn exec(&mut self, service: &str, command: &[String]) -> Result<(), String> {
@@ -543,5 +553,35 @@ fn the_loader_lists_every_file_the_stack_is_made_from() {
         loaded.inputs.contains(&d.join(".env")),
         "{:?}",
         loaded.inputs
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rebuild_trigger_rebuilds_its_service_and_does_not_restart_it() {
+    let fake = Fake::default();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut session = Session::new(
+        fake.clone(),
+        snapshot(
+            "services:\n  app:\n    build: ./app\n    develop:\n      watch:\n        - {path: ./app, action: rebuild}\n        - {path: ./app/conf, action: restart}\n",
+        ),
+        vec![],
+        Duration::from_millis(100),
+    )
+    .unwrap();
+    session.start().await.unwrap();
+    let task = tokio::spawn(async move { session.run(&mut rx).await });
+    send(&tx, "/src/app/conf/main.c");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(tx);
+    task.await.unwrap();
+    assert_eq!(
+        fake.calls(),
+        [Call::Watch(1, 2), Call::Rebuild(vec!["app".into()])]
+    );
+    let printed = fake.printed();
+    assert!(
+        printed.iter().any(|l| l.contains("app rebuilt")),
+        "{printed:?}"
     );
 }

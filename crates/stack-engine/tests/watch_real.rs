@@ -302,6 +302,13 @@ impl Effects for Syncs {
     async fn restart(&mut self, _: &[String]) -> Result<Vec<String>, String> {
         Ok(vec![])
     }
+    async fn rebuild(
+        &mut self,
+        _: &stack_spec::Project,
+        _: &[String],
+    ) -> Result<Vec<String>, String> {
+        Ok(vec![])
+    }
     async fn exec(&mut self, _: &str, _: &[String]) -> Result<(), String> {
         Ok(())
     }

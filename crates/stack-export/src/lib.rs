@@ -20,11 +20,10 @@ pub enum ExportError {
     #[error("{path}: {message}")]
     Value { path: String, message: String },
     /// A secret or config whose content cannot be read.
-    #[error("{path}: cannot read {file}: {source}")]
+    #[error("{path}: {source}")]
     Read {
         path: String,
-        file: String,
-        source: std::io::Error,
+        source: stack_fs::ReadError,
     },
     #[error("serialising the output: {0}")]
     Serialize(#[from] serde_saphyr::SerializeError),

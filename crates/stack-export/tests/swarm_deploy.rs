@@ -484,17 +484,31 @@ fn exported_examples_deploy_on_a_swarm() {
     });
     wait_for(30, "hello: web reachable by name after scaling", hello_web);
 
+    // Docker refuses to remove a stack's network while a task of it is
+    // still shutting down ("in use by task"): ask again until all is gone.
+    let rm = |name: &str| {
+        let out = d.docker(&["stack", "rm", name]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || said.contains("in use by task"),
+            "docker stack rm {name}: {said}"
+        );
+    };
     for name in examples {
-        d.ok(&["stack", "rm", name]);
+        rm(name);
     }
     wait_for(60, "stack rm removing everything", || {
         d.ok(&["service", "ls", "-q"]).trim().is_empty()
             && examples.iter().all(|name| {
                 let label = format!("label=com.docker.stack.namespace={name}");
-                d.ok(&["ps", "-aq", "--filter", &label]).trim().is_empty()
+                let gone = d.ok(&["ps", "-aq", "--filter", &label]).trim().is_empty()
                     && d.ok(&["network", "ls", "-q", "--filter", &label])
                         .trim()
-                        .is_empty()
+                        .is_empty();
+                if !gone {
+                    let _ = d.docker(&["stack", "rm", name]);
+                }
+                gone
             })
     });
     phase("scaled, and every stack removed");

@@ -93,6 +93,24 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
         .open(path)
         .map_err(io("open"))?;
     let meta = file.metadata().map_err(io("stat"))?;
+    let size = regular_within(path, &meta, limit)?;
+    read_bounded(file, path, limit, size)
+}
+
+/// Checks, without opening it, that `path` is a regular file (symlinks
+/// followed) of at most `limit` bytes, for files read later or by another
+/// program (configs and secrets); returns its size.
+pub fn check_regular(path: &Path, limit: u64) -> Result<u64, ReadError> {
+    let meta = std::fs::metadata(path).map_err(|source| ReadError::Io {
+        op: "stat",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    regular_within(path, &meta, limit)
+}
+
+/// The one check of both: a regular file of at most `limit` bytes; its size.
+fn regular_within(path: &Path, meta: &std::fs::Metadata, limit: u64) -> Result<u64, ReadError> {
     if !meta.file_type().is_file() {
         return Err(ReadError::NotRegular {
             path: path.to_path_buf(),
@@ -106,7 +124,7 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
             limit,
         });
     }
-    read_bounded(file, path, limit, meta.len())
+    Ok(meta.len())
 }
 
 /// [`read_regular`] for text: invalid UTF-8 is an error naming the path.

@@ -1,14 +1,17 @@
 //! File operations every layer of `stack` needs to get exactly right, kept
 //! in one place: an atomic (and, where asked, durable) replacement of a file,
 //! and a bounded read of a file a user names, which refuses what is not a
-//! regular file before reading a byte.
+//! regular file before reading a byte; and the layout of the state
+//! directories, so that every path under `--root` is named once.
 
 mod atomic;
 mod bounded;
+mod layout;
 mod space;
 
 pub use atomic::{Durability, write, write_with};
-pub use bounded::{ReadError, read_bounded, read_regular, read_regular_to_string};
+pub use bounded::{ReadError, check_regular, read_bounded, read_regular, read_regular_to_string};
+pub use layout::Layout;
 pub use space::available;
 
 /// A failed filesystem operation, naming the operation and the path once.

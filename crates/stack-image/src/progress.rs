@@ -1,5 +1,14 @@
 //! Pull progress: one bar per layer on a terminal, plain lines otherwise.
 
+/// `eprintln!` without its panic when standard error cannot be written
+/// (a full disk under a redirected stderr): progress is not worth dying for.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use std::io::IsTerminal;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -39,7 +48,7 @@ impl Progress {
         if let Some(m) = &self.multi {
             let _ = m.println(msg);
         } else if self.lines {
-            eprintln!("{msg}");
+            say!("{msg}");
         }
     }
 
@@ -77,12 +86,13 @@ impl LayerProgress {
             b.set_position(offset);
         } else if self.lines {
             if offset > 0 {
-                eprintln!(
+                say!(
                     "{}: resuming at {offset} of {} bytes",
-                    self.label, self.size
+                    self.label,
+                    self.size
                 );
             } else {
-                eprintln!("{}: downloading {} bytes", self.label, self.size);
+                say!("{}: downloading {} bytes", self.label, self.size);
             }
         }
     }
@@ -97,7 +107,7 @@ impl LayerProgress {
         if let Some(b) = &self.bar {
             b.finish_with_message(msg);
         } else if self.lines {
-            eprintln!("{}: {msg}", self.label);
+            say!("{}: {msg}", self.label);
         }
     }
 }

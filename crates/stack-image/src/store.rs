@@ -143,7 +143,7 @@ impl Store {
     /// Opens (creating if needed) the store at `<root>/images`.
     pub fn open(root: &Path) -> Result<Self> {
         let store = Self {
-            dir: root.join("images"),
+            dir: stack_fs::Layout::of_root(root).images(),
         };
         for d in [
             store.dir.join("blobs/sha256"),

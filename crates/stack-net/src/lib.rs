@@ -32,7 +32,7 @@ pub use types::{
 /// as recorded in the state under `state_dir`, for leak checks; `None` when the
 /// project has no state.
 pub fn project_object_prefix(state_dir: &std::path::Path, project: &str) -> Result<Option<String>> {
-    let store = state::Store::new(state_dir.join("net"));
+    let store = state::Store::new(stack_fs::Layout::of_root(state_dir).net());
     let lock = store.lock()?;
     let st = store.load(&lock)?;
     Ok(st

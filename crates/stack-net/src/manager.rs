@@ -112,7 +112,7 @@ impl NetworkManager {
                 .unwrap_or_default()
         });
         Self {
-            store: Store::new(state_dir.join("net")),
+            store: Store::new(stack_fs::Layout::of_root(state_dir).net()),
             run_dir: run_dir.to_path_buf(),
             options,
             upstream,

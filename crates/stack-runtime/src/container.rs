@@ -3,9 +3,7 @@
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -186,40 +184,52 @@ struct Launched {
     pid: i32,
 }
 
-fn spawn_init(
-    init_binary: &Path,
-    stdio: Stdio,
-) -> Result<(std::process::Child, UnixStream), Error> {
-    let (ours, theirs) = UnixStream::pair().map_err(io_err("socketpair", Path::new("")))?;
-    let fd = theirs.as_raw_fd();
-    let mut cmd = Command::new(init_binary);
-    cmd.arg0("stack-runtime-init")
-        .env_clear()
-        .env(INIT_ENV, fd.to_string());
-    if let Some(f) = stdio.stdin {
-        cmd.stdin(f);
-    }
-    if let Some(f) = stdio.stdout {
-        cmd.stdout(f);
-    }
-    if let Some(f) = stdio.stderr {
-        cmd.stderr(f);
-    }
-    // SAFETY: fcntl is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().map_err(|source| Error::Spawn {
+/// The descriptor number the init stage finds its end of the channel at.
+const INIT_FD: i32 = 3;
+
+/// Starts `init_binary` as the init stage with `posix_spawn`, which glibc
+/// runs as `clone(CLONE_VM | CLONE_VFORK)`: no copy of the caller's page
+/// tables, which for a large multi-threaded caller (the supervisor, per
+/// probe) costs more than the exec itself. The channel is handed over as a
+/// `dup2` onto [`INIT_FD`] (which also clears its close-on-exec flag in the
+/// child only), so no other process started meanwhile inherits it.
+fn spawn_init(init_binary: &Path, stdio: Stdio) -> Result<(Pid, UnixStream), Error> {
+    use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawn};
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+
+    let spawn_err = |e: nix::Error| Error::Spawn {
         path: init_binary.to_path_buf(),
-        source,
+        source: std::io::Error::from(e),
+    };
+    let (ours, theirs) = UnixStream::pair().map_err(io_err("socketpair", Path::new("")))?;
+    let mut actions = PosixSpawnFileActions::init().map_err(spawn_err)?;
+    // The standard streams first: their sources are open descriptors of
+    // this process, so none of them is the channel's target number.
+    for (fd, target) in [(&stdio.stdin, 0), (&stdio.stdout, 1), (&stdio.stderr, 2)] {
+        if let Some(f) = fd {
+            actions.add_dup2(f.as_raw_fd(), target).map_err(spawn_err)?;
+        }
+    }
+    actions
+        .add_dup2(theirs.as_raw_fd(), INIT_FD)
+        .map_err(spawn_err)?;
+    let mut attr = PosixSpawnAttr::init().map_err(spawn_err)?;
+    // Signals blocked in the calling thread stay blocked across exec:
+    // the init stage starts with none blocked, as a fresh process would.
+    attr.set_sigmask(&nix::sys::signal::SigSet::empty())
+        .map_err(spawn_err)?;
+    attr.set_flags(PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK)
+        .map_err(spawn_err)?;
+    let path = CString::new(init_binary.as_os_str().as_bytes()).map_err(|_| Error::Spawn {
+        path: init_binary.to_path_buf(),
+        source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
     })?;
+    let args = [c"stack-runtime-init"];
+    let env = [CString::new(format!("{INIT_ENV}={INIT_FD}")).expect("no NUL in the variable")];
+    let pid = posix_spawn(path.as_c_str(), &actions, &attr, &args, &env).map_err(spawn_err)?;
     drop(theirs);
-    Ok((child, ours))
+    Ok((pid, ours))
 }
 
 fn write_id_maps(pid: u32, spec: &Spec) -> Result<(), Error> {
@@ -242,33 +252,30 @@ fn write_id_maps(pid: u32, spec: &Spec) -> Result<(), Error> {
     Ok(())
 }
 
-/// The init stage process: re-exec'd (always safe) or forked (single-threaded callers).
-enum InitProc {
-    Spawned(std::process::Child),
-    Forked(Pid),
+/// The init stage process, spawned (always safe) or forked (single-threaded
+/// callers): a child of this process either way, reaped at most once so
+/// that a later kill never reaches a recycled pid.
+struct InitProc {
+    pid: Pid,
+    status: Option<Option<String>>,
 }
 
 impl InitProc {
+    fn new(pid: Pid) -> Self {
+        InitProc { pid, status: None }
+    }
     fn id(&self) -> u32 {
-        match self {
-            InitProc::Spawned(c) => c.id(),
-            InitProc::Forked(p) => p.as_raw() as u32,
-        }
+        self.pid.as_raw() as u32
     }
     fn wait(&mut self) -> Option<String> {
-        match self {
-            InitProc::Spawned(c) => c.wait().ok().map(|s| s.to_string()),
-            InitProc::Forked(p) => waitpid(*p, None).ok().map(|s| format!("{s:?}")),
-        }
+        let pid = self.pid;
+        self.status
+            .get_or_insert_with(|| waitpid(pid, None).ok().map(|s| format!("{s:?}")))
+            .clone()
     }
     fn kill(&mut self) {
-        match self {
-            InitProc::Spawned(c) => {
-                let _ = c.kill();
-            }
-            InitProc::Forked(p) => {
-                let _ = nix::sys::signal::kill(*p, Signal::SIGKILL);
-            }
+        if self.status.is_none() {
+            let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
         }
     }
 }
@@ -293,7 +300,7 @@ fn start_init(
 ) -> Result<(InitProc, UnixStream), Error> {
     if !(fork && single_threaded()) {
         let (child, sock) = spawn_init(init_binary, stdio)?;
-        return Ok((InitProc::Spawned(child), sock));
+        return Ok((InitProc::new(child), sock));
     }
     let (ours, theirs) = UnixStream::pair().map_err(io_err("socketpair", Path::new("")))?;
     // SAFETY: the process has a single thread (checked above), so the child
@@ -319,7 +326,7 @@ fn start_init(
         }
         nix::unistd::ForkResult::Parent { child } => {
             drop(theirs);
-            Ok((InitProc::Forked(child), ours))
+            Ok((InitProc::new(child), ours))
         }
     }
 }

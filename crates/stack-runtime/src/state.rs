@@ -162,19 +162,23 @@ pub struct ProcStat {
     pub start_time: u64,
 }
 
-/// Parses `/proc/<pid>/stat`; the command name may contain spaces and parens,
-/// so fields are counted after the last `)`.
+/// Parses a `/proc/<pid>/stat` line (with `procfs`, which counts fields
+/// after the last `)`: a command name may hold spaces and parens).
 pub fn parse_stat(line: &str) -> Option<ProcStat> {
-    let rest = &line[line.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); start time is field 22.
-    let state = fields.first()?.chars().next()?;
-    let start_time = fields.get(22 - 3)?.parse().ok()?;
-    Some(ProcStat { state, start_time })
+    use procfs::FromRead;
+    let stat = procfs::process::Stat::from_read(line.as_bytes()).ok()?;
+    Some(ProcStat {
+        state: stat.state,
+        start_time: stat.starttime,
+    })
 }
 
 pub fn proc_stat(pid: i32) -> Option<ProcStat> {
-    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    let stat = procfs::process::Process::new(pid).ok()?.stat().ok()?;
+    Some(ProcStat {
+        state: stat.state,
+        start_time: stat.starttime,
+    })
 }
 
 /// Whether `pid` is the live (non-zombie) process that started at `start_time`.
@@ -196,8 +200,7 @@ mod tests {
 
     #[test]
     fn stat_with_parens_in_name() {
-        let line =
-            "1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10";
+        let line = "1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 3133440 411 18446744073709551615 1 2 3 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 4 5 6 7 8 9 10 0";
         assert_eq!(
             parse_stat(line),
             Some(ProcStat {

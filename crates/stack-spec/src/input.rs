@@ -9,6 +9,9 @@ use std::path::Path;
 pub const MAX_STACK_FILE: u64 = 16 << 20;
 /// The largest `.env`, `env_file` or `label_file` read.
 pub const MAX_ENV_FILE: u64 = 4 << 20;
+/// The largest config or secret file: what a Kubernetes ConfigMap or
+/// Secret holds, so that an exported stack carries it too.
+pub const MAX_CONFIG_FILE: u64 = 1 << 20;
 
 /// Reads `path` as text; the error names the path and why.
 pub fn read_text(path: &Path, limit: u64) -> Result<String, stack_fs::ReadError> {

@@ -56,6 +56,10 @@ fn at(spans: &SpanTable, diags: &mut Diagnostics, ptr: &str, msg: &str) {
     }
 }
 
+/// `build:` keys the builder reads from the kept map (`stack_build::service`
+/// honours them, or refuses a value it cannot, when it builds).
+const BUILD_KEYS_HONOURED: &[&str] = &["no_cache", "tags", "network", "platforms", "pull"];
+
 /// Keys the model keeps without acting on them (its `unsupported` maps).
 fn kept_unsupported(project: &Project, spans: &SpanTable, diags: &mut Diagnostics) {
     let mut ptrs: Vec<String> = project
@@ -70,7 +74,12 @@ fn kept_unsupported(project: &Project, spans: &SpanTable, diags: &mut Diagnostic
             ptrs.extend(d.other.keys().map(|k| format!("{base}/deploy/{}", esc(k))));
         }
         if let Some(b) = &svc.build {
-            ptrs.extend(b.other.keys().map(|k| format!("{base}/build/{}", esc(k))));
+            ptrs.extend(
+                b.other
+                    .keys()
+                    .filter(|k| !BUILD_KEYS_HONOURED.contains(&k.as_str()))
+                    .map(|k| format!("{base}/build/{}", esc(k))),
+            );
         }
     }
     for ptr in ptrs {

@@ -184,6 +184,17 @@ fn normalize_resource(kind: &str, item: &mut Json, ptr: &str, ctx: &mut Ctx<'_>)
         }
         if let Some(Json::String(f)) = m.get_mut("file") {
             *f = absolutize(ctx.project_dir, f);
+            // A missing file is the reader's to report; one that is there
+            // must be a regular file of bounded size (a FIFO, a device, a
+            // directory or a huge file is a mistake found now).
+            match stack_fs::check_regular(Path::new(f), crate::input::MAX_CONFIG_FILE) {
+                Err(e) if !e.is_not_found() => ctx.err(
+                    ErrorKind::Io,
+                    &format!("{ptr}/file"),
+                    format!("cannot use {f}: {}", e.reason()),
+                ),
+                _ => {}
+            }
         }
     }
     if kind == "networks"
@@ -633,6 +644,17 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
             && !c.starts_with("git@")
         {
             *c = absolutize(ctx.project_dir, c);
+        }
+        // As compose shows it: the context and Dockerfile named even when
+        // defaulted.
+        if !b.contains_key("context") {
+            b.insert(
+                "context".into(),
+                Json::String(ctx.project_dir.display().to_string()),
+            );
+        }
+        if !b.contains_key("dockerfile") && !b.contains_key("dockerfile_inline") {
+            b.insert("dockerfile".into(), Json::String("Dockerfile".into()));
         }
         if let Some(args) = b.get_mut("args") {
             list_or_dict(args);

@@ -184,6 +184,7 @@ fn keys_without_effect_are_warned_once_wherever_they_are() {
     build:
       context: .
       ssh: [default]
+      tags: [x]
     logging:
       driver: syslog
 models:
@@ -196,8 +197,8 @@ models:
         "stack.yaml:7:9: services.web.deploy.placement: accepted but not supported",
         "stack.yaml:8:22: services.web.deploy.update_config: accepted but not supported",
         "stack.yaml:11:12: services.web.build.ssh: accepted but not supported",
-        "stack.yaml:13:15: services.web.logging.driver: log driver \"syslog\" is not available",
-        "stack.yaml:15:3: models: accepted but not supported",
+        "stack.yaml:14:15: services.web.logging.driver: log driver \"syslog\" is not available",
+        "stack.yaml:16:3: models: accepted but not supported",
     ] {
         assert_eq!(
             w.iter().filter(|m| m.contains(want)).count(),

@@ -71,7 +71,8 @@ pub fn image_build(global: &GlobalArgs, a: ImageBuildArgs) -> anyhow::Result<Exi
         build_args: build_args(&a.build_args),
         labels: BTreeMap::new(),
         no_cache: a.no_cache,
-        init_binary: std::env::current_exe().context("cannot find the stack binary")?,
+        network: Default::default(),
+        init_binary: crate::helper::init_binary()?,
         source_date_epoch: source_date_epoch()?,
     };
     run_build(&opts, a.quiet)
@@ -89,76 +90,31 @@ pub fn run(global: &GlobalArgs, a: BuildArgs) -> anyhow::Result<ExitCode> {
             "no such service: {name}"
         );
     }
-    let extra = build_args(&a.build_args);
-    let init_binary = std::env::current_exe().context("cannot find the stack binary")?;
-    let epoch = source_date_epoch()?;
-    // Inline Dockerfiles are written under the root, outside any context.
-    let inline_dir = global.root.join("build/inline");
+    let inv = stack_build::service::Invocation {
+        root: global.root.clone(),
+        extra_args: build_args(&a.build_args),
+        no_cache: a.no_cache,
+        init_binary: crate::helper::init_binary()?,
+        source_date_epoch: source_date_epoch()?,
+    };
     for (name, service) in &project.services {
-        let Some(b) = &service.build else { continue };
-        if !a.services.is_empty() && !a.services.contains(name) {
+        if service.build.is_none() || (!a.services.is_empty() && !a.services.contains(name)) {
             continue;
         }
-        // Every key is honoured or refused: nothing is silently dropped.
-        if let Some(key) = b.other.keys().next() {
-            anyhow::bail!("service {name:?}: build.{key} is not supported by stack build yet");
-        }
-        let context = loaded
-            .project_directory
-            .join(b.context.as_deref().unwrap_or("."));
-        let dockerfile = match (&b.dockerfile_inline, &b.dockerfile) {
-            (Some(text), _) => {
-                let path = inline_dir.join(format!("{}-{name}.Dockerfile", project.name));
-                std::fs::create_dir_all(&inline_dir)
-                    .with_context(|| format!("creating {}", inline_dir.display()))?;
-                std::fs::write(&path, text)
-                    .with_context(|| format!("writing {}", path.display()))?;
-                Some(path)
-            }
-            (None, Some(f)) => Some(context.join(f)),
-            (None, None) => None,
-        };
-        let mut args = BTreeMap::new();
-        for (k, v) in &b.args {
-            // `args: [KEY]` takes the value from the environment, as compose does.
-            match v {
-                Some(v) => {
-                    args.insert(k.clone(), v.clone());
-                }
-                None => {
-                    if let Ok(v) = std::env::var(k) {
-                        args.insert(k.clone(), v);
-                    }
-                }
-            }
-        }
-        args.extend(extra.clone());
-        let tag = service
-            .image
-            .clone()
-            .unwrap_or_else(|| format!("{}-{name}", project.name));
-        let reference =
-            Reference::parse(&tag).with_context(|| format!("service {name:?}: image {tag:?}"))?;
+        let opts = stack_build::service::options(&project.name, name, service, &inv)?;
+        let image = stack_build::service::image_name(&project.name, name, service)
+            .unwrap_or_else(|| opts.tags[0].to_string());
         if !a.quiet {
-            eprintln!("building {name} as {tag}");
+            eprintln!("building {name} as {image}");
         }
-        let opts = BuildOptions {
-            root: global.root.clone(),
-            context,
-            dockerfile,
-            tags: vec![reference],
-            target: b.target.clone(),
-            build_args: args,
-            labels: b
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            no_cache: a.no_cache,
-            init_binary: init_binary.clone(),
-            source_date_epoch: epoch,
-        };
+        // Taken before building, as `up` does: `up --build` then knows
+        // this image is current.
+        let fingerprint = stack_build::service::fingerprint(&opts).ok();
         run_build(&opts, a.quiet).with_context(|| format!("service {name:?}"))?;
+        if let Some(f) = fingerprint {
+            stack_build::service::record_built(&global.root, &image, &f)
+                .with_context(|| format!("recording the build of {image}"))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

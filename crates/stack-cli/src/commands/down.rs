@@ -34,13 +34,26 @@ pub struct DownArgs {
     /// Seconds to wait for each container to stop before killing it.
     #[arg(short = 't', long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
+    if args.dry_run {
+        let request = Request::Down {
+            remove_volumes: args.volumes,
+            timeout: args.timeout,
+        };
+        return client::send_planned(global, &args.project, request, true);
+    }
     let Some(name) = client::project_name(&args.project)? else {
         return Ok(ExitCode::FAILURE);
     };
-    if !global.root.join("projects").join(&name).exists() {
+    if !stack_fs::Layout::of_root(&global.root)
+        .project(&name)
+        .exists()
+    {
         // Already down; `-v` still removes the volumes the file names.
         if args.volumes
             && let Some(loaded) = args.project.load()?

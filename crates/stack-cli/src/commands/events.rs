@@ -121,8 +121,8 @@ pub fn run(global: &GlobalArgs, args: EventsArgs) -> anyhow::Result<ExitCode> {
                         matches!(args.format, Format::Json),
                     ));
                 }
-                // Only a one-off run answers with an exit code.
-                Some(Reply::Exit { .. }) => {}
+                // Only a one-off run answers with an exit code, only plans with steps.
+                Some(Reply::Exit { .. } | Reply::Step { .. }) => {}
                 Some(Reply::Done { .. }) | None => return Ok(ExitCode::SUCCESS),
             }
         }

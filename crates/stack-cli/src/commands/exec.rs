@@ -83,8 +83,11 @@ pub fn run(global: &GlobalArgs, args: ExecArgs) -> anyhow::Result<ExitCode> {
     if !record.is_alive() {
         bail!("container {} is not running", record.name);
     }
-    let container = Container::load(&global.root.join("runtime"), &record.id)
-        .with_context(|| format!("container {}", record.name))?;
+    let container = Container::load(
+        &stack_fs::Layout::of_root(&global.root).runtime(),
+        &record.id,
+    )
+    .with_context(|| format!("container {}", record.name))?;
     let mut process = container
         .state
         .config
@@ -111,7 +114,7 @@ pub fn run(global: &GlobalArgs, args: ExecArgs) -> anyhow::Result<ExitCode> {
     }
     let tty = !args.no_tty && !args.detach && interactive();
     process.set_terminal(Some(tty));
-    let init_binary = std::env::current_exe().context("cannot find the stack binary")?;
+    let init_binary = crate::helper::init_binary()?;
 
     if args.detach {
         let null = |w: bool| -> std::io::Result<std::os::fd::OwnedFd> {

@@ -14,6 +14,9 @@ use crate::project_args::ProjectArgs;
 pub struct KillArgs {
     #[command(flatten)]
     pub project: ProjectArgs,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// The signal: a name (`KILL`, `SIGHUP`) or a number.
     #[arg(short = 's', long, default_value = "SIGKILL", value_parser = parse_signal)]
     pub signal: i32,
@@ -31,7 +34,7 @@ pub fn run(global: &GlobalArgs, args: KillArgs) -> anyhow::Result<ExitCode> {
         services: args.services,
         signal: args.signal,
     };
-    client::send(global, &args.project, request)
+    client::send_planned(global, &args.project, request, args.dry_run)
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ pub fn run(global: &GlobalArgs, args: LogKeeperArgs) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     };
     let socket = logger::socket_path(&global.run_dir, &args.project);
-    let project_dir = global.root.join("projects").join(&args.project);
+    let project_dir = stack_fs::Layout::of_root(&global.root).project(&args.project);
     // One thread is plenty for copying pipes, and keeps the keeper small.
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

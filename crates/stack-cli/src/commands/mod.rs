@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the process exit code.
 
 pub mod build;
+pub mod builder;
 pub mod completion;
 pub mod config;
 pub mod container;
@@ -57,6 +58,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Container(cmd) => container::run(&cli.global, cmd),
         Command::Completion(args) => completion::run(args),
         Command::Build(args) => build::run(&cli.global, args),
+        Command::Builder(cmd) => builder::run(&cli.global, cmd),
         Command::Version(args) => version::run(args),
         Command::Wait(args) => wait::run(&cli.global, args),
         Command::Scale(args) => scale::run(&cli.global, args),

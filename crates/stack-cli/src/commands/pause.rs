@@ -14,6 +14,9 @@ use crate::project_args::ProjectArgs;
 pub struct PauseArgs {
     #[command(flatten)]
     pub project: ProjectArgs,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Only these services (default: all).
     pub services: Vec<String>,
 }
@@ -22,12 +25,12 @@ pub fn pause(global: &GlobalArgs, args: PauseArgs) -> anyhow::Result<ExitCode> {
     let request = Request::Pause {
         services: args.services,
     };
-    client::send(global, &args.project, request)
+    client::send_planned(global, &args.project, request, args.dry_run)
 }
 
 pub fn unpause(global: &GlobalArgs, args: PauseArgs) -> anyhow::Result<ExitCode> {
     let request = Request::Unpause {
         services: args.services,
     };
-    client::send(global, &args.project, request)
+    client::send_planned(global, &args.project, request, args.dry_run)
 }

@@ -22,18 +22,19 @@ pub enum Format {
     Table,
     Json,
     Template(String),
+    /// `table TEMPLATE`: the template's fields as aligned columns under a
+    /// header, as docker's formatter prints them.
+    TableTemplate(String),
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
     match s {
         "table" => Ok(Format::Table),
         "json" => Ok(Format::Json),
-        t if t.contains("{{") => {
-            if t.starts_with("table ") {
-                return Err("`table TEMPLATE` is not supported yet; use a plain template".into());
-            }
-            Ok(Format::Template(t.to_owned()))
-        }
+        t if t.contains("{{") => match t.strip_prefix("table ") {
+            Some(t) => Ok(Format::TableTemplate(t.to_owned())),
+            None => Ok(Format::Template(t.to_owned())),
+        },
         other => Err(format!(
             "expected table, json or a template such as '{{{{.Name}}}}', found {other:?}"
         )),
@@ -67,6 +68,39 @@ pub fn render(template: &str, entry: &serde_json::Value) -> Result<String, Strin
     }
     out.push_str(rest);
     Ok(out.replace("\\t", "\t"))
+}
+
+/// A `table` template's column header: each cell's field names in
+/// capitals, words apart (`{{.ExitCode}}` → `EXIT CODE`), as docker's
+/// headers read; the text around the placeholders is left out.
+pub fn header(template: &str) -> String {
+    let cells: Vec<String> = template
+        .replace("\\t", "\t")
+        .split('\t')
+        .map(|cell| {
+            let mut words = Vec::new();
+            let mut rest = cell;
+            while let Some(start) = rest.find("{{") {
+                let after = &rest[start + 2..];
+                let end = after.find("}}").unwrap_or(after.len());
+                let field = after[..end].trim().trim_start_matches('.');
+                let mut word = String::new();
+                let chars: Vec<char> = field.chars().collect();
+                for (i, c) in chars.iter().enumerate() {
+                    let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+                    let prev_lower = i > 0 && chars[i - 1].is_lowercase();
+                    if i > 0 && c.is_uppercase() && (prev_lower || next_lower) {
+                        word.push(' ');
+                    }
+                    word.extend(c.to_uppercase());
+                }
+                words.push(word);
+                rest = after.get(end + 2..).unwrap_or("");
+            }
+            words.join(" ")
+        })
+        .collect();
+    cells.join("\t")
 }
 
 fn parse_state(s: &str) -> Result<ContainerState, String> {
@@ -108,6 +142,13 @@ pub struct PsArgs {
     /// `status=STATUS` (repeatable; implies `-a`).
     #[arg(long, value_name = "FILTER", value_parser = parse_filter)]
     pub filter: Vec<ContainerState>,
+    /// Nothing is cut here: compose's flag, accepted.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// With `--orphans=false`: leave out containers of services the file no
+    /// longer has.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub orphans: bool,
     /// Only these services' containers.
     pub services: Vec<String>,
 }
@@ -287,12 +328,22 @@ pub fn run(global: &GlobalArgs, args: PsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     client::ensure_supervisor(global, &name)?;
+    // Orphans are known only against the file.
+    let in_file: Option<Vec<String>> = if args.orphans {
+        None
+    } else {
+        match args.project.load()? {
+            Some(loaded) => Some(loaded.project.services.keys().cloned().collect()),
+            None => return Ok(ExitCode::FAILURE),
+        }
+    };
     let states: Vec<ContainerState> = args.status.iter().chain(&args.filter).copied().collect();
     let list: Vec<PsEntry> = entries(global, &name)?
         .into_iter()
         .filter(|e| args.all || !states.is_empty() || e.state != ContainerState::Exited)
         .filter(|e| states.is_empty() || states.contains(&e.state))
         .filter(|e| args.services.is_empty() || args.services.contains(&e.service))
+        .filter(|e| in_file.as_ref().is_none_or(|s| s.contains(&e.service)))
         .collect();
     if args.quiet {
         for e in &list {
@@ -318,6 +369,19 @@ pub fn run(global: &GlobalArgs, args: PsArgs) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+        }
+        Format::TableTemplate(t) => {
+            let mut lines = vec![header(&t)];
+            for e in &list {
+                match render(&t, &serde_json::to_value(e)?) {
+                    Ok(line) => lines.push(line),
+                    Err(msg) => {
+                        eprintln!("error: --format: {msg}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+            }
+            crate::table::print_lines(&lines);
         }
         Format::Json => {
             for e in &list {
@@ -367,7 +431,14 @@ mod tests {
         assert_eq!(parse_format("json"), Ok(Format::Json));
         assert_eq!(parse_format("table"), Ok(Format::Table));
         assert!(parse_format("yaml").is_err());
-        assert!(parse_format("table {{.Name}}").is_err());
+        assert_eq!(
+            parse_format("table {{.Name}}\\t{{.ExitCode}}"),
+            Ok(Format::TableTemplate("{{.Name}}\\t{{.ExitCode}}".into()))
+        );
+        assert_eq!(
+            header("{{.Name}}\\t{{ .ExitCode }}\t{{.ID}} ({{.RestartCount}})"),
+            "NAME\tEXIT CODE\tID RESTART COUNT"
+        );
         let e =
             serde_json::json!({"Name": "p-web-1", "State": "running", "ExitCode": 0, "Health": ""});
         assert_eq!(

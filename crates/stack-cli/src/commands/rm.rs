@@ -16,6 +16,9 @@ use crate::project_args::ProjectArgs;
 pub struct RmArgs {
     #[command(flatten)]
     pub project: ProjectArgs,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Do not ask for confirmation.
     #[arg(short = 'f', long)]
     pub force: bool,
@@ -32,7 +35,7 @@ pub struct RmArgs {
 
 pub fn run(global: &GlobalArgs, args: RmArgs) -> anyhow::Result<ExitCode> {
     // Asked only at a terminal: scripts get compose's `-f` behaviour.
-    if !args.force && crate::terminal::stdin_is_tty() {
+    if !args.force && !args.dry_run && crate::terminal::stdin_is_tty() {
         eprint!("Going to remove the stopped containers. Are you sure? [yN] ");
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
@@ -46,5 +49,5 @@ pub fn run(global: &GlobalArgs, args: RmArgs) -> anyhow::Result<ExitCode> {
         stop: args.stop,
         volumes: args.volumes,
     };
-    client::send(global, &args.project, request)
+    client::send_planned(global, &args.project, request, args.dry_run)
 }

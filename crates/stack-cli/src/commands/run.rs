@@ -30,6 +30,10 @@ pub struct RunArgs {
     /// Do not start the services it depends on.
     #[arg(long)]
     pub no_deps: bool,
+    /// Build the service's image again first if its Dockerfile, build
+    /// arguments or context changed.
+    #[arg(long)]
+    pub build: bool,
     /// The container's name.
     #[arg(long)]
     pub name: Option<String>,
@@ -92,6 +96,7 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
         remove: args.rm,
         stdio,
         container: false,
+        build: args.build,
     };
     let request = Request::Run {
         project: Box::new(project),
@@ -112,9 +117,11 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
         })
     });
     let mut code = None;
+    let mut display = client::display(global);
     let result = loop {
         match rt.block_on(channel.recv::<Reply>())? {
-            Some(Reply::Progress { line }) => eprintln!("{line}"),
+            Some(Reply::Progress { line }) => display.line(&line),
+            Some(Reply::Step { step }) => display.step(&step),
             Some(Reply::Exit { code: c }) => code = Some(c),
             Some(Reply::Done { message }) => break message,
             Some(Reply::Failed { error }) => return Err(error.into()),

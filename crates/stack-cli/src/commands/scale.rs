@@ -16,6 +16,9 @@ pub struct ScaleArgs {
     /// Do not start the services the named ones depend on.
     #[arg(long)]
     pub no_deps: bool,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// SERVICE=N, one or more.
     #[arg(required = true, value_name = "SERVICE=N", value_parser = super::up::parse_scale)]
     pub scale: Vec<(String, u32)>,
@@ -30,10 +33,13 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<ExitCode> {
         no_recreate: true,
         remove_orphans: false,
         scale: args.scale,
-        dry_run: false,
+        dry_run: args.dry_run,
+        yes: false,
         wait: false,
         wait_timeout: None,
         no_deps: args.no_deps,
+        build: false,
+        no_build: false,
         services,
         watch: false,
         debounce: super::watch::DebounceArg { debounce_ms: 100 },
@@ -44,6 +50,8 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<ExitCode> {
         abort_on_container_failure: false,
         timeout: None,
         exit_code_from: None,
+        pull: None,
+        quiet_pull: false,
     };
     super::up::run(global, up)
 }

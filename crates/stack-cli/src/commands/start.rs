@@ -13,6 +13,9 @@ use crate::project_args::ProjectArgs;
 pub struct StartArgs {
     #[command(flatten)]
     pub project: ProjectArgs,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Only these services (default: all).
     pub services: Vec<String>,
 }
@@ -21,5 +24,5 @@ pub fn run(global: &GlobalArgs, args: StartArgs) -> anyhow::Result<ExitCode> {
     let request = Request::Start {
         services: args.services,
     };
-    client::send(global, &args.project, request)
+    client::send_planned(global, &args.project, request, args.dry_run)
 }

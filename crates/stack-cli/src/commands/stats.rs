@@ -30,6 +30,12 @@ pub struct StatsArgs {
     pub no_stream: bool,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+    /// Stopped containers too (with zeros, as `docker stats -a`).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Whole container IDs.
+    #[arg(long)]
+    pub no_trunc: bool,
     /// Only these services.
     pub services: Vec<String>,
 }
@@ -84,8 +90,33 @@ fn units(mut v: f64, step: f64, names: &[&str]) -> String {
     }
 }
 
-fn line(name: &str, before: &Sample, after: &Sample) -> Line {
-    let short = after.id[..12.min(after.id.len())].to_owned();
+/// A container ID as `docker stats` shows it: 12 digits unless `no_trunc`.
+fn shown_id(id: &str, no_trunc: bool) -> String {
+    if no_trunc {
+        id.to_owned()
+    } else {
+        id[..12.min(id.len())].to_owned()
+    }
+}
+
+/// The line of a container that is not running (`--all`).
+fn stopped_line(name: &str, id: &str, no_trunc: bool) -> Line {
+    let id = shown_id(id, no_trunc);
+    Line {
+        id: id.clone(),
+        container: id,
+        name: name.to_owned(),
+        cpu: "0.00%".into(),
+        mem_usage: "0B / 0B".into(),
+        mem_perc: "0.00%".into(),
+        net_io: "0B / 0B".into(),
+        block_io: "0B / 0B".into(),
+        pids: "0".into(),
+    }
+}
+
+fn line(name: &str, before: &Sample, after: &Sample, no_trunc: bool) -> Line {
+    let short = shown_id(&after.id, no_trunc);
     let mem_perc = if after.memory_limit > 0 {
         after.memory_usage as f64 * 100.0 / after.memory_limit as f64
     } else {
@@ -116,20 +147,26 @@ fn running(
     global: &GlobalArgs,
     project: &str,
     services: &[String],
-) -> anyhow::Result<Vec<(String, String)>> {
+    all: bool,
+) -> anyhow::Result<Vec<(String, String, bool)>> {
     Ok(Store::new(&global.root)
         .containers(project)?
         .into_iter()
         .filter(|r| services.is_empty() || services.contains(&r.service))
-        .filter(|r| r.live_state() == ContainerState::Running)
-        .map(|r| (r.name, r.id))
+        .map(|r| {
+            let running = r.live_state() == ContainerState::Running;
+            (r.name, r.id, running)
+        })
+        .filter(|(_, _, running)| all || *running)
         .collect())
 }
 
-fn take(global: &GlobalArgs, list: &[(String, String)]) -> Vec<Option<Sample>> {
-    let runtime = global.root.join("runtime");
+/// A sample of each running container; none of the others, whose
+/// cgroups may still hold what their last process left.
+fn take(global: &GlobalArgs, list: &[(String, String, bool)]) -> Vec<Option<Sample>> {
+    let runtime = stack_fs::Layout::of_root(&global.root).runtime();
     list.iter()
-        .map(|(_, id)| sample(&runtime, id).ok())
+        .map(|(_, id, running)| running.then(|| sample(&runtime, id).ok()).flatten())
         .collect()
 }
 
@@ -137,7 +174,7 @@ pub fn run(global: &GlobalArgs, args: StatsArgs) -> anyhow::Result<ExitCode> {
     let Some(project) = client::project_name(&args.project)? else {
         return Ok(ExitCode::FAILURE);
     };
-    let mut list = running(global, &project, &args.services)?;
+    let mut list = running(global, &project, &args.services, args.all)?;
     let mut before = take(global, &list);
     loop {
         std::thread::sleep(Duration::from_millis(if args.no_stream {
@@ -149,7 +186,12 @@ pub fn run(global: &GlobalArgs, args: StatsArgs) -> anyhow::Result<ExitCode> {
         let lines: Vec<Line> = list
             .iter()
             .zip(before.iter().zip(&after))
-            .filter_map(|((name, _), (b, a))| Some(line(name, b.as_ref()?, a.as_ref()?)))
+            .filter_map(|((name, id, _), (b, a))| match (b, a) {
+                (Some(b), Some(a)) => Some(line(name, b, a, args.no_trunc)),
+                // Not running (or gone between the samples).
+                _ if args.all => Some(stopped_line(name, id, args.no_trunc)),
+                _ => None,
+            })
             .collect();
         match args.format {
             Format::Json => {
@@ -163,19 +205,28 @@ pub fn run(global: &GlobalArgs, args: StatsArgs) -> anyhow::Result<ExitCode> {
                     print!("\x1b[2J\x1b[H");
                 }
                 println!(
-                    "{:<14} {:<28} {:<8} {:<24} {:<8} {:<20} {:<20} PIDS",
+                    "{:<w$} {:<28} {:<8} {:<24} {:<8} {:<20} {:<20} PIDS",
                     "CONTAINER ID",
                     "NAME",
                     "CPU %",
                     "MEM USAGE / LIMIT",
                     "MEM %",
                     "NET I/O",
-                    "BLOCK I/O"
+                    "BLOCK I/O",
+                    w = if args.no_trunc { 66 } else { 14 },
                 );
                 for l in &lines {
                     println!(
-                        "{:<14} {:<28} {:<8} {:<24} {:<8} {:<20} {:<20} {}",
-                        l.id, l.name, l.cpu, l.mem_usage, l.mem_perc, l.net_io, l.block_io, l.pids
+                        "{:<w$} {:<28} {:<8} {:<24} {:<8} {:<20} {:<20} {}",
+                        l.id,
+                        l.name,
+                        l.cpu,
+                        l.mem_usage,
+                        l.mem_perc,
+                        l.net_io,
+                        l.block_io,
+                        l.pids,
+                        w = if args.no_trunc { 66 } else { 14 },
                     );
                 }
             }
@@ -184,7 +235,7 @@ pub fn run(global: &GlobalArgs, args: StatsArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         // Containers come and go between samples.
-        let now = running(global, &project, &args.services)?;
+        let now = running(global, &project, &args.services, args.all)?;
         if now != list {
             list = now;
             before = take(global, &list);

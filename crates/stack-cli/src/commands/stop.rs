@@ -14,6 +14,9 @@ use crate::project_args::ProjectArgs;
 pub struct StopArgs {
     #[command(flatten)]
     pub project: ProjectArgs,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Seconds to wait for each container to stop before killing it
     /// (default: its `stop_grace_period`, else 10).
     #[arg(short = 't', long, value_name = "SECONDS")]
@@ -27,5 +30,5 @@ pub fn run(global: &GlobalArgs, args: StopArgs) -> anyhow::Result<ExitCode> {
         services: args.services,
         timeout: args.timeout,
     };
-    client::send(global, &args.project, request)
+    client::send_planned(global, &args.project, request, args.dry_run)
 }

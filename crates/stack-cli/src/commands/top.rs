@@ -31,20 +31,22 @@ pub struct Stat {
     pub comm: String,
 }
 
-/// Parses a `/proc/<pid>/stat` line (the name may hold spaces and parens).
-pub fn parse_stat(line: &str) -> Option<Stat> {
-    let open = line.find('(')?;
-    let close = line.rfind(')')?;
-    let comm = line[open + 1..close].to_owned();
-    let rest: Vec<&str> = line[close + 1..].split_whitespace().collect();
-    // rest[0] is field 3 (state).
-    let field = |n: usize| rest.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+/// A `/proc/<pid>/stat` line as `top` needs it, parsed by `procfs` (the
+/// name may hold spaces and parens); `row` reads the same through
+/// `procfs::process::Process`.
+#[cfg(test)]
+fn parse_stat(line: &str) -> Option<Stat> {
+    use procfs::FromRead;
+    from_procfs(procfs::process::Stat::from_read(line.as_bytes()).ok()?)
+}
+
+fn from_procfs(stat: procfs::process::Stat) -> Option<Stat> {
     Some(Stat {
-        ppid: field(4)? as i32,
-        tty_nr: field(7)?,
-        cpu_ticks: field(14)? + field(15)?,
-        start_ticks: field(22)?,
-        comm,
+        ppid: stat.ppid,
+        tty_nr: u64::try_from(stat.tty_nr).ok()?,
+        cpu_ticks: stat.utime + stat.stime,
+        start_ticks: stat.starttime,
+        comm: stat.comm,
     })
 }
 
@@ -71,13 +73,7 @@ pub fn tty_name(tty_nr: u64) -> String {
 }
 
 fn boot_time() -> u64 {
-    std::fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
-        })
-        .unwrap_or(0)
+    procfs::boot_time_secs().unwrap_or(0)
 }
 
 fn user_name(uid: u32, passwd: &str) -> String {
@@ -89,21 +85,14 @@ fn user_name(uid: u32, passwd: &str) -> String {
 }
 
 fn row(pid: i32, passwd: &str, ticks: u64, boot: u64, now: u64) -> Option<[String; 8]> {
-    let stat = parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let process = procfs::process::Process::new(pid).ok()?;
+    let stat = from_procfs(process.stat().ok()?)?;
+    let uid = process.status().ok()?.ruid;
+    let cmdline = process.cmdline().unwrap_or_default();
     let cmd = if cmdline.is_empty() {
         format!("[{}]", stat.comm)
     } else {
-        String::from_utf8_lossy(&cmdline)
-            .trim_end_matches('\0')
-            .replace('\0', " ")
+        cmdline.join(" ")
     };
     let started = boot + stat.start_ticks / ticks;
     let elapsed = now.saturating_sub(started).max(1);
@@ -145,7 +134,10 @@ pub fn run(global: &GlobalArgs, args: TopArgs) -> anyhow::Result<ExitCode> {
         if !record.is_alive() {
             continue;
         }
-        let Ok(container) = Container::load(&global.root.join("runtime"), &record.id) else {
+        let Ok(container) = Container::load(
+            &stack_fs::Layout::of_root(&global.root).runtime(),
+            &record.id,
+        ) else {
             continue;
         };
         let mut pids = container.pids().unwrap_or_default();
@@ -172,7 +164,7 @@ mod tests {
 
     #[test]
     fn stat_lines_parse_with_odd_names() {
-        let line = "42 (my (odd) prog) S 7 42 42 34816 42 4194560 100 0 0 0 150 50 0 0 20 0 1 0 12345 1000 10 18446744073709551615";
+        let line = "42 (my (odd) prog) S 7 42 42 34816 42 4194560 100 0 0 0 150 50 0 0 20 0 1 0 12345 3133440 411 18446744073709551615 1 2 3 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 4 5 6 7 8 9 10 0";
         let s = parse_stat(line).unwrap();
         assert_eq!(
             s,

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use clap::Args;
 use stack_engine::control::{Request, UpOptions};
 use stack_engine::host::Host;
+use stack_engine::progress::StepKind;
 use stack_engine::reconcile::{ReconcileOptions, reconcile};
+use stack_spec::PullPolicy;
 
 use crate::cli::GlobalArgs;
 use crate::client;
@@ -33,6 +35,10 @@ pub struct UpArgs {
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Answer yes: recreate a volume whose configuration changed in the
+    /// file (its data is lost) instead of refusing.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
     /// Return once every service is running, healthy (when it has a health
     /// check) or exited 0; fail naming a service that cannot get there.
     /// Implies `-d`.
@@ -44,6 +50,15 @@ pub struct UpArgs {
     /// Do not start the services the named ones depend on.
     #[arg(long)]
     pub no_deps: bool,
+    /// Build again the images of services whose Dockerfile, build
+    /// arguments or context changed since their image was built (and
+    /// recreate their containers).
+    #[arg(long, conflicts_with = "no_build")]
+    pub build: bool,
+    /// Never build: a missing image of a service with `build:` fails its
+    /// create (or is pulled when `image:` names one).
+    #[arg(long)]
+    pub no_build: bool,
     /// Only these services (and what they depend on).
     pub services: Vec<String>,
     /// Stay attached and apply changes of the stack's files and
@@ -75,6 +90,20 @@ pub struct UpArgs {
     /// it exits (implies --abort-on-container-exit).
     #[arg(long, value_name = "SERVICE", conflicts_with_all = ["detach", "wait", "watch"])]
     pub exit_code_from: Option<String>,
+    /// Pull images `always`, when `missing`, or `never`, over each
+    /// service's `pull_policy` (services that build keep theirs).
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub pull: Option<PullArg>,
+    /// Pull without progress lines.
+    #[arg(long)]
+    pub quiet_pull: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullArg {
+    Always,
+    Missing,
+    Never,
 }
 
 pub fn parse_scale(s: &str) -> Result<(String, u32), String> {
@@ -95,7 +124,19 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     if args.watch {
         super::watch::check_watchable(&loaded)?;
     }
-    let project = loaded.project.clone();
+    let mut project = loaded.project.clone();
+    if let Some(pull) = args.pull {
+        let policy = match pull {
+            PullArg::Always => PullPolicy::Always,
+            PullArg::Missing => PullPolicy::Missing,
+            PullArg::Never => PullPolicy::Never,
+        };
+        for service in project.services.values_mut() {
+            if service.pull_policy != Some(PullPolicy::Build) {
+                service.pull_policy = Some(policy);
+            }
+        }
+    }
     if let Some(s) = args
         .services
         .iter()
@@ -114,6 +155,9 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         wait: args.wait,
         wait_timeout: args.wait_timeout,
         config_files: loaded.files.clone(),
+        recreate_volumes: args.yes,
+        build: args.build,
+        no_build: args.no_build,
     };
     if !args.dry_run {
         enough_space(&global.root)?;
@@ -121,27 +165,29 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     let rt = client::runtime()?;
     if args.dry_run {
         let host = Host::new(client::host_config(global)?, project)?;
-        let observed = host.observe()?;
-        let plan = reconcile(
-            &host.project(),
-            &observed,
-            &ReconcileOptions {
-                force_recreate: options.force_recreate,
-                no_recreate: options.no_recreate,
-                remove_orphans: options.remove_orphans,
-                scale: options.scale,
-                services: if options.services.is_empty() {
-                    None
-                } else if options.no_deps {
-                    Some(options.services.iter().cloned().collect())
-                } else {
-                    Some(stack_engine::graph::with_dependencies(
-                        &host.project(),
-                        &options.services,
-                    ))
-                },
+        let mut observed = host.observe()?;
+        let reconcile_options = ReconcileOptions {
+            force_recreate: options.force_recreate,
+            no_recreate: options.no_recreate,
+            remove_orphans: options.remove_orphans,
+            scale: options.scale,
+            services: if options.services.is_empty() {
+                None
+            } else if options.no_deps {
+                Some(options.services.iter().cloned().collect())
+            } else {
+                Some(stack_engine::graph::with_dependencies(
+                    &host.project(),
+                    &options.services,
+                ))
             },
-        );
+            recreate_volumes: options.recreate_volumes,
+            build: options.build,
+            no_build: options.no_build,
+        };
+        host.observe_builds(&mut observed, &reconcile_options);
+        let plan = reconcile(&host.project(), &observed, &reconcile_options)
+            .map_err(stack_engine::error::EngineError::from)?;
         print!("{plan}");
         if plan.is_empty() {
             println!("nothing to do");
@@ -153,7 +199,11 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         project: Box::new(project),
         options,
     };
-    rt.block_on(client::call(global, &name, &request))?;
+    let mut display = client::display(global);
+    if args.quiet_pull {
+        display.hide(StepKind::Image);
+    }
+    rt.block_on(client::call_shown(global, &name, &request, display))?;
     if args.detach || args.wait {
         return Ok(ExitCode::SUCCESS);
     }

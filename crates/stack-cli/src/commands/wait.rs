@@ -66,6 +66,7 @@ pub fn run(global: &GlobalArgs, args: WaitArgs) -> anyhow::Result<ExitCode> {
             remove_orphans: false,
             rmi: None,
             timeout: None,
+            dry_run: false,
         };
         if super::down::run(global, down)? != ExitCode::SUCCESS {
             return Ok(ExitCode::FAILURE);

@@ -228,6 +228,24 @@ impl Effects for Live<'_> {
         self.call(&project, &request).await
     }
 
+    async fn rebuild(
+        &mut self,
+        project: &Project,
+        services: &[String],
+    ) -> Result<Vec<String>, String> {
+        let request = Request::Up {
+            project: Box::new(project.clone()),
+            options: UpOptions {
+                services: services.to_vec(),
+                no_deps: true,
+                build: true,
+                ..UpOptions::default()
+            },
+        };
+        let name = self.project.clone();
+        self.call(&name, &request).await
+    }
+
     async fn exec(&mut self, service: &str, command: &[String]) -> Result<(), String> {
         let project = self.project.clone();
         let host = match &self.host {

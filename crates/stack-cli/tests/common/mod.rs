@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod leaks;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
@@ -128,9 +129,11 @@ impl Env {
             .join("containers");
         let mut out = Vec::new();
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let record: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(entry.path().join("record.json")).unwrap())
-                    .unwrap();
+            // A container being removed may have lost its record already.
+            let Ok(bytes) = std::fs::read(entry.path().join("record.json")) else {
+                continue;
+            };
+            let record: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
             out.push((
                 record["name"].as_str().unwrap().to_owned(),
                 record["id"].as_str().unwrap().to_owned(),
@@ -293,4 +296,25 @@ pub fn link_exists(prefix: &str) -> bool {
     String::from_utf8_lossy(&links.stdout)
         .lines()
         .any(|l| l.split(": ").nth(1).is_some_and(|n| n.starts_with(prefix)))
+}
+
+/// Waits for `pid` to be gone (it may not be our child).
+pub fn wait_gone(pid: i32) {
+    let started = std::time::Instant::now();
+    while nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // A zombie is gone for our purposes.
+        if stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|s| s.trim_start().starts_with('Z'))
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{pid} lives on"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }

@@ -93,6 +93,10 @@ impl Host {
             if let Err(e) = self.watch(&record.name, begin) {
                 tracing::warn!("adopting {}: {e}", record.name);
             }
+            if let Begin::Adopt(pid) = begin {
+                let handover = self.handover(&record.name, service);
+                self.keep_adopted_pipes(&record.name, pid, handover);
+            }
         }
         while starts.join_next().await.is_some() {}
     }

@@ -23,7 +23,7 @@ pub enum CreateError {
     NoService(String),
     #[error("no record of container {0}")]
     NoRecord(String),
-    #[error("service {0} has no image (building images is not supported yet)")]
+    #[error("service {0} has neither image nor build")]
     NoImage(String),
     #[error("image {image}: {source}")]
     Image {
@@ -176,9 +176,7 @@ impl Host {
     ) -> Result<(), CreateError> {
         let project = self.project();
         let service = service.clone();
-        let image = service
-            .image
-            .clone()
+        let image = crate::reconcile::service_image(&project.name, service_name, &service)
             .ok_or_else(|| CreateError::NoImage(service_name.to_owned()))?;
         let image_err = |source| CreateError::Image {
             image: image.clone(),
@@ -186,6 +184,10 @@ impl Host {
         };
         let image_id = self.images.resolve(&image).map_err(image_err)?;
         let image_config = self.images.config(&image_id).map_err(image_err)?;
+        // What an interrupted create of the same container left.
+        if self.store.load(&project.name, name)?.is_some() {
+            self.destroy(name).await?;
+        }
         let id = new_container_id().map_err(io("generate an id for", Path::new(name)))?;
         let dir = self.container_dir(name);
         fs::create_dir_all(&dir).map_err(io("create", &dir))?;
@@ -218,11 +220,13 @@ impl Host {
         // The record goes first so that a crash from here on leaves a
         // container `down` knows to clean up.
         self.store.save(&record)?;
+        stack_runtime::fault::point("create-after-record");
 
         let rootfs = self
             .images
             .prepare_rootfs(&image_id, &id)
             .map_err(image_err)?;
+        stack_runtime::fault::point("create-after-rootfs");
         let process = resolve_process(&image_config.config, &service_process(&service))?;
         let hostname = service
             .hostname
@@ -313,6 +317,7 @@ impl Host {
             }
             _ => None,
         };
+        stack_runtime::fault::point("create-after-attach");
         let mappings = port_mappings(&service)?;
         if !mappings.is_empty() {
             self.net.publish(&id, &mappings).await?;
@@ -359,6 +364,7 @@ impl Host {
         let config = dir.join("config.json");
         let text = serde_json::to_vec_pretty(&spec).expect("specs serialise");
         stack_fs::write(&config, &text).map_err(|e| io(e.op, &config)(e.source))?;
+        stack_runtime::fault::point("create-after-config");
         record.state = ContainerState::Created;
         self.store.save(&record)?;
         Ok(())
@@ -384,16 +390,19 @@ impl Host {
                 path: self.runtime_root(),
                 source: std::io::Error::other(e),
             })??;
+        stack_runtime::fault::point("destroy-after-discard");
         // Gone for good: its endpoint and the addresses kept for its
         // return go too (a container made again has a new id). Containers
         // that share another's namespace were never attached.
         self.net.forget(&record.id).await?;
+        stack_runtime::fault::point("destroy-after-detach");
         self.images
             .release_rootfs(&record.id)
             .map_err(|source| CreateError::Image {
                 image: record.image.clone(),
                 source,
             })?;
+        stack_runtime::fault::point("destroy-after-release");
         self.forget_pipes(name);
         self.store.remove(&record.project, name)?;
         Ok(())

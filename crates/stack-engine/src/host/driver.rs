@@ -40,6 +40,10 @@ pub enum DriverError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    ServiceBuild(#[from] stack_build::service::ServiceBuildError),
+    #[error(transparent)]
+    Build(#[from] stack_build::BuildError),
     #[error("failed to start: {0}")]
     Start(String),
     /// The program could not be executed; `status` is Docker's (126, 127).
@@ -59,6 +63,14 @@ pub enum DriverError {
     DependencyExited { service: String, code: i32 },
     #[error("dependency {service} failed to start")]
     DependencyNotStarted { service: String },
+    #[error(transparent)]
+    Ops(#[from] Box<super::OpsError>),
+}
+
+impl From<super::OpsError> for DriverError {
+    fn from(e: super::OpsError) -> Self {
+        DriverError::Ops(Box::new(e))
+    }
 }
 
 impl Host {
@@ -177,7 +189,18 @@ impl Host {
     /// Removes what is left of the project's networks (bridges, rules, DNS,
     /// leases), also after a crash.
     pub async fn cleanup_network(&self) -> Result<(), stack_net::NetError> {
-        self.net.cleanup_project(&self.project().name).await
+        self.net.cleanup_project(&self.project().name).await?;
+        // Every network of the project is gone: the project's list says so
+        // too, or a supervisor that goes on serving after a failed `down`
+        // would take them for existing and attach to nothing.
+        let list = self.layout().network_list(&self.project().name);
+        match std::fs::remove_file(&list) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!("forgetting the networks in {}: {e}", list.display());
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Stops a container (its stop signal, SIGKILL after the grace period)
@@ -371,6 +394,15 @@ impl Driver for HostDriver {
             external: None,
         };
         host.net.ensure_network(&project.name, &key, &spec).await?;
+        stack_runtime::fault::point("network-after-create");
+        let kept = host.network_config_path(&key);
+        super::keep_form(&kept, &crate::hash::network_form(declared)).map_err(|source| {
+            DriverError::Io {
+                what: "record the configuration of network",
+                path: kept.display().to_string(),
+                source,
+            }
+        })?;
         let mut known = host.known_networks();
         if !known.contains(&key) {
             known.push(key);
@@ -386,7 +418,9 @@ impl Driver for HostDriver {
     async fn remove_network(&self, name: &str) -> Result<(), DriverError> {
         let host = &self.0;
         let key = host.network_key(name)?;
-        host.net.remove_network(&host.project().name, &key).await?;
+        // Forgotten first: a crash in between leaves a network that `up`
+        // ensures again (and `down` cleans up by prefix), never one that
+        // is believed to exist and does not.
         let known: Vec<String> = host
             .known_networks()
             .into_iter()
@@ -397,7 +431,21 @@ impl Driver for HostDriver {
                 what: "record networks of",
                 path: host.project().name.clone(),
                 source,
-            })
+            })?;
+        let kept = host.network_config_path(&key);
+        match std::fs::remove_file(&kept) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(DriverError::Io {
+                    what: "remove the configuration of network",
+                    path: kept.display().to_string(),
+                    source: e,
+                });
+            }
+            _ => {}
+        }
+        stack_runtime::fault::point("network-before-remove");
+        host.net.remove_network(&host.project().name, &key).await?;
+        Ok(())
     }
 
     async fn create_volume(&self, name: &str) -> Result<(), DriverError> {
@@ -406,11 +454,27 @@ impl Driver for HostDriver {
             what: "create volume",
             path: dir.display().to_string(),
             source,
-        })
+        })?;
+        let project = self.0.project();
+        let declared = project
+            .volumes
+            .iter()
+            .find(|(key, _)| crate::reconcile::volume_name(&project, key) == name);
+        if let Some((_, volume)) = declared {
+            let kept = self.0.volume_config_path(name);
+            super::keep_form(&kept, &crate::hash::volume_form(volume)).map_err(|source| {
+                DriverError::Io {
+                    what: "record the configuration of volume",
+                    path: kept.display().to_string(),
+                    source,
+                }
+            })?;
+        }
+        Ok(())
     }
 
     async fn remove_volume(&self, name: &str) -> Result<(), DriverError> {
-        let dir = self.0.root().join("volumes").join(name);
+        let dir = self.0.layout().volume(name);
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DriverError::Io {
                 what: "remove volume",
@@ -446,6 +510,38 @@ impl Driver for HostDriver {
         .await
         .map_err(|e| pull_err(e.to_string(), false))?
         .map_err(|(message, not_found)| pull_err(message, not_found))
+    }
+
+    async fn build_image(&self, service: &str, image: &str) -> Result<(), DriverError> {
+        let project = self.0.project();
+        let svc = self.0.service(service)?;
+        let options = stack_build::service::options(
+            &project.name,
+            service,
+            &svc,
+            &self.0.build_invocation(),
+        )?;
+        let root = self.0.config.root.clone();
+        let image = image.to_owned();
+        // A build runs steps as child processes and reads the context: a
+        // blocking thread of its own, so that independent builds overlap.
+        tokio::task::spawn_blocking(move || {
+            // Taken before building: an edit made meanwhile shows next time.
+            let fingerprint = stack_build::service::fingerprint(&options).ok();
+            stack_build::build(&options, &mut |_| {})?;
+            if let Some(f) = fingerprint {
+                stack_build::service::record_built(&root, &image, &f).map_err(|source| {
+                    DriverError::Io {
+                        what: "recording the build of",
+                        path: image.clone(),
+                        source,
+                    }
+                })?;
+            }
+            Ok::<_, DriverError>(())
+        })
+        .await
+        .map_err(|e| DriverError::Start(e.to_string()))?
     }
 
     async fn create_container(
@@ -497,6 +593,29 @@ impl Driver for HostDriver {
 
     async fn remove_container(&self, name: &str) -> Result<(), DriverError> {
         self.0.destroy(name).await.map_err(Into::into)
+    }
+
+    async fn stop_container(
+        &self,
+        name: &str,
+        grace: Option<std::time::Duration>,
+    ) -> Result<(), DriverError> {
+        Ok(self.0.user_stop(name, grace).await?)
+    }
+
+    async fn kill_container(&self, name: &str, signal: i32) -> Result<(), DriverError> {
+        self.0.user_kill(name, signal).await?;
+        Ok(())
+    }
+
+    async fn pause_container(&self, name: &str) -> Result<(), DriverError> {
+        self.0.pause(name)?;
+        Ok(())
+    }
+
+    async fn unpause_container(&self, name: &str) -> Result<(), DriverError> {
+        self.0.unpause(name)?;
+        Ok(())
     }
 
     async fn wait_for(&self, wait: &Wait) -> Result<(), DriverError> {

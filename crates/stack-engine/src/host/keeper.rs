@@ -11,6 +11,11 @@
 //! dying of `SIGPIPE`. When the keeper's lock is found free, a new keeper
 //! is started and given the duplicates; what the pipes held is read by it,
 //! so only lines the dead keeper had read but not yet written are lost.
+//!
+//! A supervisor started again (adoption) has no duplicates of its own: it
+//! takes them from the running keeper with `pidfd_getfd`, finding the
+//! keeper's descriptors by the pipe each container writes to, so a keeper
+//! that dies after a supervisor restart is replaced all the same.
 
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
@@ -51,6 +56,7 @@ impl Host {
             if let Err(e) = spawn_keeper(spawn) {
                 return Err((e, stdout, stderr));
             }
+            stack_runtime::fault::point("keeper-after-spawn");
             let deadline = Instant::now() + Duration::from_secs(5);
             loop {
                 match hand_over(&socket, &handover, &stdout, &stderr) {
@@ -85,6 +91,21 @@ impl Host {
             (Err(e), _) | (_, Err(e)) => tracing::warn!(
                 "cannot keep the output pipes of {}: {e}; its logs end with the keeper",
                 handover.container
+            ),
+        }
+    }
+
+    /// Takes duplicates of the read ends of the output pipes of `name`
+    /// (an adopted container whose process is `pid`) from the running log
+    /// keeper, and keeps them as if this supervisor had started it.
+    pub(super) fn keep_adopted_pipes(&self, name: &str, pid: i32, handover: Handover) {
+        let project = self.project().name.clone();
+        let taken = take_from_keeper(&self.config.run_dir, &project, pid);
+        match taken {
+            Ok((stdout, stderr)) => self.keep_pipes(&handover, &stdout, &stderr),
+            Err(e) => tracing::warn!(
+                "cannot take the output pipes of {name} from the log keeper: {e}; \
+                 its logs end with the keeper"
             ),
         }
     }
@@ -148,7 +169,7 @@ impl Host {
     }
 
     fn keeper_command(&self) -> Command {
-        let mut command = Command::new(&self.config.init_binary);
+        let mut command = Command::new(&self.config.stack_binary);
         command
             .arg("--root")
             .arg(&self.config.root)
@@ -174,14 +195,48 @@ impl Host {
 
 /// Whether the keeper of `project` holds its lock (the kernel drops it
 /// when the keeper dies). Only tries the lock: never waits, never writes.
-fn keeper_alive(run_dir: &std::path::Path, project: &str) -> bool {
-    let path = run_dir.join("locks").join(format!("{project}.logs.lock"));
-    match std::fs::File::open(&path) {
-        Ok(file) => {
-            nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock).is_err()
-        }
-        Err(_) => false,
+/// The keeper's read ends of the pipes that `pid`'s stdout and stderr
+/// write to.
+fn take_from_keeper(
+    run_dir: &std::path::Path,
+    project: &str,
+    pid: i32,
+) -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let lock = run_dir.join("locks").join(format!("{project}.logs.lock"));
+    let holder: crate::lock::Holder = serde_json::from_slice(&std::fs::read(&lock)?)?;
+    if !keeper_alive(run_dir, project) {
+        return Err(std::io::Error::other("no log keeper runs"));
     }
+    let keeper = holder.pid as i32;
+    let pipe_of = |pid: i32, fd: &str| std::fs::read_link(format!("/proc/{pid}/fd/{fd}"));
+    let (out, err) = (pipe_of(pid, "1")?, pipe_of(pid, "2")?);
+    let mut found = (None, None);
+    for entry in std::fs::read_dir(format!("/proc/{keeper}/fd"))?.flatten() {
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        if target == out && found.0.is_none() {
+            found.0 = Some(fd);
+        } else if target == err && found.1.is_none() {
+            found.1 = Some(fd);
+        }
+    }
+    let missing = || std::io::Error::other(format!("the keeper holds no pipe of process {pid}"));
+    let (Some(out), Some(err)) = found else {
+        return Err(missing());
+    };
+    let pidfd = crate::pidfd::open_pidfd(keeper, rustix::process::PidfdFlags::empty())?;
+    Ok((
+        crate::pidfd::take_fd(&pidfd, out)?,
+        crate::pidfd::take_fd(&pidfd, err)?,
+    ))
+}
+
+fn keeper_alive(run_dir: &std::path::Path, project: &str) -> bool {
+    crate::lock::is_held(run_dir, &format!("{project}.logs"))
 }
 
 fn stop_keeper(run_dir: &std::path::Path, project: &str) {

@@ -142,6 +142,17 @@ impl Host {
         self.container_dir(name).join("container.log")
     }
 
+    /// What the log keeper needs to write `name`'s output.
+    pub(super) fn handover(&self, name: &str, service: &Service) -> Handover {
+        let rotation = rotation(service);
+        Handover {
+            container: name.to_owned(),
+            path: self.log_path(name),
+            max_size: rotation.max_size,
+            max_file: rotation.max_file,
+        }
+    }
+
     async fn launch(&self, name: &str) -> Result<i32, CreateError> {
         let mut record = self.record(name)?;
         let service = self.service(&record.service)?;
@@ -227,15 +238,11 @@ impl Host {
                 path: dir.clone(),
                 source: std::io::Error::other(e),
             })??;
+        stack_runtime::fault::point("start-after-exec");
 
         if let Some((out_r, err_r)) = pipes {
             let rotation = rotation(&service);
-            let handover = Handover {
-                container: name.to_owned(),
-                path: self.log_path(name),
-                max_size: rotation.max_size,
-                max_file: rotation.max_file,
-            };
+            let handover = self.handover(name, &service);
             self.keep_pipes(&handover, &out_r, &err_r);
             if let Err((e, out_r, err_r)) = self.hand_over_logs(handover, out_r, err_r).await {
                 // Without a keeper the supervisor reads the output itself;
@@ -253,6 +260,7 @@ impl Host {
             }
         }
 
+        stack_runtime::fault::point("start-after-logs");
         record.pid = Some(container.pid());
         record.started_ms = Some(now_ms());
         record.error = None;

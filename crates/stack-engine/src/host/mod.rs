@@ -23,7 +23,8 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 use crate::health::Health;
-use crate::observed::{ContainerState, Observed, ObservedContainer};
+use crate::observed::{ContainerState, Observed, ObservedBuild, ObservedContainer};
+use crate::reconcile::ReconcileOptions;
 use crate::store::{ContainerRecord, Store, StoreError};
 use crate::supervise::{Event, MonitorHandle};
 
@@ -38,7 +39,10 @@ pub use ops::{Attach, OpsError, stdio_of};
 pub struct HostConfig {
     pub root: PathBuf,
     pub run_dir: PathBuf,
-    /// A binary whose `main` calls `stack_runtime::init_main()` first.
+    /// The `stack` binary, for the processes the host starts from it (the log keeper).
+    pub stack_binary: PathBuf,
+    /// The containers' init stage, for every create, exec and probe: a
+    /// binary whose `main` calls `stack_runtime::init_main()` first.
     pub init_binary: PathBuf,
     pub net: NetOptions,
     pub registries: stack_image::registry_config::RegistriesConfig,
@@ -121,16 +125,60 @@ impl Host {
         &self.store
     }
 
+    /// Where everything of this host lives.
+    pub fn layout(&self) -> stack_fs::Layout {
+        stack_fs::Layout::new(&self.config.root, &self.config.run_dir)
+    }
+
     fn runtime_root(&self) -> PathBuf {
-        self.config.root.join("runtime")
+        self.layout().runtime()
     }
 
     fn volume_dir(&self, name: &str) -> PathBuf {
-        self.config.root.join("volumes").join(name).join("_data")
+        self.layout().volume_data(name)
+    }
+
+    /// The form a volume was made from (see `hash::volume_form`), beside
+    /// its data.
+    fn volume_config_path(&self, name: &str) -> PathBuf {
+        self.layout().volume_config(name)
+    }
+
+    /// The form a project network was made from (see `hash::network_form`).
+    fn network_config_path(&self, key: &str) -> PathBuf {
+        self.layout().network_config(&self.project().name, key)
     }
 
     fn container_dir(&self, name: &str) -> PathBuf {
         self.store.container_dir(&self.project().name, name)
+    }
+
+    /// A container whose create or removal was interrupted, to be made
+    /// again. Its record is written ahead (so that `down` finds what it
+    /// holds) and `config.json` is the create's last step, so a created
+    /// container without one is half-made; a removal detaches the network
+    /// (its namespace goes) before it drops the record, so a container
+    /// that is not running and whose network namespace is gone is
+    /// half-removed and could never start.
+    fn is_half_made(&self, record: &ContainerRecord) -> bool {
+        let config = self.container_dir(&record.name).join("config.json");
+        if !config.exists() {
+            return record.state == ContainerState::Created && record.pid.is_none();
+        }
+        if record.is_alive() {
+            return false;
+        }
+        let Ok(spec) = oci_spec::runtime::Spec::load(&config) else {
+            return false;
+        };
+        spec.linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|ns| ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network)
+            .filter_map(|ns| ns.path().as_ref())
+            .any(|path| !path.exists())
     }
 
     fn record(&self, name: &str) -> Result<ContainerRecord, CreateError> {
@@ -158,11 +206,25 @@ impl Host {
         let project = self.project();
         let mut observed = Observed::default();
         for record in self.store.containers(&project.name)? {
-            if record.one_off {
+            // A half-made container is made again (`create` rolls back
+            // what the interrupted one left).
+            if self.is_half_made(&record) {
                 continue;
             }
-            observed.containers.push(ObservedContainer {
-                state: self.state_of(&record),
+            // A frozen container's monitor still sees it running; its
+            // record says it is paused.
+            let state = if record.state == ContainerState::Paused && record.is_alive() {
+                ContainerState::Paused
+            } else {
+                self.state_of(&record)
+            };
+            let list = if record.one_off {
+                &mut observed.one_offs
+            } else {
+                &mut observed.containers
+            };
+            list.push(ObservedContainer {
+                state,
                 name: record.name,
                 service: record.service,
                 number: record.number,
@@ -178,54 +240,118 @@ impl Host {
         {
             let name = crate::reconcile::network_name(&project, key);
             if self.network_exists(key) {
+                if let Some(form) = read_form(&self.network_config_path(key)) {
+                    observed.network_configs.insert(name.clone(), form);
+                }
                 observed.networks.insert(name);
             }
         }
         for key in project.volumes.keys() {
             let name = crate::reconcile::volume_name(&project, key);
             if self.volume_dir(&name).exists() {
+                if let Some(form) = read_form(&self.volume_config_path(&name)) {
+                    observed.volume_configs.insert(name.clone(), form);
+                }
                 observed.volumes.insert(name);
             }
         }
-        for service in project.services.values() {
-            let Some(image) = &service.image else {
+        for (name, service) in &project.services {
+            let Some(image) = crate::reconcile::service_image(&project.name, name, service) else {
                 continue;
             };
-            if let Ok(id) = self.images.resolve(image) {
-                observed
-                    .images
-                    .insert(image.clone(), id.as_str().to_owned());
+            if let Ok(id) = self.images.resolve(&image) {
+                observed.images.insert(image, id.as_str().to_owned());
             }
         }
         Ok(observed)
     }
 
+    /// Adds to `observed` the build inputs of the services whose build a
+    /// decision of `options` depends on: what they are now and what their
+    /// image was built from.
+    pub fn observe_builds(&self, observed: &mut Observed, options: &ReconcileOptions) {
+        let project = self.project();
+        for (name, service) in &project.services {
+            if !options.services.as_ref().is_none_or(|s| s.contains(name))
+                || !crate::reconcile::wants_fingerprint(service, options)
+            {
+                continue;
+            }
+            let Some(image) = crate::reconcile::service_image(&project.name, name, service) else {
+                continue;
+            };
+            let current = stack_build::service::options(
+                &project.name,
+                name,
+                service,
+                &self.build_invocation(),
+            )
+            .ok()
+            .and_then(|o| stack_build::service::fingerprint(&o).ok());
+            observed.builds.insert(
+                name.clone(),
+                ObservedBuild {
+                    current,
+                    built: stack_build::service::built_from(&self.config.root, &image),
+                },
+            );
+        }
+    }
+
+    /// How this host builds a service's image.
+    pub(crate) fn build_invocation(&self) -> stack_build::service::Invocation {
+        stack_build::service::Invocation {
+            root: self.config.root.clone(),
+            extra_args: Default::default(),
+            no_cache: false,
+            init_binary: self.config.init_binary.clone(),
+            source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
+                .ok()
+                .and_then(|v| v.parse().ok()),
+        }
+    }
+
     fn network_exists(&self, key: &str) -> bool {
-        let state = self.config.root.join("net");
+        let state = self.layout().net();
         state.exists() && self.known_networks().iter().any(|n| n == key)
     }
 
     fn known_networks(&self) -> Vec<String> {
-        let path = self
-            .config
-            .root
-            .join("projects")
-            .join(&self.project().name)
-            .join("networks");
+        let path = self.layout().network_list(&self.project().name);
         std::fs::read_to_string(path)
             .map(|s| s.lines().map(str::to_owned).collect())
             .unwrap_or_default()
     }
 
     fn remember_networks(&self, keys: &[String]) -> std::io::Result<()> {
-        let dir = self.config.root.join("projects").join(&self.project().name);
-        std::fs::create_dir_all(&dir)?;
-        stack_fs::write(&dir.join("networks"), keys.join("\n").as_bytes()).map_err(|e| e.source)
+        let path = self.layout().network_list(&self.project().name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        stack_fs::write(&path, keys.join("\n").as_bytes()).map_err(|e| e.source)
     }
 
     pub fn root(&self) -> &Path {
         &self.config.root
     }
+}
+
+/// A kept form, or `None` when there is none (made by an older version) or
+/// it cannot be read: the network or volume is then taken as unchanged, as
+/// compose takes one without its config-hash label.
+fn read_form(path: &Path) -> Option<serde_json::Value> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Keeps the form a network or volume was made from, durably, so that the
+/// next `up` sees a change.
+fn keep_form(path: &Path, form: &serde_json::Value) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let bytes = serde_json::to_vec(form).expect("JSON values serialise");
+    stack_fs::write(path, &bytes).map_err(|e| e.source)
 }
 
 /// Returns the heap a request left free to the kernel: executing a plan for

@@ -70,10 +70,13 @@ impl Host {
     }
 
     /// Keeps the health state beside the record, for `inspect` and `ps`.
+    /// Replaced atomically but not synced: it is written after every probe,
+    /// and describes processes that a power loss ends anyway (the first
+    /// probe after a restart writes it again).
     fn keep_health(&self, name: &str, health: &Health) {
         let path = self.container_dir(name).join(HEALTH_FILE);
         let bytes = serde_json::to_vec(health).expect("health serialises");
-        if let Err(e) = stack_fs::write(&path, &bytes) {
+        if let Err(e) = stack_fs::write_with(&path, &bytes, stack_fs::Durability::Unsynced) {
             tracing::warn!("{e}");
         }
     }

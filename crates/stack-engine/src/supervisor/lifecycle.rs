@@ -1,29 +1,20 @@
-//! The lifecycle requests on existing containers: start (dependencies
-//! first, waiting for their conditions), stop (dependents first), restart,
-//! kill, pause, unpause, remove; and `up --wait`.
+//! The lifecycle requests on existing containers — start, stop, restart,
+//! kill, pause, unpause, remove — each planned by `lifecycle_plan` and run
+//! by the executor; and `up --wait`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::join_all;
 use stack_spec::Project;
 
-use crate::control::{Channel, Reply, UpOptions};
-use crate::error::{EngineError, ErrorKind};
-use crate::execute::Driver;
-use crate::graph::levels;
-use crate::host::{Host, HostDriver};
-use crate::plan::Wait;
-use crate::store::ContainerRecord;
+use crate::control::{Channel, UpOptions};
+use crate::error::EngineError;
+use crate::host::Host;
+use crate::lifecycle_plan::{plan_freeze, plan_kill, plan_remove, plan_start, plan_stop};
+use crate::plan::Plan;
 
 use super::Answer;
-
-async fn say(channel: &mut Channel, lines: impl IntoIterator<Item = String>) {
-    for line in lines {
-        let _ = channel.send(&Reply::Progress { line }).await;
-    }
-}
 
 /// Refuses service names the file does not have, as compose does.
 fn check_services(project: &Project, services: &[String]) -> Result<(), EngineError> {
@@ -36,42 +27,14 @@ fn check_services(project: &Project, services: &[String]) -> Result<(), EngineEr
     }
 }
 
-/// The project's containers of `services` (all when empty), grouped by
-/// start level; containers of services no longer in the file come last.
-fn by_level(
-    host: &Host,
-    services: &[String],
-    one_offs: bool,
-) -> Result<Vec<Vec<ContainerRecord>>, EngineError> {
-    let project = host.project();
-    check_services(&project, services)?;
-    let records = host.records().containers(&project.name)?;
-    let wanted = |r: &ContainerRecord| {
-        (services.is_empty() || services.contains(&r.service)) && (one_offs || !r.one_off)
-    };
-    let mut out: Vec<Vec<ContainerRecord>> = Vec::new();
-    let mut placed = BTreeSet::new();
-    for level in levels(&project) {
-        let group: Vec<ContainerRecord> = records
-            .iter()
-            .filter(|r| level.contains(&r.service) && wanted(r))
-            .cloned()
-            .collect();
-        placed.extend(level);
-        out.push(group);
-    }
-    out.push(
-        records
-            .into_iter()
-            .filter(|r| !placed.contains(&r.service) && wanted(r))
-            .collect(),
-    );
-    out.retain(|g| !g.is_empty());
-    Ok(out)
-}
-
 fn timeout(seconds: Option<u64>) -> Option<Duration> {
     seconds.map(Duration::from_secs)
+}
+
+/// Runs a lifecycle plan, one line per container as it is done
+/// (`container web-1: stopped`).
+async fn run(host: &Arc<Host>, channel: &mut Channel, plan: &Plan) -> Result<(), EngineError> {
+    super::run_plan_styled(host, channel, plan, super::Style::Brief).await
 }
 
 /// Stops the running containers of `services`, dependents first.
@@ -81,84 +44,16 @@ pub(super) async fn stop(
     services: &[String],
     seconds: Option<u64>,
 ) -> Answer {
-    let grace = timeout(seconds);
-    let mut errors = Vec::new();
-    for group in by_level(host, services, true)?.into_iter().rev() {
-        let running: Vec<ContainerRecord> = group
-            .into_iter()
-            .filter(|r| host.state_of(r).is_up())
-            .collect();
-        let results = join_all(running.iter().map(|r| host.user_stop(&r.name, grace))).await;
-        let mut lines = Vec::new();
-        for (r, result) in running.iter().zip(results) {
-            match result {
-                Ok(()) => lines.push(format!("container {}: stopped", r.name)),
-                Err(e) => {
-                    errors.push(EngineError::from(e).context(format_args!("stop {}", r.name)))
-                }
-            }
-        }
-        say(channel, lines).await;
-    }
-    finish(errors)
+    let plan = plan_stop(&host.project(), &host.observe()?, services, seconds)?;
+    run(host, channel, &plan).await?;
+    Ok(String::new())
 }
 
-fn finish(errors: Vec<EngineError>) -> Answer {
-    match EngineError::several(errors) {
-        None => Ok(String::new()),
-        Some(failed) => Err(failed),
-    }
-}
-
-/// Starts the stopped containers of `services`, a level at a time, each
+/// Starts the stopped containers of `services`, dependencies first, each
 /// once the conditions of its `depends_on` hold.
 pub(super) async fn start(host: &Arc<Host>, channel: &mut Channel, services: &[String]) -> Answer {
-    let groups = by_level(host, services, false)?;
-    if groups.is_empty() {
-        return Err(EngineError::new(
-            ErrorKind::NotFound,
-            "no containers to start",
-        ));
-    }
-    let project = host.project();
-    let driver = HostDriver(host.clone());
-    for group in groups {
-        let stopped: Vec<ContainerRecord> = group
-            .into_iter()
-            .filter(|r| !host.state_of(r).is_up())
-            .collect();
-        let results = join_all(stopped.iter().map(|r| {
-            let driver = &driver;
-            let project = &project;
-            async move {
-                if let Some(service) = project.services.get(&r.service) {
-                    for (dep, d) in &service.depends_on {
-                        let wait = Wait {
-                            service: dep.clone(),
-                            condition: d.condition,
-                            required: d.required,
-                        };
-                        driver.wait_for(&wait).await.map_err(EngineError::from)?;
-                    }
-                }
-                host.user_start(&r.name).await.map_err(EngineError::from)
-            }
-        }))
-        .await;
-        let mut lines = Vec::new();
-        let mut errors = Vec::new();
-        for (r, result) in stopped.iter().zip(results) {
-            match result {
-                Ok(()) => lines.push(format!("container {}: started", r.name)),
-                Err(e) => errors.push(e.context(format_args!("start {}", r.name))),
-            }
-        }
-        say(channel, lines).await;
-        // Later levels depend on this one.
-        if !errors.is_empty() {
-            return finish(errors);
-        }
-    }
+    let plan = plan_start(&host.project(), &host.observe()?, services)?;
+    run(host, channel, &plan).await?;
     Ok(String::new())
 }
 
@@ -170,8 +65,14 @@ pub(super) async fn restart(
     services: &[String],
     seconds: Option<u64>,
 ) -> Answer {
-    stop(host, channel, services, seconds).await?;
-    start(host, channel, services).await
+    // Two plans with the crash point between them, where a restart is
+    // most often cut short: stopped, not yet started.
+    let plan = plan_stop(&host.project(), &host.observe()?, services, seconds)?;
+    run(host, channel, &plan).await?;
+    stack_runtime::fault::point("restart-after-stop");
+    let plan = plan_start(&host.project(), &host.observe()?, services)?;
+    run(host, channel, &plan).await?;
+    Ok(String::new())
 }
 
 pub(super) async fn kill(
@@ -180,27 +81,13 @@ pub(super) async fn kill(
     services: &[String],
     signal: i32,
 ) -> Answer {
-    let records: Vec<ContainerRecord> = by_level(host, services, true)?
-        .into_iter()
-        .flatten()
-        .collect();
-    let results = join_all(records.iter().map(|r| host.user_kill(&r.name, signal))).await;
-    let mut lines = Vec::new();
-    let mut errors = Vec::new();
-    for (r, result) in records.iter().zip(results) {
-        match result {
-            Ok(true) => lines.push(format!("container {}: killed", r.name)),
-            Ok(false) => {}
-            Err(e) => errors.push(EngineError::from(e).context(format_args!("kill {}", r.name))),
-        }
-    }
-    let none = lines.is_empty() && errors.is_empty();
-    say(channel, lines).await;
+    let plan = plan_kill(&host.project(), &host.observe()?, services, signal)?;
     // As compose: nothing running is not an error.
-    if none {
+    if plan.is_empty() {
         return Ok("no container to kill".into());
     }
-    finish(errors)
+    run(host, channel, &plan).await?;
+    Ok(String::new())
 }
 
 /// `pause` (`freeze`) or `unpause`.
@@ -210,27 +97,9 @@ pub(super) async fn freeze(
     services: &[String],
     freeze: bool,
 ) -> Answer {
-    let (verb, done) = if freeze {
-        ("pause", "paused")
-    } else {
-        ("unpause", "unpaused")
-    };
-    let mut lines = Vec::new();
-    let mut errors = Vec::new();
-    for r in by_level(host, services, true)?.into_iter().flatten() {
-        let result = if freeze {
-            host.pause(&r.name)
-        } else {
-            host.unpause(&r.name)
-        };
-        match result {
-            Ok(true) => lines.push(format!("container {}: {done}", r.name)),
-            Ok(false) => {}
-            Err(e) => errors.push(EngineError::from(e).context(format_args!("{verb} {}", r.name))),
-        }
-    }
-    say(channel, lines).await;
-    finish(errors)
+    let plan = plan_freeze(&host.project(), &host.observe()?, services, freeze)?;
+    run(host, channel, &plan).await?;
+    Ok(String::new())
 }
 
 /// Removes the stopped containers of `services` (with `stop`, stops the
@@ -244,26 +113,17 @@ pub(super) async fn remove(
     stop_first: bool,
     _volumes: bool,
 ) -> Answer {
-    if stop_first {
-        stop(host, channel, services, None).await?;
-    }
-    let mut lines = Vec::new();
-    let mut errors = Vec::new();
-    for r in by_level(host, services, true)?.into_iter().rev().flatten() {
-        if host.state_of(&r).is_up() {
-            continue;
-        }
-        match host.remove(&r.name).await {
-            Ok(()) => lines.push(format!("container {}: removed", r.name)),
-            Err(e) => errors.push(EngineError::from(e).context(format_args!("remove {}", r.name))),
-        }
-    }
-    let none = lines.is_empty() && errors.is_empty();
-    say(channel, lines).await;
-    if none {
+    let plan = plan_remove(&host.project(), &host.observe()?, services, stop_first)?;
+    if !plan
+        .operations
+        .iter()
+        .any(|op| op.action == crate::plan::Action::Remove)
+    {
+        run(host, channel, &plan).await?;
         return Ok("no stopped containers".into());
     }
-    finish(errors)
+    run(host, channel, &plan).await?;
+    Ok(String::new())
 }
 
 /// `up --wait`: every container of `services` (all when empty) running,

@@ -118,7 +118,7 @@ pub(super) async fn start(
                 services: Some(selection),
                 ..ReconcileOptions::default()
             },
-        );
+        )?;
         super::run_plan(host, channel, &plan).await?;
         for (dep, d) in &service.depends_on {
             let wait = Wait {
@@ -132,8 +132,14 @@ pub(super) async fn start(
 
     // Its own networks, volumes and image (as its pull_policy says), which
     // the dependencies' plan need not have made.
-    let observed = host.observe().map_err(EngineError::from)?;
-    super::run_plan(host, channel, &plan_one_off(&project, &observed, &service)).await?;
+    let own = ReconcileOptions {
+        build: options.build,
+        ..ReconcileOptions::default()
+    };
+    let mut observed = host.observe().map_err(EngineError::from)?;
+    host.observe_builds(&mut observed, &own);
+    let plan = plan_one_off(&project, &observed, &options.service, &own);
+    super::run_plan(host, channel, &plan).await?;
 
     let id = crate::store::new_container_id().map_err(EngineError::from)?;
     let name = options
@@ -161,6 +167,7 @@ pub(super) async fn start(
         let _ = host.remove(&name).await;
         return Err(e.into());
     }
+    stack_runtime::fault::point("run-after-create");
     let stdio = if options.detach {
         RunStdio::Log
     } else {

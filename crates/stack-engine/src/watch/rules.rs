@@ -10,9 +10,9 @@ use stack_spec::{Project, WatchAction};
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
     #[error(
-        "service {service:?}: develop.watch[{index}]: action `rebuild` is not supported yet (stack does not build images); use sync, sync+restart, sync+exec or restart"
+        "service {service:?}: develop.watch[{index}]: action `rebuild` needs a build section to build the image from"
     )]
-    RebuildUnsupported { service: String, index: usize },
+    RebuildWithoutBuild { service: String, index: usize },
     #[error("service {service:?}: develop.watch[{index}]: pattern {pattern:?}: {source}")]
     Pattern {
         service: String,
@@ -72,6 +72,11 @@ impl Trigger {
         )
     }
 
+    /// `rebuild`: build the service's image again, then recreate it.
+    pub fn rebuilds(&self) -> bool {
+        self.action == WatchAction::Rebuild
+    }
+
     pub fn restarts(&self) -> bool {
         matches!(self.action, WatchAction::Restart | WatchAction::SyncRestart)
     }
@@ -108,9 +113,9 @@ pub fn absolute(base: &Path, path: &Path) -> PathBuf {
     out
 }
 
-/// The triggers of every service, in file order. `rebuild` is refused
-/// here, when watching starts or the file is reloaded, not when a file
-/// changes.
+/// The triggers of every service, in file order. A `rebuild` without a
+/// `build:` section is refused here, when watching starts or the file is
+/// reloaded, not when a file changes.
 pub fn triggers(project: &Project, project_dir: &Path) -> Result<Vec<Trigger>, RulesError> {
     let mut out = Vec::new();
     for (name, service) in &project.services {
@@ -118,8 +123,8 @@ pub fn triggers(project: &Project, project_dir: &Path) -> Result<Vec<Trigger>, R
             continue;
         };
         for (index, w) in develop.watch.iter().enumerate() {
-            if w.action == WatchAction::Rebuild {
-                return Err(RulesError::RebuildUnsupported {
+            if w.action == WatchAction::Rebuild && service.build.is_none() {
+                return Err(RulesError::RebuildWithoutBuild {
                     service: name.clone(),
                     index,
                 });

@@ -49,6 +49,14 @@ pub trait Effects {
     /// returns those lines.
     fn restart(&mut self, services: &[String])
     -> impl Future<Output = Result<Vec<String>, String>>;
+    /// Builds the images of `services` again where what their builds read
+    /// changed, and recreates their containers (`up --build` of just
+    /// them), printing each action; returns those lines.
+    fn rebuild(
+        &mut self,
+        project: &Project,
+        services: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, String>>;
     /// Runs `command` in every running container of `service`.
     fn exec(
         &mut self,
@@ -80,7 +88,8 @@ pub struct Session<E> {
 }
 
 impl<E: Effects> Session<E> {
-    /// Refuses what it cannot do (`rebuild`) before watching anything.
+    /// Refuses what it cannot do (`rebuild` of a service that does not
+    /// build) before watching anything.
     pub fn new(
         effects: E,
         snapshot: Snapshot,
@@ -174,6 +183,7 @@ impl<E: Effects> Session<E> {
 
         let mut synced = 0;
         let mut restart: BTreeSet<String> = BTreeSet::new();
+        let mut rebuild: BTreeSet<String> = BTreeSet::new();
         let mut execs: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
         for (index, paths) in &changes.triggered {
             let Some(trigger) = self.triggers.get(*index).cloned() else {
@@ -198,6 +208,9 @@ impl<E: Effects> Session<E> {
                     }
                 }
             }
+            if trigger.rebuilds() {
+                rebuild.insert(trigger.service.clone());
+            }
             if trigger.restarts() && !recreated.contains(&trigger.service) {
                 restart.insert(trigger.service.clone());
             }
@@ -219,6 +232,24 @@ impl<E: Effects> Session<E> {
                 self.effects.print(&format!("warning: {e}"));
             }
         }
+        if !rebuild.is_empty() {
+            let services: Vec<String> = rebuild.iter().cloned().collect();
+            let t = Instant::now();
+            let project = self.snapshot.project.clone();
+            match self.effects.rebuild(&project, &services).await {
+                Ok(lines) => summary.push(format!(
+                    "{} rebuilt ({} actions) in {} ms",
+                    services.join(", "),
+                    lines.len(),
+                    t.elapsed().as_millis()
+                )),
+                Err(e) => self
+                    .effects
+                    .print(&format!("{}: rebuild failed: {e}", services.join(", "))),
+            }
+        }
+        // A rebuilt service runs in new containers already.
+        restart.retain(|s| !rebuild.contains(s));
         if !restart.is_empty() {
             let services: Vec<String> = restart.into_iter().collect();
             let t = Instant::now();

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
+use stack_spec::input::MAX_CONFIG_FILE;
 use stack_spec::{FileObject, MountType, Service};
 
 use super::{Ctx, SIZE_LABEL};
@@ -187,11 +188,12 @@ pub fn objects(cx: &mut Ctx<'_>) -> Result<Vec<Value>, ExportError> {
 /// The bytes of a secret or config, read now: the manifest carries them.
 fn content(cx: &Ctx<'_>, path: &str, o: &FileObject) -> Result<Vec<u8>, ExportError> {
     if let Some(f) = &o.file {
-        return std::fs::read(f).map_err(|source| ExportError::Read {
-            path: format!("{path}.file"),
-            file: f.clone(),
-            source,
-        });
+        return stack_fs::read_regular(std::path::Path::new(f), MAX_CONFIG_FILE).map_err(
+            |source| ExportError::Read {
+                path: format!("{path}.file"),
+                source,
+            },
+        );
     }
     if let Some(c) = &o.content {
         return Ok(c.clone().into_bytes());

@@ -367,6 +367,10 @@ fn main() -> ExitCode {
         })
         .with_timer(tracing_subscriber::fmt::time::uptime())
         .with_target(false)
+        // Colour codes only for a person at a terminal, not in a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Never `eprintln!` (which panics) when stderr cannot be written.
+        .log_internal_errors(false)
         .init();
     match run(&cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

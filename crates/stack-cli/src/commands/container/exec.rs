@@ -113,7 +113,7 @@ fn exec(global: &GlobalArgs, args: &ExecArgs) -> anyhow::Result<ExitCode> {
         stdio.stdin = Some(File::open("/dev/null")?.into());
     }
     let options = ExecOptions {
-        init_binary: std::env::current_exe().context("cannot find the stack binary")?,
+        init_binary: crate::helper::init_binary()?,
         stdio,
         console_socket: console.as_ref().map(|c| c.path().to_owned()),
     };

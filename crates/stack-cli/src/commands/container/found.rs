@@ -119,7 +119,7 @@ pub fn call(global: &GlobalArgs, request: &Request) -> anyhow::Result<String> {
             match reply {
                 Reply::Done { message } => return Ok(message),
                 Reply::Failed { error } => return Err(error.into()),
-                Reply::Progress { .. } | Reply::Exit { .. } => {}
+                Reply::Progress { .. } | Reply::Step { .. } | Reply::Exit { .. } => {}
             }
             reply = channel.recv::<Reply>().await?.ok_or(ControlError::Closed)?;
         }

@@ -284,7 +284,7 @@ fn run_inner(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
             match reply {
                 // The plan's steps are the engine's business, as Docker's
                 // daemon keeps its own.
-                Some(Reply::Progress { .. }) => {}
+                Some(Reply::Progress { .. } | Reply::Step { .. }) => {}
                 Some(Reply::Exit { code: c }) => code = Some(c),
                 Some(Reply::Done { message }) => break Ok(message),
                 Some(Reply::Failed { error }) => break Err(error),
