@@ -286,7 +286,9 @@ impl Host {
                     ("hostname", &attachment.hostname),
                 ] {
                     let path = dir.join(file);
-                    stack_fs::write(&path, content.as_bytes())
+                    // Made again with every container: on the path to its
+                    // first output, where an fsync costs milliseconds.
+                    stack_fs::write_with(&path, content.as_bytes(), stack_fs::Durability::Unsynced)
                         .map_err(|e| io(e.op, &path)(e.source))?;
                     binds.push(Bind {
                         source: path,
@@ -363,7 +365,9 @@ impl Host {
         })?;
         let config = dir.join("config.json");
         let text = serde_json::to_vec_pretty(&spec).expect("specs serialise");
-        stack_fs::write(&config, &text).map_err(|e| io(e.op, &config)(e.source))?;
+        // The bundle is made again with the container (see above).
+        stack_fs::write_with(&config, &text, stack_fs::Durability::Unsynced)
+            .map_err(|e| io(e.op, &config)(e.source))?;
         stack_runtime::fault::point("create-after-config");
         record.state = ContainerState::Created;
         self.store.save(&record)?;
