@@ -635,21 +635,6 @@ fn detached_logs_stop_and_rm() {
     });
     ctr.assert_gone(&id2);
 
-    // `-dit`: the log keeper takes pipes, not a terminal: refused, before
-    // anything is made.
-    let out = ctr.stack(&[
-        "container",
-        "run",
-        "-dit",
-        "--name",
-        "ctr-dit",
-        "busybox",
-        "sh",
-    ]);
-    assert_eq!(out.status.code(), Some(125), "{}", text(&out));
-    assert!(text(&out).contains("-t with -d"), "{}", text(&out));
-    assert_eq!(ctr.ctr(&["ls", "-aq"]), "");
-
     // A detached container: `exec` reaches it, without a terminal.
     let id3 = ctr
         .ctr(&["run", "-d", "--name", "ctr-d", "busybox", "sleep", "60"])
@@ -941,4 +926,78 @@ fn restart_policy_health_check_and_adoption() {
             })
             .unwrap_or(true)
     });
+}
+
+/// The veths of this root's default bridge.
+fn veths(ctr: &Ctr) -> Vec<String> {
+    let Some(tag) = ctr.net_tag() else {
+        return Vec::new();
+    };
+    let links = Command::new("ip").args(["-br", "link"]).output().unwrap();
+    String::from_utf8_lossy(&links.stdout)
+        .lines()
+        .filter(|l| l.starts_with(&format!("stk-{tag}v")))
+        .map(|l| l.split_whitespace().next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The services of the root's single-container project, as its
+/// supervisor keeps them.
+fn project_services(ctr: &Ctr) -> Vec<String> {
+    let projects = std::fs::read_dir(ctr.root().join("projects")).unwrap();
+    let dir = projects.flatten().next().expect("the project").path();
+    let text = std::fs::read(dir.join("project.json")).unwrap();
+    let project: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    project["services"]
+        .as_object()
+        .map(|s| s.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn detached_terminal_is_logged_and_ended_containers_let_go() {
+    require_root();
+    let ctr = Ctr::with_busybox(10);
+    // `-dit`: the shell's terminal goes to the log; with -i it waits on it.
+    let id = ctr
+        .ctr(&[
+            "run",
+            "-dit",
+            "--name",
+            "ctr-tty",
+            "busybox",
+            "sh",
+            "-c",
+            "tty; echo ready; exec sh",
+        ])
+        .trim()
+        .to_owned();
+    assert_eq!(id.len(), 64, "{id}");
+    eventually(10, "the terminal's output in the log", || {
+        let out = ctr.stack(&["container", "logs", "ctr-tty"]);
+        let log = String::from_utf8_lossy(&out.stdout);
+        log.starts_with("/dev/pts/0\r\nready\r\n")
+    });
+    assert_eq!(ctr.inspect("ctr-tty")["State"]["Status"], "running");
+    assert_eq!(veths(&ctr).len(), 1, "{:?}", veths(&ctr));
+
+    // A container that ended (no restart policy) keeps its record and log,
+    // not its veth; once removed, its service leaves the project.
+    ctr.ctr(&["run", "-d", "--name", "ctr-done", "busybox", "echo", "done"]);
+    eventually(10, "ctr-done to end and let its veth go", || {
+        ctr.inspect("ctr-done")["State"]["Status"] == "exited" && veths(&ctr).len() == 1
+    });
+    let out = ctr.stack(&["container", "logs", "ctr-done"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
+    assert_eq!(project_services(&ctr), ["ctr-tty", "ctr-done"]);
+    ctr.ctr(&["rm", "ctr-done"]);
+    assert_eq!(project_services(&ctr), ["ctr-tty"]);
+    // The same for a foreground one.
+    assert_eq!(ctr.ctr(&["run", "--name", "ctr-fg", "busybox", "true"]), "");
+    assert_eq!(ctr.inspect("ctr-fg")["State"]["Status"], "exited");
+    assert_eq!(veths(&ctr).len(), 1, "{:?}", veths(&ctr));
+    ctr.ctr(&["rm", "ctr-fg"]);
+
+    ctr.ctr(&["rm", "-f", "ctr-tty"]);
+    ctr.assert_gone(&id);
 }

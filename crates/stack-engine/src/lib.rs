@@ -2,6 +2,7 @@
 //! plan, executes that plan over its dependency graph, and supervises what
 //! runs (restart policies with backoff).
 
+pub mod console;
 pub mod control;
 pub mod dag;
 pub mod error;

@@ -9,6 +9,7 @@
 //! loader trims a leading `_`), so no user project can take it, and two
 //! roots on one host never share one.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -82,6 +83,16 @@ pub fn merge(current: &Project, added: Project) -> Project {
     out
 }
 
+/// `current` without the services of containers that are gone (`rm`,
+/// `--rm`): the project lists the containers that exist, not every one the
+/// root ever ran. Networks and volumes stay (named volumes outlive their
+/// containers, as Docker's do).
+pub fn retain_existing(current: &Project, existing: &BTreeSet<String>) -> Project {
+    let mut out = current.clone();
+    out.services.retain(|name, _| existing.contains(name));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +141,9 @@ mod tests {
         let both = merge(&one, two);
         assert_eq!(both.services.keys().collect::<Vec<_>>(), ["one", "two"]);
         assert!(both.networks.contains_key(NETWORK));
+        let left = retain_existing(&both, &BTreeSet::from(["two".to_owned()]));
+        assert_eq!(left.services.keys().collect::<Vec<_>>(), ["two"]);
+        assert_eq!(left.volumes, both.volumes);
+        assert_eq!(left.networks, both.networks);
     }
 }

@@ -89,12 +89,23 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
     }
 
     // Told when a removal may have taken a single container project's last
-    // container (`single`), which then ends with its supervisor.
+    // container (`single`), which then ends with its supervisor: after
+    // `LINGER` without a new container, so that the next run of a script or
+    // a loop finds the supervisor and the default bridge still there.
     let emptied = Arc::new(Notify::new());
+    let mut retire_at: Option<tokio::time::Instant> = None;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = emptied.notified() => {
+                forget_removed(&host);
+                retire_at = Some(tokio::time::Instant::now() + LINGER);
+                continue;
+            }
+            () = tokio::time::sleep_until(retire_at.unwrap_or_else(tokio::time::Instant::now)),
+                if retire_at.is_some() =>
+            {
+                retire_at = None;
                 if retire(&host, &path).await {
                     return Ok(());
                 }
@@ -142,6 +153,9 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
         let finished = matches!(request, Request::Down { .. });
         let removal = matches!(request, Request::Remove { .. });
         let result = handle(&host, &mut channel, request).await;
+        if removal {
+            forget_removed(&host);
+        }
         if removal && retire(&host, &path).await {
             let _ = channel.answer(result).await;
             return Ok(());
@@ -159,6 +173,37 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
         }
     }
 }
+
+/// Takes the services of removed single containers out of the project
+/// this supervisor serves and its `project.json`. Done between requests,
+/// so no container is being made meanwhile.
+fn forget_removed(host: &Arc<Host>) {
+    let project = host.project();
+    if !crate::single::is_single(&project.name) {
+        return;
+    }
+    let existing: std::collections::BTreeSet<String> =
+        match host.records().containers(&project.name) {
+            Ok(records) => records.into_iter().map(|r| r.service).collect(),
+            Err(e) => {
+                tracing::warn!("listing the containers of {}: {e}", project.name);
+                return;
+            }
+        };
+    if project.services.keys().all(|s| existing.contains(s)) {
+        return;
+    }
+    let left = crate::single::retain_existing(&project, &existing);
+    if let Err(e) = set_project(host, left) {
+        tracing::warn!("forgetting removed containers of {}: {e}", project.name);
+    }
+}
+
+/// How long the supervisor of single containers and its default bridge
+/// stay after a `--rm` container took the last one away. Making the bridge,
+/// its rules and DNS and starting a supervisor cost more than running a
+/// small container, and a script runs many of them one after another.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Ends a single-container project (`single`) that has no container left:
 /// its networks (the default bridge, its rules and DNS) go and its socket

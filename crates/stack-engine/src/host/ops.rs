@@ -365,6 +365,19 @@ impl Host {
 
     /// Waits for the container to exit and returns its exit code, Docker's
     /// way (128 + signal when killed).
+    /// Gives back the network of a single container that ended for good
+    /// (no restart policy, and single containers are never started again):
+    /// its veth, namespace, address and published ports go now rather than
+    /// with `rm`, as a stopped Docker container holds none.
+    pub async fn release_network(&self, name: &str) {
+        let Ok(record) = self.record(name) else {
+            return;
+        };
+        if let Err(e) = self.net.forget(&record.id).await {
+            tracing::warn!("releasing the network of {name}: {e}");
+        }
+    }
+
     pub async fn exit_code(&self, name: &str) -> i32 {
         let snapshot = {
             let watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());

@@ -221,6 +221,13 @@ pub(super) async fn start(
                 }
                 emptied.notify_one();
             });
+        } else if options.container && !restarts(&service) {
+            let host = host.clone();
+            let name = name.clone();
+            tokio::spawn(async move {
+                host.exit_code(&name).await;
+                host.release_network(&name).await;
+            });
         }
         return Ok(Started::Detached(name));
     }
@@ -231,6 +238,11 @@ pub(super) async fn start(
         container: options.container,
         emptied: emptied.clone(),
     }))
+}
+
+/// Whether the service's container may run again after it ends.
+fn restarts(service: &Service) -> bool {
+    crate::host::restart_policy(service) != crate::restart::RestartPolicy::No
 }
 
 impl Attached {
@@ -254,6 +266,10 @@ impl Attached {
             self.host.stop(&self.name).await;
         }
         let _ = channel.send(&Reply::Exit { code }).await;
+        if self.container && !self.remove {
+            // In the foreground it has no restart policy: it ended for good.
+            self.host.release_network(&self.name).await;
+        }
         let outcome = if self.remove {
             match self.host.remove(&self.name).await {
                 Ok(()) => Ok(String::new()),

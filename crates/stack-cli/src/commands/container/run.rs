@@ -195,12 +195,6 @@ fn run_inner(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     {
         anyhow::bail!("--restart needs -d: a restarted container has no terminal to come back to");
     }
-    if args.detach && args.tty {
-        // The engine's log keeper takes pipes, not a terminal yet.
-        anyhow::bail!(
-            "-t with -d is not supported: a detached container's output goes to its log through pipes"
-        );
-    }
     announce_pull(global, &args.image)?;
     let name = match &args.name {
         Some(n) => n.clone(),
