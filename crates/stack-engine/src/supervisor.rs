@@ -48,7 +48,13 @@ fn project_file(host: &Host, name: &str) -> PathBuf {
 }
 
 /// Runs the supervisor of `project` until a `down` request ends it.
-pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorError> {
+/// `ready` (a pipe's write end) is closed once the socket listens: whoever
+/// started this supervisor connects then.
+pub async fn serve(
+    config: HostConfig,
+    project: &str,
+    ready: Option<std::os::fd::OwnedFd>,
+) -> Result<(), SupervisorError> {
     crate::pidfd::become_subreaper().map_err(SupervisorError::Subreaper)?;
     // A moment's wait: the supervisor of single containers ends with the
     // last one, and the next `stack container run` may start this one
@@ -68,6 +74,7 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
     // We hold the project lock, so a socket file left here is stale.
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path).map_err(socket_err)?;
+    drop(ready);
     stack_runtime::fault::point("supervisor-after-bind");
 
     let empty = Project {
