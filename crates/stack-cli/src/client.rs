@@ -1,6 +1,7 @@
 //! Talking to a project's supervisor: find it, start it when it is not
 //! running (it then adopts whatever runs), and send it requests.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -62,7 +63,18 @@ pub async fn connect(global: &GlobalArgs, project: &str) -> anyhow::Result<Chann
     if let Ok(channel) = Channel::connect(&path).await {
         return Ok(channel);
     }
-    spawn_supervisor(global, project)?;
+    let ready = spawn_supervisor(global, project)?;
+    // Its end of the pipe closes once it listens (or it ended): no polling
+    // for the socket meanwhile. Another supervisor may have won the
+    // project's lock, hence the loop after it.
+    let mut ready = tokio::net::unix::pipe::Receiver::from_owned_fd(ready)
+        .context("waiting for the supervisor")?;
+    let mut byte = [0u8; 1];
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read(&mut ready, &mut byte),
+    )
+    .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match Channel::connect(&path).await {
@@ -81,7 +93,9 @@ pub async fn connect(global: &GlobalArgs, project: &str) -> anyhow::Result<Chann
     }
 }
 
-fn spawn_supervisor(global: &GlobalArgs, project: &str) -> anyhow::Result<()> {
+/// Starts the supervisor; returns the read end of the pipe it closes once
+/// its socket listens.
+fn spawn_supervisor(global: &GlobalArgs, project: &str) -> anyhow::Result<OwnedFd> {
     let exe = crate::helper::stack_binary()?;
     // The supervisor needs the helper for every container: a missing one is
     // said here, not only in the supervisor's log.
@@ -94,21 +108,40 @@ fn spawn_supervisor(global: &GlobalArgs, project: &str) -> anyhow::Result<()> {
         .arg("--run-dir")
         .arg(&global.run_dir)
         .args(["__supervise", project])
+        .arg("--ready-fd")
+        .arg(READY_FD.to_string())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
-    // SAFETY: setsid is async-signal-safe; the child does nothing else
-    // before exec. A new session keeps the supervisor alive when the
-    // terminal that ran `stack up` goes away.
+    let (ready_r, ready_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
+    let fd = ready_w.as_raw_fd();
+    // SAFETY: setsid and dup2 are async-signal-safe; the child does
+    // nothing else before exec. A new session keeps the supervisor alive
+    // when the terminal that ran `stack up` goes away; dup2 leaves the
+    // pipe open across exec at READY_FD.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             libc::setsid();
+            // dup2 onto itself would keep close-on-exec.
+            let moved = if fd == READY_FD {
+                libc::fcntl(fd, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, READY_FD)
+            };
+            if moved < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
     command.spawn().context("cannot start the supervisor")?;
-    Ok(())
+    drop(ready_w);
+    Ok(ready_r)
 }
+
+/// Where the supervisor finds its end of the readiness pipe.
+const READY_FD: i32 = 3;
 
 /// Progress lines go to standard error, or to standard output when
 /// COMPOSE_STATUS_STDOUT asks for it.

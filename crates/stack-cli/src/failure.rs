@@ -12,6 +12,8 @@ use stack_engine::api::{EngineError, ErrorKind};
 /// it keep working; the kind itself is in the JSON form.
 pub fn exit_code(kind: Option<&ErrorKind>) -> u8 {
     match kind {
+        // Docker's statuses for a program that cannot run (126, 127).
+        Some(ErrorKind::CannotExecute { status }) => *status,
         Some(
             ErrorKind::FileInvalid
             | ErrorKind::NoSuchService { .. }

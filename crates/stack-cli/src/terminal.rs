@@ -2,14 +2,13 @@
 //! pty master from the container's init (runc's protocol), this terminal
 //! in raw mode, and the bytes copied both ways until the program ends.
 
-use std::io::{IoSliceMut, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::Context;
-use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 
 /// Whether standard input is a terminal (then `rm` asks).
@@ -49,66 +48,37 @@ pub fn known_size() -> Option<(u16, u16)> {
     None
 }
 
-/// A listening console socket, removed when dropped.
-pub struct ConsoleSocket {
-    path: PathBuf,
-    listener: UnixListener,
-}
+/// A listening console socket under a unique name, removed when dropped.
+pub struct ConsoleSocket(stack_engine::console::ConsoleSocket);
 
 impl ConsoleSocket {
     pub fn bind(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or_default();
         let path = dir.join(format!("console-{}-{nanos}.sock", std::process::id()));
-        let listener = UnixListener::bind(&path)
-            .with_context(|| format!("cannot listen on {}", path.display()))?;
-        Ok(Self { path, listener })
+        stack_engine::console::ConsoleSocket::bind(path.clone())
+            .map(Self)
+            .with_context(|| format!("cannot listen on {}", path.display()))
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.0.path()
     }
 
     /// The pty master the container's init sends.
     pub fn receive(&self) -> anyhow::Result<OwnedFd> {
-        receive_pty(&self.listener)
+        self.0
+            .receive()
+            .context("receiving the container's terminal")
     }
 }
 
 /// Accepts the container init's connection on a console socket and takes
-/// the pty master it passes (close-on-exec here, so no child inherits it).
+/// the pty master it passes.
 pub fn receive_pty(listener: &UnixListener) -> anyhow::Result<OwnedFd> {
-    let (conn, _) = listener
-        .accept()
-        .context("waiting for the container's terminal")?;
-    let mut buf = [0u8; 64];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .context("receiving the container's terminal")?;
-    for c in msg.cmsgs().context("reading the console message")? {
-        if let ControlMessageOwned::ScmRights(fds) = c
-            && let Some(&fd) = fds.first()
-        {
-            // SAFETY: the kernel just installed this descriptor for us.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-        }
-    }
-    anyhow::bail!("the container sent no terminal")
-}
-
-impl Drop for ConsoleSocket {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
+    stack_engine::console::receive_pty(listener).context("receiving the container's terminal")
 }
 
 /// This terminal in raw mode until dropped (keys go to the container as

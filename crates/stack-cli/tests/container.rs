@@ -1,7 +1,8 @@
 //! `stack container ...` end to end, as root, with real containers from the
 //! busybox fixture image: a pull from a real registry then `run`, the flags
 //! seen from inside, exit codes, detached containers with logs, stop, pause
-//! and exec, published ports, and nothing left behind after `rm`.
+//! and exec, published ports, restart policies and health checks, the
+//! supervisor's return, and nothing left behind after `rm`.
 //!
 //! Each test has its own root, run directory and /24 of 10.221.0.0/16.
 
@@ -136,7 +137,13 @@ impl Ctr {
                 .filter(|n| n.starts_with(id))
                 .collect()
         };
-        for dir in ["containers", "runtime", "images/rootfs"] {
+        let listed = self.stack(&["container", "ls", "-aq"]);
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        assert!(
+            !listed.lines().any(|l| id.starts_with(l.trim())),
+            "{id} is still listed: {listed}"
+        );
+        for dir in ["runtime", "images/rootfs"] {
             let left = starts(self.root().join(dir));
             assert!(left.is_empty(), "{dir}: {left:?} is left");
         }
@@ -272,13 +279,13 @@ fn pull_then_run_prints_hi_and_leaves_nothing() {
     );
 
     assert_eq!(ctr.ctr(&["ls", "-aq"]), "");
-    let ids: Vec<String> = std::fs::read_dir(ctr.root().join("containers"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "names")
-        .collect();
-    assert!(ids.is_empty(), "{ids:?}");
+    // The last container takes its project (store, supervisor) with it,
+    // once its supervisor has seen it go.
+    eventually(10, "the single-container project to go", || {
+        std::fs::read_dir(ctr.root().join("projects"))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true)
+    });
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(ctr.root().join("images/rootfs").to_str().unwrap()));
 }
@@ -295,8 +302,6 @@ fn removed_containers_leave_no_kept_address() {
     let id = ctr.ctr(&["run", "-d", "busybox", "sleep", "60"]);
     let id = id.trim();
     ctr.ctr(&["stop", "-t", "0", id]);
-    // A stopped container keeps its address for `start`.
-    assert_eq!(ctr.kept_addresses(), [id.to_owned()]);
     let tag = ctr.net_tag().expect("the default bridge exists");
     ctr.ctr(&["rm", id]);
     ctr.assert_gone(id);
@@ -430,8 +435,10 @@ fn exit_codes_and_private_writes() {
     assert_eq!(out.status.code(), Some(9), "{}", text(&out));
 
     let id = writer["Id"].as_str().unwrap().to_owned();
-    ctr.ctr(&["rm", "ctr-writer"]);
+    let fg = ctr.inspect("ctr-fg")["Id"].as_str().unwrap().to_owned();
+    ctr.ctr(&["rm", "ctr-writer", "ctr-fg"]);
     ctr.assert_gone(&id);
+    ctr.assert_gone(&fg);
 }
 
 #[test]
@@ -615,27 +622,21 @@ fn detached_logs_stop_and_rm() {
         .trim()
         .to_owned();
     ctr.ctr(&["kill", "ctr-logs"]);
-    // --rm: the monitor takes it away once it has ended.
+    // --rm: the supervisor takes it away once it has ended.
     eventually(10, "the --rm container to go", || {
-        !ctr.root().join("containers").join(&id2).exists()
+        !ctr.ctr(&["ls", "-aq"]).contains(&id2[..12])
     });
     ctr.assert_gone(&id2);
 
-    // `-dit sh`: the monitor holds the terminal, so the shell waits for
-    // input instead of exiting, and its terminal output is in the log.
+    // A detached container: `exec` reaches it, without a terminal.
     let id3 = ctr
-        .ctr(&["run", "-dit", "--name", "ctr-dit", "busybox", "sh"])
+        .ctr(&["run", "-d", "--name", "ctr-d", "busybox", "sleep", "60"])
         .trim()
         .to_owned();
-    eventually(10, "the shell's banner", || {
-        ctr.ctr(&["logs", "ctr-dit"]).contains("BusyBox")
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(ctr.inspect("ctr-dit")["State"]["Status"], "running");
-    let out = ctr.stack(&["container", "exec", "ctr-dit", "tty"]);
+    let out = ctr.stack(&["container", "exec", "ctr-d", "tty"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "not a tty\n");
     assert_eq!(out.status.code(), Some(1));
-    ctr.ctr(&["rm", "-f", "ctr-dit"]);
+    ctr.ctr(&["rm", "-f", "ctr-d"]);
     ctr.assert_gone(&id3);
 }
 
@@ -795,4 +796,201 @@ fn network_none_and_host() {
         "ip route | grep default | cut -d' ' -f3",
     ]);
     assert_eq!(out.trim(), "10.221.8.1");
+}
+
+/// The pid of the supervisor of this root's single containers, from the
+/// socket's peer.
+fn supervisor_pid(ctr: &Ctr) -> i32 {
+    let dir = ctr.run_dir().join("supervisors");
+    let socket = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("_ctr-"))
+        .expect("a supervisor socket")
+        .path();
+    let stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+        .unwrap()
+        .pid()
+}
+
+#[test]
+fn restart_policy_health_check_and_adoption() {
+    stack_testing::require_root!();
+    let ctr = Ctr::with_busybox(9);
+    // Refused before anything is made, as Docker refuses them.
+    let out = ctr.stack(&["container", "run", "--rm", "--restart", "always", "busybox"]);
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out));
+    assert!(text(&out).contains("--restart and --rm"), "{}", text(&out));
+    let out = ctr.stack(&[
+        "container",
+        "run",
+        "-d",
+        "--restart",
+        "sometimes",
+        "busybox",
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("on-failure"), "{}", text(&out));
+
+    let id = ctr
+        .ctr(&[
+            "run",
+            "-d",
+            "--name",
+            "ctr-again",
+            "--restart",
+            "always",
+            "--health-cmd",
+            "test -e /tmp/ok",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "1",
+            "busybox",
+            "sh",
+            "-c",
+            "touch /tmp/ok; exec sleep 600",
+        ])
+        .trim()
+        .to_owned();
+    eventually(30, "healthy in ls", || {
+        ctr.ctr(&["ls"]).contains("(healthy)")
+    });
+    let doc = ctr.inspect("ctr-again");
+    assert_eq!(doc["State"]["Health"]["Status"], "healthy", "{doc}");
+    assert_eq!(doc["HostConfig"]["RestartPolicy"]["Name"], "always");
+    assert_eq!(doc["RestartCount"], 0);
+    let pid = doc["State"]["Pid"].as_i64().unwrap() as i32;
+    assert!(pid > 0, "{doc}");
+
+    // Killed behind the engine's back: the policy brings it back.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually(30, "the restart", || {
+        let doc = ctr.inspect("ctr-again");
+        doc["RestartCount"].as_u64() >= Some(1)
+            && doc["State"]["Status"] == "running"
+            && doc["State"]["Pid"]
+                .as_i64()
+                .is_some_and(|p| p > 0 && p != i64::from(pid))
+    });
+
+    // The supervisor dies: the container runs on, and the next command's
+    // supervisor adopts it without restarting it.
+    let before = ctr.inspect("ctr-again")["State"]["Pid"].as_i64().unwrap();
+    let supervisor = supervisor_pid(&ctr);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervisor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually(10, "the supervisor to end", || {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(supervisor), None).is_err()
+    });
+    ctr.ctr(&["pause", "ctr-again"]);
+    ctr.ctr(&["unpause", "ctr-again"]);
+    let doc = ctr.inspect("ctr-again");
+    assert_eq!(doc["State"]["Status"], "running", "{doc}");
+    assert_eq!(doc["State"]["Pid"].as_i64(), Some(before), "{doc}");
+
+    // Health follows the probe: unhealthy once its file is gone.
+    ctr.ctr(&["exec", "ctr-again", "rm", "/tmp/ok"]);
+    eventually(30, "unhealthy in inspect", || {
+        ctr.inspect("ctr-again")["State"]["Health"]["Status"] == "unhealthy"
+    });
+    assert!(ctr.ctr(&["ls"]).contains("(unhealthy)"));
+
+    // A user's stop is not undone by the policy.
+    ctr.ctr(&["stop", "-t", "1", "ctr-again"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(ctr.inspect("ctr-again")["State"]["Status"], "exited");
+    ctr.ctr(&["rm", "ctr-again"]);
+    ctr.assert_gone(&id);
+    // The last container took the supervisor with it.
+    eventually(10, "the supervisor socket to go", || {
+        std::fs::read_dir(ctr.run_dir().join("supervisors"))
+            .map(|d| {
+                !d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("_ctr-"))
+            })
+            .unwrap_or(true)
+    });
+}
+
+/// The veths of this root's default bridge.
+fn veths(ctr: &Ctr) -> Vec<String> {
+    let Some(tag) = ctr.net_tag() else {
+        return Vec::new();
+    };
+    let links = Command::new("ip").args(["-br", "link"]).output().unwrap();
+    String::from_utf8_lossy(&links.stdout)
+        .lines()
+        .filter(|l| l.starts_with(&format!("stk-{tag}v")))
+        .map(|l| l.split_whitespace().next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The services of the root's single-container project, as its
+/// supervisor keeps them.
+fn project_services(ctr: &Ctr) -> Vec<String> {
+    let projects = std::fs::read_dir(ctr.root().join("projects")).unwrap();
+    let dir = projects.flatten().next().expect("the project").path();
+    let text = std::fs::read(dir.join("project.json")).unwrap();
+    let project: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    project["services"]
+        .as_object()
+        .map(|s| s.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn detached_terminal_is_logged_and_ended_containers_let_go() {
+    stack_testing::require_root!();
+    let ctr = Ctr::with_busybox(10);
+    // `-dit`: the shell's terminal goes to the log; with -i it waits on it.
+    let id = ctr
+        .ctr(&[
+            "run",
+            "-dit",
+            "--name",
+            "ctr-tty",
+            "busybox",
+            "sh",
+            "-c",
+            "tty; echo ready; exec sh",
+        ])
+        .trim()
+        .to_owned();
+    assert_eq!(id.len(), 64, "{id}");
+    eventually(10, "the terminal's output in the log", || {
+        let out = ctr.stack(&["container", "logs", "ctr-tty"]);
+        let log = String::from_utf8_lossy(&out.stdout);
+        log.starts_with("/dev/pts/0\r\nready\r\n")
+    });
+    assert_eq!(ctr.inspect("ctr-tty")["State"]["Status"], "running");
+    assert_eq!(veths(&ctr).len(), 1, "{:?}", veths(&ctr));
+
+    // A container that ended (no restart policy) keeps its record and log,
+    // not its veth; once removed, its service leaves the project.
+    ctr.ctr(&["run", "-d", "--name", "ctr-done", "busybox", "echo", "done"]);
+    eventually(10, "ctr-done to end and let its veth go", || {
+        ctr.inspect("ctr-done")["State"]["Status"] == "exited" && veths(&ctr).len() == 1
+    });
+    let out = ctr.stack(&["container", "logs", "ctr-done"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
+    assert_eq!(project_services(&ctr), ["ctr-tty", "ctr-done"]);
+    ctr.ctr(&["rm", "ctr-done"]);
+    assert_eq!(project_services(&ctr), ["ctr-tty"]);
+    // The same for a foreground one.
+    assert_eq!(ctr.ctr(&["run", "--name", "ctr-fg", "busybox", "true"]), "");
+    assert_eq!(ctr.inspect("ctr-fg")["State"]["Status"], "exited");
+    assert_eq!(veths(&ctr).len(), 1, "{:?}", veths(&ctr));
+    ctr.ctr(&["rm", "ctr-fg"]);
+
+    ctr.ctr(&["rm", "-f", "ctr-tty"]);
+    ctr.assert_gone(&id);
 }

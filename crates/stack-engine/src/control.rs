@@ -67,6 +67,12 @@ pub struct RunOptions {
     /// Remove the container once it exits.
     pub remove: bool,
     pub stdio: RunStdio,
+    /// `stack container run`: the service is the container itself (see
+    /// `single`), joining the project's other containers; it keeps its
+    /// published ports, restart policy and health check, and the project
+    /// ends with its last container.
+    #[serde(default)]
+    pub container: bool,
     /// `--build`: build the service's image again if what it reads changed.
     #[serde(default)]
     pub build: bool,

@@ -38,6 +38,9 @@ pub enum ErrorKind {
         service: String,
         exit_code: Option<i32>,
     },
+    /// The container's program could not be executed: Docker's `status`,
+    /// 127 when it is not found, 126 when it is not executable.
+    CannotExecute { status: u8 },
     /// A published host port is taken.
     PortInUse { port: u16 },
     /// Another `stack` process holds the project's lock.
@@ -192,6 +195,7 @@ fn driver_kind(e: &DriverError) -> ErrorKind {
         } => ErrorKind::ImageNotFound {
             image: reference.clone(),
         },
+        DriverError::Execute { status, .. } => ErrorKind::CannotExecute { status: *status },
         DriverError::Pull { .. } | DriverError::Io { .. } | DriverError::Start(_) => {
             ErrorKind::Host
         }

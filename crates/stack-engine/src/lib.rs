@@ -8,6 +8,7 @@
 //! stats, the lock) and for the integration tests.
 
 pub mod api;
+pub mod console;
 pub(crate) mod control;
 pub(crate) mod error;
 pub mod execute;
@@ -28,6 +29,7 @@ pub(crate) mod progress;
 pub mod reconcile;
 pub mod restart;
 pub mod service_graph;
+pub mod single;
 pub mod spec;
 pub mod stats;
 pub mod store;

@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, BufReader, Interest};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader, Interest};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::control::{Channel, Request};
@@ -240,6 +240,12 @@ pub const MAX_LINE: usize = 16 * 1024;
 /// What one pipe's reader holds between reads.
 const READ_BUFFER: usize = 2048;
 
+fn is_fifo(fd: &OwnedFd) -> bool {
+    nix::sys::stat::fstat(fd)
+        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO)
+        .unwrap_or(false)
+}
+
 /// Copies one output stream of a container into its log, line by line with
 /// a timestamp (bytes that are not UTF-8 are replaced, never a reason to
 /// stop reading); `each` sees every line too, and `notify` hears when
@@ -252,13 +258,22 @@ pub fn pump(
     each: impl Fn(&str) + Send + Sync + 'static,
     notify: impl Fn(LogNotice) + Send + Sync + 'static,
 ) {
-    let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
-        return;
+    let source: Box<dyn AsyncRead + Send + Unpin> = if is_fifo(&fd) {
+        match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+            Ok(pipe) => Box::new(pipe),
+            Err(_) => return,
+        }
+    } else {
+        // A detached container's terminal (a pty master), which epoll
+        // cannot follow as a pipe: read on a blocking thread. Once the
+        // container's side is closed, a read fails with EIO, which ends
+        // it as the end of a pipe does.
+        Box::new(tokio::fs::File::from_std(std::fs::File::from(fd)))
     };
     tokio::spawn(async move {
         // A small buffer: most containers are quiet, and a long line grows
         // `line` only while it lasts.
-        let mut reader = BufReader::with_capacity(READ_BUFFER, pipe);
+        let mut reader = BufReader::with_capacity(READ_BUFFER, source);
         let mut line: Vec<u8> = Vec::new();
         // Lines that could not be written since the last that could (a
         // full disk): the pipe is still read, so the container never

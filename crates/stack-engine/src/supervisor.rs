@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use stack_spec::Project;
 use tokio::net::UnixListener;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::control::{Channel, ControlError, Reply, Request, UpOptions, socket_path};
 use crate::error::{EngineError, ErrorKind};
@@ -48,9 +48,23 @@ fn project_file(host: &Host, name: &str) -> PathBuf {
 }
 
 /// Runs the supervisor of `project` until a `down` request ends it.
-pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorError> {
+/// `ready` (a pipe's write end) is closed once the socket listens: whoever
+/// started this supervisor connects then.
+pub async fn serve(
+    config: HostConfig,
+    project: &str,
+    ready: Option<std::os::fd::OwnedFd>,
+) -> Result<(), SupervisorError> {
     crate::pidfd::become_subreaper().map_err(SupervisorError::Subreaper)?;
-    let _lock = ProjectLock::acquire(&config.run_dir, project, "stack supervisor", Duration::ZERO)?;
+    // A moment's wait: the supervisor of single containers ends with the
+    // last one, and the next `stack container run` may start this one
+    // before it has let go.
+    let _lock = ProjectLock::acquire(
+        &config.run_dir,
+        project,
+        "stack supervisor",
+        Duration::from_secs(5),
+    )?;
     let path = socket_path(&config.run_dir, project);
     let socket_err = |source| SupervisorError::Socket {
         path: path.clone(),
@@ -60,6 +74,7 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
     // We hold the project lock, so a socket file left here is stale.
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path).map_err(socket_err)?;
+    drop(ready);
     stack_runtime::fault::point("supervisor-after-bind");
 
     let empty = Project {
@@ -80,8 +95,31 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
         stack_runtime::fault::point("adopt-after");
     }
 
+    // Told when a removal may have taken a single container project's last
+    // container (`single`), which then ends with its supervisor: after
+    // `LINGER` without a new container, so that the next run of a script or
+    // a loop finds the supervisor and the default bridge still there.
+    let emptied = Arc::new(Notify::new());
+    let mut retire_at: Option<tokio::time::Instant> = None;
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = emptied.notified() => {
+                forget_removed(&host);
+                retire_at = Some(tokio::time::Instant::now() + LINGER);
+                continue;
+            }
+            () = tokio::time::sleep_until(retire_at.unwrap_or_else(tokio::time::Instant::now)),
+                if retire_at.is_some() =>
+            {
+                retire_at = None;
+                if retire(&host, &path).await {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        let Ok((stream, _)) = accepted else {
             continue;
         };
         let mut channel = Channel::new(stream, &path);
@@ -96,7 +134,7 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
         // An attached run answers when its container ends; it waits on its
         // own so that other requests are served meanwhile.
         if let Request::Run { project, options } = request {
-            let outcome = match run::start(&host, &mut channel, *project, options).await {
+            let outcome = match run::start(&host, &mut channel, *project, options, &emptied).await {
                 Ok(run::Started::Attached(attached)) => {
                     tokio::spawn(attached.finish(channel));
                     continue;
@@ -125,7 +163,15 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
             continue;
         }
         let finished = matches!(request, Request::Down { .. });
+        let removal = matches!(request, Request::Remove { .. });
         let result = handle(&host, &mut channel, request).await;
+        if removal {
+            forget_removed(&host);
+        }
+        if removal && retire(&host, &path).await {
+            let _ = channel.answer(result).await;
+            return Ok(());
+        }
         crate::host::give_back_memory();
         // After a `down` the socket goes before the answer, so that whoever
         // asked never finds it afterwards.
@@ -138,6 +184,66 @@ pub async fn serve(config: HostConfig, project: &str) -> Result<(), SupervisorEr
             return Ok(());
         }
     }
+}
+
+/// Takes the services of removed single containers out of the project
+/// this supervisor serves and its `project.json`. Done between requests,
+/// so no container is being made meanwhile.
+fn forget_removed(host: &Arc<Host>) {
+    let project = host.project();
+    if !crate::single::is_single(&project.name) {
+        return;
+    }
+    let existing: std::collections::BTreeSet<String> =
+        match host.records().containers(&project.name) {
+            Ok(records) => records.into_iter().map(|r| r.service).collect(),
+            Err(e) => {
+                tracing::warn!("listing the containers of {}: {e}", project.name);
+                return;
+            }
+        };
+    if project.services.keys().all(|s| existing.contains(s)) {
+        return;
+    }
+    let left = crate::single::retain_existing(&project, &existing);
+    if let Err(e) = set_project(host, left) {
+        tracing::warn!("forgetting removed containers of {}: {e}", project.name);
+    }
+}
+
+/// How long the supervisor of single containers and its default bridge
+/// stay after a `--rm` container took the last one away. Making the bridge,
+/// its rules and DNS and starting a supervisor cost more than running a
+/// small container, and a script runs many of them one after another.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Ends a single-container project (`single`) that has no container left:
+/// its networks (the default bridge, its rules and DNS) go and its socket
+/// is removed, so that its supervisor can stop. Returns whether it ended.
+/// Decided between requests, so no container is being made meanwhile.
+async fn retire(host: &Arc<Host>, socket: &std::path::Path) -> bool {
+    let project = host.project();
+    if !crate::single::is_single(&project.name) {
+        return false;
+    }
+    match host.records().containers(&project.name) {
+        Ok(left) if left.is_empty() => {}
+        Ok(_) => return false,
+        Err(e) => {
+            tracing::warn!("listing the containers of {}: {e}", project.name);
+            return false;
+        }
+    }
+    if let Err(e) = host.cleanup_network().await {
+        tracing::warn!("removing the default bridge of {}: {e}", project.name);
+        return false;
+    }
+    if let Err(e) = host.records().forget_project(&project.name) {
+        tracing::warn!("forgetting {}: {e}", project.name);
+    }
+    host.stop_keeper().await;
+    let _ = std::fs::remove_file(socket);
+    true
 }
 
 /// Takes over the containers a previous supervisor started (see

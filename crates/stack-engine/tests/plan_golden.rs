@@ -1,5 +1,7 @@
 //! Golden-text tests of the reconciler: for each situation, the exact plan.
 
+use std::path::Path;
+
 use stack_engine::hash::{config_hash, hashed_form, network_form, volume_form};
 use stack_engine::lifecycle_plan::{
     LifecycleError, plan_freeze, plan_kill, plan_remove, plan_restart, plan_start, plan_stop,
@@ -9,7 +11,8 @@ use stack_engine::reconcile::{
     ReconcileError, ReconcileOptions, container_name, network_name, plan_down, plan_one_off,
     reconcile, replicas, service_image, service_networks, volume_name,
 };
-use stack_spec::Project;
+use stack_engine::single;
+use stack_spec::{MountType, NetworkMode, Project, Service, ServiceVolume};
 
 const STACK: &str = r#"
 name: shop
@@ -845,4 +848,70 @@ fn a_one_off_builds_its_missing_image_and_with_build_a_changed_one() {
         plan_one_off(&project, &observed, "api", &build).to_string(),
         "#1 build image dev-api (build: context changed)\n"
     );
+}
+
+/// `stack container run` of `service` as `name`, joining `current` (the
+/// root's single-container project as its supervisor serves it); the
+/// project's name (a hash of the root) printed as `_ctr-ROOT`.
+fn container_run(current: Option<&Project>, name: &str, service: Service) -> (Project, String) {
+    let added = single::project(Path::new("/nonexistent/root"), name, service);
+    let project = match current {
+        Some(current) => single::merge(current, added),
+        None => added,
+    };
+    let observed = match current {
+        Some(current) => converged(current, &ReconcileOptions::default()),
+        None => Observed::default(),
+    };
+    let plan = plan_one_off(&project, &observed, name, &ReconcileOptions::default());
+    let text = plan.to_string().replace(&project.name, "_ctr-ROOT");
+    (project, text)
+}
+
+#[test]
+fn container_run_makes_the_default_bridge_once_and_pulls_what_is_missing() {
+    let volume = |source: &str, target: &str| ServiceVolume {
+        kind: MountType::Volume,
+        source: Some(source.into()),
+        target: target.into(),
+        read_only: false,
+        consistency: None,
+        bind: None,
+        volume: None,
+        tmpfs: None,
+        image: None,
+    };
+    let web = Service {
+        image: Some("busybox".into()),
+        volumes: vec![volume("data", "/data")],
+        ..Service::default()
+    };
+    // The first container of a root: the default bridge, the named volume
+    // (under its own name, as `docker run -v data:/data`) and the image.
+    let (first, got) = container_run(None, "web", web);
+    let want = "\
+#1 create network _ctr-ROOT_bridge (not found)
+#2 create volume data (not found)
+#3 pull image busybox (not found)
+";
+    assert_eq!(got, want, "\n{got}");
+
+    // The next one finds them: nothing to make before its container.
+    let job = Service {
+        image: Some("busybox".into()),
+        volumes: vec![volume("data", "/data")],
+        ..Service::default()
+    };
+    let (both, got) = container_run(Some(&first), "job", job);
+    assert_eq!(got, "", "\n{got}");
+    assert_eq!(both.services.keys().collect::<Vec<_>>(), ["web", "job"]);
+
+    // `--network none` with another image: only the pull.
+    let alone = Service {
+        image: Some("alpine:3".into()),
+        network_mode: Some(NetworkMode::None),
+        ..Service::default()
+    };
+    let (_, got) = container_run(Some(&both), "alone", alone);
+    assert_eq!(got, "#1 pull image alpine:3 (not found)\n", "\n{got}");
 }

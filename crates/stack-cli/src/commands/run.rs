@@ -95,6 +95,7 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
         detach: args.detach,
         remove: args.rm,
         stdio,
+        container: false,
         build: args.build,
     };
     let request = Request::Run {

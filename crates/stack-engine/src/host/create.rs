@@ -286,7 +286,9 @@ impl Host {
                     ("hostname", &attachment.hostname),
                 ] {
                     let path = dir.join(file);
-                    stack_fs::write(&path, content.as_bytes())
+                    // Made again with every container: on the path to its
+                    // first output, where an fsync costs milliseconds.
+                    stack_fs::write_with(&path, content.as_bytes(), stack_fs::Durability::Unsynced)
                         .map_err(|e| io(e.op, &path)(e.source))?;
                     binds.push(Bind {
                         source: path,
@@ -336,6 +338,18 @@ impl Host {
             fs::create_dir_all(&dir).ok()?;
             Some(dir)
         };
+        // A missing bind source is made as a directory, as Docker does for
+        // `-v` and compose for the short syntax (`create_host_path`).
+        for v in &service.volumes {
+            let create = v.bind.as_ref().is_none_or(|b| b.create_host_path);
+            if v.kind == stack_spec::MountType::Bind
+                && create
+                && let Some(source) = v.source.as_deref()
+                && !Path::new(source).exists()
+            {
+                fs::create_dir_all(source).map_err(io("create", Path::new(source)))?;
+            }
+        }
         let spec = spec::build(&SpecInput {
             service: &service,
             process: &process,
@@ -351,7 +365,9 @@ impl Host {
         })?;
         let config = dir.join("config.json");
         let text = serde_json::to_vec_pretty(&spec).expect("specs serialise");
-        stack_fs::write(&config, &text).map_err(|e| io(e.op, &config)(e.source))?;
+        // The bundle is made again with the container (see above).
+        stack_fs::write_with(&config, &text, stack_fs::Durability::Unsynced)
+            .map_err(|e| io(e.op, &config)(e.source))?;
         stack_runtime::fault::point("create-after-config");
         record.state = ContainerState::Created;
         self.store.save(&record)?;
@@ -379,11 +395,10 @@ impl Host {
                 source: std::io::Error::other(e),
             })??;
         stack_runtime::fault::point("destroy-after-discard");
-        // Containers that share another's namespace were never attached.
-        match self.net.detach(&record.id).await {
-            Ok(()) | Err(stack_net::NetError::NotAttached(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
+        // Gone for good: its endpoint and the addresses kept for its
+        // return go too (a container made again has a new id). Containers
+        // that share another's namespace were never attached.
+        self.net.forget(&record.id).await?;
         stack_runtime::fault::point("destroy-after-detach");
         self.images
             .release_rootfs(&record.id)

@@ -46,6 +46,9 @@ pub enum DriverError {
     Build(#[from] stack_build::BuildError),
     #[error("failed to start: {0}")]
     Start(String),
+    /// The program could not be executed; `status` is Docker's (126, 127).
+    #[error("failed to start: {error}")]
+    Execute { error: String, status: u8 },
     #[error("network {network}: ipam: {message}")]
     Ipam { network: String, message: String },
     #[error("stop signal: {0}")]
@@ -113,7 +116,11 @@ impl Host {
             match events.recv().await {
                 Ok(e) if e.container == name => match e.kind {
                     EventKind::Start { .. } => return Ok(()),
-                    EventKind::StartFailed { error } => return Err(DriverError::Start(error)),
+                    EventKind::StartFailed {
+                        error,
+                        exec_status: Some(status),
+                    } => return Err(DriverError::Execute { error, status }),
+                    EventKind::StartFailed { error, .. } => return Err(DriverError::Start(error)),
                     _ => {}
                 },
                 Ok(_) => {}

@@ -15,6 +15,7 @@ use stack_spec::{RestartPolicy as SpecPolicy, Service};
 
 use super::create::{CreateError, io};
 use super::{Attach, Host};
+use crate::console::ConsoleSocket;
 use crate::log_files::{LogWriter, Rotation, Stream};
 use crate::log_keeper::Handover;
 use crate::monitoring::{Launcher, Snapshot};
@@ -175,6 +176,7 @@ impl Host {
             .unwrap_or_else(|e| e.into_inner())
             .remove(name);
         let mut pipes = None;
+        let mut console = None;
         options.stdio = match attach {
             Some(Attach::Inherit {
                 stdin,
@@ -203,6 +205,20 @@ impl Host {
                 options.console_socket = Some(console_socket);
                 Stdio::default()
             }
+            // `tty: true` (`run -dt`): the container's terminal goes to the
+            // log keeper as its output; a terminal has one stream, so the
+            // keeper's second one ends at once.
+            None if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true) => {
+                let path = self
+                    .config
+                    .run_dir
+                    .join("consoles")
+                    .join(format!("{}.sock", record.id));
+                let socket = ConsoleSocket::bind(path.clone()).map_err(io("listen on", &path))?;
+                options.console_socket = Some(path);
+                console = Some(socket);
+                Stdio::default()
+            }
             None => {
                 let (out_r, out_w) = pipe()?;
                 let (err_r, err_w) = pipe()?;
@@ -223,22 +239,36 @@ impl Host {
         options.init = service.init == Some(true);
         let runtime_root = self.runtime_root();
         let id = record.id.clone();
-        let container =
-            tokio::task::spawn_blocking(move || -> Result<Container, stack_runtime::Error> {
+        let (container, master) = tokio::task::spawn_blocking(
+            move || -> Result<(Container, Option<std::io::Result<OwnedFd>>), stack_runtime::Error> {
                 // A previous run of this container leaves its runtime state,
                 // or a supervisor killed while creating it a half-made one.
                 Container::discard(&runtime_root, &id)?;
                 let mut c = Container::create(options)?;
-                c.start()?;
-                Ok(c)
-            })
-            .await
-            .map_err(|e| CreateError::Io {
-                what: "run",
-                path: dir.clone(),
-                source: std::io::Error::other(e),
-            })??;
+                // Sent by the init during create; taken before it runs, so
+                // that none of its output is missed.
+                let master = console.as_ref().map(ConsoleSocket::receive);
+                drop(console);
+                // Without its terminal nobody would read it: not started.
+                if !matches!(master, Some(Err(_))) {
+                    c.start()?;
+                }
+                Ok((c, master))
+            },
+        )
+        .await
+        .map_err(|e| CreateError::Io {
+            what: "run",
+            path: dir.clone(),
+            source: std::io::Error::other(e),
+        })??;
         stack_runtime::fault::point("start-after-exec");
+        if let Some(master) = master {
+            let master = master.map_err(io("receive the terminal of", &dir))?;
+            // An empty second stream: its write end goes at once.
+            let (none_r, _) = pipe()?;
+            pipes = Some((master, none_r));
+        }
 
         if let Some((out_r, err_r)) = pipes {
             let rotation = rotation(&service);
@@ -288,6 +318,20 @@ pub(super) fn now_ms() -> u64 {
 
 impl Launcher for Host {
     type Error = CreateError;
+
+    fn exec_status(&self, error: &CreateError) -> Option<u8> {
+        match error {
+            CreateError::Runtime(stack_runtime::Error::Init {
+                step: stack_runtime::Step::Executable,
+                errno,
+                ..
+            }) => Some(match *errno {
+                Some(libc::EACCES) | Some(libc::ENOEXEC) => 126,
+                _ => 127,
+            }),
+            _ => None,
+        }
+    }
 
     async fn start(&self, container: &str) -> Result<i32, Self::Error> {
         let result = self.launch(container).await;

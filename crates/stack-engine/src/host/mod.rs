@@ -178,7 +178,11 @@ impl Host {
         if !config.exists() {
             return record.state == ContainerState::Created && record.pid.is_none();
         }
-        if record.is_alive() {
+        // A single container that ended gave its network back
+        // (`release_network`): its namespace is gone on purpose.
+        if record.is_alive()
+            || (crate::single::is_single(&record.project) && record.state == ContainerState::Exited)
+        {
             return false;
         }
         let Ok(spec) = oci_spec::runtime::Spec::load(&config) else {

@@ -124,7 +124,11 @@ impl Host {
             match events.recv().await {
                 Ok(e) if e.container == name => match e.kind {
                     EventKind::Start { .. } => return Ok(()),
-                    EventKind::StartFailed { error } => return Err(DriverError::Start(error)),
+                    EventKind::StartFailed {
+                        error,
+                        exec_status: Some(status),
+                    } => return Err(DriverError::Execute { error, status }),
+                    EventKind::StartFailed { error, .. } => return Err(DriverError::Start(error)),
                     _ => {}
                 },
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
@@ -233,6 +237,18 @@ impl Host {
         name: &str,
     ) -> Result<(), CreateError> {
         self.create_from(service_name, service, 0, name, true).await
+    }
+
+    /// Creates a single container (`stack container run`): the service is
+    /// the container, kept by its monitor like a service's.
+    pub async fn create_single(
+        &self,
+        service_name: &str,
+        service: &Service,
+        name: &str,
+    ) -> Result<(), CreateError> {
+        self.create_from(service_name, service, 1, name, false)
+            .await
     }
 
     /// The stdio the next start of `name` uses instead of its log; dropped
@@ -349,6 +365,19 @@ impl Host {
 
     /// Waits for the container to exit and returns its exit code, Docker's
     /// way (128 + signal when killed).
+    /// Gives back the network of a single container that ended for good
+    /// (no restart policy, and single containers are never started again):
+    /// its veth, namespace, address and published ports go now rather than
+    /// with `rm`, as a stopped Docker container holds none.
+    pub async fn release_network(&self, name: &str) {
+        let Ok(record) = self.record(name) else {
+            return;
+        };
+        if let Err(e) = self.net.forget(&record.id).await {
+            tracing::warn!("releasing the network of {name}: {e}");
+        }
+    }
+
     pub async fn exit_code(&self, name: &str) -> i32 {
         let snapshot = {
             let watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());

@@ -41,6 +41,9 @@ pub enum EventKind {
     /// Starting failed before the program ran.
     StartFailed {
         error: String,
+        /// Set when the program could not be executed (see
+        /// `Launcher::exec_status`).
+        exec_status: Option<u8>,
     },
     /// Its log could not be written (a full disk): lines are read and
     /// dropped until writing works again; the container runs on.

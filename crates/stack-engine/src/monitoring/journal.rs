@@ -65,7 +65,9 @@ fn action(kind: &EventKind) -> Option<(String, Vec<(&'static str, String)>)> {
             };
             (format!("health_status: {word}"), vec![])
         }
-        EventKind::StartFailed { error } => ("start_failed".into(), vec![("error", error.clone())]),
+        EventKind::StartFailed { error, .. } => {
+            ("start_failed".into(), vec![("error", error.clone())])
+        }
         EventKind::LogPaused { error } => ("log_paused".into(), vec![("error", error.clone())]),
         EventKind::LogResumed { dropped } => (
             "log_resumed".into(),

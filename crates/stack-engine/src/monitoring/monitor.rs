@@ -30,6 +30,12 @@ pub trait Launcher: Send + Sync + 'static {
     /// reported by the cgroup is recognised.
     fn classify(&self, container: &str, status: ExitStatus) -> Exit;
 
+    /// Docker's status for a start that failed because the program could
+    /// not be executed: 127 when it is not found, 126 when it cannot run.
+    fn exec_status(&self, _error: &Self::Error) -> Option<u8> {
+        None
+    }
+
     /// Keeps what the monitor knows (state, restart count, backoff, the next
     /// attempt) where a later supervisor finds it; called on every change.
     fn remember(&self, _container: &str, _snapshot: &Snapshot, _restart: &RestartState) {}
@@ -232,6 +238,7 @@ impl<L: Launcher> Monitor<L> {
             Ok(pid) => self.watch(pid, commands).await,
             Err(err) => {
                 self.emit(EventKind::StartFailed {
+                    exec_status: self.launcher.exec_status(&err),
                     error: err.to_string(),
                 });
                 self.set(|s| {

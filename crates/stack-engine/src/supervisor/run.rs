@@ -7,6 +7,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use tokio::sync::Notify;
+
 use stack_spec::{Project, Service};
 
 use crate::control::{Channel, Reply, RunOptions, RunStdio};
@@ -22,6 +24,10 @@ pub(super) struct Attached {
     host: Arc<Host>,
     name: String,
     remove: bool,
+    /// A single container (`stack container run`): the monitor keeps it
+    /// (its restart policy applies after the caller has its exit code).
+    container: bool,
+    emptied: Arc<Notify>,
 }
 
 pub(super) enum Started {
@@ -58,14 +64,41 @@ fn one_off(service: &Service, options: &RunOptions) -> Service {
     s
 }
 
-/// Creates and starts the one-off container.
+/// Creates and starts the one-off container. `emptied` is told when a
+/// container it removes once ended was a single container (whose project
+/// may now be empty).
 pub(super) async fn start(
     host: &Arc<Host>,
     channel: &mut Channel,
     project: Project,
     options: RunOptions,
+    emptied: &Arc<Notify>,
 ) -> Result<Started, EngineError> {
-    super::set_project(host, project)?;
+    if options.container {
+        // Checked before the service joins the project, where it would
+        // take the place of the running container's.
+        if let Some(name) = &options.name
+            && host
+                .records()
+                .load(&project.name, name)
+                .map_err(EngineError::from)?
+                .is_some()
+        {
+            return Err(EngineError::new(
+                ErrorKind::Conflict,
+                format!("the container name {name} is already in use"),
+            ));
+        }
+        let current = host.project();
+        let merged = if current.name == project.name {
+            crate::single::merge(&current, project)
+        } else {
+            project
+        };
+        super::set_project(host, merged)?;
+    } else {
+        super::set_project(host, project)?;
+    }
     let project = host.project();
     let service = project
         .services
@@ -74,7 +107,7 @@ pub(super) async fn start(
         .clone();
     let driver = HostDriver(host.clone());
 
-    if !options.no_deps && !service.depends_on.is_empty() {
+    if !options.no_deps && !options.container && !service.depends_on.is_empty() {
         let deps: Vec<String> = service.depends_on.keys().cloned().collect();
         let selection: BTreeSet<String> = with_dependencies(&project, &deps);
         let observed = host.observe().map_err(EngineError::from)?;
@@ -124,8 +157,13 @@ pub(super) async fn start(
             format!("container {name} already exists"),
         ));
     }
-    let config = one_off(&service, &options);
-    if let Err(e) = host.create_one_off(&options.service, &config, &name).await {
+    let created = if options.container {
+        host.create_single(&options.service, &service, &name).await
+    } else {
+        let config = one_off(&service, &options);
+        host.create_one_off(&options.service, &config, &name).await
+    };
+    if let Err(e) = created {
         let _ = host.remove(&name).await;
         return Err(e.into());
     }
@@ -175,11 +213,20 @@ pub(super) async fn start(
         if options.remove {
             let host = host.clone();
             let name = name.clone();
+            let emptied = emptied.clone();
             tokio::spawn(async move {
                 host.exit_code(&name).await;
                 if let Err(e) = host.remove(&name).await {
                     tracing::warn!("removing {name}: {e}");
                 }
+                emptied.notify_one();
+            });
+        } else if options.container && !restarts(&service) {
+            let host = host.clone();
+            let name = name.clone();
+            tokio::spawn(async move {
+                host.exit_code(&name).await;
+                host.release_network(&name).await;
             });
         }
         return Ok(Started::Detached(name));
@@ -188,7 +235,14 @@ pub(super) async fn start(
         host: host.clone(),
         name,
         remove: options.remove,
+        container: options.container,
+        emptied: emptied.clone(),
     }))
+}
+
+/// Whether the service's container may run again after it ends.
+fn restarts(service: &Service) -> bool {
+    crate::host::restart_policy(service) != crate::restart::RestartPolicy::No
 }
 
 impl Attached {
@@ -206,9 +260,16 @@ impl Attached {
                 self.host.exit_code(&self.name).await
             }
         };
-        // The monitor is done with it; nothing restarts a one-off.
-        self.host.stop(&self.name).await;
+        // The monitor is done with a one-off, which nothing restarts; a
+        // single container stays with its monitor and restart policy.
+        if !self.container || self.remove {
+            self.host.stop(&self.name).await;
+        }
         let _ = channel.send(&Reply::Exit { code }).await;
+        if self.container && !self.remove {
+            // In the foreground it has no restart policy: it ended for good.
+            self.host.release_network(&self.name).await;
+        }
         let outcome = if self.remove {
             match self.host.remove(&self.name).await {
                 Ok(()) => Ok(String::new()),
@@ -217,6 +278,9 @@ impl Attached {
         } else {
             Ok(String::new())
         };
+        if self.remove {
+            self.emptied.notify_one();
+        }
         let _ = channel.answer(outcome).await;
     }
 }

@@ -12,10 +12,11 @@ use nix::unistd::Pid;
 use stack_runtime::{Container, ExecOptions};
 
 use super::create::runtime_root;
-use super::record::{Records, State};
+use super::found;
 use super::run::failure_status;
 use super::tty;
 use crate::cli::GlobalArgs;
+use stack_engine::observed::ContainerState;
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
@@ -50,11 +51,13 @@ pub fn run(global: &GlobalArgs, args: ExecArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn exec(global: &GlobalArgs, args: &ExecArgs) -> anyhow::Result<ExitCode> {
-    let record = Records::new(&global.root).find(&args.container)?;
+    let record = found::find(global, &args.container)?;
     let root = runtime_root(&global.root);
-    match record.live_state(&root) {
-        State::Running => {}
-        State::Paused => anyhow::bail!("container {} is paused: unpause it first", args.container),
+    match record.live_state() {
+        ContainerState::Running => {}
+        ContainerState::Paused => {
+            anyhow::bail!("container {} is paused: unpause it first", args.container)
+        }
         _ => anyhow::bail!("container {} is not running", args.container),
     }
     let container = Container::load(&root, &record.id)?;
@@ -98,7 +101,7 @@ fn exec(global: &GlobalArgs, args: &ExecArgs) -> anyhow::Result<ExitCode> {
     let console = if args.tty {
         let path = global.run_dir.join("console").join(format!(
             "{}-exec-{}.sock",
-            record.short_id(),
+            &record.id[..12],
             std::process::id()
         ));
         Some(tty::Console::listen(&path)?)

@@ -1,5 +1,5 @@
-//! `stack container logs [-f]`: what a detached container wrote, from its
-//! log file; `-f` follows until the container has exited.
+//! `stack container logs [-f]`: what a container wrote, from the log its
+//! supervisor keeps; `-f` follows until the container has exited.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
@@ -9,8 +9,10 @@ use std::time::{Duration, UNIX_EPOCH};
 use clap::Args;
 use stack_engine::log_files::{Entry, Stream, read_all, tail};
 
-use super::monitor::log_path;
-use super::record::Records;
+use stack_engine::observed::ContainerState;
+use stack_engine::store::Store;
+
+use super::found;
 use crate::cli::GlobalArgs;
 
 #[derive(Debug, Args)]
@@ -42,9 +44,9 @@ fn print(entry: &Entry, timestamps: bool) {
 }
 
 pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {
-    let records = Records::new(&global.root);
-    let record = records.find(&args.container)?;
-    let path = log_path(global, &record.id);
+    let record = found::find(global, &args.container)?;
+    let path = found::dir(global, &record).join("container.log");
+    let store = Store::new(&global.root);
     let entries = read_all(&path).unwrap_or_default();
     let shown = match args.tail.as_str() {
         "all" => &entries[..],
@@ -65,9 +67,10 @@ pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {
     // come, until the container (and its monitor) are gone.
     let mut offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     loop {
-        let running = records
-            .load(&record.id)?
-            .is_some_and(|r| r.is_alive() || r.monitor_alive());
+        // Up, or about to come back by its restart policy.
+        let running = store
+            .load(&record.project, &record.name)?
+            .is_some_and(|r| r.is_alive() || r.live_state() == ContainerState::Restarting);
         if let Ok(mut file) = File::open(&path) {
             let len = file.metadata().map(|m| m.len()).unwrap_or(0);
             if len < offset {

@@ -1,15 +1,27 @@
-//! `stack container ls`: the single containers, like `docker ps` (short ids,
-//! `--format json` with `docker ps --format json`'s field names).
+//! `stack container ls`: the single containers from the engine's store, like
+//! `docker ps` (short ids, health in STATUS, `--format json` with `docker ps
+//! --format json`'s field names).
 
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::create::runtime_root;
-use super::net;
-use super::record::{Record, Records, State, now_ms};
+use stack_engine::health::Status as HealthStatus;
+use stack_engine::observed::ContainerState;
+use stack_engine::store::ContainerRecord;
+use stack_net::PublishedPort;
+use stack_spec::{MountType, NetworkMode};
+
+use super::found;
 use crate::cli::GlobalArgs;
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {
@@ -65,35 +77,28 @@ pub fn human_duration(ms: u64) -> String {
     }
 }
 
-/// Docker's STATUS column.
-pub fn status(record: &Record, state: State) -> String {
-    let now = now_ms();
+/// Docker's state word.
+pub fn state_word(state: ContainerState) -> &'static str {
     match state {
-        State::Running => format!(
-            "Up {}",
-            human_duration(now.saturating_sub(record.started_ms.unwrap_or(record.created_ms)))
-        ),
-        State::Paused => format!(
-            "Up {} (Paused)",
-            human_duration(now.saturating_sub(record.started_ms.unwrap_or(record.created_ms)))
-        ),
-        State::Created => "Created".into(),
-        State::Exited => match (record.exit_code, record.finished_ms) {
-            (Some(code), Some(at)) => format!(
-                "Exited ({code}) {} ago",
-                human_duration(now.saturating_sub(at))
-            ),
-            _ => "Exited".into(),
-        },
+        ContainerState::Created => "created",
+        ContainerState::Running => "running",
+        ContainerState::Paused => "paused",
+        ContainerState::Restarting => "restarting",
+        ContainerState::Exited => "exited",
+        ContainerState::Dead => "dead",
     }
 }
 
+/// The health its supervisor last saw, while it runs.
+pub fn health(global: &GlobalArgs, record: &ContainerRecord) -> Option<HealthStatus> {
+    crate::commands::ps::health_of(&found::dir(global, record))
+        .filter(|_| record.live_state() == ContainerState::Running)
+        .map(|h| h.status)
+}
+
 /// `0.0.0.0:8080->80/tcp, ...`
-pub fn ports(global: &GlobalArgs, record: &Record, state: State) -> String {
-    if !matches!(state, State::Running | State::Paused) || record.port_specs.is_empty() {
-        return String::new();
-    }
-    net::published(global, &record.id)
+pub fn ports(published: &[PublishedPort]) -> String {
+    published
         .iter()
         .map(|p| {
             let ip = p.host_ip.map_or("0.0.0.0".to_owned(), |ip| ip.to_string());
@@ -108,48 +113,68 @@ pub fn ports(global: &GlobalArgs, record: &Record, state: State) -> String {
         .join(", ")
 }
 
-fn entry(global: &GlobalArgs, record: &Record) -> Entry {
-    let state = record.live_state(&runtime_root(&global.root));
+fn entry(global: &GlobalArgs, record: &ContainerRecord, published: &[PublishedPort]) -> Entry {
+    let state = record.live_state();
+    let service = found::service(global, record);
+    let bundle = found::bundle(global, record);
+    let args: Vec<&str> = bundle["process"]["args"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
+        .unwrap_or_default();
+    let volumes = || service.volumes.iter();
     let created = std::time::UNIX_EPOCH + std::time::Duration::from_millis(record.created_ms);
+    let now = now_ms();
     Entry {
-        command: format!("\"{}\"", record.args.join(" ")),
+        command: format!("\"{}\"", args.join(" ")),
         created_at: humantime::format_rfc3339_seconds(created).to_string(),
-        id: record.short_id().to_owned(),
+        id: record.id[..12].to_owned(),
         image: record.image.clone(),
         labels: String::new(),
-        local_volumes: record
-            .mounts
-            .iter()
-            .filter(|m| m.kind == "volume")
+        local_volumes: volumes()
+            .filter(|v| v.kind == MountType::Volume)
             .count()
             .to_string(),
-        mounts: record
-            .mounts
-            .iter()
-            .map(|m| m.source.as_str())
+        mounts: volumes()
+            .filter_map(|v| v.source.as_deref())
             .collect::<Vec<_>>()
             .join(","),
         names: record.name.clone(),
-        networks: record.network.as_str().to_owned(),
-        ports: ports(global, record, state),
+        networks: network_word(&service).to_owned(),
+        ports: if found::is_up(record) {
+            ports(published)
+        } else {
+            String::new()
+        },
         running_for: format!(
             "{} ago",
-            human_duration(now_ms().saturating_sub(record.created_ms))
+            human_duration(now.saturating_sub(record.created_ms))
         ),
         size: "0B".into(),
-        state: state.as_str().to_owned(),
-        status: status(record, state),
-        exit_code: (state == State::Exited)
-            .then_some(record.exit_code)
+        state: state_word(state).to_owned(),
+        status: crate::commands::ps::status_text(state, record, health(global, record), now),
+        exit_code: (state == ContainerState::Exited)
+            .then(|| record.last_exit.and_then(|e| e.code))
             .flatten(),
     }
 }
 
+/// `--network` as given: `bridge`, `host` or `none`.
+pub fn network_word(service: &stack_spec::Service) -> &'static str {
+    match service.network_mode {
+        Some(NetworkMode::Host) => "host",
+        Some(NetworkMode::None) => "none",
+        _ => "bridge",
+    }
+}
+
 pub fn run(global: &GlobalArgs, args: LsArgs) -> anyhow::Result<ExitCode> {
-    let list: Vec<Entry> = Records::new(&global.root)
-        .list()?
+    let records = found::list(global)?;
+    let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    let published = crate::commands::port::published(global, &ids);
+    let list: Vec<Entry> = records
         .iter()
-        .map(|r| entry(global, r))
+        .zip(&published)
+        .map(|(r, p)| entry(global, r, p))
         .filter(|e| args.all || e.state == "running" || e.state == "paused")
         .collect();
     if args.quiet {

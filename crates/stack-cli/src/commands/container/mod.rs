@@ -1,16 +1,16 @@
 //! `stack container ...`: one container from an image, like `docker run`,
-//! `ps`, `logs`, `stop`, `rm` ... with no daemon: the image store, the
-//! runtime and the network are used in-process, and a small monitor process
-//! per detached container records how it ends.
+//! `ps`, `logs`, `stop`, `rm` ... Each container is a service of the root's
+//! single-container project (`stack_engine::single`), made and kept by that
+//! project's supervisor like any stack's: restart policies, health checks,
+//! logs, events and adoption included.
 
 mod create;
 mod exec;
+mod found;
 mod inspect;
 mod logs;
 mod ls;
-mod monitor;
-mod net;
-mod record;
+mod names;
 mod remove;
 mod run;
 mod signal;
@@ -55,9 +55,6 @@ pub enum ContainerCommand {
     Stats(stats::StatsArgs),
     /// Run a command in a running container.
     Exec(exec::ExecArgs),
-    /// Start and watch a detached container (started by `run -d`).
-    #[command(name = "__monitor", hide = true)]
-    Monitor(monitor::MonitorArgs),
 }
 
 pub fn run(global: &GlobalArgs, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
@@ -73,6 +70,5 @@ pub fn run(global: &GlobalArgs, cmd: ContainerCommand) -> anyhow::Result<ExitCod
         ContainerCommand::Unpause(a) => signal::pause(global, &a.containers, false),
         ContainerCommand::Stats(a) => stats::run(global, a),
         ContainerCommand::Exec(a) => exec::run(global, a),
-        ContainerCommand::Monitor(a) => monitor::run(global, a),
     }
 }

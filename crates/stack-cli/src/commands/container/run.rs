@@ -1,30 +1,28 @@
-//! `stack container run`: one container from an image, like `docker run`.
-//!
-//! In the foreground this process is the container's parent: the program
-//! gets the terminal's stdio (a pty with `-t`), signals are forwarded to it,
-//! and `run` exits with its status (128 + signal when killed). Detached
-//! (`-d`), a monitor process (`container __monitor`, in a session of its own)
-//! becomes the parent instead: it keeps the output in the container's log,
-//! holds its published ports and records how it ended.
+//! `stack container run`: one container from an image, like `docker run`,
+//! as a service of the root's single-container project
+//! (`stack_engine::single`) that its supervisor creates, starts and keeps,
+//! through the same plan and executor as `stack run`: the image is pulled
+//! when missing, the container joins the default bridge, and its monitor
+//! applies `--restart` and `--health-*`. In the foreground the container
+//! uses this process's stdio (or a terminal), signals that reach `stack`
+//! are passed on to it, and `run` exits with its status (128 + signal when
+//! killed; 125, 126, 127 as Docker's when it could not run).
 
-use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-use stack_runtime::{Container, CreateOptions, ExitInfo};
+use stack_engine::api::ErrorKind;
+use stack_engine::api::{Reply, Request, RunOptions, RunStdio};
+use stack_engine::store::Store;
+use tokio::signal::unix::{SignalKind, signal};
 
-use super::create::{self, Prepared, runtime_root};
-use super::net;
-use super::record::{NetworkKind, Record, Records, now_ms};
-use super::remove;
-use super::tty;
+use super::create;
+use super::found;
+use super::names::{NetworkKind, generated_name};
 use crate::cli::GlobalArgs;
-
+use crate::client;
+use crate::terminal::{ConsoleSocket, RawMode, proxy, size};
 /// `docker run`'s status when the container could not be run at all.
 pub const RUN_FAILED: u8 = 125;
 
@@ -90,6 +88,30 @@ pub struct RunArgs {
     /// Run the program on a terminal (a pty).
     #[arg(short, long)]
     pub tty: bool,
+    /// Restart policy: no, always, on-failure[:N] or unless-stopped.
+    #[arg(long, value_name = "POLICY")]
+    pub restart: Option<stack_spec::RestartPolicy>,
+    /// Command that tells whether the container is healthy (run by `sh -c`).
+    #[arg(long, value_name = "CMD")]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (`30s`, `1m` ...).
+    #[arg(long, value_name = "DURATION")]
+    pub health_interval: Option<String>,
+    /// Longest time one health check may take.
+    #[arg(long, value_name = "DURATION")]
+    pub health_timeout: Option<String>,
+    /// Failures in a row that make the container unhealthy.
+    #[arg(long, value_name = "N")]
+    pub health_retries: Option<u32>,
+    /// Time to start before failed checks count.
+    #[arg(long, value_name = "DURATION")]
+    pub health_start_period: Option<String>,
+    /// Time between checks during the start period.
+    #[arg(long, value_name = "DURATION")]
+    pub health_start_interval: Option<String>,
+    /// No health check, not even the image's.
+    #[arg(long)]
+    pub no_healthcheck: bool,
     /// Image to run (pulled when the store lacks it).
     pub image: String,
     /// Command and arguments (default: the image's).
@@ -98,63 +120,17 @@ pub struct RunArgs {
 }
 
 /// Signals that reach `stack` and are meant for the program.
-const FORWARDED: [Signal; 6] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
+const FORWARDED: [i32; 6] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
 ];
 
-/// Where forwarded signals go: the container's pid once it exists, 0
-/// before, and minus the signal when one came before it ran.
-static TARGET: AtomicI32 = AtomicI32::new(0);
-/// The pty master, for SIGWINCH; -1 without a terminal.
-static PTY: AtomicI32 = AtomicI32::new(-1);
-
-extern "C" fn on_signal(signal: libc::c_int) {
-    if signal == libc::SIGWINCH {
-        let fd = PTY.load(Ordering::SeqCst);
-        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-        // SAFETY: ioctl is async-signal-safe; both calls use a winsize on
-        // this handler's stack.
-        unsafe {
-            if fd >= 0 && libc::ioctl(libc::STDIN_FILENO, libc::TIOCGWINSZ, &mut ws) == 0 {
-                libc::ioctl(fd, libc::TIOCSWINSZ, &ws);
-            }
-        }
-        return;
-    }
-    let pid = TARGET.load(Ordering::SeqCst);
-    if pid > 0 {
-        // SAFETY: kill is async-signal-safe.
-        unsafe { libc::kill(pid, signal) };
-    } else if pid == 0 {
-        TARGET.store(-signal, Ordering::SeqCst);
-    }
-}
-
-/// Handlers rather than a blocked mask: the container inherits a mask, but
-/// handlers are reset by exec.
-fn forward_signals() -> anyhow::Result<()> {
-    let action = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    for s in FORWARDED.into_iter().chain([Signal::SIGWINCH]) {
-        // SAFETY: the handler only does async-signal-safe work.
-        unsafe { sigaction(s, &action) }.with_context(|| format!("handling {s}"))?;
-    }
-    Ok(())
-}
-
 pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
-    if !args.detach {
-        forward_signals()?;
-    }
-    match run_inner(global, &args) {
+    match run_inner(global, args) {
         Ok(code) => Ok(code),
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -166,6 +142,14 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
 /// Docker's statuses for a program that cannot run: 127 when it is not
 /// found, 126 when it cannot be executed, 125 for anything else.
 pub fn failure_status(e: &anyhow::Error) -> u8 {
+    let kind = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<stack_engine::api::EngineError>())
+        .map(|e| &e.kind);
+    if let Some(ErrorKind::CannotExecute { status }) = kind {
+        return *status;
+    }
+    // `exec` runs its process in this one, with the runtime's own error.
     for cause in e.chain() {
         if let Some(stack_runtime::Error::Init {
             step: stack_runtime::Step::Executable,
@@ -182,201 +166,138 @@ pub fn failure_status(e: &anyhow::Error) -> u8 {
     RUN_FAILED
 }
 
-fn run_inner(global: &GlobalArgs, args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let rt = net::runtime()?;
-    let manager = net::manager(global)?;
-    let prepared = create::prepare(global, args, &rt, &manager)?;
-    if args.detach {
-        return detach(global, &prepared.record, &rt, &manager);
+/// Docker's word before a pull, when the store lacks the image.
+fn announce_pull(global: &GlobalArgs, image: &str) -> anyhow::Result<()> {
+    let store = stack_image::store::Store::open(&global.root)
+        .with_context(|| format!("opening the image store under {}", global.root.display()))?;
+    if let Err(stack_image::store::StoreError::NotFound(_)) = store.resolve(image) {
+        let reference = stack_image::reference::Reference::parse(image)?;
+        eprintln!("Unable to find image '{}' locally", reference.familiar());
     }
-    let record = prepared.record.clone();
-    match foreground(global, args, prepared, &rt, &manager) {
-        Ok(code) => Ok(code),
-        Err(e) => {
-            if let Err(undo) = remove::teardown(global, &record, &rt, &manager) {
-                eprintln!("warning: cleaning up after the failure: {undo:#}");
-            }
-            Err(e)
-        }
-    }
+    Ok(())
 }
 
-fn devnull() -> anyhow::Result<OwnedFd> {
-    Ok(File::open("/dev/null")
-        .context("cannot open /dev/null")?
-        .into())
-}
-
-fn foreground(
-    global: &GlobalArgs,
-    args: &RunArgs,
-    prepared: Prepared,
-    rt: &tokio::runtime::Runtime,
-    manager: &stack_net::NetworkManager,
-) -> anyhow::Result<ExitCode> {
-    let Prepared {
-        mut record,
-        spec,
-        mappings,
-    } = prepared;
-    let records = Records::new(&global.root);
-    // This process holds the published ports for as long as the container runs.
-    rt.block_on(net::publish(manager, &record.id, &mappings))?;
-
-    let mut options = CreateOptions::new(
-        record.id.clone(),
-        records.dir(&record.id),
-        runtime_root(&global.root),
-    );
-    options.spec = Some(spec);
-    options.init_binary = crate::helper::init_binary()?;
-    options.default_seccomp = !args.privileged;
-    if !args.interactive {
-        options.stdio.stdin = Some(devnull()?);
+fn run_inner(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let service = create::service_of(&args)?;
+    if args.rm
+        && service
+            .restart
+            .as_ref()
+            .is_some_and(|r| *r != stack_spec::RestartPolicy::No)
+    {
+        anyhow::bail!("conflicting options: --restart and --rm");
     }
-    let console = if args.tty {
-        let path = global
-            .run_dir
-            .join("console")
-            .join(format!("{}.sock", record.short_id()));
-        let console = tty::Console::listen(&path)?;
-        options.console_socket = Some(console.path().to_owned());
-        Some(console)
+    if !args.detach
+        && service
+            .restart
+            .as_ref()
+            .is_some_and(|r| *r != stack_spec::RestartPolicy::No)
+    {
+        anyhow::bail!("--restart needs -d: a restarted container has no terminal to come back to");
+    }
+    announce_pull(global, &args.image)?;
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => generated_name(&stack_engine::store::new_container_id()?),
+    };
+    let project = stack_engine::single::project(&global.root, &name, service);
+    let project_name = project.name.clone();
+    let console = if args.tty && !args.detach {
+        Some(ConsoleSocket::bind(&global.run_dir.join("consoles"))?)
     } else {
         None
     };
-    let mut container = Container::create(options).context("creating the container")?;
-    let master = console.map(tty::Console::master).transpose()?;
-
-    record.pid = Some(container.pid());
-    record.pid_start_time = Some(container.start_time());
-    record.started_ms = Some(now_ms());
-    records.save(&record, false)?;
-    let raw = master.as_ref().map(|_| crate::terminal::RawMode::enter());
-    let output = match &master {
-        Some(m) => {
-            tty::resize(m);
-            Some(tty::relay(m, args.interactive)?)
-        }
-        None => None,
-    };
-    if let Some(m) = &master {
-        PTY.store(m.as_raw_fd(), Ordering::SeqCst);
-    }
-    // From here on signals go to the container; one that came earlier
-    // means it never starts.
-    if TARGET
-        .compare_exchange(0, container.pid(), Ordering::SeqCst, Ordering::SeqCst)
-        .is_err()
-    {
-        // Interrupted before it ran: it never starts.
-        let _ = container.kill(Signal::SIGKILL);
-    } else {
-        container.start().context("starting the container")?;
-    }
-    let exit = container.wait().context("waiting for the container")?;
-    TARGET.store(-1, Ordering::SeqCst);
-    PTY.store(-1, Ordering::SeqCst);
-    if let Some(output) = output {
-        let _ = output.join();
-    }
-    drop(raw);
-    finish(global, &mut record, exit, rt, manager)?;
-    Ok(ExitCode::from(exit.status() as u8))
-}
-
-/// Records how the container ended, or removes it with `--rm`.
-pub fn finish(
-    global: &GlobalArgs,
-    record: &mut Record,
-    exit: ExitInfo,
-    rt: &tokio::runtime::Runtime,
-    manager: &stack_net::NetworkManager,
-) -> anyhow::Result<()> {
-    if record.auto_remove {
-        return remove::teardown(global, record, rt, manager);
-    }
-    // The process is gone: its runtime state, cgroup and network go now;
-    // the root filesystem (with its writes) stays until `rm`, as Docker
-    // keeps a stopped container's layer.
-    let _ = Container::discard(&runtime_root(&global.root), &record.id);
-    rt.block_on(net::detach(manager, &record.id))?;
-    record.exit_code = Some(exit.status());
-    record.oom_killed = exit.oom_killed;
-    record.finished_ms = Some(now_ms());
-    Records::new(&global.root).save(record, false)
-}
-
-/// Starts the monitor and waits until it reports the container running.
-fn detach(
-    global: &GlobalArgs,
-    record: &Record,
-    rt: &tokio::runtime::Runtime,
-    manager: &stack_net::NetworkManager,
-) -> anyhow::Result<ExitCode> {
-    let records = Records::new(&global.root);
-    let dir = records.dir(&record.id);
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("monitor.log"))
-        .with_context(|| format!("cannot open {}", dir.join("monitor.log").display()))?;
-    let (ready_r, ready_w) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("cannot create a pipe")?;
-    let exe = crate::helper::stack_binary()?;
-    let mut command = Command::new(exe);
-    command
-        .arg("--root")
-        .arg(&global.root)
-        .arg("--run-dir")
-        .arg(&global.run_dir)
-        .args(["container", "__monitor", &record.id])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    let fd = ready_w.as_raw_fd();
-    // SAFETY: setsid and dup2 are async-signal-safe; nothing else runs
-    // before exec. The new session keeps the monitor (and so the container)
-    // alive when the terminal goes away.
-    unsafe {
-        command.pre_exec(move || {
-            libc::setsid();
-            if libc::dup2(fd, super::monitor::READY_FD) < 0 {
-                return Err(std::io::Error::last_os_error());
+    let stdio = match &console {
+        Some(console) => {
+            let (rows, cols) = size();
+            RunStdio::Terminal {
+                console_socket: console.path().to_owned(),
+                rows,
+                cols,
             }
-            Ok(())
+        }
+        None if args.detach => RunStdio::Log,
+        None => RunStdio::Inherit,
+    };
+    if !args.interactive && !args.detach {
+        // The container takes this process's stdin: without -i, nothing.
+        let null = std::fs::File::open("/dev/null").context("cannot open /dev/null")?;
+        nix::unistd::dup2_stdin(&null).context("cannot close standard input")?;
+    }
+    let request = Request::Run {
+        project: Box::new(project),
+        options: RunOptions {
+            service: name.clone(),
+            name: Some(name.clone()),
+            detach: args.detach,
+            remove: args.rm,
+            stdio,
+            container: true,
+            ..RunOptions::default()
+        },
+    };
+    let rt = client::runtime()?;
+    rt.block_on(async {
+        let terminal = console.map(|console| {
+            std::thread::spawn(move || -> anyhow::Result<()> {
+                let master = console.receive()?;
+                let _raw = RawMode::enter();
+                let _ = proxy(master)?.join();
+                Ok(())
+            })
         });
-    }
-    let spawned = command.spawn();
-    drop(ready_w);
-    if let Err(e) = spawned {
-        remove::teardown(global, record, rt, manager)?;
-        return Err(e).context("cannot start the container's monitor");
-    }
-    let mut answer = String::new();
-    std::io::Read::read_to_string(&mut File::from(ready_r), &mut answer)
-        .context("reading the monitor's answer")?;
-    match answer.trim().strip_prefix("ok") {
-        Some(_) => {
-            println!("{}", record.id);
-            Ok(ExitCode::SUCCESS)
+        // Passed on from the moment the request is sent, each to the
+        // container's init, known by pid and start time (before it runs
+        // there is nothing to pass it to).
+        if !args.detach {
+            for n in FORWARDED {
+                let mut stream = signal(SignalKind::from_raw(n))?;
+                let store = Store::new(&global.root);
+                let (project, name) = (project_name.clone(), name.clone());
+                tokio::spawn(async move {
+                    while stream.recv().await.is_some() {
+                        if let Ok(Some(r)) = store.load(&project, &name)
+                            && r.is_alive()
+                            && let Some(pid) = r.pid
+                        {
+                            // SAFETY: kill has no memory effects.
+                            unsafe { libc::kill(pid, n) };
+                        }
+                    }
+                });
+            }
         }
-        None => {
-            let message = answer
-                .trim()
-                .strip_prefix("error: ")
-                .unwrap_or(answer.trim());
-            let message = if message.is_empty() {
-                format!(
-                    "the container's monitor stopped before starting it; see {}",
-                    dir.join("monitor.log").display()
-                )
-            } else {
-                message.to_owned()
+        let (mut channel, first) = found::open(global, &request).await?;
+        let mut next = Some(first);
+        let mut code = None;
+        let outcome = loop {
+            let reply = match next.take() {
+                Some(reply) => Some(reply),
+                None => channel.recv::<Reply>().await?,
             };
-            anyhow::bail!("{message}")
+            match reply {
+                // The plan's steps are the engine's business, as Docker's
+                // daemon keeps its own.
+                Some(Reply::Progress { .. } | Reply::Step { .. }) => {}
+                Some(Reply::Exit { code: c }) => code = Some(c),
+                Some(Reply::Done { message }) => break Ok(message),
+                Some(Reply::Failed { error }) => break Err(error),
+                None => anyhow::bail!("the supervisor closed the connection"),
+            }
+        };
+        if let Some(thread) = terminal {
+            let _ = thread.join();
         }
-    }
+        outcome?;
+        if args.detach {
+            let record = found::find(global, &name)?;
+            println!("{}", record.id);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Ok(ExitCode::from(
+            code.unwrap_or(RUN_FAILED as i32).clamp(0, 255) as u8,
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -1,15 +1,15 @@
-//! `stack container stop` and `kill`: signals to a running container.
+//! `stack container stop`, `kill`, `pause` and `unpause`: requests to the
+//! supervisor of the single containers, which carries them out as it does
+//! for a stack's services (its stop signal, SIGKILL after the grace time,
+//! the freezer cgroup).
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Args;
-use nix::sys::signal::Signal;
-use stack_runtime::Container;
+use stack_engine::api::Request;
+use stack_engine::observed::ContainerState;
 
-use super::create::runtime_root;
-use super::record::{Record, Records, State};
-use super::remove::wait_stopped;
+use super::found;
 use crate::cli::GlobalArgs;
 
 #[derive(Debug, Args)]
@@ -30,21 +30,16 @@ pub struct KillArgs {
     pub containers: Vec<String>,
 }
 
-fn running(global: &GlobalArgs, key: &str) -> anyhow::Result<(Record, Container)> {
-    let record = Records::new(&global.root).find(key)?;
-    let root = runtime_root(&global.root);
-    match record.live_state(&root) {
-        State::Running | State::Paused => {}
-        _ => anyhow::bail!("container {key} is not running"),
-    }
-    let container = Container::load(&root, &record.id)?;
-    Ok((record, container))
-}
-
-fn each(keys: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> ExitCode {
+/// Runs `f` for each container named, printing its name as Docker does, or
+/// the error; fails when one failed.
+fn each(
+    global: &GlobalArgs,
+    keys: &[String],
+    mut f: impl FnMut(&stack_engine::store::ContainerRecord) -> anyhow::Result<()>,
+) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
     for key in keys {
-        match f(key) {
+        match found::find(global, key).and_then(|r| f(&r)) {
             Ok(()) => println!("{key}"),
             Err(e) => {
                 eprintln!("error: {e:#}");
@@ -56,59 +51,59 @@ fn each(keys: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> ExitC
 }
 
 pub fn stop(global: &GlobalArgs, args: StopArgs) -> anyhow::Result<ExitCode> {
-    Ok(each(&args.containers, |key| {
-        let record = Records::new(&global.root).find(key)?;
-        let root = runtime_root(&global.root);
-        if !matches!(record.live_state(&root), State::Running | State::Paused) {
-            // Stopping a stopped container is not an error, as in Docker.
+    Ok(each(global, &args.containers, |record| {
+        // Stopping a stopped container is not an error, as in Docker.
+        if !found::is_up(record) && record.live_state() != ContainerState::Restarting {
             return Ok(());
         }
-        let container = match Container::load(&root, &record.id) {
-            Ok(c) => c,
-            // It ended and its monitor, recording the exit, already took
-            // the runtime state away.
-            Err(_) if !record.is_alive() => {
-                wait_stopped(global, &record.id, Duration::from_secs(10));
-                return Ok(());
-            }
-            Err(e) => return Err(e.into()),
-        };
-        // A frozen process cannot act on its stop signal.
-        let _ = container.cgroup().freeze(false);
-        let signal = Signal::try_from(record.stop_signal).unwrap_or(Signal::SIGTERM);
-        let _ = container.kill(signal);
-        if !wait_stopped(global, &record.id, Duration::from_secs(args.time)) {
-            let _ = container.kill_all(Signal::SIGKILL);
-            if !wait_stopped(global, &record.id, Duration::from_secs(10)) {
-                anyhow::bail!("container {key} did not stop");
-            }
-        }
+        found::call(
+            global,
+            &Request::Stop {
+                services: vec![record.service.clone()],
+                timeout: Some(args.time),
+            },
+        )?;
         Ok(())
     }))
 }
 
 pub fn kill(global: &GlobalArgs, args: KillArgs) -> anyhow::Result<ExitCode> {
-    let signal = Signal::try_from(args.signal)?;
-    Ok(each(&args.containers, |key| {
-        let (record, container) = running(global, key)?;
-        container.kill(signal)?;
+    Ok(each(global, &args.containers, |record| {
+        if !found::is_up(record) {
+            anyhow::bail!("container {} is not running", record.name);
+        }
+        found::call(
+            global,
+            &Request::Kill {
+                services: vec![record.service.clone()],
+                signal: args.signal,
+            },
+        )?;
         // As Docker's: after SIGKILL the container is gone, its exit
         // recorded, when `kill` returns, so a `rm` right after needs no -f.
-        if signal == Signal::SIGKILL && !wait_stopped(global, &record.id, Duration::from_secs(10)) {
-            anyhow::bail!("container {key} did not stop after SIGKILL");
+        if args.signal == libc::SIGKILL
+            && !found::wait_until(global, record, 10, |r| {
+                !r.is_alive() && r.state != ContainerState::Running
+            })
+        {
+            anyhow::bail!("container {} did not stop after SIGKILL", record.name);
         }
         Ok(())
     }))
 }
 
 pub fn pause(global: &GlobalArgs, keys: &[String], freeze: bool) -> anyhow::Result<ExitCode> {
-    Ok(each(keys, |key| {
-        let (_, mut container) = running(global, key)?;
-        if freeze {
-            container.pause()?;
-        } else {
-            container.resume()?;
+    Ok(each(global, keys, |record| {
+        if !found::is_up(record) {
+            anyhow::bail!("container {} is not running", record.name);
         }
+        let services = vec![record.service.clone()];
+        let request = if freeze {
+            Request::Pause { services }
+        } else {
+            Request::Unpause { services }
+        };
+        found::call(global, &request)?;
         Ok(())
     }))
 }

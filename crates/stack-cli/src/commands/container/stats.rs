@@ -9,8 +9,9 @@ use serde::Serialize;
 use stack_runtime::Container;
 
 use super::create::runtime_root;
-use super::record::{Record, Records, State};
+use super::found;
 use crate::cli::GlobalArgs;
+use stack_engine::store::ContainerRecord as Record;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {
@@ -75,18 +76,17 @@ fn host_memory() -> u64 {
 }
 
 fn targets(global: &GlobalArgs, keys: &[String]) -> anyhow::Result<Vec<(Record, Container)>> {
-    let records = Records::new(&global.root);
     let root = runtime_root(&global.root);
     let list = if keys.is_empty() {
-        records.list()?
+        found::list(global)?
     } else {
         keys.iter()
-            .map(|k| records.find(k))
+            .map(|k| found::find(global, k))
             .collect::<anyhow::Result<_>>()?
     };
     let mut out = Vec::new();
     for r in list {
-        if matches!(r.live_state(&root), State::Running | State::Paused)
+        if found::is_up(&r)
             && let Ok(c) = Container::load(&root, &r.id)
         {
             out.push((r, c));
@@ -116,7 +116,7 @@ fn sample(targets: &[(Record, Container)], interval: Duration) -> Vec<Line> {
             let cpu = (s.cpu_usage_ns.saturating_sub(before)) as f64 / elapsed * 100.0;
             let limit = s.memory_limit.filter(|l| *l < total).unwrap_or(total);
             Line {
-                id: r.short_id().to_owned(),
+                id: r.id[..12].to_owned(),
                 name: r.name.clone(),
                 cpu_perc: format!("{:.2}%", cpu.min(cpus * 100.0)),
                 mem_usage: format!("{} / {}", bytes(s.memory_usage), bytes(limit)),

@@ -5,14 +5,14 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
 use anyhow::Context;
 
-use crate::terminal::{known_size, receive_pty};
+use crate::terminal::receive_pty;
 
 /// A console socket waiting for the pty master.
 pub struct Console {
@@ -49,20 +49,6 @@ impl Console {
             .map_err(|_| anyhow::anyhow!("the console socket thread panicked"))??;
         let _ = std::fs::remove_file(&self.path);
         Ok(File::from(fd))
-    }
-}
-
-/// Gives the pty the size of the user's terminal.
-pub fn resize(master: &File) {
-    if let Some((rows, cols)) = known_size() {
-        let ws = libc::winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCSWINSZ reads one winsize from our stack.
-        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     }
 }
 
