@@ -21,10 +21,26 @@ fn main() -> ExitCode {
     stack_runtime::init_main();
     let cli = cli::Cli::parse();
     init_tracing(cli.global.verbose);
+    if let Err(err) = check_cgroup_manager() {
+        return failure::report(&err, false);
+    }
     match commands::run(cli) {
         Ok(code) => code,
         Err(err) => failure::report(&err, false),
     }
+}
+
+/// `STACK_CGROUP_MANAGER` is read where containers are made, in a
+/// project's supervisor, which may already run with the environment of the
+/// command that started it: a value that cannot be honoured is refused here,
+/// in the command the user typed, rather than ignored there.
+fn check_cgroup_manager() -> anyhow::Result<()> {
+    use stack_runtime::cgroups::{detect_version, systemd};
+    if let Some(value) = std::env::var_os(systemd::ENV) {
+        let value = value.to_string_lossy();
+        systemd::choose(Some(&value), detect_version()?, false, systemd::systemd_up)?;
+    }
+    Ok(())
 }
 
 /// The error and its causes joined by `: `, each said once: a cause whose
