@@ -19,7 +19,10 @@ fn a_bad_cgroup_manager_is_refused_by_the_command_itself() {
             .output()
             .unwrap()
     };
-    for args in [&["ps"][..], &["container", "run", "--rm", "busybox", "true"]] {
+    for args in [
+        &["ps"][..],
+        &["container", "run", "--rm", "busybox", "true"],
+    ] {
         let out = run("bogus", args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
@@ -27,8 +30,15 @@ fn a_bad_cgroup_manager_is_refused_by_the_command_itself() {
             err.contains("STACK_CGROUP_MANAGER=bogus: expected systemd or cgroupfs"),
             "{args:?}: {err}"
         );
-        assert!(!dir.path().join("run").exists(), "{args:?} started something");
+        assert!(
+            !dir.path().join("run").exists(),
+            "{args:?} started something"
+        );
     }
     let out = run("cgroupfs", &["version"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
