@@ -64,7 +64,11 @@ pub enum Command {
     #[command(subcommand)]
     Builder(commands::builder::BuilderCommand),
     /// Create and start the stack's containers, networks and volumes.
+    // `-V` is compose's `--renew-anon-volumes` here, not `--version`.
+    #[command(disable_version_flag = true)]
     Up(commands::up::UpArgs),
+    /// Create the stack's containers (networks, volumes, images too) without starting them.
+    Create(commands::create::CreateArgs),
     /// Stop and remove the stack's containers and networks (`-v`: volumes too).
     Down(commands::down::DownArgs),
     /// List the stack's containers.

@@ -91,6 +91,7 @@ impl Command {
         Some(match self {
             Command::Config(a) => &mut a.project,
             Command::Up(a) => &mut a.project,
+            Command::Create(a) => &mut a.project,
             Command::Down(a) => &mut a.project,
             Command::Ps(a) => &mut a.project,
             Command::Logs(a) => &mut a.project,
@@ -234,6 +235,7 @@ pub fn apply(
     if before.dry_run {
         match &mut cli.command {
             Command::Up(a) => a.dry_run = true,
+            Command::Create(a) => a.dry_run = true,
             Command::Down(a) => a.dry_run = true,
             Command::Start(a) => a.dry_run = true,
             Command::Stop(a) => a.dry_run = true,
@@ -244,16 +246,29 @@ pub fn apply(
             Command::Scale(a) => a.dry_run = true,
             _ => {
                 return Err(
-                    "--dry-run: only up, down, start, stop, restart, kill, pause, unpause, rm and scale show their plan without acting yet"
+                    "--dry-run: only up, create, down, start, stop, restart, kill, pause, unpause, rm and scale show their plan without acting yet"
                         .into(),
                 );
             }
         }
     }
     let remove_orphans = truthy(compose_var(lookup, "REMOVE_ORPHANS"));
+    let ignore_orphans = truthy(compose_var(lookup, "IGNORE_ORPHANS"));
     match &mut cli.command {
-        Command::Up(a) => a.remove_orphans |= remove_orphans,
+        Command::Up(a) => {
+            a.remove_orphans |= remove_orphans;
+            a.ignore_orphans = ignore_orphans;
+        }
+        Command::Create(a) => {
+            a.remove_orphans |= remove_orphans;
+            a.ignore_orphans = ignore_orphans;
+        }
+        Command::Run(a) => {
+            a.remove_orphans |= remove_orphans;
+            a.ignore_orphans = ignore_orphans;
+        }
         Command::Down(a) => a.remove_orphans |= remove_orphans,
+        Command::Kill(a) => a.remove_orphans |= remove_orphans,
         _ => {}
     }
     let ansi = match before.ansi {
@@ -481,6 +496,14 @@ mod tests {
         assert!(matches!(cli.command, Command::Down(ref a) if a.dry_run));
         let (_, _, cli) = resolved("stack up", &[("COMPOSE_REMOVE_ORPHANS", "true")]);
         assert!(matches!(cli.command, Command::Up(ref a) if a.remove_orphans));
+        let (_, _, cli) = resolved("stack kill", &[("COMPOSE_REMOVE_ORPHANS", "1")]);
+        assert!(matches!(cli.command, Command::Kill(ref a) if a.remove_orphans));
+        let (_, _, cli) = resolved("stack create", &[("COMPOSE_IGNORE_ORPHANS", "true")]);
+        assert!(matches!(cli.command, Command::Create(ref a) if a.ignore_orphans));
+        let (_, _, cli) = resolved("stack run web", &[("STACK_IGNORE_ORPHANS", "yes")]);
+        assert!(matches!(cli.command, Command::Run(ref a) if a.ignore_orphans));
+        let (_, _, cli) = resolved("stack --dry-run create", &[]);
+        assert!(matches!(cli.command, Command::Create(ref a) if a.dry_run));
         let (_, _, cli) = resolved("stack --ansi never logs", &[]);
         assert!(matches!(cli.command, Command::Logs(ref a) if a.no_color));
         let (_, _, cli) = resolved("stack logs", &[("COMPOSE_ANSI", "never")]);

@@ -10,12 +10,13 @@ use stack_spec::Project;
 
 use crate::error::EngineError;
 use crate::progress::{Step, StepPhase};
+use crate::reconcile::ReconcileOptions;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 /// Bumped on any incompatible change of [`Request`] or [`Reply`].
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpOptions {
@@ -47,10 +48,63 @@ pub struct UpOptions {
     /// `--no-build`: never build.
     #[serde(default)]
     pub no_build: bool,
+    /// `--no-start` (and `stack create`): make the containers, start none.
+    #[serde(default)]
+    pub no_start: bool,
+    /// `-V`: a recreated container gets new anonymous volumes instead of
+    /// its predecessor's.
+    #[serde(default)]
+    pub renew_anon_volumes: bool,
+    /// `--always-recreate-deps`: recreate what the named services depend
+    /// on even when it did not change.
+    #[serde(default)]
+    pub always_recreate_deps: bool,
+    /// `COMPOSE_IGNORE_ORPHANS`: say nothing of orphan containers.
+    #[serde(default)]
+    pub ignore_orphans: bool,
+}
+
+impl UpOptions {
+    /// What the reconciler is told for these options: the services named
+    /// and, unless `no_deps`, what they depend on.
+    pub fn reconcile_options(&self, project: &Project) -> Result<ReconcileOptions, EngineError> {
+        let named: Option<std::collections::BTreeSet<String>> =
+            (!self.services.is_empty()).then(|| self.services.iter().cloned().collect());
+        if let Some(s) = self
+            .services
+            .iter()
+            .find(|s| !project.services.contains_key(s.as_str()))
+        {
+            return Err(EngineError::no_such_service(s));
+        }
+        let services = match &named {
+            Some(named) if self.no_deps => Some(named.clone()),
+            Some(_) => Some(crate::service_graph::with_dependencies(
+                project,
+                &self.services,
+            )),
+            None => None,
+        };
+        Ok(ReconcileOptions {
+            force_recreate: self.force_recreate,
+            no_recreate: self.no_recreate,
+            remove_orphans: self.remove_orphans,
+            scale: self.scale.clone(),
+            services,
+            named,
+            recreate_volumes: self.recreate_volumes,
+            build: self.build,
+            no_build: self.no_build,
+            no_start: self.no_start,
+            renew_anon_volumes: self.renew_anon_volumes,
+            always_recreate_deps: self.always_recreate_deps,
+            ignore_orphans: self.ignore_orphans,
+        })
+    }
 }
 
 /// `stack run`: a one-off container of a service.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunOptions {
     pub service: String,
     /// Replaces the service's command when given.
@@ -76,6 +130,36 @@ pub struct RunOptions {
     /// `--build`: build the service's image again if what it reads changed.
     #[serde(default)]
     pub build: bool,
+    /// `--service-ports`: publish the service's own ports (a one-off
+    /// publishes none otherwise, as they would clash with its containers').
+    #[serde(default)]
+    pub service_ports: bool,
+    /// `-p`: publish these ports instead.
+    #[serde(default)]
+    pub publish: Vec<stack_spec::ServicePort>,
+    /// `-v`: mounted besides the service's volumes.
+    #[serde(default)]
+    pub volumes: Vec<stack_spec::ServiceVolume>,
+    /// `-l KEY=VALUE`: labels over the service's.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// `--cap-add`, `--cap-drop`: over the service's `cap_add`/`cap_drop`.
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    /// `--use-aliases`: the container answers to the service's name and
+    /// network aliases too (a one-off is otherwise found by its own name
+    /// only).
+    #[serde(default)]
+    pub use_aliases: bool,
+    /// `--remove-orphans`: containers of services no longer in the file go
+    /// when the dependencies are brought up.
+    #[serde(default)]
+    pub remove_orphans: bool,
+    /// `COMPOSE_IGNORE_ORPHANS`: say nothing of them.
+    #[serde(default)]
+    pub ignore_orphans: bool,
 }
 
 /// Where a one-off container's input and output go.
@@ -127,10 +211,19 @@ pub enum Request {
     Restart {
         services: Vec<String>,
         timeout: Option<u64>,
+        /// Only `services`, not the services that restart with them
+        /// (`depends_on` with `restart: true`, shared namespaces).
+        #[serde(default)]
+        no_deps: bool,
     },
+    /// Signal the running containers of `services` (all when empty);
+    /// containers of services no longer in the file only with
+    /// `remove_orphans`, as compose.
     Kill {
         services: Vec<String>,
         signal: i32,
+        #[serde(default)]
+        remove_orphans: bool,
     },
     Pause {
         services: Vec<String>,
@@ -148,7 +241,7 @@ pub enum Request {
     /// once it ends.
     Run {
         project: Box<Project>,
-        options: RunOptions,
+        options: Box<RunOptions>,
     },
     Ping,
     /// Stream events (`stack events`): the journal from `since_ns`, then

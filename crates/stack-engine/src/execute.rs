@@ -32,12 +32,15 @@ pub trait Driver: Sync {
         number: u32,
         name: &str,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
-    /// Stop (grace period, then SIGKILL), remove, create again.
+    /// Stop (grace period, then SIGKILL), remove, create again; the new
+    /// container takes over the old one's anonymous volumes unless
+    /// `renew_anon_volumes`.
     fn recreate_container(
         &self,
         service: &str,
         number: u32,
         name: &str,
+        renew_anon_volumes: bool,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
     fn start_container(&self, name: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
     fn restart_container(&self, name: &str)
@@ -179,7 +182,11 @@ async fn perform<D: Driver>(driver: &D, op: &Operation) -> Result<(), D::Error> 
                 number,
                 name,
             },
-        ) => driver.recreate_container(service, *number, name).await,
+        ) => {
+            driver
+                .recreate_container(service, *number, name, op.renew_anon_volumes)
+                .await
+        }
         (Action::Start, Resource::Container { name, .. }) => {
             for wait in &op.waits {
                 driver.wait_for(wait).await?;
@@ -260,7 +267,13 @@ mod tests {
         async fn create_container(&self, _: &str, _: u32, n: &str) -> Result<(), String> {
             self.call(format!("create {n}")).await
         }
-        async fn recreate_container(&self, _: &str, _: u32, n: &str) -> Result<(), String> {
+        async fn recreate_container(
+            &self,
+            _: &str,
+            _: u32,
+            n: &str,
+            _: bool,
+        ) -> Result<(), String> {
             self.call(format!("recreate {n}")).await
         }
         async fn start_container(&self, n: &str) -> Result<(), String> {

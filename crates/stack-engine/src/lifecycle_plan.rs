@@ -172,15 +172,53 @@ pub fn plan_start(
     Ok(plan)
 }
 
+/// The services `restart SERVICE...` restarts: those named and, unless
+/// `no_deps`, every service that restarts with one of them (a `depends_on`
+/// entry with `restart: true`, or its namespaces shared), transitively,
+/// as compose's `IncludeDependents` over such entries only. Empty means
+/// every service.
+pub fn restarted_services(
+    project: &Project,
+    services: &[String],
+    no_deps: bool,
+) -> Result<Vec<String>, LifecycleError> {
+    if let Some(s) = services
+        .iter()
+        .find(|s| !project.services.contains_key(s.as_str()))
+    {
+        return Err(LifecycleError::NoSuchService(s.clone()));
+    }
+    let mut out: Vec<String> = services.to_vec();
+    if no_deps {
+        return Ok(out);
+    }
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i].clone();
+        for (name, service) in &project.services {
+            let restarts_with = service.depends_on.get(&parent).is_some_and(|d| d.restart)
+                || namespace_parents(service).contains(&parent);
+            if restarts_with && !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
 /// `stack restart [SERVICE...]`: stop (dependents first), then start every
-/// container of them again (dependencies first); they keep their ids,
-/// addresses and volumes.
+/// container of them again (dependencies first), with the services that
+/// restart with them unless `no_deps`; they keep their ids, addresses and
+/// volumes.
 pub fn plan_restart(
     project: &Project,
     observed: &Observed,
     services: &[String],
     timeout: Option<u64>,
+    no_deps: bool,
 ) -> Result<Plan, LifecycleError> {
+    let services = &restarted_services(project, services, no_deps)?;
     let mut plan = plan_stop(project, observed, services, timeout)?;
     let containers = targets(project, observed, services, false)?;
     if containers.is_empty() {
@@ -192,16 +230,20 @@ pub fn plan_restart(
 }
 
 /// `stack kill [-s SIGNAL] [SERVICE...]`: the signal to every running
-/// container (one-offs included), all at once.
+/// container (one-offs included), all at once; containers of services no
+/// longer in the file only with `orphans` (compose's `kill
+/// --remove-orphans`, which kills them too).
 pub fn plan_kill(
     project: &Project,
     observed: &Observed,
     services: &[String],
     signal: i32,
+    orphans: bool,
 ) -> Result<Plan, LifecycleError> {
     let mut plan = Plan::default();
     for c in targets(project, observed, services, true)? {
-        if c.state.is_up() {
+        let orphan = !project.services.contains_key(&c.service);
+        if c.state.is_up() && (orphans || !orphan) {
             plan.push(Action::Kill { signal }, resource(c), Cause::Requested);
         }
     }
@@ -275,10 +317,16 @@ pub fn plan_request(
     Ok(Some(match request {
         Request::Start { services } => plan_start(project, observed, services)?,
         Request::Stop { services, timeout } => plan_stop(project, observed, services, *timeout)?,
-        Request::Restart { services, timeout } => {
-            plan_restart(project, observed, services, *timeout)?
-        }
-        Request::Kill { services, signal } => plan_kill(project, observed, services, *signal)?,
+        Request::Restart {
+            services,
+            timeout,
+            no_deps,
+        } => plan_restart(project, observed, services, *timeout, *no_deps)?,
+        Request::Kill {
+            services,
+            signal,
+            remove_orphans,
+        } => plan_kill(project, observed, services, *signal, *remove_orphans)?,
         Request::Pause { services } => plan_freeze(project, observed, services, true)?,
         Request::Unpause { services } => plan_freeze(project, observed, services, false)?,
         Request::Remove { services, stop, .. } => plan_remove(project, observed, services, *stop)?,

@@ -64,6 +64,8 @@ pub enum Cause {
     ConfigChanged(Vec<String>),
     ImageUpdated,
     ForceRecreate,
+    /// `--always-recreate-deps`: a dependency of a named service.
+    AlwaysRecreateDeps,
     HashVersionChanged,
     /// The container exists but is not running.
     NotRunning,
@@ -104,6 +106,9 @@ pub struct Operation {
     pub after: Vec<OpId>,
     /// For starts: the conditions to wait for.
     pub waits: Vec<Wait>,
+    /// For a container's recreate: new anonymous volumes (`up -V`) rather
+    /// than its predecessor's.
+    pub renew_anon_volumes: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -121,6 +126,7 @@ impl Plan {
             cause,
             after: Vec::new(),
             waits: Vec::new(),
+            renew_anon_volumes: false,
         });
         self.operations.len() - 1
     }
@@ -180,6 +186,7 @@ impl fmt::Display for Cause {
             Cause::ConfigChanged(paths) => write!(f, "config changed: {}", paths.join(", ")),
             Cause::ImageUpdated => f.write_str("image updated"),
             Cause::ForceRecreate => f.write_str("--force-recreate"),
+            Cause::AlwaysRecreateDeps => f.write_str("--always-recreate-deps"),
             Cause::HashVersionChanged => f.write_str("made by another stack version"),
             Cause::NotRunning => f.write_str("not running"),
             Cause::DependencyChanged(s) => write!(f, "dependency {s} changed"),
@@ -209,6 +216,9 @@ impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, op) in self.operations.iter().enumerate() {
             write!(f, "#{} {} {} ({})", i + 1, op.action, op.resource, op.cause)?;
+            if op.renew_anon_volumes {
+                f.write_str(" with new anonymous volumes")?;
+            }
             if !op.after.is_empty() {
                 f.write_str(" after")?;
                 for dep in &op.after {

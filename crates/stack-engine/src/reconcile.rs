@@ -28,6 +28,22 @@ pub struct ReconcileOptions {
     pub build: bool,
     /// `--no-build`: never build, even a missing image.
     pub no_build: bool,
+    /// The services named on the command line, whose containers
+    /// `force_recreate` is for; the others in `services` are what they
+    /// depend on, recreated with `always_recreate_deps` (as compose's
+    /// `recreateStrategy` and `dependenciesRecreateStrategy`). `None`:
+    /// every service is named.
+    pub named: Option<BTreeSet<String>>,
+    /// `--no-start` (`stack create`): containers are made, none started.
+    pub no_start: bool,
+    /// `-V`: a recreated container gets new anonymous volumes instead of
+    /// its predecessor's.
+    pub renew_anon_volumes: bool,
+    /// `--always-recreate-deps`: the dependencies of the named services
+    /// are recreated even when unchanged.
+    pub always_recreate_deps: bool,
+    /// `COMPOSE_IGNORE_ORPHANS`: no note about orphan containers.
+    pub ignore_orphans: bool,
 }
 
 /// Why `up` refuses to plan anything.
@@ -58,6 +74,11 @@ pub struct MissingImage {
 impl ReconcileOptions {
     fn selects(&self, service: &str) -> bool {
         self.services.as_ref().is_none_or(|s| s.contains(service))
+    }
+
+    /// Whether `service` was named (rather than brought in as a dependency).
+    fn names(&self, service: &str) -> bool {
+        self.named.as_ref().is_none_or(|s| s.contains(service))
     }
 }
 
@@ -541,6 +562,7 @@ pub fn reconcile(
             continue;
         }
         let want = replicas(name, service, options);
+        let named = options.names(name);
         let form = hashed_form(service);
         let hash = hash_of(&form);
         let image = service_image(&project.name, name, service);
@@ -618,8 +640,10 @@ pub fn reconcile(
                 Some(c) => {
                     let cause = if options.no_recreate {
                         None
-                    } else if options.force_recreate {
+                    } else if options.force_recreate && named {
                         Some(Cause::ForceRecreate)
+                    } else if options.always_recreate_deps && !named {
+                        Some(Cause::AlwaysRecreateDeps)
                     } else if !c.config_hash.starts_with(&format!("{HASH_VERSION}-")) {
                         Some(Cause::HashVersionChanged)
                     } else if c.config_hash != hash {
@@ -633,6 +657,8 @@ pub fn reconcile(
                     };
                     match cause {
                         Some(cause) => Some((Action::Recreate, cause)),
+                        // Made, not started: nothing running is touched.
+                        None if options.no_start => None,
                         None => match &restarted_dependency {
                             Some(dep) => {
                                 Some((Action::Restart, Cause::DependencyChanged(dep.clone())))
@@ -664,7 +690,12 @@ pub fn reconcile(
                     }
                     let op = plan.push(action, resource.clone(), cause.clone());
                     plan.operations[op].after = create_after.clone();
+                    plan.operations[op].renew_anon_volumes =
+                        action == Action::Recreate && options.renew_anon_volumes;
                     made.push(op);
+                    if options.no_start {
+                        continue;
+                    }
                     let start = plan.push(Action::Start, resource, cause);
                     plan.operations[start].after = std::iter::once(op)
                         .chain(start_after.iter().copied())
@@ -707,6 +738,9 @@ pub fn reconcile(
             continue;
         }
         for c in list.iter().rev() {
+            if options.ignore_orphans && !options.remove_orphans {
+                continue;
+            }
             if options.remove_orphans {
                 plan.push(
                     Action::Remove,

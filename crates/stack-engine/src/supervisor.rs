@@ -22,7 +22,7 @@ use crate::lock::{LockError, ProjectLock};
 use crate::monitoring::journal::stream_events;
 use crate::plan::Plan;
 use crate::progress::{Step, StepPhase};
-use crate::reconcile::{ReconcileOptions, plan_down, reconcile};
+use crate::reconcile::{plan_down, reconcile};
 
 /// How many operations of a plan run at once.
 pub const PARALLELISM: usize = 16;
@@ -134,7 +134,8 @@ pub async fn serve(
         // An attached run answers when its container ends; it waits on its
         // own so that other requests are served meanwhile.
         if let Request::Run { project, options } = request {
-            let outcome = match run::start(&host, &mut channel, *project, options, &emptied).await {
+            let outcome = match run::start(&host, &mut channel, *project, *options, &emptied).await
+            {
                 Ok(run::Started::Attached(attached)) => {
                     tokio::spawn(attached.finish(channel));
                     continue;
@@ -269,12 +270,16 @@ async fn handle(host: &Arc<Host>, channel: &mut Channel, request: Request) -> An
         Request::Stop { services, timeout } => {
             lifecycle::stop(host, channel, &services, timeout).await
         }
-        Request::Restart { services, timeout } => {
-            lifecycle::restart(host, channel, &services, timeout).await
-        }
-        Request::Kill { services, signal } => {
-            lifecycle::kill(host, channel, &services, signal).await
-        }
+        Request::Restart {
+            services,
+            timeout,
+            no_deps,
+        } => lifecycle::restart(host, channel, &services, timeout, no_deps).await,
+        Request::Kill {
+            services,
+            signal,
+            remove_orphans,
+        } => lifecycle::kill(host, channel, &services, signal, remove_orphans).await,
         Request::Pause { services } => lifecycle::freeze(host, channel, &services, true).await,
         Request::Unpause { services } => lifecycle::freeze(host, channel, &services, false).await,
         Request::Remove {
@@ -328,22 +333,12 @@ async fn up(
     project: Project,
     options: UpOptions,
 ) -> Answer {
-    let selection = lifecycle::selection(&project, &options)?;
+    let reconcile_options = options.reconcile_options(&project)?;
+    let selection = reconcile_options.services.clone();
     lifecycle::remember_config_files(host, &project.name, &options.config_files)?;
     set_project(host, project)?;
     stack_runtime::fault::point("up-after-project-saved");
-    let observed = host.observe()?;
-    let reconcile_options = ReconcileOptions {
-        force_recreate: options.force_recreate,
-        no_recreate: options.no_recreate,
-        remove_orphans: options.remove_orphans,
-        scale: options.scale,
-        services: selection.clone(),
-        recreate_volumes: options.recreate_volumes,
-        build: options.build,
-        no_build: options.no_build,
-    };
-    let mut observed = observed;
+    let mut observed = host.observe()?;
     host.observe_builds(&mut observed, &reconcile_options);
     let plan = reconcile(&host.project(), &observed, &reconcile_options)?;
     for note in &plan.notes {

@@ -188,6 +188,12 @@ fn removed_service_is_an_orphan() {
         plan(&smaller, &observed, &options),
         "#1 remove container shop-sidecar-1 (orphan)\n"
     );
+    // COMPOSE_IGNORE_ORPHANS: not a word.
+    let ignore = ReconcileOptions {
+        ignore_orphans: true,
+        ..ReconcileOptions::default()
+    };
+    assert_eq!(plan(&smaller, &observed, &ignore), "");
 }
 
 #[test]
@@ -600,9 +606,15 @@ fn start_goes_dependencies_first_with_their_conditions() {
 fn restart_stops_then_starts_every_container_of_the_service() {
     let project = load(STACK, &[]);
     let observed = lifecycle_observed(&project);
-    let got = plan_restart(&project, &observed, &["db".into(), "migrate".into()], None)
-        .unwrap()
-        .to_string();
+    let got = plan_restart(
+        &project,
+        &observed,
+        &["db".into(), "migrate".into()],
+        None,
+        false,
+    )
+    .unwrap()
+    .to_string();
     let want = "\
 #1 stop container shop-migrate-1 (requested)
 #2 stop container shop-db-1 (requested) after #1
@@ -612,11 +624,156 @@ fn restart_stops_then_starts_every_container_of_the_service() {
     assert_eq!(got, want, "\n{got}");
 }
 
+// As compose's `restart`: with a service, the services that restart with
+// it (`depends_on` with `restart: true`, or its namespaces shared) are
+// restarted too; `--no-deps` restarts it alone.
+#[test]
+fn restart_takes_what_restarts_with_it_unless_no_deps() {
+    let project = load(STACK, &[]);
+    let observed = converged(&project, &ReconcileOptions::default());
+    let got = plan_restart(&project, &observed, &["api".into()], Some(1), false)
+        .unwrap()
+        .to_string();
+    let want = "\
+#1 stop container shop-sidecar-1 (requested)
+#2 stop container shop-web-1 (requested)
+#3 stop container shop-api-1 (requested) after #1 #2
+#4 start container shop-api-1 (requested) after #1 #2 #3; waits for db healthy, migrate completed successfully
+#5 start container shop-web-1 (requested) after #1 #2 #3 #4; waits for api started
+#6 start container shop-sidecar-1 (requested) after #1 #2 #3 #4
+";
+    assert_eq!(got, want, "\n{got}");
+    let got = plan_restart(&project, &observed, &["api".into()], Some(1), true)
+        .unwrap()
+        .to_string();
+    let want = "\
+#1 stop container shop-api-1 (requested)
+#2 start container shop-api-1 (requested) after #1; waits for db healthy, migrate completed successfully
+";
+    assert_eq!(got, want, "\n{got}");
+}
+
+// Compose's `kill` leaves the containers of services no longer in the file
+// alone unless `--remove-orphans`, which signals them too.
+#[test]
+fn kill_signals_orphans_only_when_asked() {
+    let project = load(STACK, &[]);
+    let mut observed = converged(&project, &ReconcileOptions::default());
+    let mut old = observed.containers[0].clone();
+    old.service = "old".into();
+    old.name = "shop-old-1".into();
+    observed.containers.push(old);
+    let got = plan_kill(&project, &observed, &[], 15, false)
+        .unwrap()
+        .to_string();
+    assert!(!got.contains("shop-old-1"), "\n{got}");
+    assert_eq!(got.lines().count(), 5, "\n{got}");
+    let got = plan_kill(&project, &observed, &[], 15, true)
+        .unwrap()
+        .to_string();
+    assert!(
+        got.ends_with("#6 kill container shop-old-1 (requested)\n"),
+        "\n{got}"
+    );
+}
+
+// `stack create` / `up --no-start`: the containers are made, none started;
+// a later `up` starts what is there.
+#[test]
+fn no_start_makes_the_containers_and_starts_none() {
+    let project = load(STACK, &[]);
+    let no_start = ReconcileOptions {
+        no_start: true,
+        ..ReconcileOptions::default()
+    };
+    let got = plan(&project, &Observed::default(), &no_start);
+    let want = "\
+#1 create network shop_default (not found)
+#2 create volume shop_dbdata (not found)
+#3 pull image postgres:16 (not found)
+#4 pull image shop/app:1 (not found)
+#5 pull image nginx:1.27 (not found)
+#6 pull image busybox (not found)
+#7 create container shop-db-1 (not found) after #1 #2 #3
+#8 create container shop-migrate-1 (not found) after #1 #4
+#9 create container shop-api-1 (not found) after #1 #4
+#10 create container shop-web-1 (not found) after #1 #5
+#11 create container shop-sidecar-1 (not found) after #6 #9
+";
+    assert_eq!(got, want, "\n{got}");
+    // Created, then `up`: started, dependencies first; with --no-start
+    // again: nothing.
+    let mut observed = converged(&project, &ReconcileOptions::default());
+    for c in &mut observed.containers {
+        c.state = ContainerState::Created;
+    }
+    let got = plan(&project, &observed, &ReconcileOptions::default());
+    assert!(
+        got.starts_with("#1 start container shop-db-1 (not running)\n"),
+        "\n{got}"
+    );
+    assert_eq!(got.lines().count(), 5, "\n{got}");
+    assert_eq!(plan(&project, &observed, &no_start), "");
+    // A changed one is recreated, and left created.
+    let changed = load(&STACK.replace("FOO: \"1\"", "FOO: \"2\""), &[]);
+    let got = plan(&changed, &observed, &no_start);
+    let want = "\
+#1 recreate container shop-api-1 (config changed: environment.FOO)
+#2 recreate container shop-sidecar-1 (dependency api changed) after #1
+";
+    assert_eq!(got, want, "\n{got}");
+}
+
+// `--force-recreate` is for the services named (all when none is); their
+// dependencies are recreated when they changed, or always with
+// `--always-recreate-deps` (compose's `recreateStrategy` and
+// `dependenciesRecreateStrategy`); `-V` gives recreated containers new
+// anonymous volumes.
+#[test]
+fn recreate_strategies_for_named_services_and_their_dependencies() {
+    let project = load(STACK, &[]);
+    let observed = converged(&project, &ReconcileOptions::default());
+    let named = |force: bool, deps: bool| ReconcileOptions {
+        services: Some(stack_engine::service_graph::with_dependencies(
+            &project,
+            &["migrate".to_owned()],
+        )),
+        named: Some(["migrate".to_owned()].into()),
+        force_recreate: force,
+        always_recreate_deps: deps,
+        ..ReconcileOptions::default()
+    };
+    let got = plan(&project, &observed, &named(true, false));
+    let want = "\
+#1 recreate container shop-migrate-1 (--force-recreate)
+#2 start container shop-migrate-1 (--force-recreate) after #1; waits for db healthy
+";
+    assert_eq!(got, want, "\n{got}");
+    let got = plan(&project, &observed, &named(false, true));
+    let want = "\
+#1 recreate container shop-db-1 (--always-recreate-deps)
+#2 start container shop-db-1 (--always-recreate-deps) after #1
+";
+    assert_eq!(got, want, "\n{got}");
+    let renew = ReconcileOptions {
+        renew_anon_volumes: true,
+        ..named(true, true)
+    };
+    let got = plan(&project, &observed, &renew);
+    let want = "\
+#1 recreate container shop-db-1 (--always-recreate-deps) with new anonymous volumes
+#2 start container shop-db-1 (--always-recreate-deps) after #1
+#3 recreate container shop-migrate-1 (--force-recreate) with new anonymous volumes
+#4 start container shop-migrate-1 (--force-recreate) after #3 #2; waits for db healthy
+";
+    assert_eq!(got, want, "\n{got}");
+}
+
 #[test]
 fn kill_pause_unpause_and_rm_plan_what_their_state_allows() {
     let project = load(STACK, &[]);
     let mut observed = lifecycle_observed(&project);
-    let got = plan_kill(&project, &observed, &["api".into(), "web".into()], 9)
+    let got = plan_kill(&project, &observed, &["api".into(), "web".into()], 9, false)
         .unwrap()
         .to_string();
     let want = "\

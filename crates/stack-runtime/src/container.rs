@@ -891,6 +891,21 @@ impl Container {
     /// Runs another process inside the running container. The process is a
     /// child of the caller; wait for it with `waitpid` on the returned pid.
     pub fn exec(&self, process: Process, opts: ExecOptions) -> Result<i32, Error> {
+        self.exec_filtered(process, opts, true)
+    }
+
+    /// [`Container::exec`] without the container's seccomp filter (`exec
+    /// --privileged`); the process's capabilities are the caller's to set.
+    pub fn exec_unfiltered(&self, process: Process, opts: ExecOptions) -> Result<i32, Error> {
+        self.exec_filtered(process, opts, false)
+    }
+
+    fn exec_filtered(
+        &self,
+        process: Process,
+        opts: ExecOptions,
+        filtered: bool,
+    ) -> Result<i32, Error> {
         self.require(
             matches!(self.status(), Status::Running | Status::Created),
             "exec",
@@ -902,7 +917,11 @@ impl Container {
         }
         let root = self.dir.parent().unwrap_or(Path::new("/"));
         let mut spec = (*self.state.config).clone();
-        let seccomp = seccomp_for(&spec, &process, root, self.state.default_seccomp)?;
+        let seccomp = if filtered {
+            seccomp_for(&spec, &process, root, self.state.default_seccomp)?
+        } else {
+            None
+        };
         spec.set_process(Some(process));
         let (child, sock) = start_init(&opts.init_binary, opts.stdio, false, None)?;
         let cfg = InitConfig {

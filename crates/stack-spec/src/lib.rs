@@ -29,7 +29,7 @@ pub mod settings;
 pub mod signal;
 pub mod units;
 mod validate;
-mod volumes;
+pub mod volumes;
 mod yaml;
 
 pub use error::{ErrorKind, LoadError, LoadErrors, Span, Warning};

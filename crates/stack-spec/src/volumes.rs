@@ -115,6 +115,25 @@ pub fn parse_short(spec: &str) -> Result<Json, VolumeError> {
     Ok(Json::Object(v))
 }
 
+/// A short-syntax volume given outside a file (`stack run -v`), typed as
+/// the loader types the same entry: a relative bind source is taken from
+/// `project_dir`.
+pub fn parse_typed(
+    spec: &str,
+    project_dir: &std::path::Path,
+) -> Result<crate::model::ServiceVolume, VolumeError> {
+    let mut form = parse_short(spec)?;
+    if form["type"] == "bind"
+        && let Some(Json::String(source)) = form.get_mut("source")
+    {
+        *source = crate::normalize::absolutize(project_dir, source);
+    }
+    serde_json::from_value(form).map_err(|_| VolumeError::Invalid {
+        spec: spec.into(),
+        reason: "not a volume",
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +148,14 @@ mod tests {
         assert_eq!(parse_short("/anon").unwrap()["target"], "/anon");
         assert_eq!(parse_short("C:\\x:/dst").unwrap()["source"], "C:\\x");
         assert!(parse_short("a:b:c:d").is_err());
+    }
+
+    #[test]
+    fn typed_binds_are_taken_from_the_project_directory() {
+        let v = parse_typed("./data:/d:ro", std::path::Path::new("/srv/app")).unwrap();
+        assert_eq!(v.source.as_deref(), Some("/srv/app/data"));
+        assert!(v.read_only);
+        let v = parse_typed("cache:/c", std::path::Path::new("/srv/app")).unwrap();
+        assert_eq!(v.source.as_deref(), Some("cache"));
     }
 }

@@ -1,6 +1,6 @@
 //! `stack exec`: run a command in a service's running container, through
 //! the runtime's exec (its namespaces and cgroup, the same capabilities and
-//! seccomp filter). This process is the command's parent, so its exit code
+//! seccomp filter; with `--privileged` every capability and no filter). This process is the command's parent, so its exit code
 //! is ours; with a terminal on stdin (and no `-T`) it gets a pty.
 
 use std::process::ExitCode;
@@ -38,6 +38,9 @@ pub struct ExecArgs {
     /// Which replica of the service.
     #[arg(long, default_value_t = 1)]
     pub index: u32,
+    /// Every capability and no seccomp filter for this process.
+    #[arg(long)]
+    pub privileged: bool,
     pub service: String,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
@@ -112,6 +115,9 @@ pub fn run(global: &GlobalArgs, args: ExecArgs) -> anyhow::Result<ExitCode> {
         u.set_additional_gids(Some(extra));
         process.set_user(u);
     }
+    if args.privileged {
+        privilege(&mut process)?;
+    }
     let tty = !args.no_tty && !args.detach && interactive();
     process.set_terminal(Some(tty));
     let init_binary = crate::helper::init_binary()?;
@@ -133,7 +139,7 @@ pub fn run(global: &GlobalArgs, args: ExecArgs) -> anyhow::Result<ExitCode> {
             },
             console_socket: None,
         };
-        container.exec(process, options)?;
+        launch(&container, process, options, args.privileged)?;
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -150,8 +156,7 @@ pub fn run(global: &GlobalArgs, args: ExecArgs) -> anyhow::Result<ExitCode> {
         stdio: Stdio::default(),
         console_socket: console.as_ref().map(|c| c.path().to_owned()),
     };
-    let pid = container
-        .exec(process, options)
+    let pid = launch(&container, process, options, args.privileged)
         .with_context(|| format!("exec in {}", record.name))?;
     let output = match &console {
         Some(console) => {
@@ -177,6 +182,50 @@ pub fn run(global: &GlobalArgs, args: ExecArgs) -> anyhow::Result<ExitCode> {
         _ => 1,
     };
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// Runs the process in the container; `privileged`, without its seccomp
+/// filter.
+fn launch(
+    container: &Container,
+    process: oci_spec::runtime::Process,
+    options: ExecOptions,
+    privileged: bool,
+) -> Result<i32, stack_runtime::Error> {
+    if privileged {
+        container.exec_unfiltered(process, options)
+    } else {
+        container.exec(process, options)
+    }
+}
+
+/// `exec --privileged`: every capability the kernel has (the set a
+/// `privileged: true` service gets) in every set, and no
+/// `no_new_privileges`, whatever the container runs with.
+fn privilege(process: &mut oci_spec::runtime::Process) -> anyhow::Result<()> {
+    let all = stack_engine::spec::capabilities(&stack_spec::Service {
+        privileged: true,
+        ..Default::default()
+    })?;
+    let mut set = oci_spec::runtime::Capabilities::new();
+    for name in &all {
+        match serde_json::from_value::<oci_spec::runtime::Capability>(serde_json::json!(name)) {
+            Ok(cap) => {
+                set.insert(cap);
+            }
+            Err(_) => eprintln!("warning: exec --privileged: capability {name} cannot be granted"),
+        }
+    }
+    let caps = oci_spec::runtime::LinuxCapabilitiesBuilder::default()
+        .bounding(set.clone())
+        .effective(set.clone())
+        .permitted(set.clone())
+        .inheritable(set.clone())
+        .ambient(set)
+        .build()?;
+    process.set_capabilities(Some(caps));
+    process.set_no_new_privileges(Some(false));
+    Ok(())
 }
 
 /// An OCI console size.

@@ -107,6 +107,23 @@ pub fn inspect(
             })
         })
         .collect();
+    // The service's own labels (a one-off's `run -l` ones included), then
+    // compose's.
+    let mut labels = record.config["labels"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for (k, v) in [
+        ("com.docker.compose.project", record.project.clone()),
+        ("com.docker.compose.service", record.service.clone()),
+        (
+            "com.docker.compose.container-number",
+            record.number.to_string(),
+        ),
+        ("com.docker.compose.config-hash", record.config_hash.clone()),
+    ] {
+        labels.insert(k.to_owned(), v.into());
+    }
     let networks: serde_json::Map<String, Value> = addresses
         .iter()
         .map(|(net, ip)| (net.clone(), json!({"IPAddress": ip.to_string()})))
@@ -145,12 +162,7 @@ pub fn inspect(
             "Env": spec["process"]["env"],
             "Cmd": spec["process"]["args"],
             "WorkingDir": spec["process"]["cwd"],
-            "Labels": {
-                "com.docker.compose.project": record.project,
-                "com.docker.compose.service": record.service,
-                "com.docker.compose.container-number": record.number.to_string(),
-                "com.docker.compose.config-hash": record.config_hash,
-            },
+            "Labels": labels,
         },
         "HostConfig": {
             "RestartPolicy": policy.map(policy_json),

@@ -20,6 +20,9 @@ pub struct KillArgs {
     /// The signal: a name (`KILL`, `SIGHUP`) or a number.
     #[arg(short = 's', long, default_value = "SIGKILL", value_parser = parse_signal)]
     pub signal: i32,
+    /// Signal the containers of services no longer in the file too.
+    #[arg(long)]
+    pub remove_orphans: bool,
     /// Only these services (default: all).
     pub services: Vec<String>,
 }
@@ -33,6 +36,7 @@ pub fn run(global: &GlobalArgs, args: KillArgs) -> anyhow::Result<ExitCode> {
     let request = Request::Kill {
         services: args.services,
         signal: args.signal,
+        remove_orphans: args.remove_orphans,
     };
     client::send_planned(global, &args.project, request, args.dry_run)
 }

@@ -189,16 +189,30 @@ pub struct Style {
     pub timestamps: bool,
 }
 
-/// Follows the output of every container of the project (attached `up`).
-pub async fn follow_all(global: &GlobalArgs, project: &str, style: Style) -> anyhow::Result<()> {
-    let list = containers(global, project, &[], None)?;
+/// Follows the output of the containers of `services` (attached `up`).
+pub async fn follow_all(
+    global: &GlobalArgs,
+    project: &str,
+    services: &[String],
+    style: Style,
+) -> anyhow::Result<()> {
+    let list = containers(global, project, services, None)?;
     let printer = Printer {
         width: list.iter().map(|(n, _)| n.len()).max().unwrap_or(0),
         colour: !style.no_color && std::io::IsTerminal::is_terminal(&std::io::stdout()),
         timestamps: style.timestamps,
         prefix: !style.no_log_prefix,
     };
-    follow(global, project, &[], None, &printer, HashMap::new(), None).await
+    follow(
+        global,
+        project,
+        services,
+        None,
+        &printer,
+        HashMap::new(),
+        None,
+    )
+    .await
 }
 
 pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {

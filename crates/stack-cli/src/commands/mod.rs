@@ -5,6 +5,7 @@ pub mod builder;
 pub mod completion;
 pub mod config;
 pub mod container;
+pub mod create;
 pub mod down;
 pub mod events;
 pub mod exec;
@@ -64,6 +65,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scale(args) => scale::run(&cli.global, args),
         Command::Man(args) => man::run(args),
         Command::Up(args) => up::run(&cli.global, args),
+        Command::Create(args) => create::run(&cli.global, args),
         Command::Down(args) => down::run(&cli.global, args),
         Command::Ps(args) => ps::run(&cli.global, args),
         Command::Logs(args) => logs::run(&cli.global, args),

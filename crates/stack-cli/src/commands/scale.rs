@@ -52,6 +52,13 @@ pub fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<ExitCode> {
         exit_code_from: None,
         pull: None,
         quiet_pull: false,
+        no_start: false,
+        renew_anon_volumes: false,
+        always_recreate_deps: false,
+        attach: Vec::new(),
+        no_attach: Vec::new(),
+        attach_dependencies: false,
+        ignore_orphans: false,
     };
     super::up::run(global, up)
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 use stack_engine::api::{Request, StepKind, UpOptions};
 use stack_engine::host::Host;
-use stack_engine::reconcile::{ReconcileOptions, reconcile};
+use stack_engine::reconcile::reconcile;
 use stack_spec::PullPolicy;
 
 use crate::cli::GlobalArgs;
@@ -96,6 +96,30 @@ pub struct UpArgs {
     /// Pull without progress lines.
     #[arg(long)]
     pub quiet_pull: bool,
+    /// Create the containers, start none (`stack start` or `up` starts
+    /// them later).
+    #[arg(long, conflicts_with_all = ["wait", "watch"])]
+    pub no_start: bool,
+    /// A recreated container gets new anonymous volumes instead of its
+    /// predecessor's.
+    #[arg(short = 'V', long, conflicts_with = "no_recreate")]
+    pub renew_anon_volumes: bool,
+    /// Recreate what the named services depend on even when it did not
+    /// change.
+    #[arg(long, conflicts_with = "no_recreate")]
+    pub always_recreate_deps: bool,
+    /// Attached: print only these services' output (repeatable).
+    #[arg(long, value_name = "SERVICE", conflicts_with_all = ["detach", "wait", "attach_dependencies"])]
+    pub attach: Vec<String>,
+    /// Attached: do not print this service's output (repeatable).
+    #[arg(long, value_name = "SERVICE")]
+    pub no_attach: Vec<String>,
+    /// Attached: print the output of the named services' dependencies too.
+    #[arg(long, conflicts_with_all = ["detach", "wait"])]
+    pub attach_dependencies: bool,
+    /// `COMPOSE_IGNORE_ORPHANS`: no warning about orphan containers.
+    #[arg(skip)]
+    pub ignore_orphans: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -115,6 +139,84 @@ pub fn parse_scale(s: &str) -> Result<(String, u32), String> {
     Ok((service.to_owned(), n))
 }
 
+/// `--pull POLICY` over each service's `pull_policy` (services that build
+/// keep theirs).
+pub fn apply_pull(project: &mut stack_spec::Project, pull: Option<PullArg>) {
+    for service in project.services.values_mut() {
+        apply_pull_to(service, pull);
+    }
+}
+
+/// [`apply_pull`] for one service.
+pub fn apply_pull_to(service: &mut stack_spec::Service, pull: Option<PullArg>) {
+    let Some(pull) = pull else { return };
+    let policy = match pull {
+        PullArg::Always => PullPolicy::Always,
+        PullArg::Missing => PullPolicy::Missing,
+        PullArg::Never => PullPolicy::Never,
+    };
+    if service.pull_policy != Some(PullPolicy::Build) {
+        service.pull_policy = Some(policy);
+    }
+}
+
+/// The first of `names` the project has no service of.
+pub fn unknown_service<'a>(project: &stack_spec::Project, names: &'a [String]) -> Option<&'a str> {
+    names
+        .iter()
+        .find(|s| !project.services.contains_key(s.as_str()))
+        .map(String::as_str)
+}
+
+/// As compose refuses it: `COMPOSE_IGNORE_ORPHANS` with `--remove-orphans`
+/// (or `COMPOSE_REMOVE_ORPHANS`) asks for two opposite things.
+pub fn check_orphan_options(ignore: bool, remove: bool) -> anyhow::Result<()> {
+    if ignore && remove {
+        anyhow::bail!("cannot combine COMPOSE_IGNORE_ORPHANS and --remove-orphans");
+    }
+    Ok(())
+}
+
+/// Which services' output an attached `up` prints, as compose decides it:
+/// those of `--attach` (each one `up` brings), or else the services named
+/// (all when none), with their dependencies under `--attach-dependencies`;
+/// then without those of `--no-attach`.
+pub fn attached_services(
+    project: &stack_spec::Project,
+    args: &UpArgs,
+) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let brought: std::collections::BTreeSet<String> = if args.services.is_empty() {
+        project.services.keys().cloned().collect()
+    } else if args.no_deps {
+        args.services.iter().cloned().collect()
+    } else {
+        stack_engine::service_graph::with_dependencies(project, &args.services)
+    };
+    let mut out: std::collections::BTreeSet<String> = if !args.attach.is_empty() {
+        let outside: Vec<&str> = args
+            .attach
+            .iter()
+            .filter(|s| !brought.contains(s.as_str()))
+            .map(String::as_str)
+            .collect();
+        if !outside.is_empty() {
+            anyhow::bail!(
+                "cannot attach to services not included in up: {}",
+                outside.join(", ")
+            );
+        }
+        args.attach.iter().cloned().collect()
+    } else if args.services.is_empty() || args.attach_dependencies {
+        brought
+    } else {
+        args.services.iter().cloned().collect()
+    };
+    for s in &args.no_attach {
+        out.remove(s);
+    }
+    Ok(out)
+}
+
 pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     // A bad file starts nothing: load and validate before anything else.
     let Some(loaded) = args.project.load()? else {
@@ -123,27 +225,14 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     if args.watch {
         super::watch::check_watchable(&loaded)?;
     }
+    check_orphan_options(args.ignore_orphans, args.remove_orphans)?;
     let mut project = loaded.project.clone();
-    if let Some(pull) = args.pull {
-        let policy = match pull {
-            PullArg::Always => PullPolicy::Always,
-            PullArg::Missing => PullPolicy::Missing,
-            PullArg::Never => PullPolicy::Never,
-        };
-        for service in project.services.values_mut() {
-            if service.pull_policy != Some(PullPolicy::Build) {
-                service.pull_policy = Some(policy);
-            }
-        }
-    }
-    if let Some(s) = args
-        .services
-        .iter()
-        .find(|s| !project.services.contains_key(s.as_str()))
-    {
+    apply_pull(&mut project, args.pull);
+    if let Some(s) = unknown_service(&project, &args.services) {
         eprintln!("error: no such service: {s}");
         return Ok(ExitCode::FAILURE);
     }
+    let attached = attached_services(&project, &args)?;
     let options = UpOptions {
         force_recreate: args.force_recreate,
         no_recreate: args.no_recreate,
@@ -157,55 +246,19 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         recreate_volumes: args.yes,
         build: args.build,
         no_build: args.no_build,
+        no_start: args.no_start,
+        renew_anon_volumes: args.renew_anon_volumes,
+        always_recreate_deps: args.always_recreate_deps,
+        ignore_orphans: args.ignore_orphans,
     };
-    if !args.dry_run {
-        enough_space(&global.root)?;
+    let name = project.name.clone();
+    if !send_up(global, project, options, args.dry_run, args.quiet_pull)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.detach || args.wait || args.no_start {
+        return Ok(ExitCode::SUCCESS);
     }
     let rt = client::runtime()?;
-    if args.dry_run {
-        let host = Host::new(client::host_config(global)?, project)?;
-        let mut observed = host.observe()?;
-        let reconcile_options = ReconcileOptions {
-            force_recreate: options.force_recreate,
-            no_recreate: options.no_recreate,
-            remove_orphans: options.remove_orphans,
-            scale: options.scale,
-            services: if options.services.is_empty() {
-                None
-            } else if options.no_deps {
-                Some(options.services.iter().cloned().collect())
-            } else {
-                Some(stack_engine::service_graph::with_dependencies(
-                    &host.project(),
-                    &options.services,
-                ))
-            },
-            recreate_volumes: options.recreate_volumes,
-            build: options.build,
-            no_build: options.no_build,
-        };
-        host.observe_builds(&mut observed, &reconcile_options);
-        let plan = reconcile(&host.project(), &observed, &reconcile_options)
-            .map_err(stack_engine::api::EngineError::from)?;
-        print!("{plan}");
-        if plan.is_empty() {
-            println!("nothing to do");
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let name = project.name.clone();
-    let request = Request::Up {
-        project: Box::new(project),
-        options,
-    };
-    let mut display = client::display(global);
-    if args.quiet_pull {
-        display.hide(StepKind::Image);
-    }
-    rt.block_on(client::call_shown(global, &name, &request, display))?;
-    if args.detach || args.wait {
-        return Ok(ExitCode::SUCCESS);
-    }
     if let Some(s) = &args.exit_code_from
         && !loaded.project.services.contains_key(s)
     {
@@ -225,13 +278,20 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
     // container has exited; Ctrl-C or SIGTERM stops (keeps) them, a second
     // one kills them.
     let quiet = std::time::Duration::from_millis(args.debounce.debounce_ms);
+    let attached: Vec<String> = attached.into_iter().collect();
     rt.block_on(async {
         let style = super::logs::Style {
             no_color: args.no_color,
             no_log_prefix: args.no_log_prefix,
             timestamps: args.timestamps,
         };
-        let follow = super::logs::follow_all(global, &name, style);
+        let follow = async {
+            if attached.is_empty() {
+                std::future::pending().await
+            } else {
+                super::logs::follow_all(global, &name, &attached, style).await
+            }
+        };
         tokio::pin!(follow);
         let watching = args.watch;
         let watch = async {
@@ -293,6 +353,42 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
         }
     })?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+/// Sends `up`'s request (or with `dry_run` prints its plan): returns
+/// whether it was sent.
+pub fn send_up(
+    global: &GlobalArgs,
+    project: stack_spec::Project,
+    options: UpOptions,
+    dry_run: bool,
+    quiet_pull: bool,
+) -> anyhow::Result<bool> {
+    if dry_run {
+        let host = Host::new(client::host_config(global)?, project)?;
+        let mut observed = host.observe()?;
+        let reconcile_options = options.reconcile_options(&host.project())?;
+        host.observe_builds(&mut observed, &reconcile_options);
+        let plan = reconcile(&host.project(), &observed, &reconcile_options)
+            .map_err(stack_engine::api::EngineError::from)?;
+        print!("{plan}");
+        if plan.is_empty() {
+            println!("nothing to do");
+        }
+        return Ok(false);
+    }
+    enough_space(&global.root)?;
+    let name = project.name.clone();
+    let request = Request::Up {
+        project: Box::new(project),
+        options,
+    };
+    let mut display = client::display(global);
+    if quiet_pull {
+        display.hide(StepKind::Image);
+    }
+    client::runtime()?.block_on(client::call_shown(global, &name, &request, display))?;
+    Ok(true)
 }
 
 /// A second interrupt: kill the containers' processes now. The supervisor

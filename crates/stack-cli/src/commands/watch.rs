@@ -223,6 +223,7 @@ impl Effects for Live<'_> {
         let request = Request::Restart {
             services: services.to_vec(),
             timeout: None,
+            no_deps: true,
         };
         let project = self.project.clone();
         self.call(&project, &request).await

@@ -56,6 +56,16 @@ pub enum CreateError {
     Setting { key: &'static str, message: String },
 }
 
+/// What a container is made as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Made {
+    /// A service's container (or a single container).
+    Service,
+    /// `stack run`'s one-off; `use_aliases`: it answers to the service's
+    /// name and aliases too.
+    OneOff { use_aliases: bool },
+}
+
 pub(super) fn setting(key: &'static str) -> impl Fn(String) -> CreateError {
     move |message| CreateError::Setting { key, message }
 }
@@ -160,7 +170,7 @@ impl Host {
         name: &str,
     ) -> Result<(), CreateError> {
         let service = self.service(service_name)?;
-        self.create_from(service_name, &service, number, name, false)
+        self.create_from(service_name, &service, number, name, Made::Service)
             .await
     }
 
@@ -172,8 +182,12 @@ impl Host {
         service: &Service,
         number: u32,
         name: &str,
-        one_off: bool,
+        made: Made,
     ) -> Result<(), CreateError> {
+        let one_off = matches!(made, Made::OneOff { .. });
+        // A one-off answers to its own name only, unless `--use-aliases`:
+        // peers asking for the service never reach it by chance.
+        let aliased = !matches!(made, Made::OneOff { use_aliases: false });
         let project = self.project();
         let service = service.clone();
         let image = crate::reconcile::service_image(&project.name, service_name, &service)
@@ -249,7 +263,10 @@ impl Host {
                             };
                         Ok(NetworkAttachment {
                             network: key,
-                            aliases: settings.map(|s| s.aliases).unwrap_or_default(),
+                            aliases: settings
+                                .filter(|_| aliased)
+                                .map(|s| s.aliases)
+                                .unwrap_or_default(),
                             ipv4_address,
                         })
                     })
@@ -272,7 +289,11 @@ impl Host {
                         project: project.name.clone(),
                         container_id: id.clone(),
                         container_name: name.to_owned(),
-                        service: service_name.to_owned(),
+                        service: if aliased {
+                            service_name.to_owned()
+                        } else {
+                            String::new()
+                        },
                         hostname: Some(hostname.clone()),
                         networks,
                         dns,

@@ -569,8 +569,15 @@ impl Driver for HostDriver {
         service: &str,
         number: u32,
         name: &str,
+        renew_anon_volumes: bool,
     ) -> Result<(), DriverError> {
+        if !renew_anon_volumes {
+            self.0.keep_anonymous_volumes(name)?;
+        }
         self.0.destroy(name).await?;
+        if !renew_anon_volumes {
+            self.0.restore_anonymous_volumes(name)?;
+        }
         self.0
             .create(service, number, name)
             .await

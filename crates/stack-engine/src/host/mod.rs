@@ -6,6 +6,7 @@
 //! that it learns every exit code.
 
 mod adopt;
+mod anonymous;
 pub(crate) mod create;
 pub(crate) mod driver;
 mod keeper;

@@ -16,7 +16,7 @@ use stack_spec::Service;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::Host;
-use super::create::CreateError;
+use super::create::{CreateError, Made};
 use super::driver::DriverError;
 use crate::health::Status as HealthStatus;
 use crate::monitoring::{Command, EventKind};
@@ -235,8 +235,10 @@ impl Host {
         service_name: &str,
         service: &Service,
         name: &str,
+        use_aliases: bool,
     ) -> Result<(), CreateError> {
-        self.create_from(service_name, service, 0, name, true).await
+        let made = Made::OneOff { use_aliases };
+        self.create_from(service_name, service, 0, name, made).await
     }
 
     /// Creates a single container (`stack container run`): the service is
@@ -247,7 +249,7 @@ impl Host {
         service: &Service,
         name: &str,
     ) -> Result<(), CreateError> {
-        self.create_from(service_name, service, 1, name, false)
+        self.create_from(service_name, service, 1, name, Made::Service)
             .await
     }
 

@@ -6,25 +6,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stack_spec::Project;
-
-use crate::control::{Channel, UpOptions};
+use crate::control::Channel;
 use crate::error::EngineError;
 use crate::host::Host;
-use crate::lifecycle_plan::{plan_freeze, plan_kill, plan_remove, plan_start, plan_stop};
+use crate::lifecycle_plan::{
+    plan_freeze, plan_kill, plan_remove, plan_start, plan_stop, restarted_services,
+};
 
 use super::{Answer, run_plan};
-
-/// Refuses service names the file does not have, as compose does.
-fn check_services(project: &Project, services: &[String]) -> Result<(), EngineError> {
-    match services
-        .iter()
-        .find(|s| !project.services.contains_key(s.as_str()))
-    {
-        Some(s) => Err(EngineError::no_such_service(s)),
-        None => Ok(()),
-    }
-}
 
 fn timeout(seconds: Option<u64>) -> Option<Duration> {
     seconds.map(Duration::from_secs)
@@ -50,20 +39,24 @@ pub(super) async fn start(host: &Arc<Host>, channel: &mut Channel, services: &[S
     Ok(String::new())
 }
 
-/// Stops (dependents first) and starts again (dependencies first); the
-/// containers keep their ids, addresses and volumes.
+/// Stops (dependents first) and starts again (dependencies first) the
+/// containers of `services` and, unless `no_deps`, of the services that
+/// restart with them; they keep their ids, addresses and volumes.
 pub(super) async fn restart(
     host: &Arc<Host>,
     channel: &mut Channel,
     services: &[String],
     seconds: Option<u64>,
+    no_deps: bool,
 ) -> Answer {
+    let project = host.project();
+    let services = restarted_services(&project, services, no_deps)?;
     // Two plans with the crash point between them, where a restart is
     // most often cut short: stopped, not yet started.
-    let plan = plan_stop(&host.project(), &host.observe()?, services, seconds)?;
+    let plan = plan_stop(&project, &host.observe()?, &services, seconds)?;
     run_plan(host, channel, &plan).await?;
     stack_runtime::fault::point("restart-after-stop");
-    let plan = plan_start(&host.project(), &host.observe()?, services)?;
+    let plan = plan_start(&project, &host.observe()?, &services)?;
     run_plan(host, channel, &plan).await?;
     Ok(String::new())
 }
@@ -73,8 +66,15 @@ pub(super) async fn kill(
     channel: &mut Channel,
     services: &[String],
     signal: i32,
+    remove_orphans: bool,
 ) -> Answer {
-    let plan = plan_kill(&host.project(), &host.observe()?, services, signal)?;
+    let plan = plan_kill(
+        &host.project(),
+        &host.observe()?,
+        services,
+        signal,
+        remove_orphans,
+    )?;
     // As compose: nothing running is not an error.
     if plan.is_empty() {
         return Ok("no container to kill".into());
@@ -135,23 +135,6 @@ pub(super) async fn wait_ready(
         .map(|r| (r.service, r.name))
         .collect();
     Ok(host.wait_ready(&containers, timeout(seconds)).await?)
-}
-
-/// `up SERVICE...`: those services and, unless `--no-deps`, what they
-/// depend on; `None` for every service.
-pub(super) fn selection(
-    project: &Project,
-    options: &UpOptions,
-) -> Result<Option<BTreeSet<String>>, EngineError> {
-    if options.services.is_empty() {
-        return Ok(None);
-    }
-    check_services(project, &options.services)?;
-    Ok(Some(if options.no_deps {
-        options.services.iter().cloned().collect()
-    } else {
-        crate::service_graph::with_dependencies(project, &options.services)
-    }))
 }
 
 /// The stack files of the last `up`, for `stack ls`.

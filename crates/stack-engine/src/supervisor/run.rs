@@ -57,11 +57,37 @@ fn one_off(service: &Service, options: &RunOptions) -> Service {
         s.working_dir = options.workdir.clone();
     }
     // Like compose: no published ports (they would clash with the
-    // service's own container), its own name.
-    s.ports.clear();
+    // service's own container) unless `--service-ports` or `-p`; its own
+    // name.
+    if !options.publish.is_empty() {
+        s.ports = options.publish.clone();
+    } else if !options.service_ports {
+        s.ports.clear();
+    }
+    s.volumes.extend(options.volumes.iter().cloned());
+    s.labels.extend(options.labels.clone());
+    // As compose: a capability added is no longer dropped, and the reverse.
+    let same = |a: &str, b: &str| cap_key(a) == cap_key(b);
+    if !options.cap_add.is_empty() {
+        s.cap_drop
+            .retain(|c| !options.cap_add.iter().any(|a| same(a, c)));
+        s.cap_add.extend(options.cap_add.iter().cloned());
+    }
+    if !options.cap_drop.is_empty() {
+        s.cap_add
+            .retain(|c| !options.cap_drop.iter().any(|d| same(d, c)));
+        s.cap_drop.extend(options.cap_drop.iter().cloned());
+    }
     s.container_name = None;
     s.restart = None;
     s
+}
+
+/// A capability's name without case or `CAP_` prefix (`net_admin` is
+/// `CAP_NET_ADMIN`).
+fn cap_key(name: &str) -> String {
+    let upper = name.trim().to_ascii_uppercase();
+    upper.strip_prefix("CAP_").unwrap_or(&upper).to_owned()
 }
 
 /// Creates and starts the one-off container. `emptied` is told when a
@@ -107,8 +133,16 @@ pub(super) async fn start(
         .clone();
     let driver = HostDriver(host.clone());
 
-    if !options.no_deps && !options.container && !service.depends_on.is_empty() {
-        let deps: Vec<String> = service.depends_on.keys().cloned().collect();
+    let with_deps = !options.no_deps && !service.depends_on.is_empty();
+    if !options.container && (with_deps || options.remove_orphans) {
+        // The dependencies as `up` makes them (none with `--no-deps`), and
+        // with `--remove-orphans` the containers of services no longer in
+        // the file taken away.
+        let deps: Vec<String> = if with_deps {
+            service.depends_on.keys().cloned().collect()
+        } else {
+            Vec::new()
+        };
         let selection: BTreeSet<String> = with_dependencies(&project, &deps);
         let observed = host.observe().map_err(EngineError::from)?;
         let plan = reconcile(
@@ -116,10 +150,18 @@ pub(super) async fn start(
             &observed,
             &ReconcileOptions {
                 services: Some(selection),
+                remove_orphans: options.remove_orphans,
+                ignore_orphans: options.ignore_orphans,
                 ..ReconcileOptions::default()
             },
         )?;
+        for note in &plan.notes {
+            let line = format!("warning: {note}");
+            let _ = channel.send(&Reply::Progress { line }).await;
+        }
         super::run_plan(host, channel, &plan).await?;
+    }
+    if with_deps && !options.container {
         for (dep, d) in &service.depends_on {
             let wait = Wait {
                 service: dep.clone(),
@@ -161,7 +203,8 @@ pub(super) async fn start(
         host.create_single(&options.service, &service, &name).await
     } else {
         let config = one_off(&service, &options);
-        host.create_one_off(&options.service, &config, &name).await
+        host.create_one_off(&options.service, &config, &name, options.use_aliases)
+            .await
     };
     if let Err(e) = created {
         let _ = host.remove(&name).await;

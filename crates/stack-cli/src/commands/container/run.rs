@@ -226,7 +226,7 @@ fn run_inner(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let request = Request::Run {
         project: Box::new(project),
-        options: RunOptions {
+        options: Box::new(RunOptions {
             service: name.clone(),
             name: Some(name.clone()),
             detach: args.detach,
@@ -234,7 +234,7 @@ fn run_inner(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
             stdio,
             container: true,
             ..RunOptions::default()
-        },
+        }),
     };
     let rt = client::runtime()?;
     rt.block_on(async {

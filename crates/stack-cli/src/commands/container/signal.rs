@@ -77,6 +77,7 @@ pub fn kill(global: &GlobalArgs, args: KillArgs) -> anyhow::Result<ExitCode> {
             &Request::Kill {
                 services: vec![record.service.clone()],
                 signal: args.signal,
+                remove_orphans: false,
             },
         )?;
         // As Docker's: after SIGKILL the container is gone, its exit
