@@ -199,16 +199,16 @@ fn launch(
     }
 }
 
-/// `exec --privileged`: every capability the kernel has (the set a
-/// `privileged: true` service gets) in every set, and no
+/// `exec --privileged`: as Docker's, every capability `stack` itself may
+/// hand out (its bounding set: a capability this process lacks cannot be
+/// given) in the bounding, effective and permitted sets, and no
 /// `no_new_privileges`, whatever the container runs with.
 fn privilege(process: &mut oci_spec::runtime::Process) -> anyhow::Result<()> {
-    let all = stack_engine::spec::capabilities(&stack_spec::Service {
-        privileged: true,
-        ..Default::default()
-    })?;
+    let own = caps::read(None, caps::CapSet::Bounding)
+        .map_err(|e| anyhow::anyhow!("exec --privileged: reading the bounding set: {e}"))?;
     let mut set = oci_spec::runtime::Capabilities::new();
-    for name in &all {
+    for cap in own {
+        let name = cap.to_string();
         match serde_json::from_value::<oci_spec::runtime::Capability>(serde_json::json!(name)) {
             Ok(cap) => {
                 set.insert(cap);
@@ -219,9 +219,7 @@ fn privilege(process: &mut oci_spec::runtime::Process) -> anyhow::Result<()> {
     let caps = oci_spec::runtime::LinuxCapabilitiesBuilder::default()
         .bounding(set.clone())
         .effective(set.clone())
-        .permitted(set.clone())
-        .inheritable(set.clone())
-        .ambient(set)
+        .permitted(set)
         .build()?;
     process.set_capabilities(Some(caps));
     process.set_no_new_privileges(Some(false));
