@@ -105,8 +105,23 @@ pub enum Phase {
     Done(Duration),
 }
 
-/// Runs `plan` through `driver`, at most `limit` operations at once;
-/// `on_step` hears each operation begin and end.
+/// Whether an operation counts against the executor's limit: work that
+/// takes CPU (creating, building, pulling, starting) does; taking containers
+/// down (stop, kill, remove) mostly waits for exits and for the kernel,
+/// which removes what arrives together in one batch, so every ready one
+/// starts at once: stop signals go to all independent containers together.
+fn bounded(op: &Operation) -> bool {
+    !matches!(
+        (&op.action, &op.resource),
+        (
+            Action::Stop { .. } | Action::Kill { .. } | Action::Remove,
+            Resource::Container { .. }
+        )
+    )
+}
+
+/// Runs `plan` through `driver`, at most `limit` operations that take CPU
+/// at once (see [`bounded`]); `on_step` hears each operation begin and end.
 pub async fn execute<D: Driver>(
     plan: &Plan,
     driver: &D,
@@ -115,14 +130,18 @@ pub async fn execute<D: Driver>(
 ) -> Report<D::Error> {
     let (dag, _) = plan.to_dag();
     let outcomes = dag
-        .execute(limit, async |_, &index| {
-            let op = &plan.operations[index];
-            let started = Instant::now();
-            on_step(op, Phase::Began);
-            perform(driver, op).await?;
-            on_step(op, Phase::Done(started.elapsed()));
-            Ok(())
-        })
+        .execute_bounded(
+            limit,
+            |&index| bounded(&plan.operations[index]),
+            async |_, &index| {
+                let op = &plan.operations[index];
+                let started = Instant::now();
+                on_step(op, Phase::Began);
+                perform(driver, op).await?;
+                on_step(op, Phase::Done(started.elapsed()));
+                Ok(())
+            },
+        )
         .await;
     let outcomes = match outcomes {
         Ok(outcomes) => outcomes,

@@ -96,6 +96,21 @@ impl<T> Dag<T> {
     where
         F: AsyncFn(NodeId, &T) -> Result<(), E>,
     {
+        self.execute_bounded(limit, |_| true, run).await
+    }
+
+    /// [`Dag::execute`] where only the nodes `bounded` says are count
+    /// against `limit`; the others run as soon as they are ready (work that
+    /// mostly waits, which a bound would only make wait in turn).
+    pub async fn execute_bounded<E, F>(
+        &self,
+        limit: usize,
+        bounded: impl Fn(&T) -> bool,
+        run: F,
+    ) -> Result<Vec<Outcome<E>>, CycleError>
+    where
+        F: AsyncFn(NodeId, &T) -> Result<(), E>,
+    {
         self.order()?;
         let limit = limit.max(1);
         let count = self.graph.node_count();
@@ -114,15 +129,28 @@ impl<T> Dag<T> {
         let mut running = FuturesUnordered::new();
         let mut failed = false;
 
+        let mut counted = 0;
         loop {
-            while !failed && running.len() < limit {
-                let Some(node) = ready.pop() else { break };
-                let fut = run(node, &self.graph[node]);
-                running.push(async move { (node, fut.await) });
+            if !failed {
+                // The ready nodes in order, skipping bounded ones while the
+                // bound is reached.
+                let mut held = Vec::new();
+                while let Some(node) = ready.pop() {
+                    let counts = bounded(&self.graph[node]);
+                    if counts && counted >= limit {
+                        held.push(node);
+                        continue;
+                    }
+                    counted += usize::from(counts);
+                    let fut = run(node, &self.graph[node]);
+                    running.push(async move { (node, counts, fut.await) });
+                }
+                ready.extend(held.into_iter().rev());
             }
-            let Some((node, result)) = running.next().await else {
+            let Some((node, counts, result)) = running.next().await else {
                 break;
             };
+            counted -= usize::from(counts);
             match result {
                 Ok(()) => {
                     outcomes[node.index()] = Some(Outcome::Done);
@@ -214,6 +242,33 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(peak.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn only_bounded_nodes_count_against_the_limit() {
+        // Even numbers are bounded (at most 2 at once), odd ones are not.
+        let mut dag = Dag::new();
+        for i in 0..20 {
+            dag.add(i);
+        }
+        let now = [AtomicUsize::new(0), AtomicUsize::new(0)];
+        let peak = [AtomicUsize::new(0), AtomicUsize::new(0)];
+        dag.execute_bounded(
+            2,
+            |i| i % 2 == 0,
+            async |_, i| {
+                let kind = i % 2;
+                let n = now[kind].fetch_add(1, Ordering::SeqCst) + 1;
+                peak[kind].fetch_max(n, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                now[kind].fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, ()>(())
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(peak[0].load(Ordering::SeqCst), 2);
+        assert_eq!(peak[1].load(Ordering::SeqCst), 10);
     }
 
     #[tokio::test]

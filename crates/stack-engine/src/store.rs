@@ -157,11 +157,29 @@ impl Store {
     }
 
     pub fn save(&self, record: &ContainerRecord) -> Result<(), StoreError> {
+        self.save_with(record, stack_fs::Durability::Synced)
+    }
+
+    /// Saves a change of a running container's status (its pid, exits,
+    /// restart counts, a user stop): atomically, so a crash of the
+    /// supervisor leaves the old record or the new one, but without a sync.
+    /// A power loss that undid it also ended the container, which adoption
+    /// tells by pid and start time; the syncs would cost each start, exit
+    /// and stop milliseconds on the supervisor's few threads.
+    pub fn save_status(&self, record: &ContainerRecord) -> Result<(), StoreError> {
+        self.save_with(record, stack_fs::Durability::Unsynced)
+    }
+
+    fn save_with(
+        &self,
+        record: &ContainerRecord,
+        durability: stack_fs::Durability,
+    ) -> Result<(), StoreError> {
         let dir = self.container_dir(&record.project, &record.name);
         fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         let path = dir.join("record.json");
         let bytes = serde_json::to_vec_pretty(record).expect("records serialise");
-        stack_fs::write(&path, &bytes).map_err(|e| StoreError::Io {
+        stack_fs::write_with(&path, &bytes, durability).map_err(|e| StoreError::Io {
             what: e.op,
             path: e.path,
             source: e.source,

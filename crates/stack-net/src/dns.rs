@@ -30,14 +30,24 @@ pub struct Zone {
 }
 
 impl Zone {
-    /// Registers `names` of `container` at `address`.
+    /// Registers `names` of `container` at `address`. Each name's
+    /// containers stay in the order of their ids, whatever order they came
+    /// in, so a zone changed record by record answers as one built whole.
     pub fn add(&mut self, container: &str, address: Ipv4Addr, names: &[String]) {
         for name in names {
             let entry = self.names.entry(normalise(name)).or_default();
-            if !entry.iter().any(|(c, _)| c == container) {
-                entry.push((container.to_string(), address));
+            if let Err(at) = entry.binary_search_by(|(c, _)| c.as_str().cmp(container)) {
+                entry.insert(at, (container.to_string(), address));
             }
         }
+    }
+
+    /// Forgets every name of `container`.
+    pub fn remove(&mut self, container: &str) {
+        self.names.retain(|_, entry| {
+            entry.retain(|(c, _)| c != container);
+            !entry.is_empty()
+        });
     }
 
     pub fn lookup(&self, name: &str) -> Option<Vec<Ipv4Addr>> {

@@ -6,6 +6,7 @@
 //! embedded DNS server, publishes ports with nftables DNAT and removes every
 //! kernel object of a project on `cleanup_project`, also after a crash.
 
+mod batch;
 mod dns;
 mod error;
 mod files;
@@ -16,6 +17,7 @@ mod naming;
 mod netns;
 mod nft;
 mod ports;
+mod reaper;
 mod state;
 mod types;
 

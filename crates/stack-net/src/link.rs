@@ -17,7 +17,7 @@ fn nl(op: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetError {
     move |source| NetError::Netlink { op, source }
 }
 
-fn errno(e: &rtnetlink::Error) -> Option<i32> {
+pub(crate) fn errno(e: &rtnetlink::Error) -> Option<i32> {
     match e {
         rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
         _ => None,

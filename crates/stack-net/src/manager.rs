@@ -3,24 +3,34 @@
 //! object exists, so `cleanup_project` finds everything after a crash; kernel
 //! objects are also found by their project prefix.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::batch::Batcher;
 use crate::dns::{self, DnsServer, SharedZone, Zone};
 use crate::error::{NetError, Result};
 use crate::ipam::{self, Subnet};
 use crate::link::{self, InsideAddress};
 use crate::naming::{self, LinkKind};
+use crate::reaper::LinkReaper;
 use crate::state::{EndpointRecord, NetworkRecord, State, Store, StoreLock, network_key};
 use crate::types::{
     AttachRequest, Attachment, Interface, NetOptions, Network, NetworkSpec, PortMapping,
     PublishedPort,
 };
 use crate::{files, netns, nft, ports};
+
+/// What an attach recorded before making the kernel objects.
+struct Reserved {
+    netns: PathBuf,
+    interfaces: Vec<Interface>,
+    keys: Vec<String>,
+    nets: Vec<Network>,
+}
 
 struct DnsEntry {
     zone: SharedZone,
@@ -39,6 +49,14 @@ pub struct NetworkManager {
     guard: tokio::sync::Mutex<()>,
     dns: Mutex<HashMap<String, DnsEntry>>,
     reservations: Mutex<HashMap<String, Vec<OwnedFd>>>,
+    /// Deletes the veths of containers taken away together in one batch.
+    reaper: LinkReaper,
+    /// Takes the endpoints of containers forgotten together out of the
+    /// state with one write.
+    forgets: Batcher<String, Result<Option<EndpointRecord>>>,
+    /// Records the endpoints of containers attaching together with one
+    /// state write.
+    attaches: Batcher<AttachRequest, Result<Reserved>>,
 }
 
 fn blocking_err(e: tokio::task::JoinError) -> NetError {
@@ -119,6 +137,9 @@ impl NetworkManager {
             guard: tokio::sync::Mutex::new(()),
             dns: Mutex::new(HashMap::new()),
             reservations: Mutex::new(HashMap::new()),
+            reaper: LinkReaper::default(),
+            forgets: Batcher::default(),
+            attaches: Batcher::default(),
         }
     }
 
@@ -213,6 +234,44 @@ impl NetworkManager {
             },
         );
         Ok(())
+    }
+
+    /// Adds an attached container's names to the zones of its networks,
+    /// record by record rather than rebuilding them from the state.
+    fn add_to_zones(
+        &self,
+        id: &str,
+        req: &AttachRequest,
+        interfaces: &[Interface],
+        keys: &[String],
+    ) {
+        let dns = self.dns.lock().unwrap_or_else(|e| e.into_inner());
+        let names = registered_names(req);
+        for ((iface, key), attachment) in interfaces.iter().zip(keys).zip(&req.networks) {
+            if let Some(entry) = dns.get(key) {
+                let mut all = names.clone();
+                all.extend(attachment.aliases.iter().cloned());
+                entry
+                    .zone
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .add(id, iface.address, &all);
+            }
+        }
+    }
+
+    /// Takes a container's names out of the zones of `keys`.
+    fn remove_from_zones(&self, id: &str, keys: &[String]) {
+        let dns = self.dns.lock().unwrap_or_else(|e| e.into_inner());
+        for key in keys {
+            if let Some(entry) = dns.get(key) {
+                entry
+                    .zone
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(id);
+            }
+        }
     }
 
     fn update_zones(&self, st: &State, keys: &[String]) {
@@ -360,15 +419,109 @@ impl NetworkManager {
     /// Creates the container's network namespace, connects it to each of its
     /// networks and registers its names in their DNS.
     pub async fn attach(&self, req: &AttachRequest) -> Result<Attachment> {
-        let (guard, lock) = self.locked().await?;
+        let id = req.container_id.clone();
+        let reserved = self
+            .attaches
+            .submit(req.clone(), |reqs| self.reserve_endpoints(reqs))
+            .await;
+        let Reserved {
+            netns: netns_path,
+            interfaces,
+            keys,
+            nets,
+        } = match reserved {
+            Some(reserved) => reserved?,
+            // The caller writing our batch was cancelled.
+            None => self.reserve_endpoint(req).await?,
+        };
+
+        if let Err(e) = self.setup_endpoint(&netns_path, &interfaces, &nets).await {
+            if let Err(undo) = self.detach(&id).await {
+                tracing::warn!(container = %id, error = %undo, "undo of failed attach failed");
+            }
+            return Err(e);
+        }
+        self.add_to_zones(&id, req, &interfaces, &keys);
+
+        let hostname = req
+            .hostname
+            .clone()
+            .unwrap_or_else(|| req.container_name.clone());
+        let first = interfaces.first();
+        let names = [hostname.as_str(), req.container_name.as_str()];
+        Ok(Attachment {
+            netns: netns_path,
+            resolv_conf: files::resolv_conf(&req.dns, first.map(|i| i.gateway), &req.dns_search),
+            hosts: files::hosts(first.map(|i| i.address), &names, &req.extra_hosts),
+            hostname,
+            interfaces,
+        })
+    }
+
+    /// Records the endpoints of several attaching containers with one
+    /// state write; when that fails, one by one, so each hears its own
+    /// error.
+    async fn reserve_endpoints(&self, reqs: Vec<AttachRequest>) -> Vec<Result<Reserved>> {
+        if reqs.len() > 1
+            && let Ok(reserved) = self.reserve_endpoints_together(&reqs).await
+        {
+            return reserved;
+        }
+        let mut answers = Vec::new();
+        for req in &reqs {
+            answers.push(self.reserve_endpoint(req).await);
+        }
+        answers
+    }
+
+    /// One write for all: each request is decided on the state as the
+    /// ones before it left it; a refused request changes nothing.
+    async fn reserve_endpoints_together(
+        &self,
+        reqs: &[AttachRequest],
+    ) -> Result<Vec<Result<Reserved>>> {
+        let (_guard, lock) = self.locked().await?;
         let mut st = self.store.load(&lock)?;
+        let answers: Vec<Result<Reserved>> = reqs
+            .iter()
+            .map(|req| {
+                // A refused request has only moved its project's name
+                // counter (or made the project's record): put it back.
+                let before = st.projects.get(&req.project).cloned();
+                let reserved = self.reserve_in(&mut st, req);
+                if reserved.is_err() {
+                    match before {
+                        Some(rec) => st.projects.insert(req.project.clone(), rec),
+                        None => st.projects.remove(&req.project),
+                    };
+                }
+                reserved
+            })
+            .collect();
+        if answers.iter().any(Result::is_ok) {
+            self.store.save(&lock, &st)?;
+        }
+        Ok(answers)
+    }
+
+    async fn reserve_endpoint(&self, req: &AttachRequest) -> Result<Reserved> {
+        let (_guard, lock) = self.locked().await?;
+        let mut st = self.store.load(&lock)?;
+        let reserved = self.reserve_in(&mut st, req)?;
+        self.store.save(&lock, &st)?;
+        Ok(reserved)
+    }
+
+    /// Picks the container's namespace name, interface names and addresses,
+    /// and records them in `st` (the intent, before any kernel object).
+    fn reserve_in(&self, st: &mut State, req: &AttachRequest) -> Result<Reserved> {
         let id = req.container_id.clone();
         if st.endpoints.contains_key(&id) {
             return Err(NetError::AlreadyAttached(id));
         }
         let previous = st.previous.get(&id).cloned().unwrap_or_default();
         let tag = st.project_mut(&req.project).tag.clone();
-        let ns_counter = next_counter(&mut st, &req.project, None)?;
+        let ns_counter = next_counter(st, &req.project, None)?;
         let netns_path = self
             .netns_dir()
             .join(naming::netns_name(&tag, ns_counter, &id));
@@ -399,7 +552,7 @@ impl NetworkManager {
                 a.ipv4_address,
                 previous.get(&key).copied(),
             )?;
-            let counter = next_counter(&mut st, &req.project, Some(LinkKind::Veth))?;
+            let counter = next_counter(st, &req.project, Some(LinkKind::Veth))?;
             interfaces.push(Interface {
                 network: a.network.clone(),
                 ifname: format!("eth{i}"),
@@ -422,35 +575,11 @@ impl NetworkManager {
             ports: Vec::new(),
         };
         st.endpoints.insert(id.clone(), record);
-        self.store.save(&lock, &st)?;
-        drop(lock);
-        drop(guard);
-
-        if let Err(e) = self.setup_endpoint(&netns_path, &interfaces, &nets).await {
-            if let Err(undo) = self.detach(&id).await {
-                tracing::warn!(container = %id, error = %undo, "undo of failed attach failed");
-            }
-            return Err(e);
-        }
-        {
-            // Fresh state: concurrent attaches may have saved after ours.
-            let (_guard, lock) = self.locked().await?;
-            let st = self.store.load(&lock)?;
-            self.update_zones(&st, &keys);
-        }
-
-        let hostname = req
-            .hostname
-            .clone()
-            .unwrap_or_else(|| req.container_name.clone());
-        let first = interfaces.first();
-        let names = [hostname.as_str(), req.container_name.as_str()];
-        Ok(Attachment {
+        Ok(Reserved {
             netns: netns_path,
-            resolv_conf: files::resolv_conf(&req.dns, first.map(|i| i.gateway), &req.dns_search),
-            hosts: files::hosts(first.map(|i| i.address), &names, &req.extra_hosts),
-            hostname,
             interfaces,
+            keys,
+            nets,
         })
     }
 
@@ -534,10 +663,66 @@ impl NetworkManager {
     /// id each, so nothing else would ever take them away), and disconnects it
     /// first when it still is. Nothing to do for an unknown container.
     pub async fn forget(&self, container_id: &str) -> Result<()> {
-        match self.take_endpoint(container_id, false).await? {
+        let taken = self
+            .forgets
+            .submit(container_id.to_string(), |ids| self.take_endpoints(ids))
+            .await;
+        let taken = match taken {
+            Some(taken) => taken?,
+            // The caller writing our batch was cancelled.
+            None => self.take_endpoint(container_id, false).await?,
+        };
+        match taken {
             Some(ep) => self.unplug(container_id, ep).await,
             None => Ok(()),
         }
+    }
+
+    /// [`Self::take_endpoint`] of several forgotten containers with one
+    /// state write; when that fails, one by one, so each hears its own
+    /// error.
+    async fn take_endpoints(&self, ids: Vec<String>) -> Vec<Result<Option<EndpointRecord>>> {
+        if ids.len() > 1
+            && let Ok(taken) = self.take_endpoints_together(&ids).await
+        {
+            return taken.into_iter().map(Ok).collect();
+        }
+        let mut answers = Vec::new();
+        for id in &ids {
+            answers.push(self.take_endpoint(id, false).await);
+        }
+        answers
+    }
+
+    async fn take_endpoints_together(&self, ids: &[String]) -> Result<Vec<Option<EndpointRecord>>> {
+        let (_guard, lock) = self.locked().await?;
+        let mut st = self.store.load(&lock)?;
+        let mut changed = false;
+        let mut published = BTreeSet::new();
+        let taken: Vec<Option<EndpointRecord>> = ids
+            .iter()
+            .map(|id| {
+                changed |= st.previous.remove(id).is_some();
+                let ep = st.endpoints.remove(id)?;
+                changed = true;
+                if !ep.ports.is_empty() {
+                    published.insert(ep.project.clone());
+                }
+                Some(ep)
+            })
+            .collect();
+        for project in &published {
+            self.apply_nft(&st, project).await?;
+        }
+        if changed {
+            self.store.save(&lock, &st)?;
+        }
+        for (id, ep) in ids.iter().zip(&taken) {
+            if let Some(ep) = ep {
+                self.remove_from_zones(id, &ep.network_keys);
+            }
+        }
+        Ok(taken)
     }
 
     /// Takes the container's endpoint out of the state, and its published
@@ -568,7 +753,7 @@ impl NetworkManager {
             self.apply_nft(&st, &ep.project).await?;
         }
         self.store.save(&lock, &st)?;
-        self.update_zones(&st, &ep.network_keys);
+        self.remove_from_zones(container_id, &ep.network_keys);
         Ok(Some(ep))
     }
 
@@ -579,13 +764,8 @@ impl NetworkManager {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(container_id);
-        let h = link::connect()?;
-        let mut first_err = None;
-        for i in &ep.interfaces {
-            if let Err(e) = link::delete(&h, &i.host_veth).await {
-                first_err.get_or_insert(e);
-            }
-        }
+        let veths = ep.interfaces.iter().map(|i| i.host_veth.clone()).collect();
+        let mut first_err = self.reaper.delete(veths).await.err();
         let path = ep.netns.clone();
         if let Err(e) = tokio::task::spawn_blocking(move || netns::remove(&path))
             .await
@@ -755,10 +935,13 @@ impl NetworkManager {
         }
         let mut first_err = None;
         let h = link::connect()?;
-        for (_, name) in link::list(&h, &naming::link_prefix(&tag)).await? {
-            if let Err(e) = link::delete(&h, &name).await {
-                first_err.get_or_insert(e);
-            }
+        let leftover = link::list(&h, &naming::link_prefix(&tag)).await?;
+        if let Err(e) = self
+            .reaper
+            .delete(leftover.into_iter().map(|(_, name)| name).collect())
+            .await
+        {
+            first_err.get_or_insert(e);
         }
         let (dir, prefix) = (self.netns_dir(), naming::netns_prefix(&tag));
         let removed = tokio::task::spawn_blocking(move || {

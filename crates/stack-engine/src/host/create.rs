@@ -421,15 +421,32 @@ impl Host {
         // that share another's namespace were never attached.
         self.net.forget(&record.id).await?;
         stack_runtime::fault::point("destroy-after-detach");
-        self.images
-            .release_rootfs(&record.id)
+        // The unmount waits for an RCU grace period, which unmounts on
+        // different threads share: off the async threads, so that
+        // containers removed together wait for it together.
+        let images = self.images.clone();
+        let id = record.id.clone();
+        tokio::task::spawn_blocking(move || images.release_rootfs(&id))
+            .await
+            .map_err(|e| CreateError::Io {
+                what: "release the root filesystem of",
+                path: name.into(),
+                source: std::io::Error::other(e),
+            })?
             .map_err(|source| CreateError::Image {
                 image: record.image.clone(),
                 source,
             })?;
         stack_runtime::fault::point("destroy-after-release");
         self.forget_pipes(name);
-        self.store.remove(&record.project, name)?;
+        let (store, project, owned) = (self.store.clone(), record.project.clone(), name.to_owned());
+        tokio::task::spawn_blocking(move || store.remove(&project, &owned))
+            .await
+            .map_err(|e| CreateError::Io {
+                what: "remove",
+                path: name.into(),
+                source: std::io::Error::other(e),
+            })??;
         Ok(())
     }
 }

@@ -304,7 +304,7 @@ impl Host {
         record.error = None;
         record.pid_start_time = Some(container.start_time());
         record.state = ContainerState::Running;
-        self.store.save(&record)?;
+        self.store.save_status(&record)?;
         Ok(container.pid())
     }
 }
@@ -380,7 +380,7 @@ impl Launcher for Host {
             now_ms() + wait.as_millis() as u64
         });
         if record != before
-            && let Err(e) = self.store.save(&record)
+            && let Err(e) = self.store.save_status(&record)
         {
             tracing::warn!("saving {container}: {e}");
         }
@@ -411,7 +411,7 @@ impl Launcher for Host {
                 at_ms: now_ms(),
                 started_ms: record.started_ms,
             });
-            if let Err(e) = self.store.save(&record) {
+            if let Err(e) = self.store.save_status(&record) {
                 tracing::warn!("saving {container}: {e}");
             }
         }
