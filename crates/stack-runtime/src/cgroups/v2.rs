@@ -1,13 +1,15 @@
 //! cgroup v2: one directory; controllers enabled down the tree via
-//! `cgroup.subtree_control`, limits in the unified file names.
+//! `cgroup.subtree_control`, limits in the unified file names (written by
+//! the controllers' modules), device rules as an eBPF program.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxDevice, LinuxResources};
 
-use super::{Cgroup, CgroupError, Stats, devices_bpf, keyed, read_file, v1, write_file};
-use crate::plan::{blkio_weight_to_io, shares_to_weight};
+use super::{
+    Cgroup, CgroupError, Stats, controllers, devices_bpf, keyed, read_file, v1, write_file,
+};
 
 fn dir(cg: &Cgroup) -> PathBuf {
     cg.v2_root.join(cg.path.trim_start_matches('/'))
@@ -129,10 +131,6 @@ fn to_leaf(d: &Path) -> Result<(), CgroupError> {
     Ok(())
 }
 
-fn max_or(v: i64) -> String {
-    if v < 0 { "max".into() } else { v.to_string() }
-}
-
 pub(super) fn create(
     cg: &Cgroup,
     res: Option<&LinuxResources>,
@@ -162,117 +160,34 @@ fn write_limits(d: &Path, res: &LinuxResources) -> Result<(), CgroupError> {
     let d = d.to_path_buf();
     let have = Controllers::of(&d)?;
     if let Some(m) = res.memory() {
-        if m.disable_oom_killer() == Some(true) {
-            // v2 has no switch; the closest is never reclaiming below the limit.
-            tracing::warn!("disableOOMKiller is not supported on cgroup v2; ignored");
-        }
         if m.limit().is_some() || m.reservation().is_some() {
             have.need("memory", "memory limit")?;
         }
-        if let Some(l) = m.limit() {
-            write_file(&d.join("memory.max"), &max_or(l))?;
-            if let Some(s) = m.swap() {
-                // v1 swap is memory+swap; v2 counts swap alone.
-                let v = if s < 0 {
-                    "max".into()
-                } else {
-                    (s - l).max(0).to_string()
-                };
-                write_file(&d.join("memory.swap.max"), &v)?;
-            }
-        }
-        if let Some(r) = m.reservation() {
-            write_file(&d.join("memory.low"), &max_or(r))?;
-        }
+        controllers::memory::apply(&d, true, m)?;
     }
     if let Some(c) = res.cpu() {
-        if c.shares().is_some() || c.quota().is_some() || c.period().is_some() {
+        if controllers::cpu::wanted(c) {
             have.need("cpu", "cpu shares/quota")?;
+            controllers::cpu::apply(&d, true, c)?;
         }
-        if c.cpus().is_some() || c.mems().is_some() {
+        if controllers::cpuset::wanted(c) {
             have.need("cpuset", "cpuset cpus/mems")?;
-        }
-        if let Some(s) = c.shares() {
-            write_file(&d.join("cpu.weight"), &shares_to_weight(s).to_string())?;
-        }
-        if c.quota().is_some() || c.period().is_some() {
-            let q = c
-                .quota()
-                .filter(|q| *q > 0)
-                .map(|q| q.to_string())
-                .unwrap_or_else(|| "max".into());
-            let p = c.period().unwrap_or(100_000);
-            write_file(&d.join("cpu.max"), &format!("{q} {p}"))?;
-        }
-        if let Some(s) = c.cpus() {
-            write_file(&d.join("cpuset.cpus"), s)?;
-        }
-        if let Some(s) = c.mems() {
-            write_file(&d.join("cpuset.mems"), s)?;
+            controllers::cpuset::apply(&d, true, c)?;
         }
     }
     if let Some(p) = res.pids() {
         have.need("pids", "pids limit")?;
-        write_file(
-            &d.join("pids.max"),
-            &if p.limit() > 0 {
-                p.limit().to_string()
-            } else {
-                "max".into()
-            },
-        )?;
+        controllers::pids::apply(&d, true, p)?;
     }
-    if let Some(b) = res.block_io() {
-        let any = b.weight().is_some()
-            || b.weight_device().as_ref().is_some_and(|l| !l.is_empty())
-            || [
-                b.throttle_read_bps_device(),
-                b.throttle_write_bps_device(),
-                b.throttle_read_iops_device(),
-                b.throttle_write_iops_device(),
-            ]
-            .iter()
-            .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()));
-        if any {
-            have.need("io", "blkio weight/throttle")?;
-        }
-        if let Some(w) = b.weight() {
-            write_file(
-                &d.join("io.weight"),
-                &format!("default {}", blkio_weight_to_io(u64::from(w))),
-            )?;
-        }
-        for wd in b.weight_device().iter().flatten() {
-            if let Some(w) = wd.weight() {
-                let v = blkio_weight_to_io(u64::from(w));
-                write_file(
-                    &d.join("io.weight"),
-                    &format!("{}:{} {v}", wd.major(), wd.minor()),
-                )?;
-            }
-        }
-        let throttles = [
-            ("rbps", b.throttle_read_bps_device()),
-            ("wbps", b.throttle_write_bps_device()),
-            ("riops", b.throttle_read_iops_device()),
-            ("wiops", b.throttle_write_iops_device()),
-        ];
-        for (key, list) in throttles {
-            for t in list.iter().flatten() {
-                write_file(
-                    &d.join("io.max"),
-                    &format!("{}:{} {key}={}", t.major(), t.minor(), t.rate()),
-                )?;
-            }
-        }
+    if let Some(b) = res.block_io()
+        && controllers::io::wanted(b)
+    {
+        have.need("io", "blkio weight/throttle")?;
+        controllers::io::apply(&d, true, b)?;
     }
     for h in res.hugepage_limits().iter().flatten() {
         have.need("hugetlb", "hugepage limit")?;
-        let f = d.join(format!("hugetlb.{}.max", h.page_size()));
-        if !f.exists() {
-            return Err(CgroupError::HugepageSize(h.page_size().clone()));
-        }
-        write_file(&f, &h.limit().to_string())?;
+        controllers::hugetlb::apply(&d, true, h)?;
     }
     for (k, v) in res.unified().iter().flatten() {
         // The file must exist: writing would otherwise try to create it.
@@ -304,22 +219,11 @@ fn apply_devices(
 }
 
 pub(super) fn freeze(cg: &Cgroup, frozen: bool) -> Result<(), CgroupError> {
-    let d = dir(cg);
-    write_file(&d.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
-    for _ in 0..1000 {
-        if is_frozen(cg) == frozen {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    Err(CgroupError::FreezeTimeout { path: d })
+    controllers::freezer::set(&dir(cg), true, frozen)
 }
 
 pub(super) fn is_frozen(cg: &Cgroup) -> bool {
-    fs::read_to_string(dir(cg).join("cgroup.events"))
-        .ok()
-        .and_then(|b| keyed(&b, "frozen"))
-        == Some(1)
+    controllers::freezer::is_frozen(&dir(cg), true)
 }
 
 pub(super) fn oom_kills(cg: &Cgroup) -> u64 {
@@ -378,7 +282,6 @@ mod tests {
             "memory.swap.max",
             "memory.low",
             "cpu.weight",
-            "cpu.max",
             "cpuset.cpus",
             "cpuset.mems",
             "pids.max",
@@ -389,6 +292,7 @@ mod tests {
         ] {
             fs::write(t.path().join(f), "").unwrap();
         }
+        fs::write(t.path().join("cpu.max"), "max 100000").unwrap();
         t
     }
 
