@@ -21,8 +21,10 @@
 //! - v2 delegation: controllers enabled down the tree in
 //!   `cgroup.subtree_control`, the runtime's own processes moved to a leaf
 //!   first ("no internal processes", `v2.rs`); cgroups-rs enables every
-//!   controller `/sys/fs/cgroup` has and ignores a refusal (the nested
-//!   check of `scripts/vm-e2e`);
+//!   controller `/sys/fs/cgroup` has and ignores a refusal, where the
+//!   runtime enables only what a container uses
+//!   (`v2::tests::controllers_are_enabled_only_as_needed`; the nested check
+//!   of `scripts/vm-e2e`);
 //! - v1 cpuset inheritance, an error when it fails
 //!   (`controllers::cpuset::tests::cgroups_rs_swallows_a_failed_cpuset_copy`);
 //! - the v2 freeze state from `cgroup.events`

@@ -1,6 +1,7 @@
-//! cgroup v2: one directory; controllers enabled down the tree via
-//! `cgroup.subtree_control`, limits in the unified file names (written by
-//! the controllers' modules), device rules as an eBPF program.
+//! cgroup v2: one directory; the controllers a container needs enabled
+//! down the tree via `cgroup.subtree_control`, limits in the unified file
+//! names (written by the controllers' modules), device rules as an eBPF
+//! program.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -37,14 +38,65 @@ impl Controllers {
     }
 }
 
-/// Enables every available controller in each ancestor so the leaf gets them.
-/// Makes the leaf and its ancestors with every controller delegated. A
-/// parent pruned by a container being deleted at the same moment makes one
-/// walk fail with ENOENT; the next walk makes it again.
-fn enable_controllers(root: &Path, leaf: &Path) -> Result<(), CgroupError> {
+/// The controllers a container's cgroup gets delegated: memory, pids and io
+/// always (`stack stats` and OOM reporting read their files); cpu, cpuset,
+/// hugetlb, rdma and misc only when a limit or a `unified` key uses them. An
+/// enabled controller is not free: `cpu` makes the scheduler weigh and
+/// throttle every task below it as a group of its own.
+///
+/// Enabling one later, for a sibling that needs it, moves the tasks of
+/// every container below that parent to the controller's new state; the
+/// kernel wakes a frozen task to do so and it freezes again at once, so a
+/// paused container's CPU time may grow by that much, its programs making
+/// no progress (`tests/cgroup_v2.rs`, the pause test).
+fn wanted_controllers(res: Option<&LinuxResources>) -> Vec<&'static str> {
+    let mut want = vec!["memory", "pids", "io"];
+    let mut add = |c: &'static str| {
+        if !want.contains(&c) {
+            want.push(c)
+        }
+    };
+    let Some(res) = res else { return want };
+    if let Some(c) = res.cpu() {
+        if controllers::cpu::wanted(c) {
+            add("cpu");
+        }
+        if controllers::cpuset::wanted(c) {
+            add("cpuset");
+        }
+    }
+    if res
+        .hugepage_limits()
+        .as_ref()
+        .is_some_and(|h| !h.is_empty())
+    {
+        add("hugetlb");
+    }
+    if res.rdma().as_ref().is_some_and(|r| !r.is_empty()) {
+        add("rdma");
+    }
+    for key in res.unified().iter().flat_map(|u| u.keys()) {
+        match key.split('.').next() {
+            Some("cpu") => add("cpu"),
+            Some("cpuset") => add("cpuset"),
+            Some("hugetlb") => add("hugetlb"),
+            Some("rdma") => add("rdma"),
+            Some("misc") => add("misc"),
+            _ => {}
+        }
+    }
+    want
+}
+
+/// Makes the leaf and its ancestors with the `wanted` controllers (those the
+/// hierarchy has) delegated down to it; never disables one, as other
+/// containers under the same parent may use it. A parent pruned by a
+/// container being deleted at the same moment makes one walk fail with
+/// ENOENT; the next walk makes it again.
+fn enable_controllers(root: &Path, leaf: &Path, wanted: &[&str]) -> Result<(), CgroupError> {
     let mut attempt = 0;
     loop {
-        match enable_controllers_once(root, leaf) {
+        match enable_controllers_once(root, leaf, wanted) {
             Err(CgroupError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 =>
             {
@@ -55,12 +107,18 @@ fn enable_controllers(root: &Path, leaf: &Path) -> Result<(), CgroupError> {
     }
 }
 
-fn enable_controllers_once(root: &Path, leaf: &Path) -> Result<(), CgroupError> {
+fn enable_controllers_once(root: &Path, leaf: &Path, wanted: &[&str]) -> Result<(), CgroupError> {
     let available = read_file(&root.join("cgroup.controllers"))?;
-    let enable: String = available
-        .split_whitespace()
-        .map(|c| format!("+{c} "))
+    let enable: Vec<&str> = wanted
+        .iter()
+        .copied()
+        .filter(|w| available.split_whitespace().any(|a| a == *w))
         .collect();
+    let line = enable
+        .iter()
+        .map(|c| format!("+{c}"))
+        .collect::<Vec<_>>()
+        .join(" ");
     let rel = leaf.strip_prefix(root).unwrap_or(leaf);
     let mut cur = root.to_path_buf();
     for comp in rel.components() {
@@ -68,20 +126,20 @@ fn enable_controllers_once(root: &Path, leaf: &Path) -> Result<(), CgroupError> 
         // refuse. A hierarchy without controllers (hybrid host) has none to enable.
         // Already delegated (every container after the first): a read
         // instead of a write that takes the cgroup lock.
-        let delegated = fs::read_to_string(cur.join("cgroup.subtree_control"))
-            .is_ok_and(|d| d.split_whitespace().eq(available.split_whitespace()));
         let control = cur.join("cgroup.subtree_control");
+        let delegated = fs::read_to_string(&control)
+            .is_ok_and(|d| enable.iter().all(|e| d.split_whitespace().any(|c| c == *e)));
         if !enable.is_empty() && !delegated {
-            let mut wrote = write_file(&control, enable.trim());
+            let mut wrote = write_file(&control, &line);
             if cur == root && is_busy(&wrote) {
                 // The subtree the runtime was given holds processes (the
                 // runtime itself): a cgroup that delegates controllers may
                 // not, so they move to a leaf first.
                 to_leaf(root)?;
-                wrote = write_file(&control, enable.trim());
+                wrote = write_file(&control, &line);
             }
             if wrote.is_err() {
-                for c in available.split_whitespace() {
+                for c in &enable {
                     let _ = write_file(&control, &format!("+{c}"));
                 }
             }
@@ -137,7 +195,11 @@ pub(super) fn create(
     devices: &[LinuxDevice],
 ) -> Result<(), CgroupError> {
     let d = dir(cg);
-    enable_controllers(&cg.v2_root.join(cg.base.trim_start_matches('/')), &d)?;
+    enable_controllers(
+        &cg.v2_root.join(cg.base.trim_start_matches('/')),
+        &d,
+        &wanted_controllers(res),
+    )?;
     configure(&d, res, devices)
 }
 
@@ -350,6 +412,52 @@ mod tests {
         assert_eq!(read(d, "memory.swap.max"), "max");
         assert_eq!(read(d, "cpu.max"), "max 100000");
         assert_eq!(read(d, "pids.max"), "max");
+    }
+
+    #[test]
+    fn controllers_are_enabled_only_as_needed() {
+        assert_eq!(wanted_controllers(None), ["memory", "pids", "io"]);
+        let res = resources(serde_json::json!({"memory": {"limit": 1 << 20}}));
+        assert_eq!(wanted_controllers(Some(&res)), ["memory", "pids", "io"]);
+        let res = resources(serde_json::json!({
+            "cpu": {"quota": 50000, "period": 100000, "cpus": "0"},
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 1}],
+            "unified": {"misc.max": "x 1", "cgroup.max.depth": "2"},
+        }));
+        assert_eq!(
+            wanted_controllers(Some(&res)),
+            ["memory", "pids", "io", "cpu", "cpuset", "hugetlb", "misc"]
+        );
+
+        // On a tree laid out like /sys/fs/cgroup: each ancestor delegates
+        // what is wanted and the hierarchy has (no hugetlb here), and a
+        // second container adds to what the first enabled.
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        fs::write(
+            root.join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )
+        .unwrap();
+        let leaf = root.join("stack/p/a");
+        enable_controllers(root, &leaf, &wanted_controllers(None)).unwrap();
+        assert!(leaf.is_dir());
+        for d in [root.to_path_buf(), root.join("stack"), root.join("stack/p")] {
+            assert_eq!(read(&d, "cgroup.subtree_control"), "+memory +pids +io");
+        }
+        assert!(!leaf.join("cgroup.subtree_control").exists());
+        let res = resources(serde_json::json!({"cpu": {"shares": 512},
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}));
+        enable_controllers(
+            root,
+            &root.join("stack/p/b"),
+            &wanted_controllers(Some(&res)),
+        )
+        .unwrap();
+        assert_eq!(
+            read(&root.join("stack/p"), "cgroup.subtree_control"),
+            "+memory +pids +io +cpu"
+        );
     }
 
     #[test]
