@@ -71,7 +71,9 @@ pub enum CgroupError {
     Controller {
         controller: &'static str,
         path: PathBuf,
-        source: cgroups_rs::fs::error::Error,
+        // Boxed: its kind carries two strings, and every error of the
+        // runtime would grow by it.
+        source: Box<cgroups_rs::fs::error::Error>,
     },
     #[error("no cgroup hierarchy found under {CGROUP_ROOT}")]
     NoHierarchy,

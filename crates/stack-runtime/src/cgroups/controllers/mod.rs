@@ -27,7 +27,7 @@ fn failed(
     move |source| CgroupError::Controller {
         controller,
         path,
-        source,
+        source: Box::new(source),
     }
 }
 
