@@ -1,15 +1,50 @@
-//! Cgroups, v1 and v2, detected at run time.
+//! Cgroups, v1 and v2, detected at run time, behind one boundary: the
+//! runtime touches a container's cgroup only through [`Cgroup`] (create,
+//! enter, pids, kill, freeze, stats, OOM count, remove), whichever version
+//! and driver is underneath.
 //!
-//! A hybrid host (v1 controllers plus a cgroup2 mount that holds no
-//! controllers) is treated as v1: the version is whatever `/sys/fs/cgroup`
-//! itself is. Controller files are written directly, one small module per
-//! version, because the runtime needs exact control over ordering (cpuset
-//! inheritance, memsw after the limit) and over the hybrid layout. v2 has
-//! no devices files: its device rules are an eBPF program ([`devices_bpf`]).
-//! On a v2 host run by systemd, a container's cgroup is a transient scope
-//! systemd makes ([`systemd`]); the runtime then writes into it as into
-//! its own.
+//! The limits are written through cgroups-rs's controller types, one module
+//! per controller (`controllers/`), each unit-tested for v1 and v2 against a
+//! temporary tree laid out like `/sys/fs/cgroup`. cgroups-rs's managers
+//! (`FsManager`, `SystemdManager`, behind its `oci` feature) are not used:
+//! they find the cgroup from `/proc/self/cgroup` and the fixed
+//! `/sys/fs/cgroup` and cannot be pointed at another root, so neither the
+//! hybrid host's `/sys/fs/cgroup/unified` nor a test tree would do. What
+//! the runtime needs and cgroups-rs cannot do is its own code, each piece
+//! with the test that shows the need:
+//!
+//! - hybrid hosts: the version is whatever `/sys/fs/cgroup` itself is, and
+//!   the v2 code runs on a cgroup2 mount anywhere ([`Cgroup::v2_at`]);
+//!   cgroups-rs's v2 root is the constant `/sys/fs/cgroup`
+//!   (`tests::cgroups_rs_v2_root_is_fixed`; the v2 path on this kind of
+//!   host: `tests/cgroup_v2.rs`);
+//! - v2 delegation: controllers enabled down the tree in
+//!   `cgroup.subtree_control`, the runtime's own processes moved to a leaf
+//!   first ("no internal processes", `v2.rs`); cgroups-rs enables every
+//!   controller `/sys/fs/cgroup` has and ignores a refusal, where the
+//!   runtime enables only what a container uses
+//!   (`v2::tests::controllers_are_enabled_only_as_needed`; the nested check
+//!   of `scripts/vm-e2e`);
+//! - v1 cpuset inheritance, an error when it fails
+//!   (`controllers::cpuset::tests::cgroups_rs_swallows_a_failed_cpuset_copy`);
+//! - the v2 freeze state from `cgroup.events`
+//!   (`controllers::freezer::tests::cgroups_rs_reports_a_v2_freeze_as_done_when_asked`);
+//! - the v2 `io.weight`
+//!   (`controllers::io::tests::cgroups_rs_writes_the_v2_weight_to_bfq`);
+//! - v2's missing swappiness, a warning rather than a swap limit
+//!   (`controllers::memory::tests::cgroups_rs_v2_swappiness_limits_swap`);
+//! - v2 device rules: v2 has no devices files, and cgroups-rs has no
+//!   device program; an eBPF program ([`devices_bpf`], `tests/devices.rs`);
+//! - the systemd driver: a transient scope per container in its own slice,
+//!   its limits as unit properties ([`systemd`]; shown in the systemd
+//!   guest, `scripts/vm-e2e`), where cgroups-rs's `SystemdManager` rests on
+//!   `FsManager` and its fixed root.
+//!
+//! Reading (`stats`, the OOM count, `cgroup.procs`) is the few files the
+//! runtime reports, read here: cgroups-rs's readers turn a failed read into
+//! an empty list or zero.
 
+mod controllers;
 pub mod devices_bpf;
 pub mod systemd;
 mod v1;
@@ -31,6 +66,14 @@ pub enum CgroupError {
         op: &'static str,
         path: PathBuf,
         source: std::io::Error,
+    },
+    #[error("{controller} controller, in {path}: {source}")]
+    Controller {
+        controller: &'static str,
+        path: PathBuf,
+        // Boxed: its kind carries two strings, and every error of the
+        // runtime would grow by it.
+        source: Box<cgroups_rs::fs::error::Error>,
     },
     #[error("no cgroup hierarchy found under {CGROUP_ROOT}")]
     NoHierarchy,
@@ -72,6 +115,25 @@ pub(crate) fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Makes a cgroup directory and its missing parents. A parent pruned by a
+/// container being deleted at the same moment makes one attempt fail with
+/// ENOENT; the next one makes it again.
+pub(crate) fn make_dir(dir: &Path) -> Result<(), CgroupError> {
+    let mut attempt = 0;
+    loop {
+        match fs::create_dir_all(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 5 => attempt += 1,
+            result => {
+                return result.map_err(|source| CgroupError::Io {
+                    op: "mkdir",
+                    path: dir.to_path_buf(),
+                    source,
+                });
+            }
+        }
+    }
 }
 
 pub(crate) fn read_file(path: &Path) -> Result<String, CgroupError> {
@@ -605,6 +667,17 @@ mod tests {
             Some("/system.slice/x.scope")
         );
         assert_eq!(delegated_base(t.path(), "/"), None);
+    }
+
+    /// Why the v2 code takes its mount point rather than cgroups-rs's
+    /// hierarchy: there is no other root to give it.
+    #[test]
+    fn cgroups_rs_v2_root_is_fixed() {
+        use cgroups_rs::fs::Hierarchy;
+        assert_eq!(
+            cgroups_rs::fs::hierarchies::V2::new().root(),
+            Path::new("/sys/fs/cgroup")
+        );
     }
 
     #[test]

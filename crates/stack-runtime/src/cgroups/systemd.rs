@@ -6,8 +6,10 @@
 //! crun and podman do), its limits set as unit properties (so that
 //! `systemctl daemon-reload` re-applies them rather than resetting them) and
 //! also written into the delegated cgroup (for what has no property:
-//! hugetlb, `unified` keys, device rules). Stopping the unit removes the
-//! cgroup. Elsewhere, and when `STACK_CGROUP_MANAGER=cgroupfs`, the runtime
+//! hugetlb, `unified` keys, device rules). A process the OOM killer picks
+//! is the container's to handle, so the scope asks systemd to carry on
+//! (`OOMPolicy=continue`) where systemd has that setting for scopes.
+//! Stopping the unit removes the cgroup. Elsewhere, and when `STACK_CGROUP_MANAGER=cgroupfs`, the runtime
 //! makes the cgroup directories itself.
 
 use std::path::Path;
@@ -314,6 +316,35 @@ fn connect(unit: &str) -> Result<zbus::blocking::Connection, CgroupError> {
     zbus::blocking::Connection::system().map_err(bus_err("connect to the system bus for", unit))
 }
 
+/// Whether systemd `version` (its `Version` property, e.g. `252.39-1~deb12u1`
+/// or `255`) takes `OOMPolicy=` for a scope: from 253 on, where a scope's
+/// default is to stop the whole unit when the kernel OOM-kills one of its
+/// processes. Before 253 a scope has no such policy (it runs on, as
+/// `continue` says) and the property is refused.
+pub fn scope_takes_oom_policy(version: &str) -> bool {
+    let major: String = version.chars().take_while(char::is_ascii_digit).collect();
+    major.parse::<u32>().is_ok_and(|v| v >= 253)
+}
+
+/// The running systemd's version, asked once per process.
+fn version(conn: &zbus::blocking::Connection) -> Option<&'static str> {
+    static VERSION: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    VERSION
+        .get_or_init(|| {
+            let proxy = zbus::blocking::fdo::PropertiesProxy::builder(conn)
+                .destination(DEST)
+                .ok()?
+                .path(PATH)
+                .ok()?
+                .build()
+                .ok()?;
+            let name = zbus::names::InterfaceName::try_from(MANAGER).ok()?;
+            let v = proxy.get(name, "Version").ok()?;
+            String::try_from(v).ok()
+        })
+        .as_deref()
+}
+
 /// Starts the scope with `pid` in it and waits until systemd has moved the
 /// process there (the job runs after the call returns).
 pub fn start(scope: &Scope, pid: i32, res: Option<&LinuxResources>) -> Result<(), CgroupError> {
@@ -335,6 +366,16 @@ pub fn start(scope: &Scope, pid: i32, res: Option<&LinuxResources>) -> Result<()
     props.extend(limits.iter().map(|(k, v)| (*k, v.value())));
     let aux: Vec<(&str, Vec<(&str, Value<'_>)>)> = Vec::new();
     let conn = connect(&scope.unit)?;
+    // A process the OOM killer picks is the container's business (its
+    // init sees the exit), not a reason for systemd to stop the rest.
+    match version(&conn) {
+        Some(v) if scope_takes_oom_policy(v) => props.push(("OOMPolicy", Value::from("continue"))),
+        Some(_) => {}
+        None => tracing::warn!(
+            unit = %scope.unit,
+            "systemd's version is unknown: OOMPolicy=continue not set, an OOM kill may stop the whole scope"
+        ),
+    }
     conn.call_method(
         Some(DEST),
         PATH,
@@ -445,6 +486,16 @@ mod tests {
         assert!(scope_for(Some("notaslice:p:n"), "c").is_err());
         assert!(scope_for(None, "bad id").is_err());
         assert_eq!(slice_path("-.slice"), "");
+    }
+
+    #[test]
+    fn oom_policy_only_where_scopes_take_it() {
+        assert!(!scope_takes_oom_policy("252.39-1~deb12u1"));
+        assert!(!scope_takes_oom_policy("249"));
+        assert!(scope_takes_oom_policy("253"));
+        assert!(scope_takes_oom_policy("255.4-1ubuntu8"));
+        assert!(!scope_takes_oom_policy(""));
+        assert!(!scope_takes_oom_policy("v255"));
     }
 
     #[test]

@@ -1,30 +1,14 @@
-//! cgroup v1: one directory per hierarchy, controller files written in the order
-//! the kernel needs (cpuset inherited before tasks join, memsw after the limit).
+//! cgroup v1: one directory per hierarchy, each limit written by its
+//! controller's module into that controller's hierarchy, in the order the
+//! kernel needs (cpuset inherited before tasks join); the device rules as
+//! `devices.allow`/`devices.deny` lines.
 
 use std::fs;
 use std::path::Path;
 
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, LinuxResources};
 
-use super::{Cgroup, CgroupError, Stats, keyed, read_file, write_file};
-
-fn mkdir(dir: &Path) -> Result<(), CgroupError> {
-    // A parent pruned by a container being deleted at the same moment makes
-    // one attempt fail with ENOENT; the next one makes it again.
-    let mut attempt = 0;
-    loop {
-        match fs::create_dir_all(dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 5 => attempt += 1,
-            result => {
-                return result.map_err(|source| CgroupError::Io {
-                    op: "mkdir",
-                    path: dir.to_path_buf(),
-                    source,
-                });
-            }
-        }
-    }
-}
+use super::{Cgroup, CgroupError, Stats, controllers, keyed, make_dir, write_file};
 
 fn need(
     cg: &Cgroup,
@@ -35,43 +19,16 @@ fn need(
         .ok_or(CgroupError::MissingController { controller, what })
 }
 
-/// A new cpuset cgroup starts with empty cpus/mems; copy them down from the
-/// nearest ancestor that has them, level by level.
-fn init_cpuset(dir: &Path) -> Result<(), CgroupError> {
-    let Some(parent) = dir.parent() else {
-        return Ok(());
-    };
-    if !parent.join("cpuset.cpus").exists() {
-        return Ok(());
-    }
-    // Both files: a sibling container may be initialising the parent at
-    // this moment and have written cpus but not yet mems, and a task cannot
-    // join a cpuset whose mems are empty (ENOSPC).
-    let empty = |f: &str| read_file(&parent.join(f)).map(|v| v.trim().is_empty());
-    if empty("cpuset.cpus")? || empty("cpuset.mems")? {
-        init_cpuset(parent)?;
-    }
-    mkdir(dir)?;
-    for f in ["cpuset.cpus", "cpuset.mems"] {
-        let cur = read_file(&dir.join(f))?;
-        if cur.trim().is_empty() {
-            let p = read_file(&parent.join(f))?;
-            write_file(&dir.join(f), p.trim())?;
-        }
-    }
-    Ok(())
-}
-
 pub(super) fn create(
     cg: &Cgroup,
     res: Option<&LinuxResources>,
     devices: &[LinuxDevice],
 ) -> Result<(), CgroupError> {
     for d in cg.dirs() {
-        mkdir(&d)?;
+        make_dir(&d)?;
     }
     if let Some(d) = cg.dir("cpuset") {
-        init_cpuset(&d)?;
+        controllers::cpuset::inherit_v1(&d)?;
     }
     if let Some(d) = cg.dir("devices") {
         apply_devices(&d, res, devices)?;
@@ -79,146 +36,27 @@ pub(super) fn create(
     let Some(res) = res else { return Ok(()) };
 
     if let Some(m) = res.memory() {
-        let d = need(cg, "memory", "memory limits")?;
-        if let Some(s) = m.swappiness() {
-            write_file(&d.join("memory.swappiness"), &s.to_string())?;
-        }
-        if let Some(l) = m.limit() {
-            let memsw = d.join("memory.memsw.limit_in_bytes");
-            // The limit must stay <= memsw; raising memsw first avoids EINVAL.
-            if write_file(&d.join("memory.limit_in_bytes"), &l.to_string()).is_err() {
-                if let Some(s) = m.swap() {
-                    write_file(&memsw, &s.to_string())?;
-                }
-                write_file(&d.join("memory.limit_in_bytes"), &l.to_string())?;
-            }
-            if let Some(s) = m.swap()
-                && memsw.exists()
-            {
-                write_file(&memsw, &s.to_string())?;
-            }
-        }
-        if let Some(r) = m.reservation() {
-            write_file(&d.join("memory.soft_limit_in_bytes"), &r.to_string())?;
-        }
-        if m.disable_oom_killer() == Some(true) {
-            write_file(&d.join("memory.oom_control"), "1")?;
-        }
-        if let Some(k) = m.kernel()
-            && d.join("memory.kmem.limit_in_bytes").exists()
-        {
-            write_file(&d.join("memory.kmem.limit_in_bytes"), &k.to_string())?;
-        }
-        if let Some(k) = m.kernel_tcp()
-            && d.join("memory.kmem.tcp.limit_in_bytes").exists()
-        {
-            write_file(&d.join("memory.kmem.tcp.limit_in_bytes"), &k.to_string())?;
-        }
+        controllers::memory::apply(&need(cg, "memory", "memory limits")?, false, m)?;
     }
-
     if let Some(c) = res.cpu() {
-        if c.shares().is_some()
-            || c.quota().is_some()
-            || c.period().is_some()
-            || c.realtime_runtime().is_some()
-        {
-            let d = need(cg, "cpu", "cpu limits")?;
-            if let Some(s) = c.shares() {
-                write_file(&d.join("cpu.shares"), &s.to_string())?;
-            }
-            if let Some(p) = c.period() {
-                write_file(&d.join("cpu.cfs_period_us"), &p.to_string())?;
-            }
-            if let Some(q) = c.quota() {
-                write_file(&d.join("cpu.cfs_quota_us"), &q.to_string())?;
-            }
-            if let Some(p) = c.realtime_period() {
-                write_file(&d.join("cpu.rt_period_us"), &p.to_string())?;
-            }
-            if let Some(r) = c.realtime_runtime() {
-                write_file(&d.join("cpu.rt_runtime_us"), &r.to_string())?;
-            }
+        if controllers::cpu::wanted(c) {
+            controllers::cpu::apply(&need(cg, "cpu", "cpu limits")?, false, c)?;
         }
-        if c.cpus().is_some() || c.mems().is_some() {
-            let d = need(cg, "cpuset", "cpuset")?;
-            if let Some(s) = c.cpus() {
-                write_file(&d.join("cpuset.cpus"), s)?;
-            }
-            if let Some(s) = c.mems() {
-                write_file(&d.join("cpuset.mems"), s)?;
-            }
+        if controllers::cpuset::wanted(c) {
+            controllers::cpuset::apply(&need(cg, "cpuset", "cpuset")?, false, c)?;
         }
     }
-
     if let Some(p) = res.pids() {
-        let d = need(cg, "pids", "pids limit")?;
-        let v = if p.limit() > 0 {
-            p.limit().to_string()
-        } else {
-            "max".into()
-        };
-        write_file(&d.join("pids.max"), &v)?;
+        controllers::pids::apply(&need(cg, "pids", "pids limit")?, false, p)?;
     }
-
-    if let Some(b) = res.block_io() {
-        let d = need(cg, "blkio", "block I/O limits")?;
-        if let Some(w) = b.weight() {
-            write_file(&d.join("blkio.weight"), &w.to_string())?;
-        }
-        if let Some(w) = b.leaf_weight() {
-            write_file(&d.join("blkio.leaf_weight"), &w.to_string())?;
-        }
-        for wd in b.weight_device().iter().flatten() {
-            if let Some(w) = wd.weight() {
-                write_file(
-                    &d.join("blkio.weight_device"),
-                    &format!("{}:{} {w}", wd.major(), wd.minor()),
-                )?;
-            }
-            if let Some(w) = wd.leaf_weight() {
-                write_file(
-                    &d.join("blkio.leaf_weight_device"),
-                    &format!("{}:{} {w}", wd.major(), wd.minor()),
-                )?;
-            }
-        }
-        let throttles = [
-            (
-                "blkio.throttle.read_bps_device",
-                b.throttle_read_bps_device(),
-            ),
-            (
-                "blkio.throttle.write_bps_device",
-                b.throttle_write_bps_device(),
-            ),
-            (
-                "blkio.throttle.read_iops_device",
-                b.throttle_read_iops_device(),
-            ),
-            (
-                "blkio.throttle.write_iops_device",
-                b.throttle_write_iops_device(),
-            ),
-        ];
-        for (file, list) in throttles {
-            for t in list.iter().flatten() {
-                write_file(
-                    &d.join(file),
-                    &format!("{}:{} {}", t.major(), t.minor(), t.rate()),
-                )?;
-            }
-        }
+    if let Some(b) = res.block_io()
+        && controllers::io::wanted(b)
+    {
+        controllers::io::apply(&need(cg, "blkio", "block I/O limits")?, false, b)?;
     }
-
     for h in res.hugepage_limits().iter().flatten() {
-        let d = need(cg, "hugetlb", "hugepage limits")?;
-        let f = d.join(format!("hugetlb.{}.limit_in_bytes", h.page_size()));
-        if !f.exists() {
-            return Err(CgroupError::HugepageSize(h.page_size().clone()));
-        }
-        write_file(&f, &h.limit().to_string())?;
+        controllers::hugetlb::apply(&need(cg, "hugetlb", "hugepage limits")?, false, h)?;
     }
-
     if let Some(n) = res.network() {
         if let Some(c) = n.class_id() {
             write_file(
@@ -324,22 +162,12 @@ fn apply_devices(
 }
 
 pub(super) fn freeze(cg: &Cgroup, frozen: bool) -> Result<(), CgroupError> {
-    let d = need(cg, "freezer", "pause")?;
-    let want = if frozen { "FROZEN" } else { "THAWED" };
-    for _ in 0..1000 {
-        write_file(&d.join("freezer.state"), want)?;
-        if read_file(&d.join("freezer.state"))?.trim() == want {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    Err(CgroupError::FreezeTimeout { path: d })
+    controllers::freezer::set(&need(cg, "freezer", "pause")?, false, frozen)
 }
 
 pub(super) fn is_frozen(cg: &Cgroup) -> bool {
     cg.dir("freezer")
-        .and_then(|d| fs::read_to_string(d.join("freezer.state")).ok())
-        .is_some_and(|s| s.trim() == "FROZEN")
+        .is_some_and(|d| controllers::freezer::is_frozen(&d, false))
 }
 
 fn read_u64(path: &Path) -> Option<u64> {
@@ -390,6 +218,130 @@ pub(super) fn stats(cg: &Cgroup) -> Result<Stats, CgroupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cgroups::controllers::testing::{cgroup_dir, read, resources};
+    use crate::cgroups::{V1Mount, Version};
+
+    /// A v1 layout in `root`: one hierarchy per entry, as mountinfo lists them.
+    fn layout(root: &Path, hierarchies: &[&str]) -> Cgroup {
+        let v1_mounts = hierarchies
+            .iter()
+            .map(|h| {
+                let mount_point = root.join(h);
+                fs::create_dir_all(&mount_point).unwrap();
+                V1Mount {
+                    mount_point,
+                    controllers: h.split(',').map(str::to_string).collect(),
+                }
+            })
+            .collect();
+        Cgroup {
+            version: Version::V1,
+            path: "/stack/c".into(),
+            v1_mounts,
+            v2_root: root.join("unified"),
+            systemd_scope: None,
+            base: String::new(),
+        }
+    }
+
+    #[test]
+    fn create_writes_every_limit_into_its_hierarchy() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let cg = layout(
+            root,
+            &[
+                "memory",
+                "cpu,cpuacct",
+                "cpuset",
+                "pids",
+                "blkio",
+                "hugetlb",
+                "freezer",
+                "devices",
+            ],
+        );
+        // What the kernel shows in the root and in each new directory.
+        cgroup_dir(
+            root,
+            "cpuset",
+            &[("cpuset.cpus", "0-1\n"), ("cpuset.mems", "0\n")],
+        );
+        for d in ["cpuset/stack", "cpuset/stack/c"] {
+            cgroup_dir(root, d, &[("cpuset.cpus", ""), ("cpuset.mems", "")]);
+        }
+        cgroup_dir(
+            root,
+            "memory/stack/c",
+            &[("memory.memsw.limit_in_bytes", "")],
+        );
+        cgroup_dir(
+            root,
+            "cpu,cpuacct/stack/c",
+            &[("cpu.cfs_period_us", "100000")],
+        );
+        cgroup_dir(
+            root,
+            "hugetlb/stack/c",
+            &[("hugetlb.2MB.limit_in_bytes", "")],
+        );
+        let res = resources(serde_json::json!({
+            "memory": {"limit": 64 << 20, "swap": 96 << 20, "reservation": 32 << 20},
+            "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "1", "mems": "0"},
+            "pids": {"limit": 16},
+            "blockIO": {"weight": 500, "throttleWriteBpsDevice": [{"major": 8, "minor": 0, "rate": 4096}]},
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}],
+        }));
+        cg.create(Some(&res), &[]).unwrap();
+        let dir = |c: &str| cg.dir(c).unwrap();
+        assert_eq!(
+            read(&dir("memory"), "memory.limit_in_bytes"),
+            (64u64 << 20).to_string()
+        );
+        assert_eq!(
+            read(&dir("memory"), "memory.memsw.limit_in_bytes"),
+            (96u64 << 20).to_string()
+        );
+        assert_eq!(
+            read(&dir("memory"), "memory.soft_limit_in_bytes"),
+            (32u64 << 20).to_string()
+        );
+        assert_eq!(read(&dir("cpu"), "cpu.shares"), "512");
+        assert_eq!(read(&dir("cpu"), "cpu.cfs_quota_us"), "50000");
+        assert_eq!(read(&dir("cpuset"), "cpuset.cpus"), "1");
+        // Inherited down both levels before the spec's value was written.
+        assert_eq!(read(&root.join("cpuset/stack"), "cpuset.cpus"), "0-1");
+        assert_eq!(read(&dir("cpuset"), "cpuset.mems"), "0");
+        assert_eq!(read(&dir("pids"), "pids.max"), "16");
+        assert_eq!(read(&dir("blkio"), "blkio.weight"), "500");
+        assert_eq!(
+            read(&dir("blkio"), "blkio.throttle.write_bps_device"),
+            "8:0 4096"
+        );
+        assert_eq!(
+            read(&dir("hugetlb"), "hugetlb.2MB.limit_in_bytes"),
+            (4u64 << 20).to_string()
+        );
+        // The device rules' last line: the runtime's default list ends the
+        // spec's (none here: deny all first).
+        assert_eq!(read(&dir("devices"), "devices.allow"), "c 10:200 rwm");
+        assert_eq!(read(&dir("devices"), "devices.deny"), "a *:* rwm");
+        assert!(dir("freezer").is_dir());
+    }
+
+    #[test]
+    fn a_limit_whose_hierarchy_is_not_mounted_is_an_error() {
+        let t = tempfile::tempdir().unwrap();
+        let cg = layout(t.path(), &["memory"]);
+        let res = resources(serde_json::json!({"pids": {"limit": 5}}));
+        assert!(matches!(
+            cg.create(Some(&res), &[]),
+            Err(CgroupError::MissingController {
+                controller: "pids",
+                ..
+            })
+        ));
+    }
 
     #[test]
     fn default_device_rules_deny_first() {

@@ -1,13 +1,16 @@
-//! cgroup v2: one directory; controllers enabled down the tree via
-//! `cgroup.subtree_control`, limits in the unified file names.
+//! cgroup v2: one directory; the controllers a container needs enabled
+//! down the tree via `cgroup.subtree_control`, limits in the unified file
+//! names (written by the controllers' modules), device rules as an eBPF
+//! program.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxDevice, LinuxResources};
 
-use super::{Cgroup, CgroupError, Stats, devices_bpf, keyed, read_file, v1, write_file};
-use crate::plan::{blkio_weight_to_io, shares_to_weight};
+use super::{
+    Cgroup, CgroupError, Stats, controllers, devices_bpf, keyed, read_file, v1, write_file,
+};
 
 fn dir(cg: &Cgroup) -> PathBuf {
     cg.v2_root.join(cg.path.trim_start_matches('/'))
@@ -35,14 +38,65 @@ impl Controllers {
     }
 }
 
-/// Enables every available controller in each ancestor so the leaf gets them.
-/// Makes the leaf and its ancestors with every controller delegated. A
-/// parent pruned by a container being deleted at the same moment makes one
-/// walk fail with ENOENT; the next walk makes it again.
-fn enable_controllers(root: &Path, leaf: &Path) -> Result<(), CgroupError> {
+/// The controllers a container's cgroup gets delegated: memory, pids and io
+/// always (`stack stats` and OOM reporting read their files); cpu, cpuset,
+/// hugetlb, rdma and misc only when a limit or a `unified` key uses them. An
+/// enabled controller is not free: `cpu` makes the scheduler weigh and
+/// throttle every task below it as a group of its own.
+///
+/// Enabling one later, for a sibling that needs it, moves the tasks of
+/// every container below that parent to the controller's new state; the
+/// kernel wakes a frozen task to do so and it freezes again at once, so a
+/// paused container's CPU time may grow by that much, its programs making
+/// no progress (`tests/cgroup_v2.rs`, the pause test).
+fn wanted_controllers(res: Option<&LinuxResources>) -> Vec<&'static str> {
+    let mut want = vec!["memory", "pids", "io"];
+    let mut add = |c: &'static str| {
+        if !want.contains(&c) {
+            want.push(c)
+        }
+    };
+    let Some(res) = res else { return want };
+    if let Some(c) = res.cpu() {
+        if controllers::cpu::wanted(c) {
+            add("cpu");
+        }
+        if controllers::cpuset::wanted(c) {
+            add("cpuset");
+        }
+    }
+    if res
+        .hugepage_limits()
+        .as_ref()
+        .is_some_and(|h| !h.is_empty())
+    {
+        add("hugetlb");
+    }
+    if res.rdma().as_ref().is_some_and(|r| !r.is_empty()) {
+        add("rdma");
+    }
+    for key in res.unified().iter().flat_map(|u| u.keys()) {
+        match key.split('.').next() {
+            Some("cpu") => add("cpu"),
+            Some("cpuset") => add("cpuset"),
+            Some("hugetlb") => add("hugetlb"),
+            Some("rdma") => add("rdma"),
+            Some("misc") => add("misc"),
+            _ => {}
+        }
+    }
+    want
+}
+
+/// Makes the leaf and its ancestors with the `wanted` controllers (those the
+/// hierarchy has) delegated down to it; never disables one, as other
+/// containers under the same parent may use it. A parent pruned by a
+/// container being deleted at the same moment makes one walk fail with
+/// ENOENT; the next walk makes it again.
+fn enable_controllers(root: &Path, leaf: &Path, wanted: &[&str]) -> Result<(), CgroupError> {
     let mut attempt = 0;
     loop {
-        match enable_controllers_once(root, leaf) {
+        match enable_controllers_once(root, leaf, wanted) {
             Err(CgroupError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 =>
             {
@@ -53,12 +107,18 @@ fn enable_controllers(root: &Path, leaf: &Path) -> Result<(), CgroupError> {
     }
 }
 
-fn enable_controllers_once(root: &Path, leaf: &Path) -> Result<(), CgroupError> {
+fn enable_controllers_once(root: &Path, leaf: &Path, wanted: &[&str]) -> Result<(), CgroupError> {
     let available = read_file(&root.join("cgroup.controllers"))?;
-    let enable: String = available
-        .split_whitespace()
-        .map(|c| format!("+{c} "))
+    let enable: Vec<&str> = wanted
+        .iter()
+        .copied()
+        .filter(|w| available.split_whitespace().any(|a| a == *w))
         .collect();
+    let line = enable
+        .iter()
+        .map(|c| format!("+{c}"))
+        .collect::<Vec<_>>()
+        .join(" ");
     let rel = leaf.strip_prefix(root).unwrap_or(leaf);
     let mut cur = root.to_path_buf();
     for comp in rel.components() {
@@ -66,20 +126,20 @@ fn enable_controllers_once(root: &Path, leaf: &Path) -> Result<(), CgroupError> 
         // refuse. A hierarchy without controllers (hybrid host) has none to enable.
         // Already delegated (every container after the first): a read
         // instead of a write that takes the cgroup lock.
-        let delegated = fs::read_to_string(cur.join("cgroup.subtree_control"))
-            .is_ok_and(|d| d.split_whitespace().eq(available.split_whitespace()));
         let control = cur.join("cgroup.subtree_control");
+        let delegated = fs::read_to_string(&control)
+            .is_ok_and(|d| enable.iter().all(|e| d.split_whitespace().any(|c| c == *e)));
         if !enable.is_empty() && !delegated {
-            let mut wrote = write_file(&control, enable.trim());
+            let mut wrote = write_file(&control, &line);
             if cur == root && is_busy(&wrote) {
                 // The subtree the runtime was given holds processes (the
                 // runtime itself): a cgroup that delegates controllers may
                 // not, so they move to a leaf first.
                 to_leaf(root)?;
-                wrote = write_file(&control, enable.trim());
+                wrote = write_file(&control, &line);
             }
             if wrote.is_err() {
-                for c in available.split_whitespace() {
+                for c in &enable {
                     let _ = write_file(&control, &format!("+{c}"));
                 }
             }
@@ -129,17 +189,17 @@ fn to_leaf(d: &Path) -> Result<(), CgroupError> {
     Ok(())
 }
 
-fn max_or(v: i64) -> String {
-    if v < 0 { "max".into() } else { v.to_string() }
-}
-
 pub(super) fn create(
     cg: &Cgroup,
     res: Option<&LinuxResources>,
     devices: &[LinuxDevice],
 ) -> Result<(), CgroupError> {
     let d = dir(cg);
-    enable_controllers(&cg.v2_root.join(cg.base.trim_start_matches('/')), &d)?;
+    enable_controllers(
+        &cg.v2_root.join(cg.base.trim_start_matches('/')),
+        &d,
+        &wanted_controllers(res),
+    )?;
     configure(&d, res, devices)
 }
 
@@ -162,117 +222,34 @@ fn write_limits(d: &Path, res: &LinuxResources) -> Result<(), CgroupError> {
     let d = d.to_path_buf();
     let have = Controllers::of(&d)?;
     if let Some(m) = res.memory() {
-        if m.disable_oom_killer() == Some(true) {
-            // v2 has no switch; the closest is never reclaiming below the limit.
-            tracing::warn!("disableOOMKiller is not supported on cgroup v2; ignored");
-        }
         if m.limit().is_some() || m.reservation().is_some() {
             have.need("memory", "memory limit")?;
         }
-        if let Some(l) = m.limit() {
-            write_file(&d.join("memory.max"), &max_or(l))?;
-            if let Some(s) = m.swap() {
-                // v1 swap is memory+swap; v2 counts swap alone.
-                let v = if s < 0 {
-                    "max".into()
-                } else {
-                    (s - l).max(0).to_string()
-                };
-                write_file(&d.join("memory.swap.max"), &v)?;
-            }
-        }
-        if let Some(r) = m.reservation() {
-            write_file(&d.join("memory.low"), &max_or(r))?;
-        }
+        controllers::memory::apply(&d, true, m)?;
     }
     if let Some(c) = res.cpu() {
-        if c.shares().is_some() || c.quota().is_some() || c.period().is_some() {
+        if controllers::cpu::wanted(c) {
             have.need("cpu", "cpu shares/quota")?;
+            controllers::cpu::apply(&d, true, c)?;
         }
-        if c.cpus().is_some() || c.mems().is_some() {
+        if controllers::cpuset::wanted(c) {
             have.need("cpuset", "cpuset cpus/mems")?;
-        }
-        if let Some(s) = c.shares() {
-            write_file(&d.join("cpu.weight"), &shares_to_weight(s).to_string())?;
-        }
-        if c.quota().is_some() || c.period().is_some() {
-            let q = c
-                .quota()
-                .filter(|q| *q > 0)
-                .map(|q| q.to_string())
-                .unwrap_or_else(|| "max".into());
-            let p = c.period().unwrap_or(100_000);
-            write_file(&d.join("cpu.max"), &format!("{q} {p}"))?;
-        }
-        if let Some(s) = c.cpus() {
-            write_file(&d.join("cpuset.cpus"), s)?;
-        }
-        if let Some(s) = c.mems() {
-            write_file(&d.join("cpuset.mems"), s)?;
+            controllers::cpuset::apply(&d, true, c)?;
         }
     }
     if let Some(p) = res.pids() {
         have.need("pids", "pids limit")?;
-        write_file(
-            &d.join("pids.max"),
-            &if p.limit() > 0 {
-                p.limit().to_string()
-            } else {
-                "max".into()
-            },
-        )?;
+        controllers::pids::apply(&d, true, p)?;
     }
-    if let Some(b) = res.block_io() {
-        let any = b.weight().is_some()
-            || b.weight_device().as_ref().is_some_and(|l| !l.is_empty())
-            || [
-                b.throttle_read_bps_device(),
-                b.throttle_write_bps_device(),
-                b.throttle_read_iops_device(),
-                b.throttle_write_iops_device(),
-            ]
-            .iter()
-            .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()));
-        if any {
-            have.need("io", "blkio weight/throttle")?;
-        }
-        if let Some(w) = b.weight() {
-            write_file(
-                &d.join("io.weight"),
-                &format!("default {}", blkio_weight_to_io(u64::from(w))),
-            )?;
-        }
-        for wd in b.weight_device().iter().flatten() {
-            if let Some(w) = wd.weight() {
-                let v = blkio_weight_to_io(u64::from(w));
-                write_file(
-                    &d.join("io.weight"),
-                    &format!("{}:{} {v}", wd.major(), wd.minor()),
-                )?;
-            }
-        }
-        let throttles = [
-            ("rbps", b.throttle_read_bps_device()),
-            ("wbps", b.throttle_write_bps_device()),
-            ("riops", b.throttle_read_iops_device()),
-            ("wiops", b.throttle_write_iops_device()),
-        ];
-        for (key, list) in throttles {
-            for t in list.iter().flatten() {
-                write_file(
-                    &d.join("io.max"),
-                    &format!("{}:{} {key}={}", t.major(), t.minor(), t.rate()),
-                )?;
-            }
-        }
+    if let Some(b) = res.block_io()
+        && controllers::io::wanted(b)
+    {
+        have.need("io", "blkio weight/throttle")?;
+        controllers::io::apply(&d, true, b)?;
     }
     for h in res.hugepage_limits().iter().flatten() {
         have.need("hugetlb", "hugepage limit")?;
-        let f = d.join(format!("hugetlb.{}.max", h.page_size()));
-        if !f.exists() {
-            return Err(CgroupError::HugepageSize(h.page_size().clone()));
-        }
-        write_file(&f, &h.limit().to_string())?;
+        controllers::hugetlb::apply(&d, true, h)?;
     }
     for (k, v) in res.unified().iter().flatten() {
         // The file must exist: writing would otherwise try to create it.
@@ -304,22 +281,11 @@ fn apply_devices(
 }
 
 pub(super) fn freeze(cg: &Cgroup, frozen: bool) -> Result<(), CgroupError> {
-    let d = dir(cg);
-    write_file(&d.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
-    for _ in 0..1000 {
-        if is_frozen(cg) == frozen {
-            return Ok(());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-    Err(CgroupError::FreezeTimeout { path: d })
+    controllers::freezer::set(&dir(cg), true, frozen)
 }
 
 pub(super) fn is_frozen(cg: &Cgroup) -> bool {
-    fs::read_to_string(dir(cg).join("cgroup.events"))
-        .ok()
-        .and_then(|b| keyed(&b, "frozen"))
-        == Some(1)
+    controllers::freezer::is_frozen(&dir(cg), true)
 }
 
 pub(super) fn oom_kills(cg: &Cgroup) -> u64 {
@@ -378,7 +344,6 @@ mod tests {
             "memory.swap.max",
             "memory.low",
             "cpu.weight",
-            "cpu.max",
             "cpuset.cpus",
             "cpuset.mems",
             "pids.max",
@@ -389,6 +354,7 @@ mod tests {
         ] {
             fs::write(t.path().join(f), "").unwrap();
         }
+        fs::write(t.path().join("cpu.max"), "max 100000").unwrap();
         t
     }
 
@@ -446,6 +412,52 @@ mod tests {
         assert_eq!(read(d, "memory.swap.max"), "max");
         assert_eq!(read(d, "cpu.max"), "max 100000");
         assert_eq!(read(d, "pids.max"), "max");
+    }
+
+    #[test]
+    fn controllers_are_enabled_only_as_needed() {
+        assert_eq!(wanted_controllers(None), ["memory", "pids", "io"]);
+        let res = resources(serde_json::json!({"memory": {"limit": 1 << 20}}));
+        assert_eq!(wanted_controllers(Some(&res)), ["memory", "pids", "io"]);
+        let res = resources(serde_json::json!({
+            "cpu": {"quota": 50000, "period": 100000, "cpus": "0"},
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 1}],
+            "unified": {"misc.max": "x 1", "cgroup.max.depth": "2"},
+        }));
+        assert_eq!(
+            wanted_controllers(Some(&res)),
+            ["memory", "pids", "io", "cpu", "cpuset", "hugetlb", "misc"]
+        );
+
+        // On a tree laid out like /sys/fs/cgroup: each ancestor delegates
+        // what is wanted and the hierarchy has (no hugetlb here), and a
+        // second container adds to what the first enabled.
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        fs::write(
+            root.join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )
+        .unwrap();
+        let leaf = root.join("stack/p/a");
+        enable_controllers(root, &leaf, &wanted_controllers(None)).unwrap();
+        assert!(leaf.is_dir());
+        for d in [root.to_path_buf(), root.join("stack"), root.join("stack/p")] {
+            assert_eq!(read(&d, "cgroup.subtree_control"), "+memory +pids +io");
+        }
+        assert!(!leaf.join("cgroup.subtree_control").exists());
+        let res = resources(serde_json::json!({"cpu": {"shares": 512},
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 1}]}));
+        enable_controllers(
+            root,
+            &root.join("stack/p/b"),
+            &wanted_controllers(Some(&res)),
+        )
+        .unwrap();
+        assert_eq!(
+            read(&root.join("stack/p"), "cgroup.subtree_control"),
+            "+memory +pids +io +cpu"
+        );
     }
 
     #[test]
