@@ -216,6 +216,34 @@ pub fn redis_archive() -> PathBuf {
         .clone()
 }
 
+/// `debian:bookworm` built from Debian's packages and a local apt
+/// repository holding gcc and libc6-dev (tests/fixtures/images/debian.py),
+/// cached under the target directory across runs: (OCI archive, repository
+/// directory).
+pub fn debian_fixture() -> (PathBuf, PathBuf) {
+    static FIXTURE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    FIXTURE
+        .get_or_init(|| {
+            let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debian-image");
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/images/debian.py");
+            let built = Command::new("python3")
+                .arg(&script)
+                .arg(&out)
+                .output()
+                .expect("python3 runs the debian fixture script");
+            assert!(
+                built.status.success(),
+                "debian fixture script failed: {}",
+                String::from_utf8_lossy(&built.stderr)
+            );
+            let text = String::from_utf8(built.stdout).unwrap();
+            let mut lines = text.lines().map(PathBuf::from);
+            (lines.next().unwrap(), lines.next().unwrap())
+        })
+        .clone()
+}
+
 impl Env {
     /// Loads one more image archive into this root.
     pub fn load(&self, archive: &Path) {

@@ -322,6 +322,10 @@ impl Host {
             extra_args: Default::default(),
             no_cache: false,
             init_binary: self.config.init_binary.clone(),
+            net: stack_build::network::NetConfig {
+                run_dir: self.config.run_dir.clone(),
+                options: self.config.net.clone(),
+            },
             source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
                 .ok()
                 .and_then(|v| v.parse().ok()),
