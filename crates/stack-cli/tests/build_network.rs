@@ -236,7 +236,7 @@ fn run_steps_reach_beyond_the_host_through_nat_and_leave_nothing() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("exit code 3"), "{text}");
-    let left = network_leftovers(&env, "10.220.200");
+    let left = network_leftovers(&env, "10.219.200");
     assert!(left.is_empty(), "after a failed build: {left:?}");
 
     fs::write(
@@ -269,7 +269,7 @@ fn run_steps_reach_beyond_the_host_through_nat_and_leave_nothing() {
         peers.iter().all(|p| p.to_string() == "10.229.200.1"),
         "{peers:?}"
     );
-    let left = network_leftovers(&env, "10.220.200");
+    let left = network_leftovers(&env, "10.219.200");
     assert!(left.is_empty(), "after a build: {left:?}");
 }
 
@@ -315,7 +315,7 @@ fn a_c_program_compiled_with_apt_installed_gcc_runs_in_a_busybox_image() {
               && apt-get purge -y -q --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/*\n\
              FROM busybox\n\
              COPY --from=compile /src/hello /usr/local/bin/hello\n\
-             CMD [\"hello\"]\n",
+             CMD [\"/usr/local/bin/hello\"]\n",
             outside.addr
         ),
     )
@@ -359,6 +359,6 @@ fn a_c_program_compiled_with_apt_installed_gcc_runs_in_a_busybox_image() {
         debian_size > 10 * final_size,
         "{debian_size} vs {final_size}"
     );
-    let left = network_leftovers(&env, "10.220.201");
+    let left = network_leftovers(&env, "10.219.201");
     assert!(left.is_empty(), "after a build: {left:?}");
 }

@@ -258,12 +258,12 @@ fn cache_dir(entry: &str, export: bool) -> anyhow::Result<PathBuf> {
 }
 
 /// The build network's run directory and subnet pool, as the engine's
-/// networks have them (`--run-dir`, `STACK_SUBNET_POOL`).
+/// builds have them (`--run-dir`, `STACK_BUILD_SUBNET_POOL`).
 fn net_config(global: &GlobalArgs) -> anyhow::Result<stack_build::network::NetConfig> {
     let host = crate::client::host_config(global)?;
     Ok(stack_build::network::NetConfig {
         run_dir: host.run_dir,
-        options: host.net,
+        options: host.build_net,
     })
 }
 

@@ -119,7 +119,12 @@ impl Env {
             .current_dir(self.dir.path())
             .env_remove("STACK_ROOT")
             .env_remove("STACK_RUN")
-            .env("STACK_SUBNET_POOL", &self.pool);
+            .env("STACK_SUBNET_POOL", &self.pool)
+            // Build networks: the same third octet under 10.219.
+            .env(
+                "STACK_BUILD_SUBNET_POOL",
+                self.pool.replacen("10.220.", "10.219.", 1),
+            );
         command
     }
 

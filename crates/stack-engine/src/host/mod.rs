@@ -45,6 +45,8 @@ pub struct HostConfig {
     /// binary whose `main` calls `stack_runtime::init_main()` first.
     pub init_binary: PathBuf,
     pub net: NetOptions,
+    /// Where build networks (`RUN` on the default network) take subnets.
+    pub build_net: NetOptions,
     pub registries: stack_image::registry_config::RegistriesConfig,
 }
 
@@ -324,7 +326,7 @@ impl Host {
             init_binary: self.config.init_binary.clone(),
             net: stack_build::network::NetConfig {
                 run_dir: self.config.run_dir.clone(),
-                options: self.config.net.clone(),
+                options: self.config.build_net.clone(),
             },
             source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
                 .ok()
