@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Build times of a two-stage busybox Dockerfile (a RUN with a 1 s sleep, two
 # COPYs): cold, no-op rebuild, rebuild after a one-line source edit; with
-# `stack image build` and, when installed, `podman build` (runc: crun 1.8
-# refuses this host's hybrid cgroups) on the same files.
+# `stack image build`, and when installed `podman build` (runc: crun 1.8
+# refuses this host's hybrid cgroups) and Docker 20.10's classic builder
+# (`DOCKER_BUILDKIT=0 docker build`, against the dockerd that
+# bench/engine/dockerd.sh starts in a network namespace of its own: export
+# the DOCKER_HOST it prints) on the same files. Every builder runs the RUN
+# step without a network (`--network none`); STACK_NETWORK=default measures
+# stack's with its NAT'd build bridge instead.
 # Run as root from the repository: bench/build/run.sh [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -53,7 +58,8 @@ stack-reset() {
     rm -rf "$work/root"
     "$stack" --root "$work/root" image load -i "$work/fixtures/busybox-oci.tar" >/dev/null
 }
-[ -n "${SKIP_STACK:-}" ] || measure stack "$stack" --root "$work/root" image build -q -t bench:latest "$work/ctx"
+[ -n "${SKIP_STACK:-}" ] || measure stack "$stack" --root "$work/root" --run-dir "$work/run" image build -q \
+    --network "${STACK_NETWORK:-none}" -t bench:latest "$work/ctx"
 
 if command -v podman >/dev/null; then
     podman-reset() {
@@ -68,4 +74,17 @@ if command -v podman >/dev/null; then
     podman --root "$work/podman" rmi -af >/dev/null 2>&1 || true
 else
     echo "podman: not installed (apt-get install podman)"
+fi
+
+if [ -n "${DOCKER_HOST:-}" ] && docker version >/dev/null 2>&1; then
+    docker-reset() {
+        docker rmi -f bench:latest >/dev/null 2>&1 || true
+        # The classic builder's cache is its untagged intermediate images.
+        docker image prune -f >/dev/null 2>&1 || true
+        docker tag busybox:fixture busybox:latest
+    }
+    DOCKER_BUILDKIT=0 measure docker docker build -q --network none -t bench:latest "$work/ctx"
+    docker rmi -f bench:latest >/dev/null 2>&1 || true
+else
+    echo "docker: no dockerd answers (bench/engine/dockerd.sh start, then export its DOCKER_HOST)"
 fi

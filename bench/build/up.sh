@@ -3,7 +3,9 @@
 # service (the two-stage busybox Dockerfile of run.sh, whose container
 # writes its app.txt into a bind mount); after a one-line edit of app.txt,
 # the time from `up --build` until the new container has written the new
-# line. Also the cold `up` (build and start) and a no-op `up --build`.
+# line. Also the cold `up` (build and start) and a no-op `up --build`. The
+# same with `docker-compose up -d --build` (Debian's 1.29, classic builder)
+# when a dockerd answers at DOCKER_HOST (bench/engine/dockerd.sh start).
 # Run as root from the repository: bench/build/up.sh [ROUNDS]
 # (STACK=target/debug/stack measures a debug build).
 set -euo pipefail
@@ -40,6 +42,8 @@ services:
     build: ./ctx
     volumes: ["$work/out:/out"]
 YAML
+sed -e "s#/out:/out#/dout:/out#" -e "/^name:/d" "$work/stack.yaml" > "$work/docker-compose.yml"
+mkdir -p "$work/dout"
 export STACK_SUBNET_POOL=10.219.250.0/24
 up() { "$stack" --root "$work/root" --run-dir "$work/run" up -d "$@" -f "$work/stack.yaml" >/dev/null 2>&1; }
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
@@ -54,3 +58,23 @@ for r in $(seq "$rounds"); do
 done
 printf 'stack up: cold %s ms | no-op up --build %s ms | edit to running %s ms\n' "$cold" \
     "$(printf '%s ' "${noop[@]}")" "$(printf '%s ' "${edit[@]}")"
+
+if [ -n "${DOCKER_HOST:-}" ] && command -v docker-compose >/dev/null && docker version >/dev/null 2>&1; then
+    docker tag busybox:fixture busybox:latest
+    echo v0 > "$work/ctx/app.txt"
+    dc() { DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0 docker-compose -p bench-up -f "$work/docker-compose.yml" "$@" >/dev/null 2>&1; }
+    until_dout() { while [ "$(cat "$work/dout/app.txt" 2>/dev/null)" != "$1" ]; do sleep 0.005; done; }
+    t=$(date +%s%N); dc up -d --build; until_dout v0; cold=$(ms "$t")
+    noop=(); edit=()
+    for r in $(seq "$rounds"); do
+        t=$(date +%s%N); dc up -d --build; noop+=("$(ms "$t")")
+        echo "v$r" > "$work/ctx/app.txt"
+        t=$(date +%s%N); dc up -d --build; until_dout "v$r"; edit+=("$(ms "$t")")
+    done
+    dc down --rmi local -t 1 || true
+    docker image prune -f >/dev/null 2>&1 || true
+    printf 'docker-compose up: cold %s ms | no-op up --build %s ms | edit to running %s ms\n' "$cold" \
+        "$(printf '%s ' "${noop[@]}")" "$(printf '%s ' "${edit[@]}")"
+else
+    echo "docker-compose: needs docker-compose and a dockerd at DOCKER_HOST (bench/engine/dockerd.sh start)"
+fi

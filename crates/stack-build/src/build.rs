@@ -8,8 +8,8 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
@@ -26,7 +26,8 @@ use crate::dockerfile::{
 use crate::fetch;
 use crate::ignore::Patterns;
 use crate::layer::{self, LayerError};
-use crate::run::{self, RunError, RunSpec, Scratch, StepMount};
+use crate::network::{BuildNetwork, NetConfig};
+use crate::run::{self, RunError, RunSpec, Scratch, StepMount, StepNetwork};
 use crate::secret::Secret;
 use crate::vars::{self, Scope, VarError};
 
@@ -46,6 +47,15 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// The network of `RUN` steps that name none (`build.network`).
     pub network: RunNetwork,
+    /// Where the build's bridge network (for `RUN --network=default`) is
+    /// recorded and takes its subnet from.
+    pub net: NetConfig,
+    /// Exported step caches read into the cache first (`cache_from:
+    /// type=local,src=DIR`).
+    pub cache_from: Vec<PathBuf>,
+    /// Where the build's steps are exported to (`cache_to:
+    /// type=local,dest=DIR`).
+    pub cache_to: Option<PathBuf>,
     /// A binary whose `main` calls `stack_runtime::init_main()` first.
     pub init_binary: PathBuf,
     /// `SOURCE_DATE_EPOCH`: the image's times, for reproducible digests.
@@ -117,6 +127,10 @@ pub enum BuildError {
     Layer(#[from] LayerError),
     #[error(transparent)]
     Run(#[from] RunError),
+    #[error("the build network: {0}")]
+    Network(#[from] stack_net::NetError),
+    #[error("the exported build cache: {0}")]
+    CacheIo(#[from] crate::cache_io::CacheIoError),
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> BuildError + '_ {
@@ -244,6 +258,12 @@ struct Builder<'a> {
     run: AtomicUsize,
     cached: AtomicUsize,
     progress: Mutex<&'a mut (dyn FnMut(Event<'_>) + Send)>,
+    /// The bridge of `RUN` steps on the default network, made by the first
+    /// and removed when the build ends (the builder is dropped).
+    network: OnceLock<BuildNetwork>,
+    network_made: Mutex<()>,
+    /// Every layer step's key and entry, for `cache_to`.
+    entries: Mutex<Vec<(Key, Entry)>>,
 }
 
 /// Where one stage is in its steps: its name and the number of its
@@ -276,6 +296,10 @@ pub fn build_parsed(
     let store = Store::open(&opts.root)?;
     let cache = Cache::open(&opts.root).map_err(io_at(&opts.root))?;
     let context = Context::open(&opts.context, Some(&file.path))?;
+    for src in &opts.cache_from {
+        let added = crate::cache_io::import(&store, &cache, src)?;
+        tracing::info!(from = %src.display(), added, "imported build cache");
+    }
     let target = match &opts.target {
         Some(t) => file
             .stage_index(t)
@@ -325,6 +349,9 @@ pub fn build_parsed(
         run: AtomicUsize::new(0),
         cached: AtomicUsize::new(0),
         progress: Mutex::new(progress),
+        network: OnceLock::new(),
+        network_made: Mutex::new(()),
+        entries: Mutex::new(Vec::new()),
     };
     // Stages whose inputs are built run together, each on a thread of its
     // own; the first failure (in file order) is the build's.
@@ -380,6 +407,10 @@ pub fn build_parsed(
             .extend(opts.labels.clone());
     }
     let (id, manifest) = b.commit(&state)?;
+    if let Some(dest) = &opts.cache_to {
+        let entries = b.entries.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        crate::cache_io::export(&b.store, &entries, dest)?;
+    }
     Ok(Built {
         id,
         manifest,
@@ -807,6 +838,18 @@ impl Builder<'_> {
                     }
                     let runtime_root = b.opts.root.join("build/runtime");
                     let id = format!("build-{}", &scratch_id(&scratch.dir));
+                    let joined = match network {
+                        RunNetwork::Default => Some(b.network()?.join(&id)?),
+                        RunNetwork::None | RunNetwork::Host => None,
+                    };
+                    let step_network = match (network, &joined) {
+                        (_, Some(j)) => StepNetwork::Bridge {
+                            netns: &j.netns,
+                            resolv_conf: &j.resolv_conf,
+                        },
+                        (RunNetwork::Host, None) => StepNetwork::Host,
+                        _ => StepNetwork::None,
+                    };
                     let outcome = run::run_step(
                         &scratch.merged,
                         &RunSpec {
@@ -815,7 +858,7 @@ impl Builder<'_> {
                             env,
                             cwd: st.config.working_dir.clone().unwrap_or_else(|| "/".into()),
                             user: st.config.user.clone().unwrap_or_default(),
-                            network: *network,
+                            network: step_network,
                             mounts: step_mounts.clone(),
                             shm_size: b.opts.shm_size,
                             init_binary: &b.opts.init_binary,
@@ -1210,6 +1253,19 @@ impl Builder<'_> {
 
     /// A step that makes a layer: from the cache, or by `make` filling a
     /// scratch overlay's upper dir.
+    /// The build's bridge network, made on first use.
+    fn network(&self) -> Result<&BuildNetwork, BuildError> {
+        if let Some(n) = self.network.get() {
+            return Ok(n);
+        }
+        let _made = self.network_made.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = self.network.get() {
+            return Ok(n);
+        }
+        let n = BuildNetwork::create(&self.opts.root, &self.opts.net)?;
+        Ok(self.network.get_or_init(|| n))
+    }
+
     fn layer_step(
         &self,
         state: &mut State,
@@ -1253,6 +1309,12 @@ impl Builder<'_> {
             n,
             elapsed: started.elapsed(),
         });
+        if self.opts.cache_to.is_some() {
+            self.entries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((key.clone(), entry.clone()));
+        }
         state.layers.push(Layer {
             digest: entry.digest,
             diff_id: entry.diff_id,

@@ -67,7 +67,7 @@ pub enum Command {
 /// `RUN --network=...`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RunNetwork {
-    /// The build's network (the host's here).
+    /// The build's network: a bridge with NAT made for the build.
     #[default]
     Default,
     None,

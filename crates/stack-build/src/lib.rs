@@ -6,11 +6,13 @@
 pub mod archive;
 pub mod build;
 pub mod cache;
+pub mod cache_io;
 pub mod context;
 pub mod dockerfile;
 pub mod fetch;
 pub mod ignore;
 pub mod layer;
+pub mod network;
 pub mod run;
 pub mod secret;
 pub mod service;

@@ -1,6 +1,7 @@
 //! One `RUN` step: the stage's layers as overlay lower dirs with a fresh
 //! upper dir, a container made by the runtime on that root (the stage's user,
-//! env and workdir; no network or the host's), and its exit. What the command
+//! env and workdir; the build's bridge network, none or the host's), and its
+//! exit. What the command
 //! wrote is left in the upper dir, which becomes the step's layer.
 
 use std::fs::{self, File};
@@ -11,8 +12,6 @@ use std::path::{Path, PathBuf};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use stack_runtime::{Container, CreateOptions, Stdio};
-
-use crate::dockerfile::RunNetwork;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -109,7 +108,7 @@ pub struct RunSpec<'a> {
     pub env: Vec<String>,
     pub cwd: String,
     pub user: String,
-    pub network: RunNetwork,
+    pub network: StepNetwork<'a>,
     /// `RUN --mount`s, the cache ones resolved to their host directory.
     pub mounts: Vec<StepMount>,
     /// The size of `/dev/shm` in bytes (`build.shm_size`); the runtime's
@@ -118,6 +117,21 @@ pub struct RunSpec<'a> {
     pub init_binary: &'a Path,
     /// The runtime's state root.
     pub runtime_root: &'a Path,
+}
+
+/// The network a step runs in.
+#[derive(Debug, Clone, Copy)]
+pub enum StepNetwork<'a> {
+    /// Only its own loopback.
+    None,
+    /// The host's: it reaches what the host reaches.
+    Host,
+    /// A namespace on the build's bridge, with the resolver that network's
+    /// DNS serves.
+    Bridge {
+        netns: &'a Path,
+        resolv_conf: &'a str,
+    },
 }
 
 /// A mount of one step: over the overlay, so nothing under it reaches the
@@ -160,30 +174,39 @@ pub fn run_step(root: &Path, spec_in: &RunSpec<'_>) -> Result<Outcome, RunError>
     process.set_user(user);
     spec.set_process(Some(process));
     spec.set_hostname(Some("stack-build".into()));
-    if spec_in.network != RunNetwork::None
-        && let Some(linux) = spec.linux_mut()
-        && let Some(ns) = linux.namespaces_mut()
-    {
-        // The host's network: a build reaches what the host reaches.
-        ns.retain(|n| n.typ() != LinuxNamespaceType::Network);
-    }
-    if spec_in.network != RunNetwork::None {
-        // ... and resolves names as the host does. Bound over the image's
-        // own file only when it has one, so the layer does not change.
-        let target = root.join("etc/resolv.conf");
-        let is_file = fs::symlink_metadata(&target).is_ok_and(|m| m.is_file());
-        if is_file && Path::new("/etc/resolv.conf").is_file() {
-            let mount = oci_spec::runtime::MountBuilder::default()
-                .destination("/etc/resolv.conf")
-                .typ("bind")
-                .source("/etc/resolv.conf")
-                .options(vec!["rbind".into(), "ro".into()])
-                .build()
-                .expect("a complete bind mount");
-            let mut mounts = spec.mounts().clone().unwrap_or_default();
-            mounts.push(mount);
-            spec.set_mounts(Some(mounts));
+    let resolv_conf = match spec_in.network {
+        StepNetwork::None => None,
+        StepNetwork::Host => {
+            // The host's network: a build reaches what the host reaches,
+            // and resolves names as the host does.
+            set_network_namespace(&mut spec, None);
+            Some(PathBuf::from("/etc/resolv.conf"))
         }
+        StepNetwork::Bridge { netns, resolv_conf } => {
+            set_network_namespace(&mut spec, Some(netns));
+            let bundle = root.parent().unwrap_or(root);
+            let path = bundle.join("resolv.conf");
+            fs::write(&path, resolv_conf).map_err(io_at(&path))?;
+            Some(path)
+        }
+    };
+    // Bound over the image's own file only when it has one, so the layer
+    // does not change.
+    let target = root.join("etc/resolv.conf");
+    if let Some(source) = resolv_conf
+        && fs::symlink_metadata(&target).is_ok_and(|m| m.is_file())
+        && source.is_file()
+    {
+        let mount = oci_spec::runtime::MountBuilder::default()
+            .destination("/etc/resolv.conf")
+            .typ("bind")
+            .source(source)
+            .options(vec!["rbind".into(), "ro".into()])
+            .build()
+            .expect("a complete bind mount");
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        mounts.push(mount);
+        spec.set_mounts(Some(mounts));
     }
 
     if !spec_in.mounts.is_empty() {
@@ -269,6 +292,29 @@ pub fn run_step(root: &Path, spec_in: &RunSpec<'_>) -> Result<Outcome, RunError>
         status: exit.status(),
         output,
     })
+}
+
+/// Leaves the step in the host's network namespace (`None`) or puts it in
+/// the pinned one at `path`.
+fn set_network_namespace(spec: &mut Spec, path: Option<&Path>) {
+    let Some(ns) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.namespaces_mut().as_mut())
+    else {
+        return;
+    };
+    match path {
+        None => ns.retain(|n| n.typ() != LinuxNamespaceType::Network),
+        Some(path) => {
+            for n in ns
+                .iter_mut()
+                .filter(|n| n.typ() == LinuxNamespaceType::Network)
+            {
+                n.set_path(Some(path.to_owned()));
+            }
+        }
+    }
 }
 
 /// The `/etc/hosts` of a step with `extra_hosts`: the image's own (or the

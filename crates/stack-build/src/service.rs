@@ -67,6 +67,8 @@ pub struct Invocation {
     pub extra_args: BTreeMap<String, String>,
     pub no_cache: bool,
     pub init_binary: PathBuf,
+    /// Where the build network is recorded and takes its subnet from.
+    pub net: crate::network::NetConfig,
     pub source_date_epoch: Option<u64>,
     /// `--secret` values, over the ones `build.secrets` names.
     pub secrets: BTreeMap<String, Secret>,
@@ -147,17 +149,12 @@ pub fn options(
         (None, None) => None,
     };
     let mut build_args = BTreeMap::new();
+    // A bare `args: [KEY]` was given its value from the environment of the
+    // command typed by the loader; one that is still unset keeps the
+    // Dockerfile's default, as with compose.
     for (k, v) in &b.args {
-        // `args: [KEY]` takes the value from the environment, as compose does.
-        match v {
-            Some(v) => {
-                build_args.insert(k.clone(), v.clone());
-            }
-            None => {
-                if let Ok(v) = std::env::var(k) {
-                    build_args.insert(k.clone(), v);
-                }
-            }
+        if let Some(v) = v {
+            build_args.insert(k.clone(), v.clone());
         }
     }
     build_args.extend(inv.extra_args.clone());
@@ -186,6 +183,9 @@ pub fn options(
             .collect(),
         no_cache: inv.no_cache || extra.no_cache,
         network: extra.network,
+        net: inv.net.clone(),
+        cache_from: extra.cache_from,
+        cache_to: extra.cache_to,
         init_binary: inv.init_binary.clone(),
         source_date_epoch: inv.source_date_epoch,
         secrets,
@@ -206,6 +206,42 @@ struct Extra {
     extra_hosts: Vec<(String, std::net::IpAddr)>,
     shm_size: Option<u64>,
     contexts: BTreeMap<String, crate::context::Named>,
+    cache_from: Vec<PathBuf>,
+    cache_to: Option<PathBuf>,
+}
+
+/// The directory of a `type=local,src=DIR` (`cache_from`) or
+/// `type=local,dest=DIR` (`cache_to`) entry; any other kind of cache, or
+/// an attribute that cannot be honoured, is refused naming it. A relative
+/// DIR is taken from `base` (the command line's working directory), and
+/// refused without one (a stack file's caches are absolute).
+pub fn local_cache_dir(entry: &str, export: bool, base: Option<&Path>) -> Result<PathBuf, String> {
+    let dir_key = if export { "dest" } else { "src" };
+    let kind = entry.split(',').find_map(|attr| attr.strip_prefix("type="));
+    if kind != Some("local") {
+        return Err(format!(
+            "{entry:?}: only type=local,{dir_key}=DIR is supported (registry, inline, gha and s3 caches are not)"
+        ));
+    }
+    let mut dir = None;
+    for attr in entry.split(',') {
+        let (k, v) = attr.split_once('=').unwrap_or((attr, ""));
+        match k {
+            "type" => {}
+            k if k == dir_key => dir = Some(PathBuf::from(v)),
+            // Every step is exported either way (as BuildKit's max).
+            "mode" if export && (v == "min" || v == "max") => {}
+            _ => return Err(format!("{entry:?}: {attr:?} is not supported")),
+        }
+    }
+    match dir {
+        Some(d) if d.is_absolute() => Ok(d),
+        Some(d) if base.is_some() && !d.as_os_str().is_empty() => {
+            Ok(base.expect("checked").join(d))
+        }
+        Some(d) => Err(format!("{entry:?}: {} must be absolute", d.display())),
+        None => Err(format!("{entry:?}: expected {dir_key}=DIR")),
+    }
 }
 
 impl Extra {
@@ -338,7 +374,7 @@ impl Extra {
                                 return Err(invalid(
                                     key,
                                     format!(
-                                        "{h}: host-gateway is not provided to builds (their steps share the host's network; name 127.0.0.1)"
+                                        "{h}: host-gateway is not provided to builds; name the host's address"
                                     ),
                                 ));
                             }
@@ -374,6 +410,18 @@ impl Extra {
                                 key,
                                 format!("{v}: expected a size such as 256m or 1g"),
                             ));
+                        }
+                    }
+                }
+                "cache_from" | "cache_to" => {
+                    let export = key == "cache_to";
+                    for entry in strings(key, v)? {
+                        let dir =
+                            local_cache_dir(&entry, export, None).map_err(|m| invalid(key, m))?;
+                        if export {
+                            extra.cache_to = Some(dir);
+                        } else {
+                            extra.cache_from.push(dir);
                         }
                     }
                 }
@@ -481,6 +529,7 @@ mod tests {
             extra_args: BTreeMap::from([("B".into(), "cli".into())]),
             no_cache: false,
             init_binary: PathBuf::from("/bin/true"),
+            net: Default::default(),
             source_date_epoch: None,
             secrets: BTreeMap::new(),
             defined_secrets: indexmap::IndexMap::from([(
@@ -629,5 +678,47 @@ mod tests {
         assert_eq!(built_from(dir.path(), "p-web"), None);
         record_built(dir.path(), "p-web", &second).unwrap();
         assert_eq!(built_from(dir.path(), "p-web"), Some(second));
+    }
+
+    #[test]
+    fn caches_are_local_directories_or_refused_naming_what() {
+        assert_eq!(
+            local_cache_dir("type=local,src=/c", false, None),
+            Ok(PathBuf::from("/c"))
+        );
+        assert_eq!(
+            local_cache_dir("type=local,dest=/c,mode=max", true, None),
+            Ok(PathBuf::from("/c"))
+        );
+        let err = local_cache_dir("type=registry,ref=r/x:cache", false, None).unwrap_err();
+        assert!(err.contains("only type=local,src=DIR"), "{err}");
+        let err = local_cache_dir("user/app:cache", false, None).unwrap_err();
+        assert!(err.contains("\"user/app:cache\""), "{err}");
+        let err = local_cache_dir("type=local,src=rel", false, None).unwrap_err();
+        assert!(err.contains("rel must be absolute"), "{err}");
+        assert_eq!(
+            local_cache_dir("type=local,src=rel", false, Some(Path::new("/w"))),
+            Ok(PathBuf::from("/w/rel"))
+        );
+        let err = local_cache_dir("type=local,dest=/c,compression=zstd", true, None).unwrap_err();
+        assert!(
+            err.contains("\"compression=zstd\" is not supported"),
+            "{err}"
+        );
+        let err = local_cache_dir("type=local,src=/c", true, None).unwrap_err();
+        assert!(err.contains("\"src=/c\" is not supported"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let refused = options(
+            "p",
+            "web",
+            &service(r#"{"build": {"context": "/ctx", "cache_to": ["type=inline"]}}"#),
+            &inv(dir.path()),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            refused.contains("build.cache_to: \"type=inline\": only type=local,dest=DIR"),
+            "{refused}"
+        );
     }
 }

@@ -27,12 +27,26 @@ pub fn host_config(global: &GlobalArgs) -> anyhow::Result<HostConfig> {
             .collect::<Result<_, _>>()
             .map_err(|e| anyhow::anyhow!("STACK_SUBNET_POOL={pool}: {e}"))?;
     }
+    // Build networks take theirs from a pool of their own, so that a
+    // build never competes with the projects' networks for a subnet.
+    // A /28 each: a build's steps that run at once are its stages.
+    let mut build_net = net.clone();
+    build_net.subnet_pool = vec!["10.209.0.0/16".parse().expect("valid literal")];
+    build_net.subnet_prefix = 28;
+    if let Ok(pool) = std::env::var("STACK_BUILD_SUBNET_POOL") {
+        build_net.subnet_pool = pool
+            .split(',')
+            .map(|s| s.trim().parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("STACK_BUILD_SUBNET_POOL={pool}: {e}"))?;
+    }
     Ok(HostConfig {
         root: global.root.clone(),
         run_dir: global.run_dir.clone(),
         stack_binary,
         init_binary,
         net,
+        build_net,
         registries,
     })
 }

@@ -152,10 +152,12 @@ fn deleted_files_stay_deleted_and_links_and_modes_survive() {
         ],
     );
     assert_eq!(out, "sub\ng\nno-wget\n4711 2\nlinked\n");
-    // RUN steps resolve names as the host does; the image keeps its own file.
-    let host = fs::read_to_string("/etc/resolv.conf").unwrap();
-    assert_eq!(run(&env, &["l:1", "cat", "/seen-resolv"]), host);
-    assert_ne!(run(&env, &["l:1", "cat", "/etc/resolv.conf"]), host);
+    // RUN steps resolve names through the build network's DNS (at its
+    // gateway, the first address of the build pool); the image keeps its
+    // own file.
+    let seen = run(&env, &["l:1", "cat", "/seen-resolv"]);
+    assert!(seen.starts_with("nameserver 10.219.183.1\n"), "{seen}");
+    assert_ne!(run(&env, &["l:1", "cat", "/etc/resolv.conf"]), seen);
 }
 
 #[test]
@@ -881,4 +883,69 @@ fn additional_contexts_and_build_secrets_from_a_stack_file() {
     fs::write(lib.join("greet.txt"), "lib v2\n").unwrap();
     env.ok(&["build"]);
     assert_eq!(run(&env, &["bld-named-app"]), "lib v2\nlib v2\ntok-1");
+}
+
+#[test]
+fn a_step_cache_exported_to_a_directory_makes_another_roots_build_cached() {
+    stack_testing::require_root!();
+    let env = Env::new("bld-cacheio", 202);
+    let ctx = context(
+        &env,
+        "FROM busybox\n\
+         RUN echo one > /one\n\
+         COPY a.txt /a.txt\n\
+         RUN cat /one /a.txt > /both\n",
+        &[("a.txt", "a1\n")],
+    );
+    let exported = env.dir.path().join("exported cache");
+    let to = format!("type=local,dest={}", exported.display());
+    let (first, log) = ok(&build(&env, &ctx, &["-t", "c:1", "--cache-to", &to]));
+    assert!(log.contains("(3 steps run, 0 cached)"), "{log}");
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(exported.join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index["manifests"][0]["artifactType"],
+        "application/vnd.stack.build.cache.v1+json"
+    );
+    assert!(exported.join("oci-layout").is_file());
+
+    // Another root, empty cache: everything comes from the directory.
+    let other = Env::new("bld-cacheio2", 203);
+    let from = format!("type=local,src={}", exported.display());
+    let (second, log) = ok(&build(&other, &ctx, &["-t", "c:1", "--cache-from", &from]));
+    assert!(log.contains("(0 steps run, 3 cached)"), "{log}");
+    assert_eq!(first, second, "the same steps make the same image");
+    assert_eq!(run(&other, &["c:1", "cat", "/both"]), "one\na1\n");
+    // An edit still re-runs from the step that reads it.
+    fs::write(ctx.join("a.txt"), "a2\n").unwrap();
+    let (_, log) = ok(&build(&other, &ctx, &["-t", "c:2", "--cache-from", &from]));
+    assert!(log.contains("(2 steps run, 1 cached)"), "{log}");
+
+    for (flag, value, says) in [
+        (
+            "--cache-to",
+            "type=registry,ref=r/x:cache",
+            "only type=local,dest=DIR",
+        ),
+        ("--cache-from", "user/app:cache", "only type=local,src=DIR"),
+    ] {
+        let out = build(&env, &ctx, &["-t", "c:3", flag, value]);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && text.contains(says), "{text}");
+    }
+    let out = build(
+        &env,
+        &ctx,
+        &[
+            "-t",
+            "c:3",
+            "--cache-from",
+            &format!("type=local,src={}", ctx.display()),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("index.json"),
+        "a directory without a cache is refused: {text}"
+    );
 }

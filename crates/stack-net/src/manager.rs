@@ -842,6 +842,14 @@ impl NetworkManager {
             .collect())
     }
 
+    /// Every project with networking state, for owners that clean up what a
+    /// crashed process of theirs left (the build networks).
+    pub async fn projects(&self) -> Result<Vec<String>> {
+        let (_guard, lock) = self.locked().await?;
+        let st = self.store.load(&lock)?;
+        Ok(st.projects.keys().cloned().collect())
+    }
+
     /// Published ports of a container (`stack port`).
     pub async fn published(&self, container_id: &str) -> Result<Vec<PublishedPort>> {
         let (_guard, lock) = self.locked().await?;

@@ -659,10 +659,17 @@ fn normalize_service(svc: &mut Json, ptr: &str, ctx: &mut Ctx<'_>) {
         if let Some(args) = b.get_mut("args") {
             list_or_dict(args);
             if let Json::Object(a) = args {
-                for v in a.values_mut() {
-                    if !v.is_null() {
-                        *v = Json::String(text(v).unwrap_or_default());
-                    }
+                for (k, v) in a.iter_mut() {
+                    *v = match &*v {
+                        // A bare `KEY` takes its value from the environment of
+                        // the command typed (and `.env`), here at load, not
+                        // from whichever process builds; unset, it stays unset.
+                        Json::Null => ctx
+                            .vars
+                            .get(k)
+                            .map_or(Json::Null, |s| Json::String(s.clone())),
+                        other => Json::String(text(other).unwrap_or_default()),
+                    };
                 }
             }
         }

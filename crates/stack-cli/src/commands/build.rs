@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
+use stack_build::dockerfile::RunNetwork;
 use stack_build::secret::Secret;
 use stack_build::{BuildOptions, Event};
 use stack_image::reference::Reference;
@@ -61,12 +62,22 @@ pub struct ImageBuildArgs {
     /// A name for `RUN` steps' `/etc/hosts`, `HOST:IP`.
     #[arg(long = "add-host", value_name = "HOST:IP")]
     pub add_hosts: Vec<String>,
+    /// The network of `RUN` steps that name none: default (a bridge with
+    /// NAT made for the build), none or host.
+    #[arg(long, value_name = "default|none|host", default_value = "default", value_parser = ["default", "none", "host"])]
+    pub network: String,
     /// The size of `/dev/shm` in `RUN` steps (such as 256m).
     #[arg(long = "shm-size", value_name = "SIZE")]
     pub shm_size: Option<String>,
     /// Run every step, ignoring the step cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Read an exported step cache into the cache first.
+    #[arg(long = "cache-from", value_name = "type=local,src=DIR")]
+    pub cache_from: Vec<String>,
+    /// Export the build's steps and their layers as an OCI layout.
+    #[arg(long = "cache-to", value_name = "type=local,dest=DIR")]
+    pub cache_to: Option<String>,
     /// Print only the image id.
     #[arg(short, long)]
     pub quiet: bool,
@@ -88,7 +99,22 @@ pub fn image_build(global: &GlobalArgs, a: ImageBuildArgs) -> anyhow::Result<Exi
         build_args: build_args(&a.build_args),
         labels: BTreeMap::new(),
         no_cache: a.no_cache,
-        network: Default::default(),
+        network: match a.network.as_str() {
+            "none" => RunNetwork::None,
+            "host" => RunNetwork::Host,
+            _ => RunNetwork::Default,
+        },
+        net: net_config(global)?,
+        cache_from: a
+            .cache_from
+            .iter()
+            .map(|c| cache_dir(c, false))
+            .collect::<anyhow::Result<_>>()?,
+        cache_to: a
+            .cache_to
+            .as_deref()
+            .map(|c| cache_dir(c, true))
+            .transpose()?,
         init_binary: crate::helper::init_binary()?,
         source_date_epoch: source_date_epoch()?,
         secrets: secrets(&a.secrets)?,
@@ -125,6 +151,7 @@ pub fn run(global: &GlobalArgs, a: BuildArgs) -> anyhow::Result<ExitCode> {
         extra_args: build_args(&a.build_args),
         no_cache: a.no_cache,
         init_binary: crate::helper::init_binary()?,
+        net: net_config(global)?,
         source_date_epoch: source_date_epoch()?,
         secrets: secrets(&a.secrets)?,
         defined_secrets: project.secrets.clone(),
@@ -221,6 +248,23 @@ fn secrets(list: &[String]) -> anyhow::Result<BTreeMap<String, Secret>> {
         out.insert(id, secret);
     }
     Ok(out)
+}
+
+/// `--cache-from` / `--cache-to`: a local directory, relative to here.
+fn cache_dir(entry: &str, export: bool) -> anyhow::Result<PathBuf> {
+    let here = std::env::current_dir().context("the working directory")?;
+    stack_build::service::local_cache_dir(entry, export, Some(&here))
+        .map_err(|m| anyhow::anyhow!("--cache-{}: {m}", if export { "to" } else { "from" }))
+}
+
+/// The build network's run directory and subnet pool, as the engine's
+/// builds have them (`--run-dir`, `STACK_BUILD_SUBNET_POOL`).
+fn net_config(global: &GlobalArgs) -> anyhow::Result<stack_build::network::NetConfig> {
+    let host = crate::client::host_config(global)?;
+    Ok(stack_build::network::NetConfig {
+        run_dir: host.run_dir,
+        options: host.build_net,
+    })
 }
 
 fn source_date_epoch() -> anyhow::Result<Option<u64>> {

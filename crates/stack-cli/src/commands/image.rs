@@ -49,7 +49,7 @@ pub enum ImageCommand {
     /// Give an image another name.
     Tag(TagArgs),
     /// Build an image from a Dockerfile.
-    Build(super::build::ImageBuildArgs),
+    Build(Box<super::build::ImageBuildArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -129,7 +129,7 @@ pub fn run(global: &GlobalArgs, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
         ImageCommand::Inspect(a) => inspect(&store, a),
         ImageCommand::Rm(a) => rm(&store, a),
         ImageCommand::Prune(a) => prune(&store, a),
-        ImageCommand::Build(a) => super::build::image_build(global, a),
+        ImageCommand::Build(a) => super::build::image_build(global, *a),
         ImageCommand::Tag(a) => {
             let target = Reference::parse(&a.target)?;
             store.tag(&a.source, &target)?;

@@ -119,7 +119,12 @@ impl Env {
             .current_dir(self.dir.path())
             .env_remove("STACK_ROOT")
             .env_remove("STACK_RUN")
-            .env("STACK_SUBNET_POOL", &self.pool);
+            .env("STACK_SUBNET_POOL", &self.pool)
+            // Build networks: the same third octet under 10.219.
+            .env(
+                "STACK_BUILD_SUBNET_POOL",
+                self.pool.replacen("10.220.", "10.219.", 1),
+            );
         command
     }
 
@@ -212,6 +217,34 @@ pub fn redis_archive() -> PathBuf {
                 String::from_utf8_lossy(&built.stderr)
             );
             PathBuf::from(String::from_utf8(built.stdout).unwrap().trim())
+        })
+        .clone()
+}
+
+/// `debian:bookworm` built from Debian's packages and a local apt
+/// repository holding gcc and libc6-dev (tests/fixtures/images/debian.py),
+/// cached under the target directory across runs: (OCI archive, repository
+/// directory).
+pub fn debian_fixture() -> (PathBuf, PathBuf) {
+    static FIXTURE: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    FIXTURE
+        .get_or_init(|| {
+            let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debian-image");
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/images/debian.py");
+            let built = Command::new("python3")
+                .arg(&script)
+                .arg(&out)
+                .output()
+                .expect("python3 runs the debian fixture script");
+            assert!(
+                built.status.success(),
+                "debian fixture script failed: {}",
+                String::from_utf8_lossy(&built.stderr)
+            );
+            let text = String::from_utf8(built.stdout).unwrap();
+            let mut lines = text.lines().map(PathBuf::from);
+            (lines.next().unwrap(), lines.next().unwrap())
         })
         .clone()
 }

@@ -46,6 +46,8 @@ pub struct HostConfig {
     /// binary whose `main` calls `stack_runtime::init_main()` first.
     pub init_binary: PathBuf,
     pub net: NetOptions,
+    /// Where build networks (`RUN` on the default network) take subnets.
+    pub build_net: NetOptions,
     pub registries: stack_image::registry_config::RegistriesConfig,
 }
 
@@ -323,6 +325,10 @@ impl Host {
             extra_args: Default::default(),
             no_cache: false,
             init_binary: self.config.init_binary.clone(),
+            net: stack_build::network::NetConfig {
+                run_dir: self.config.run_dir.clone(),
+                options: self.config.build_net.clone(),
+            },
             source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
                 .ok()
                 .and_then(|v| v.parse().ok()),
