@@ -14,7 +14,7 @@ use stack_spec::Project;
 use tokio::net::UnixListener;
 use tokio::sync::{Notify, mpsc};
 
-use crate::control::{Channel, ControlError, Reply, Request, UpOptions, socket_path};
+use crate::control::{Channel, Reply, Request, UpOptions, socket_path};
 use crate::error::{EngineError, ErrorKind};
 use crate::execute::{Phase, execute};
 use crate::host::{Host, HostConfig, HostDriver, HostError};
@@ -432,10 +432,4 @@ async fn down(
     stack_runtime::fault::point("down-after-forget");
     host.stop_keeper().await;
     Ok(format!("{} removed", project.name))
-}
-
-/// The error a client sees when no supervisor answers.
-pub fn is_not_running(e: &ControlError) -> bool {
-    matches!(e, ControlError::Io { source, .. }
-        if matches!(source.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused))
 }
