@@ -130,7 +130,9 @@ pub fn plan_up(
 }
 
 /// The plan a lifecycle request (`start`, `stop`, `kill`, `rm` ...) would
-/// run for `project`, empty when it has nothing to do; changes nothing.
+/// run for `project`, empty when it has nothing to do; changes nothing. A
+/// removal that takes the last single container takes its networks too
+/// (`single::plan_retire`), after the containers.
 pub fn plan_lifecycle(
     config: HostConfig,
     project: Project,
@@ -139,5 +141,15 @@ pub fn plan_lifecycle(
     let host = Host::new(config, project)?;
     let observed = host.observe()?;
     let project = host.project();
-    Ok(crate::lifecycle_plan::plan_request(&project, &observed, request)?.unwrap_or_default())
+    let mut plan =
+        crate::lifecycle_plan::plan_request(&project, &observed, request)?.unwrap_or_default();
+    if let Request::Remove { services, .. } = request {
+        let left = crate::single::without_services(&observed, services);
+        let removals: Vec<usize> = (0..plan.operations.len()).collect();
+        for op in crate::single::plan_retire(&project.name, &left).operations {
+            let id = plan.push(op.action, op.resource, op.cause);
+            plan.operations[id].after = removals.clone();
+        }
+    }
+    Ok(plan)
 }
