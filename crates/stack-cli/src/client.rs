@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use stack_engine::api::HostConfig;
 use stack_engine::api::{Channel, ControlError, EngineError, Progress, Request, socket_path};
-use stack_engine::host::HostConfig;
 
 use crate::cli::GlobalArgs;
 
@@ -230,7 +230,7 @@ async fn wait_gone(run_dir: &std::path::Path, project: &str) {
     let socket = socket_path(run_dir, project);
     let deadline = Instant::now() + Duration::from_secs(5);
     while socket.exists()
-        && stack_engine::lock::is_held(run_dir, project)
+        && stack_engine::api::lock::is_held(run_dir, project)
         && Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -274,8 +274,8 @@ pub async fn call_shown(
 /// one (which adopts them and applies their restart policies) when it is
 /// gone; answers once that supervisor has taken them over.
 pub fn ensure_supervisor(global: &GlobalArgs, project: &str) -> anyhow::Result<()> {
-    let store = stack_engine::store::Store::new(&global.root);
-    if store.containers(project)?.is_empty() {
+    let records = stack_engine::api::Records::new(&global.root);
+    if records.containers(project)?.is_empty() {
         return Ok(());
     }
     runtime()?.block_on(async {
@@ -332,11 +332,7 @@ pub fn send_planned(
     let Some(loaded) = args.load()? else {
         return Ok(std::process::ExitCode::FAILURE);
     };
-    let host = stack_engine::host::Host::new(host_config(global)?, loaded.project)?;
-    let observed = host.observe()?;
-    let plan = stack_engine::lifecycle_plan::plan_request(&host.project(), &observed, &request)
-        .map_err(stack_engine::api::EngineError::from)?
-        .unwrap_or_default();
+    let plan = stack_engine::api::plan_lifecycle(host_config(global)?, loaded.project, &request)?;
     print!("{plan}");
     if plan.is_empty() {
         println!("nothing to do");

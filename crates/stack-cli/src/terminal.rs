@@ -49,7 +49,7 @@ pub fn known_size() -> Option<(u16, u16)> {
 }
 
 /// A listening console socket under a unique name, removed when dropped.
-pub struct ConsoleSocket(stack_engine::console::ConsoleSocket);
+pub struct ConsoleSocket(stack_engine::api::console::ConsoleSocket);
 
 impl ConsoleSocket {
     pub fn bind(dir: &Path) -> anyhow::Result<Self> {
@@ -58,7 +58,7 @@ impl ConsoleSocket {
             .map(|d| d.subsec_nanos())
             .unwrap_or_default();
         let path = dir.join(format!("console-{}-{nanos}.sock", std::process::id()));
-        stack_engine::console::ConsoleSocket::bind(path.clone())
+        stack_engine::api::console::ConsoleSocket::bind(path.clone())
             .map(Self)
             .with_context(|| format!("cannot listen on {}", path.display()))
     }
@@ -75,10 +75,39 @@ impl ConsoleSocket {
     }
 }
 
+/// Where a run's container reads and writes: a terminal (`tty`) whose
+/// pty master comes back on the console socket returned with it, the log
+/// keeper (`detach`), or else this process's own stdio.
+pub fn run_stdio(
+    run_dir: &Path,
+    tty: bool,
+    detach: bool,
+) -> anyhow::Result<(Option<ConsoleSocket>, stack_engine::api::RunStdio)> {
+    use stack_engine::api::RunStdio;
+    if tty && !detach {
+        let console = ConsoleSocket::bind(&run_dir.join("consoles"))?;
+        let (rows, cols) = size();
+        let stdio = RunStdio::Terminal {
+            console_socket: console.path().to_owned(),
+            rows,
+            cols,
+        };
+        return Ok((Some(console), stdio));
+    }
+    Ok((
+        None,
+        if detach {
+            RunStdio::Log
+        } else {
+            RunStdio::Inherit
+        },
+    ))
+}
+
 /// Accepts the container init's connection on a console socket and takes
 /// the pty master it passes.
 pub fn receive_pty(listener: &UnixListener) -> anyhow::Result<OwnedFd> {
-    stack_engine::console::receive_pty(listener).context("receiving the container's terminal")
+    stack_engine::api::console::receive_pty(listener).context("receiving the container's terminal")
 }
 
 /// This terminal in raw mode until dropped (keys go to the container as

@@ -994,3 +994,81 @@ fn detached_terminal_is_logged_and_ended_containers_let_go() {
     ctr.ctr(&["rm", "-f", "ctr-tty"]);
     ctr.assert_gone(&id);
 }
+
+/// The name of this root's single-container project, from its directory.
+fn single_project(ctr: &Ctr) -> String {
+    std::fs::read_dir(ctr.root().join("projects"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("_ctr-"))
+        .expect("a single-container project")
+}
+
+/// The default bridge goes by a plan: `rm --dry-run` prints it for the
+/// last container, and a supervisor that died between the last removal
+/// and that plan leaves it to the next one, which carries it out.
+#[test]
+fn the_bridge_goes_by_a_plan_also_after_a_crash() {
+    stack_testing::require_root!();
+    let ctr = Ctr::with_busybox(11);
+    let id = ctr.ctr(&["run", "-d", "--name", "last", "busybox", "sleep", "60"]);
+    let plan = ctr.ctr(&["rm", "--dry-run", "-f", "last"]);
+    assert!(plan.contains("container last"), "{plan}");
+    assert!(
+        plan.contains("remove network") && plan.contains("last container gone"),
+        "{plan}"
+    );
+    // Nothing changed.
+    assert_eq!(ctr.inspect("last")["State"]["Running"], true);
+    let project = single_project(&ctr);
+    let tag = ctr.net_tag().expect("the default bridge exists");
+    ctr.ctr(&["rm", "-f", "last"]);
+    ctr.assert_gone(&id.trim()[..12]);
+    assert_eq!(
+        ctr.net_tag(),
+        None,
+        "the bridge went with the last container"
+    );
+
+    // A `--rm` run leaves its supervisor lingering with the bridge; it dies
+    // there, before it retired the project.
+    ctr.ctr(&["run", "--rm", "busybox", "true"]);
+    let tag = ctr.net_tag().unwrap_or(tag);
+    let pid = supervisor_pid(&ctr);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually(5, "the supervisor is gone", || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
+    assert!(ctr.net_tag().is_some(), "the crash left the bridge");
+    // The next supervisor finds nothing to serve and retires the project
+    // by its plan, then ends.
+    let mut next = ctr
+        .command(&["__supervise", &project])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = next.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = next.kill();
+            panic!("the new supervisor did not end");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    assert_eq!(ctr.net_tag(), None, "the next supervisor took the bridge");
+    let links = Command::new("ip").args(["-br", "link"]).output().unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(
+        !links.lines().any(|l| l.starts_with(&format!("stk-{tag}"))),
+        "{links}"
+    );
+}

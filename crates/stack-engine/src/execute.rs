@@ -92,12 +92,6 @@ pub struct Report<E> {
     pub not_run: Vec<usize>,
 }
 
-impl<E> Report<E> {
-    pub fn is_success(&self) -> bool {
-        self.failure.is_none()
-    }
-}
-
 /// Where an operation is, for the executor's caller to report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -356,7 +350,7 @@ mod tests {
     async fn waits_run_before_the_start_they_gate() {
         let driver = Recorder::default();
         let report = execute(&two_services(), &driver, 4, |_, _| {}).await;
-        assert!(report.is_success());
+        assert!(report.failure.is_none());
         let calls = driver.calls.into_inner().unwrap();
         let pos = |s: &str| calls.iter().position(|c| c == s).unwrap();
         assert!(pos("start migrate") < pos("wait migrate"));

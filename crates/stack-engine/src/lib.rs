@@ -3,35 +3,40 @@
 //! runs (restart policies with backoff).
 //!
 //! Every command of the `stack` binary goes through [`api`]: typed requests,
-//! typed progress events, typed errors. The other modules stay public for
-//! what the command still reads from disk itself (the state store, logs,
-//! stats, the lock) and for the integration tests.
+//! typed progress events, typed errors, read-only queries of the state, and
+//! the entry points of the engine's processes. The modules that touch the
+//! kernel or the state on disk (the store, the host, the executor, the
+//! supervisor, locks, logs, stats, pidfds) are private behind it. The pure
+//! decisions (reconcile, plans, config hashes, restart policy, health,
+//! watch rules) stay public for their golden and property tests.
 
 pub mod api;
-pub mod console;
-pub(crate) mod control;
-pub(crate) mod error;
-pub mod execute;
+mod console;
+mod container_exec;
+mod control;
+mod error;
+mod execute;
 pub mod hash;
 pub mod health;
-pub mod host;
-pub mod leftover;
+mod host;
+mod leftover;
 pub mod lifecycle_plan;
-pub mod lock;
-pub mod log_files;
-pub mod log_keeper;
+mod lock;
+mod log_files;
+mod log_keeper;
 pub mod monitoring;
 pub mod observed;
-pub mod pidfd;
+mod pidfd;
 pub mod plan;
-pub(crate) mod plan_graph;
-pub(crate) mod progress;
+mod plan_graph;
+mod progress;
+mod query;
 pub mod reconcile;
 pub mod restart;
 pub mod service_graph;
 pub mod single;
 pub mod spec;
-pub mod stats;
-pub mod store;
-pub mod supervisor;
+mod stats;
+mod store;
+mod supervisor;
 pub mod watch;

@@ -22,6 +22,18 @@ impl ContainerState {
     pub fn is_up(self) -> bool {
         matches!(self, Self::Running | Self::Paused | Self::Restarting)
     }
+
+    /// Docker's word for it, as `ps`, `ls` and `inspect` show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Restarting => "restarting",
+            Self::Exited => "exited",
+            Self::Dead => "dead",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

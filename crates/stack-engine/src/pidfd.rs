@@ -42,7 +42,6 @@ pub fn take_fd(pidfd: &OwnedFd, fd: RawFd) -> io::Result<OwnedFd> {
 /// An open pidfd registered with the tokio reactor.
 #[derive(Debug)]
 pub struct PidFd {
-    pid: i32,
     fd: AsyncFd<OwnedFd>,
 }
 
@@ -54,11 +53,7 @@ impl PidFd {
         // SAFETY: `owned` is a valid open fd that the AsyncFd owns until it
         // is dropped, and its raw fd never changes.
         let fd = unsafe { AsyncFd::register_with_interest(owned, Interest::READABLE) }?;
-        Ok(Self { pid, fd })
-    }
-
-    pub fn pid(&self) -> i32 {
-        self.pid
+        Ok(Self { fd })
     }
 
     /// Sends `signal` to exactly this process (never to a later owner of

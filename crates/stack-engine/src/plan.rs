@@ -87,6 +87,9 @@ pub enum Cause {
     BuildContextChanged,
     /// The service's image is being built again.
     ImageRebuilt,
+    /// The last single container of the root is gone: its default bridge
+    /// goes with it (`single::plan_retire`).
+    LastContainerGone,
 }
 
 /// A condition a start waits for before running: `depends_on` as written.
@@ -197,6 +200,7 @@ impl fmt::Display for Cause {
             Cause::PullAlways => f.write_str("pull_policy: always"),
             Cause::Down => f.write_str("down"),
             Cause::Requested => f.write_str("requested"),
+            Cause::LastContainerGone => f.write_str("last container gone"),
             Cause::BuildNotFound => f.write_str("build: image not found"),
             Cause::BuildContextChanged => f.write_str("build: context changed"),
             Cause::ImageRebuilt => f.write_str("image rebuilt"),

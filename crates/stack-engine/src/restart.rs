@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// A service's restart settings as the monitor applies them.
+pub use crate::host::{backoff, restart_on_unhealthy, restart_policy};
+
 /// What the service asked for with `restart:` or `deploy.restart_policy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestartPolicy {

@@ -15,6 +15,9 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 use stack_spec::{MountType, NetworkMode, Project, Service, Volume};
 
+use crate::observed::Observed;
+use crate::plan::{Action, Cause, Plan, Resource};
+
 /// What every single-container project name begins with.
 pub const PREFIX: &str = "_ctr-";
 
@@ -90,6 +93,35 @@ pub fn merge(current: &Project, added: Project) -> Project {
 pub fn retain_existing(current: &Project, existing: &BTreeSet<String>) -> Project {
     let mut out = current.clone();
     out.services.retain(|name, _| existing.contains(name));
+    out
+}
+
+/// What goes once the single-container project `project` has no
+/// container left: its networks (the default bridge, its rules and DNS).
+/// Empty for a stack file's project, or while any container remains.
+/// Named volumes stay, as Docker's outlive their containers.
+pub fn plan_retire(project: &str, observed: &Observed) -> Plan {
+    let mut plan = Plan::default();
+    if !is_single(project) || !observed.containers.is_empty() || !observed.one_offs.is_empty() {
+        return plan;
+    }
+    for name in &observed.networks {
+        plan.push(
+            Action::Remove,
+            Resource::Network(name.clone()),
+            Cause::LastContainerGone,
+        );
+    }
+    plan
+}
+
+/// `observed` as it will be once the containers of `services` are
+/// removed: what `rm --dry-run` plans the retirement from.
+pub fn without_services(observed: &Observed, services: &[String]) -> Observed {
+    let mut out = observed.clone();
+    let gone = |s: &String| services.is_empty() || services.contains(s);
+    out.containers.retain(|c| !gone(&c.service));
+    out.one_offs.retain(|c| !gone(&c.service));
     out
 }
 

@@ -14,7 +14,7 @@ use stack_spec::Project;
 use tokio::net::UnixListener;
 use tokio::sync::{Notify, mpsc};
 
-use crate::control::{Channel, ControlError, Reply, Request, UpOptions, socket_path};
+use crate::control::{Channel, Reply, Request, UpOptions, socket_path};
 use crate::error::{EngineError, ErrorKind};
 use crate::execute::{Phase, execute};
 use crate::host::{Host, HostConfig, HostDriver, HostError};
@@ -100,7 +100,10 @@ pub async fn serve(
     // `LINGER` without a new container, so that the next run of a script or
     // a loop finds the supervisor and the default bridge still there.
     let emptied = Arc::new(Notify::new());
-    let mut retire_at: Option<tokio::time::Instant> = None;
+    // A supervisor that finds its single-container project empty (the one
+    // before it ended between the last removal and its retirement) still
+    // retires it, as a plan like any other.
+    let mut retire_at = is_empty_single(&host).then(|| tokio::time::Instant::now() + LINGER);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -218,23 +221,47 @@ fn forget_removed(host: &Arc<Host>) {
 /// small container, and a script runs many of them one after another.
 const LINGER: Duration = Duration::from_secs(2);
 
-/// Ends a single-container project (`single`) that has no container left:
-/// its networks (the default bridge, its rules and DNS) go and its socket
-/// is removed, so that its supervisor can stop. Returns whether it ended.
-/// Decided between requests, so no container is being made meanwhile.
-async fn retire(host: &Arc<Host>, socket: &std::path::Path) -> bool {
+/// Whether this supervisor serves a single-container project without any
+/// container (not even a half-made one).
+fn is_empty_single(host: &Arc<Host>) -> bool {
     let project = host.project();
     if !crate::single::is_single(&project.name) {
         return false;
     }
     match host.records().containers(&project.name) {
-        Ok(left) if left.is_empty() => {}
-        Ok(_) => return false,
+        Ok(left) => left.is_empty(),
         Err(e) => {
             tracing::warn!("listing the containers of {}: {e}", project.name);
-            return false;
+            false
         }
     }
+}
+
+/// Ends a single-container project (`single`) that has no container left:
+/// its networks (the default bridge, its rules and DNS) go by the plan
+/// `single::plan_retire` and its socket is removed, so that its supervisor
+/// can stop. Returns whether it ended. Decided between requests, so no
+/// container is being made meanwhile.
+async fn retire(host: &Arc<Host>, socket: &std::path::Path) -> bool {
+    if !is_empty_single(host) {
+        return false;
+    }
+    let project = host.project();
+    let observed = match host.observe() {
+        Ok(observed) => observed,
+        Err(e) => {
+            tracing::warn!("observing {}: {e}", project.name);
+            return false;
+        }
+    };
+    let plan = crate::single::plan_retire(&project.name, &observed);
+    let report = execute(&plan, &HostDriver(host.clone()), PARALLELISM, |_, _| {}).await;
+    if let Some(failure) = report.failure {
+        tracing::warn!("{}", EngineError::from(failure));
+        return false;
+    }
+    // What the plan cannot see (rules or DNS of a bridge whose making was
+    // cut short) goes as after `down`.
     if let Err(e) = host.cleanup_network().await {
         tracing::warn!("removing the default bridge of {}: {e}", project.name);
         return false;
@@ -427,10 +454,4 @@ async fn down(
     stack_runtime::fault::point("down-after-forget");
     host.stop_keeper().await;
     Ok(format!("{} removed", project.name))
-}
-
-/// The error a client sees when no supervisor answers.
-pub fn is_not_running(e: &ControlError) -> bool {
-    matches!(e, ControlError::Io { source, .. }
-        if matches!(source.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused))
 }

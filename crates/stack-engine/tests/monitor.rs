@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stack_engine::monitoring::{
-    Begin, Command, Event, EventKind, Launcher, MonitorConfig, MonitorHandle, spawn_monitor,
+    Begin, Command, Event, EventKind, ExitStatus, Launcher, MonitorConfig, MonitorHandle,
+    spawn_monitor,
 };
 use stack_engine::observed::ContainerState;
-use stack_engine::pidfd::ExitStatus;
 use stack_engine::restart::{Backoff, Exit, RestartPolicy};
 use tokio::sync::{broadcast, oneshot};
 use tokio::time::Instant;

@@ -1072,3 +1072,46 @@ fn container_run_makes_the_default_bridge_once_and_pulls_what_is_missing() {
     let (_, got) = container_run(Some(&both), "alone", alone);
     assert_eq!(got, "#1 pull image alpine:3 (not found)\n", "\n{got}");
 }
+
+#[test]
+fn the_last_single_container_gone_takes_the_bridge_and_keeps_volumes() {
+    let web = Service {
+        image: Some("busybox".into()),
+        volumes: vec![ServiceVolume {
+            kind: MountType::Volume,
+            source: Some("data".into()),
+            target: "/data".into(),
+            read_only: false,
+            consistency: None,
+            bind: None,
+            volume: None,
+            tmpfs: None,
+            image: None,
+        }],
+        ..Service::default()
+    };
+    let (first, _) = container_run(None, "web", web.clone());
+    let (both, _) = container_run(Some(&first), "job", web);
+    let observed = converged(&both, &ReconcileOptions::default());
+    let text = |observed: &Observed| {
+        single::plan_retire(&both.name, observed)
+            .to_string()
+            .replace(&both.name, "_ctr-ROOT")
+    };
+    // While a container is left, nothing goes.
+    assert_eq!(
+        text(&single::without_services(&observed, &["web".into()])),
+        ""
+    );
+    // The last one gone: its bridge, not its named volume.
+    let none = single::without_services(&observed, &["web".into(), "job".into()]);
+    let got = text(&none);
+    assert_eq!(
+        got, "#1 remove network _ctr-ROOT_bridge (last container gone)\n",
+        "\n{got}"
+    );
+    // A stack file's project never retires this way.
+    let shop = load(STACK, &[]);
+    let empty = single::without_services(&converged(&shop, &ReconcileOptions::default()), &[]);
+    assert_eq!(single::plan_retire(&shop.name, &empty).to_string(), "");
+}

@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use stack_engine::host::{backoff, restart_on_unhealthy, restart_policy};
-use stack_engine::restart::{Backoff, RestartPolicy};
+use stack_engine::restart::{
+    Backoff, RestartPolicy, backoff, restart_on_unhealthy, restart_policy,
+};
 
 fn service(yaml: &str) -> Result<stack_spec::Service, String> {
     let mut options = stack_spec::LoadOptions::new("/tmp").with_content(

@@ -59,10 +59,8 @@ pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
             && let Some(loaded) = args.project.load()?
         {
             let config = client::host_config(global)?;
-            let removed = client::runtime()?.block_on(stack_engine::leftover::remove_volumes(
-                config,
-                loaded.project,
-            ));
+            let removed = client::runtime()?
+                .block_on(stack_engine::api::remove_volumes(config, loaded.project));
             return Ok(match removed {
                 Ok(lines) if lines.is_empty() => {
                     eprintln!("{name}: nothing to remove");
@@ -86,7 +84,7 @@ pub fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitCode> {
     // The images are known from the containers, which `down` removes.
     let mut images: Vec<String> = Vec::new();
     if let Some(rmi) = args.rmi {
-        for r in stack_engine::store::Store::new(&global.root).containers(&name)? {
+        for r in stack_engine::api::Records::new(&global.root).containers(&name)? {
             let local = r.image == format!("{name}-{}", r.service);
             if (rmi == Rmi::All || local) && !images.contains(&r.image) {
                 images.push(r.image);

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 use nix::sys::wait::{WaitStatus, waitpid};
-use stack_engine::store::Store;
+use stack_engine::api::Records;
 use stack_runtime::{Container, ExecOptions, Stdio};
 
 use crate::cli::GlobalArgs;
@@ -72,7 +72,7 @@ pub fn run(global: &GlobalArgs, args: ExecArgs) -> anyhow::Result<ExitCode> {
     let Some(project) = client::project_name(&args.project)? else {
         return Ok(ExitCode::FAILURE);
     };
-    let store = Store::new(&global.root);
+    let store = Records::new(&global.root);
     let record = store
         .containers(&project)?
         .into_iter()

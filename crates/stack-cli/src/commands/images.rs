@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
-use stack_engine::store::Store;
+use stack_engine::api::Records;
 
 use crate::cli::GlobalArgs;
 use crate::client;
@@ -61,7 +61,7 @@ pub fn run(global: &GlobalArgs, args: ImagesArgs) -> anyhow::Result<ExitCode> {
     let images = stack_image::store::Store::open(&global.root)?;
     let summaries = images.list()?;
     let mut list = Vec::new();
-    for record in Store::new(&global.root).containers(&project)? {
+    for record in Records::new(&global.root).containers(&project)? {
         if !args.services.is_empty() && !args.services.contains(&record.service) {
             continue;
         }

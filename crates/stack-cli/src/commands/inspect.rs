@@ -12,10 +12,10 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::bail;
 use clap::Args;
 use serde_json::{Value, json};
-use stack_engine::host::restart_policy;
-use stack_engine::observed::ContainerState;
+use stack_engine::api::ContainerState;
+use stack_engine::api::{ContainerRecord, LastExit, Records};
 use stack_engine::restart::RestartPolicy;
-use stack_engine::store::{ContainerRecord, LastExit, Store};
+use stack_engine::restart::restart_policy;
 use stack_net::{NetOptions, NetworkManager};
 
 use crate::cli::GlobalArgs;
@@ -184,7 +184,7 @@ pub fn run(global: &GlobalArgs, args: InspectArgs) -> anyhow::Result<ExitCode> {
     let Some(project) = client::project_name(&args.project)? else {
         return Ok(ExitCode::FAILURE);
     };
-    let store = Store::new(&global.root);
+    let store = Records::new(&global.root);
     let records = store.containers(&project)?;
     let net = NetworkManager::new(&global.root, &global.run_dir, NetOptions::default());
     let leases = client::runtime()?

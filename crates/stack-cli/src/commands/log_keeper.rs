@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use stack_engine::lock::ProjectLock;
-use stack_engine::log_keeper;
+use stack_engine::api::lock::ProjectLock;
+use stack_engine::api::log_keeper;
 
 use crate::cli::GlobalArgs;
 

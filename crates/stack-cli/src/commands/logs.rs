@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
 use clap::Args;
-use stack_engine::log_files::{Entry, read_all, tail};
-use stack_engine::store::Store;
+use stack_engine::api::Records;
+use stack_engine::api::logs::{Entry, read_all, tail};
 
 use crate::cli::GlobalArgs;
 use crate::client;
@@ -90,7 +90,7 @@ fn containers(
     services: &[String],
     index: Option<u32>,
 ) -> anyhow::Result<Vec<(String, std::path::PathBuf)>> {
-    let store = Store::new(&global.root);
+    let store = Records::new(&global.root);
     Ok(store
         .containers(project)?
         .into_iter()

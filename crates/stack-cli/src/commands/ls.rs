@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
-use stack_engine::observed::ContainerState;
-use stack_engine::store::Store;
+use stack_engine::api::ContainerState;
+use stack_engine::api::Records;
 
 use crate::cli::GlobalArgs;
 
@@ -53,22 +53,11 @@ pub struct LsEntry {
     running: bool,
 }
 
-fn state_word(state: ContainerState) -> &'static str {
-    match state {
-        ContainerState::Created => "created",
-        ContainerState::Running => "running",
-        ContainerState::Paused => "paused",
-        ContainerState::Restarting => "restarting",
-        ContainerState::Exited => "exited",
-        ContainerState::Dead => "dead",
-    }
-}
-
 /// `exited(1), running(2)`: the count of each state, states sorted.
 pub fn status(states: &[ContainerState]) -> String {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for s in states {
-        *counts.entry(state_word(*s)).or_default() += 1;
+        *counts.entry(s.as_str()).or_default() += 1;
     }
     counts
         .into_iter()
@@ -78,7 +67,7 @@ pub fn status(states: &[ContainerState]) -> String {
 }
 
 pub fn entries(global: &GlobalArgs) -> anyhow::Result<Vec<LsEntry>> {
-    let store = Store::new(&global.root);
+    let store = Records::new(&global.root);
     let mut out = Vec::new();
     for name in store.projects()? {
         let states: Vec<ContainerState> = store

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use stack_engine::store::Store;
+use stack_engine::api::Records;
 use stack_net::{NetOptions, NetworkManager, Protocol, PublishedPort};
 
 use crate::cli::GlobalArgs;
@@ -50,7 +50,7 @@ pub fn run(global: &GlobalArgs, args: PortArgs) -> anyhow::Result<ExitCode> {
     let Some(project) = client::project_name(&args.project)? else {
         return Ok(ExitCode::FAILURE);
     };
-    let record = Store::new(&global.root)
+    let record = Records::new(&global.root)
         .containers(&project)?
         .into_iter()
         .find(|r| r.service == args.service && r.number == args.index);

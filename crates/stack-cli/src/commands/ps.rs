@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::Args;
 use serde::Deserialize;
 use serde::Serialize;
+use stack_engine::api::ContainerState;
+use stack_engine::api::Records;
 use stack_engine::health::{HEALTH_FILE, Health, Status as HealthStatus};
-use stack_engine::observed::ContainerState;
-use stack_engine::store::Store;
 
 use crate::cli::GlobalArgs;
 use crate::client;
@@ -213,13 +213,13 @@ fn since(ms: u64, now: u64) -> String {
 /// The STATUS column, as `docker ps` words it.
 pub fn status_text(
     state: ContainerState,
-    record: &stack_engine::store::ContainerRecord,
+    record: &stack_engine::api::ContainerRecord,
     health: Option<HealthStatus>,
     now: u64,
 ) -> String {
     let started = record.started_ms.unwrap_or(record.created_ms);
     let exit_code =
-        |e: &stack_engine::store::LastExit| e.code.map_or("unknown".to_owned(), |c| c.to_string());
+        |e: &stack_engine::api::LastExit| e.code.map_or("unknown".to_owned(), |c| c.to_string());
     let health = match health {
         Some(HealthStatus::Healthy) => " (healthy)",
         Some(HealthStatus::Unhealthy) => " (unhealthy)",
@@ -250,7 +250,7 @@ pub fn health_of(dir: &std::path::Path) -> Option<Health> {
 }
 
 pub fn entries(global: &GlobalArgs, project: &str) -> anyhow::Result<Vec<PsEntry>> {
-    let store = Store::new(&global.root);
+    let store = Records::new(&global.root);
     let records = store.containers(project)?;
     let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
     let published = super::port::published(global, &ids);

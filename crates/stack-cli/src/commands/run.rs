@@ -7,12 +7,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use stack_engine::api::{Reply, Request, RunOptions, RunStdio};
+use stack_engine::api::{Reply, Request, RunOptions};
 
 use crate::cli::GlobalArgs;
 use crate::client;
 use crate::project_args::ProjectArgs;
-use crate::terminal::{ConsoleSocket, RawMode, interactive, proxy, size};
+use crate::terminal::{RawMode, interactive, proxy, run_stdio};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -175,23 +175,7 @@ pub fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let name = project.name.clone();
     let tty = !args.no_tty && !args.detach && interactive();
-    let console = if tty {
-        Some(ConsoleSocket::bind(&global.run_dir.join("consoles"))?)
-    } else {
-        None
-    };
-    let stdio = match &console {
-        Some(console) => {
-            let (rows, cols) = size();
-            RunStdio::Terminal {
-                console_socket: console.path().to_owned(),
-                rows,
-                cols,
-            }
-        }
-        None if args.detach => RunStdio::Log,
-        None => RunStdio::Inherit,
-    };
+    let (console, stdio) = run_stdio(&global.run_dir, tty, args.detach)?;
     let options = RunOptions {
         service: args.service,
         command: (!args.command.is_empty()).then_some(args.command),

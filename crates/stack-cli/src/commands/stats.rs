@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
-use stack_engine::observed::ContainerState;
-use stack_engine::stats::{Sample, cpu_percent, sample};
-use stack_engine::store::Store;
+use stack_engine::api::ContainerState;
+use stack_engine::api::Records;
+use stack_engine::api::stats::{Sample, cpu_percent, sample};
 
 use crate::cli::GlobalArgs;
 use crate::client;
@@ -149,7 +149,7 @@ fn running(
     services: &[String],
     all: bool,
 ) -> anyhow::Result<Vec<(String, String, bool)>> {
-    Ok(Store::new(&global.root)
+    Ok(Records::new(&global.root)
         .containers(project)?
         .into_iter()
         .filter(|r| services.is_empty() || services.contains(&r.service))

@@ -25,7 +25,7 @@ pub fn run(global: &GlobalArgs, args: SuperviseArgs) -> anyhow::Result<ExitCode>
     let ready = args
         .ready_fd
         .map(|fd| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
-    client::runtime()?.block_on(stack_engine::supervisor::serve(
+    client::runtime()?.block_on(stack_engine::api::serve_supervisor(
         config,
         &args.project,
         ready,

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use stack_engine::store::Store;
+use stack_engine::api::Records;
 use stack_runtime::Container;
 
 use crate::cli::GlobalArgs;
@@ -127,7 +127,7 @@ pub fn run(global: &GlobalArgs, args: TopArgs) -> anyhow::Result<ExitCode> {
         .map_or(0, |d| d.as_secs());
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let mut first = true;
-    for record in Store::new(&global.root).containers(&project)? {
+    for record in Records::new(&global.root).containers(&project)? {
         if !args.services.is_empty() && !args.services.contains(&record.service) {
             continue;
         }

@@ -4,8 +4,6 @@ use std::process::ExitCode;
 
 use clap::Args;
 use stack_engine::api::{Request, StepKind, UpOptions};
-use stack_engine::host::Host;
-use stack_engine::reconcile::reconcile;
 use stack_spec::PullPolicy;
 
 use crate::cli::GlobalArgs;
@@ -319,7 +317,7 @@ pub fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitCode> {
                     eprintln!("{service} exited; stopping {name}");
                     let request = Request::Stop { services: vec![], timeout: args.timeout };
                     client::call(global, &name, &request).await?;
-                    let store = stack_engine::store::Store::new(&global.root);
+                    let store = stack_engine::api::Records::new(&global.root);
                     let from = args.exit_code_from.as_deref().unwrap_or(&service);
                     code = store
                         .containers(&name)?
@@ -365,12 +363,7 @@ pub fn send_up(
     quiet_pull: bool,
 ) -> anyhow::Result<bool> {
     if dry_run {
-        let host = Host::new(client::host_config(global)?, project)?;
-        let mut observed = host.observe()?;
-        let reconcile_options = options.reconcile_options(&host.project())?;
-        host.observe_builds(&mut observed, &reconcile_options);
-        let plan = reconcile(&host.project(), &observed, &reconcile_options)
-            .map_err(stack_engine::api::EngineError::from)?;
+        let plan = stack_engine::api::plan_up(client::host_config(global)?, project, &options)?;
         print!("{plan}");
         if plan.is_empty() {
             println!("nothing to do");
@@ -396,16 +389,8 @@ pub fn send_up(
 /// signalled directly; it records their exits as for any other.
 fn force_kill(global: &GlobalArgs, name: &str) -> anyhow::Result<()> {
     eprintln!("killing {name}");
-    for record in stack_engine::store::Store::new(&global.root).containers(name)? {
-        let Some(pid) = record.pid else { continue };
-        // Opened first, then checked: the pidfd pins the process, so a pid
-        // reused since the record was written is never signalled.
-        let Ok(fd) = stack_engine::pidfd::PidFd::open(pid) else {
-            continue;
-        };
-        if record.is_alive() {
-            fd.send_signal(libc::SIGKILL)?;
-        }
+    for record in stack_engine::api::Records::new(&global.root).containers(name)? {
+        stack_engine::api::kill_now(&record, libc::SIGKILL)?;
     }
     Ok(())
 }
@@ -430,13 +415,13 @@ async fn all_exited(
     abort: Abort,
     services: &[String],
 ) -> anyhow::Result<Option<String>> {
-    use stack_engine::observed::ContainerState;
-    let store = stack_engine::store::Store::new(&global.root);
+    use stack_engine::api::ContainerState;
+    let store = stack_engine::api::Records::new(&global.root);
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let mut records = store.containers(name)?;
         records.retain(|r| services.contains(&r.service));
-        let is_live = |r: &stack_engine::store::ContainerRecord| {
+        let is_live = |r: &stack_engine::api::ContainerRecord| {
             matches!(
                 r.live_state(),
                 ContainerState::Running | ContainerState::Restarting | ContainerState::Paused

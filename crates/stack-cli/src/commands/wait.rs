@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use stack_engine::observed::ContainerState;
-use stack_engine::store::Store;
+use stack_engine::api::ContainerState;
+use stack_engine::api::Records;
 
 use crate::cli::GlobalArgs;
 use crate::client;
@@ -28,7 +28,7 @@ pub fn run(global: &GlobalArgs, args: WaitArgs) -> anyhow::Result<ExitCode> {
     let Some(name) = client::project_name(&args.project)? else {
         return Ok(ExitCode::FAILURE);
     };
-    let store = Store::new(&global.root);
+    let store = Records::new(&global.root);
     let chosen =
         |service: &str| args.services.is_empty() || args.services.iter().any(|s| s == service);
     if !store.containers(&name)?.iter().any(|r| chosen(&r.service)) {

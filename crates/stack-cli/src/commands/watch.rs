@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::Args;
-use stack_engine::api::{Request, UpOptions};
-use stack_engine::host::Host;
-use stack_engine::store::Store;
+use stack_engine::api::Records;
+use stack_engine::api::{ContainerExec, Request, UpOptions};
 use stack_engine::watch::{
     ContainerFs, Effects, Session, Snapshot, Trigger, WatchSet, Watcher, is_editor_temp, sync_paths,
 };
@@ -116,8 +115,8 @@ pub async fn watch(
         args,
         project: loaded.project.name.clone(),
         watcher: Watcher::new(tx)?,
-        store: Store::new(&global.root),
-        host: None,
+        store: Records::new(&global.root),
+        exec: None,
     };
     // The project's own state is never a change, wherever it lives.
     let ignored: Vec<PathBuf> = [&global.root, &global.run_dir]
@@ -141,9 +140,9 @@ struct Live<'a> {
     args: &'a ProjectArgs,
     project: String,
     watcher: Watcher,
-    store: Store,
+    store: Records,
     /// For execs, made when first needed.
-    host: Option<Arc<Host>>,
+    exec: Option<Arc<ContainerExec>>,
 }
 
 impl Live<'_> {
@@ -249,24 +248,21 @@ impl Effects for Live<'_> {
 
     async fn exec(&mut self, service: &str, command: &[String]) -> Result<(), String> {
         let project = self.project.clone();
-        let host = match &self.host {
-            Some(host) => host.clone(),
+        let exec = match &self.exec {
+            Some(exec) => exec.clone(),
             None => {
                 // Exec needs only the project's name (its records), not
                 // the file, which may be broken just now.
-                let named = Project {
-                    name: project.clone(),
-                    ..Project::default()
-                };
                 let config = client::host_config(self.global).map_err(|e| format!("{e:#}"))?;
-                let host = Host::new(config, named).map_err(|e| e.to_string())?;
-                self.host = Some(host.clone());
-                host
+                let exec = ContainerExec::new(config, &project).map_err(|e| e.to_string())?;
+                let exec = Arc::new(exec);
+                self.exec = Some(exec.clone());
+                exec
             }
         };
         for name in self.running(&project, service) {
-            let (code, output) = host
-                .exec_capture(&name, command, Duration::from_secs(60))
+            let (code, output) = exec
+                .capture(&name, command, Duration::from_secs(60))
                 .await?;
             // -1: the runtime's process was not ours to reap, its code unknown.
             if code != 0 && code != -1 {

@@ -29,10 +29,9 @@ use crate::observed::{ContainerState, Observed, ObservedBuild, ObservedContainer
 use crate::reconcile::ReconcileOptions;
 use crate::store::{ContainerRecord, Store, StoreError};
 
-pub use adopt::begin_for;
-pub use create::{CreateError, port_mappings};
-pub use driver::{DriverError, HostDriver};
-pub use launch::{LogLine, backoff, restart_on_unhealthy, restart_policy};
+pub use create::CreateError;
+pub use driver::HostDriver;
+pub use launch::{backoff, restart_on_unhealthy, restart_policy};
 pub use ops::{Attach, OpsError, stdio_of};
 
 /// Where things live and which binary is the containers' init stage.

@@ -5,6 +5,7 @@ pub mod events;
 pub mod journal;
 pub mod monitor;
 
+pub use crate::pidfd::ExitStatus;
 pub use events::{Event, EventKind};
 pub use monitor::{
     Begin, Command, Launcher, MonitorConfig, MonitorHandle, Snapshot, spawn_monitor,

@@ -16,7 +16,7 @@ use super::found;
 use super::run::failure_status;
 use super::tty;
 use crate::cli::GlobalArgs;
-use stack_engine::observed::ContainerState;
+use stack_engine::api::ContainerState;
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {

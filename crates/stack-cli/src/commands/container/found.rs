@@ -6,10 +6,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use stack_engine::api::ContainerState;
 use stack_engine::api::{Channel, ControlError, Reply, Request};
-use stack_engine::observed::ContainerState;
-use stack_engine::store::{ContainerRecord, Store};
-use stack_spec::{Project, Service};
+use stack_engine::api::{ContainerRecord, Records};
+use stack_spec::Service;
 
 use crate::cli::GlobalArgs;
 use crate::client;
@@ -21,7 +21,7 @@ pub fn project(global: &GlobalArgs) -> String {
 
 /// Every single container of the root, oldest first.
 pub fn list(global: &GlobalArgs) -> anyhow::Result<Vec<ContainerRecord>> {
-    let mut all = Store::new(&global.root).containers(&project(global))?;
+    let mut all = Records::new(&global.root).containers(&project(global))?;
     all.sort_by_key(|r| r.created_ms);
     Ok(all)
 }
@@ -49,17 +49,13 @@ pub fn find(global: &GlobalArgs, key: &str) -> anyhow::Result<ContainerRecord> {
 
 /// The container's directory in the engine's store (bundle, log, health).
 pub fn dir(global: &GlobalArgs, record: &ContainerRecord) -> PathBuf {
-    Store::new(&global.root).container_dir(&record.project, &record.name)
+    Records::new(&global.root).container_dir(&record.project, &record.name)
 }
 
 /// The service the container was made from, as its supervisor keeps it.
 pub fn service(global: &GlobalArgs, record: &ContainerRecord) -> Service {
-    let path = Store::new(&global.root)
-        .project_dir(&record.project)
-        .join("project.json");
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Project>(&b).ok())
+    Records::new(&global.root)
+        .saved_project(&record.project)
         .and_then(|mut p| p.services.shift_remove(&record.service))
         .unwrap_or_default()
 }
@@ -134,7 +130,7 @@ pub fn wait_until(
     secs: u64,
     pred: impl Fn(&ContainerRecord) -> bool,
 ) -> bool {
-    let store = Store::new(&global.root);
+    let store = Records::new(&global.root);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
         match store.load(&record.project, &record.name) {

@@ -8,8 +8,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use clap::Args;
 use serde_json::{Value, json};
 
-use stack_engine::observed::ContainerState;
-use stack_engine::store::ContainerRecord;
+use stack_engine::api::ContainerRecord;
+use stack_engine::api::ContainerState;
 use stack_spec::MountType;
 
 use super::{found, ls};
@@ -128,7 +128,7 @@ pub fn document(global: &GlobalArgs, r: &ContainerRecord) -> Value {
         })
         .collect();
     let mut state_doc = json!({
-        "Status": ls::state_word(state),
+        "Status": state.as_str(),
         "Running": up,
         "Paused": state == ContainerState::Paused,
         "Restarting": state == ContainerState::Restarting,

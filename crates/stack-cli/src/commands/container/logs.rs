@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
 use clap::Args;
-use stack_engine::log_files::{Entry, Stream, read_all, tail};
+use stack_engine::api::logs::{Entry, Stream, read_all, tail};
 
-use stack_engine::observed::ContainerState;
-use stack_engine::store::Store;
+use stack_engine::api::ContainerState;
+use stack_engine::api::Records;
 
 use super::found;
 use crate::cli::GlobalArgs;
@@ -46,7 +46,7 @@ fn print(entry: &Entry, timestamps: bool) {
 pub fn run(global: &GlobalArgs, args: LogsArgs) -> anyhow::Result<ExitCode> {
     let record = found::find(global, &args.container)?;
     let path = found::dir(global, &record).join("container.log");
-    let store = Store::new(&global.root);
+    let store = Records::new(&global.root);
     let entries = read_all(&path).unwrap_or_default();
     let shown = match args.tail.as_str() {
         "all" => &entries[..],

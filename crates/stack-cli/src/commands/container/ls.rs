@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
+use stack_engine::api::ContainerRecord;
+use stack_engine::api::ContainerState;
 use stack_engine::health::Status as HealthStatus;
-use stack_engine::observed::ContainerState;
-use stack_engine::store::ContainerRecord;
 use stack_net::PublishedPort;
 use stack_spec::{MountType, NetworkMode};
 
@@ -77,18 +77,6 @@ pub fn human_duration(ms: u64) -> String {
     }
 }
 
-/// Docker's state word.
-pub fn state_word(state: ContainerState) -> &'static str {
-    match state {
-        ContainerState::Created => "created",
-        ContainerState::Running => "running",
-        ContainerState::Paused => "paused",
-        ContainerState::Restarting => "restarting",
-        ContainerState::Exited => "exited",
-        ContainerState::Dead => "dead",
-    }
-}
-
 /// The health its supervisor last saw, while it runs.
 pub fn health(global: &GlobalArgs, record: &ContainerRecord) -> Option<HealthStatus> {
     crate::commands::ps::health_of(&found::dir(global, record))
@@ -150,7 +138,7 @@ fn entry(global: &GlobalArgs, record: &ContainerRecord, published: &[PublishedPo
             human_duration(now.saturating_sub(record.created_ms))
         ),
         size: "0B".into(),
-        state: state_word(state).to_owned(),
+        state: state.as_str().to_owned(),
         status: crate::commands::ps::status_text(state, record, health(global, record), now),
         exit_code: (state == ContainerState::Exited)
             .then(|| record.last_exit.and_then(|e| e.code))

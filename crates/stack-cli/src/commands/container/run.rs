@@ -13,8 +13,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use stack_engine::api::ErrorKind;
-use stack_engine::api::{Reply, Request, RunOptions, RunStdio};
-use stack_engine::store::Store;
+use stack_engine::api::Records;
+use stack_engine::api::{Reply, Request, RunOptions};
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::create;
@@ -22,7 +22,7 @@ use super::found;
 use super::names::{NetworkKind, generated_name};
 use crate::cli::GlobalArgs;
 use crate::client;
-use crate::terminal::{ConsoleSocket, RawMode, proxy, size};
+use crate::terminal::{RawMode, proxy, run_stdio};
 /// `docker run`'s status when the container could not be run at all.
 pub const RUN_FAILED: u8 = 125;
 
@@ -198,27 +198,11 @@ fn run_inner(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
     announce_pull(global, &args.image)?;
     let name = match &args.name {
         Some(n) => n.clone(),
-        None => generated_name(&stack_engine::store::new_container_id()?),
+        None => generated_name(&stack_engine::api::new_container_id()?),
     };
     let project = stack_engine::single::project(&global.root, &name, service);
     let project_name = project.name.clone();
-    let console = if args.tty && !args.detach {
-        Some(ConsoleSocket::bind(&global.run_dir.join("consoles"))?)
-    } else {
-        None
-    };
-    let stdio = match &console {
-        Some(console) => {
-            let (rows, cols) = size();
-            RunStdio::Terminal {
-                console_socket: console.path().to_owned(),
-                rows,
-                cols,
-            }
-        }
-        None if args.detach => RunStdio::Log,
-        None => RunStdio::Inherit,
-    };
+    let (console, stdio) = run_stdio(&global.run_dir, args.tty, args.detach)?;
     if !args.interactive && !args.detach {
         // The container takes this process's stdin: without -i, nothing.
         let null = std::fs::File::open("/dev/null").context("cannot open /dev/null")?;
@@ -252,16 +236,12 @@ fn run_inner(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
         if !args.detach {
             for n in FORWARDED {
                 let mut stream = signal(SignalKind::from_raw(n))?;
-                let store = Store::new(&global.root);
+                let records = Records::new(&global.root);
                 let (project, name) = (project_name.clone(), name.clone());
                 tokio::spawn(async move {
                     while stream.recv().await.is_some() {
-                        if let Ok(Some(r)) = store.load(&project, &name)
-                            && r.is_alive()
-                            && let Some(pid) = r.pid
-                        {
-                            // SAFETY: kill has no memory effects.
-                            unsafe { libc::kill(pid, n) };
+                        if let Ok(Some(r)) = records.load(&project, &name) {
+                            let _ = stack_engine::api::kill_now(&r, n);
                         }
                     }
                 });

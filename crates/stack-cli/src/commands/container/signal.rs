@@ -6,8 +6,8 @@
 use std::process::ExitCode;
 
 use clap::Args;
+use stack_engine::api::ContainerState;
 use stack_engine::api::Request;
-use stack_engine::observed::ContainerState;
 
 use super::found;
 use crate::cli::GlobalArgs;
@@ -35,7 +35,7 @@ pub struct KillArgs {
 fn each(
     global: &GlobalArgs,
     keys: &[String],
-    mut f: impl FnMut(&stack_engine::store::ContainerRecord) -> anyhow::Result<()>,
+    mut f: impl FnMut(&stack_engine::api::ContainerRecord) -> anyhow::Result<()>,
 ) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
     for key in keys {

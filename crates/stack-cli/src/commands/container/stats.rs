@@ -11,7 +11,7 @@ use stack_runtime::Container;
 use super::create::runtime_root;
 use super::found;
 use crate::cli::GlobalArgs;
-use stack_engine::store::ContainerRecord as Record;
+use stack_engine::api::ContainerRecord as Record;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {
