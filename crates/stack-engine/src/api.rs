@@ -8,6 +8,7 @@
 pub use crate::control::{
     Channel, ControlError, Progress, Reply, Request, RunOptions, RunStdio, UpOptions, socket_path,
 };
+pub use crate::copy::{CopyError, Kind as PathKind, Landing, Source, Tree, landing};
 pub use crate::error::{EngineError, ErrorKind};
 pub use crate::plan::{Action, Cause, Plan};
 pub use crate::progress::{Step, StepKind, StepPhase};

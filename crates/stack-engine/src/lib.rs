@@ -10,6 +10,7 @@
 pub mod api;
 pub mod console;
 pub(crate) mod control;
+pub mod copy;
 pub(crate) mod error;
 pub mod execute;
 pub mod hash;
