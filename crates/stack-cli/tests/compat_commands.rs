@@ -357,7 +357,7 @@ fn pull_and_push_through_a_loopback_registry() {
     env.write(&format!(
         "services:
   base:
-    image: {host}/lib/busybox:1
+    image: {host}/lib/busybox:${{TAG:-1}}
   app:
     build: .
     image: {host}/app/app:1
@@ -404,6 +404,39 @@ fn pull_and_push_through_a_loopback_registry() {
         v["id"].as_str().unwrap().to_owned()
     };
     assert_eq!(id(&tagged), id(&pushed));
+    // config: the variables the file uses, those interpolation read, and
+    // images pinned to the digests the registry serves.
+    std::fs::write(env.dir.path().join(".env"), "EXTRA=from-dotenv\n").unwrap();
+    let vars = env.ok(&["config", "--variables"]);
+    let row: Vec<&str> = vars
+        .lines()
+        .find(|l| l.starts_with("TAG "))
+        .unwrap_or_else(|| panic!("{vars}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row, ["TAG", "false", "1"], "{vars}");
+    assert!(vars.starts_with("NAME "), "{vars}");
+    let environment = env.ok(&["config", "--environment"]);
+    assert!(
+        environment.lines().any(|l| l == "EXTRA=from-dotenv"),
+        "{environment}"
+    );
+    let unresolved = try_stack(&env, &["config", "--resolve-image-digests"]);
+    assert!(!unresolved.status.success());
+    assert!(
+        text(&unresolved).contains("service gone"),
+        "{}",
+        text(&unresolved)
+    );
+    env.write(&format!(
+        "services:\n  base:\n    image: {host}/lib/busybox:1\n"
+    ));
+    let out = env.ok(&["config", "--resolve-image-digests", "--format", "json"]);
+    assert!(
+        out.contains(&format!("{host}/lib/busybox:1@sha256:")),
+        "{out}"
+    );
+
     // A push to a registry that is not there fails, or warns when told to.
     env.write(
         "services:
