@@ -91,6 +91,9 @@ pub enum Command {
     Exec(commands::exec::ExecArgs),
     /// Show a running container's output until it exits (Ctrl-P Ctrl-Q detaches).
     Attach(commands::attach::AttachArgs),
+    /// Install stack as the docker client's `compose` plugin.
+    #[command(subcommand)]
+    DockerPlugin(commands::docker_plugin::DockerPluginCommand),
     /// Copy files between a service's container and the host.
     Cp(commands::cp::CpArgs),
     /// Pull the services' images.

@@ -128,6 +128,7 @@ impl Command {
             | Command::Container(_)
             | Command::Ls(_)
             | Command::Completion(_)
+            | Command::DockerPlugin(_)
             | Command::Version(_)
             | Command::Man(_)
             | Command::LogKeeper(_)

@@ -450,3 +450,56 @@ fn pull_and_push_through_a_loopback_registry() {
     let out = env.ok(&["push", "--ignore-push-failures"]);
     assert!(out.contains("warning: app"), "{out}");
 }
+
+/// The docker client (when installed) finds stack as its `compose` plugin
+/// and runs it: the handshake, then `docker compose ...` with its options.
+#[test]
+fn docker_runs_stack_as_its_compose_plugin() {
+    let Some(docker) = ["/usr/bin/docker", "/usr/local/bin/docker"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        eprintln!("skipped: no docker client installed (apt-get install docker.io)");
+        return;
+    };
+    let env = Env::empty("cc-plugin", 219);
+    let home = env.dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let out = env
+        .command(&["docker-plugin", "install"])
+        .env("HOME", &home)
+        .env_remove("DOCKER_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(home.join(".docker/cli-plugins/docker-compose").is_symlink());
+    let docker_compose = |args: &[&str]| {
+        let out = Command::new(docker)
+            .arg("compose")
+            .args(args)
+            .env("HOME", &home)
+            .env_remove("DOCKER_CONFIG")
+            .env("DOCKER_HOST", "unix:///nonexistent.sock")
+            .env("STACK_ROOT", env.root())
+            .env("STACK_RUN", env.run_dir())
+            .current_dir(env.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker compose {args:?}: {}",
+            text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        docker_compose(&["version", "--short"]).trim(),
+        env!("CARGO_PKG_VERSION")
+    );
+    env.write("services:\n  a:\n    image: busybox\n  b:\n    image: busybox\n");
+    let file = env.file();
+    assert_eq!(
+        docker_compose(&["-f", file.to_str().unwrap(), "config", "--services"]),
+        "a\nb\n"
+    );
+}

@@ -7,6 +7,7 @@ pub mod completion;
 pub mod config;
 pub mod container;
 pub mod cp;
+pub mod docker_plugin;
 pub mod down;
 pub mod events;
 pub mod exec;
@@ -82,6 +83,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rm(args) => rm::run(&cli.global, args),
         Command::Exec(args) => exec::run(&cli.global, args),
         Command::Cp(args) => cp::run(&cli.global, args),
+        Command::DockerPlugin(cmd) => docker_plugin::run(cmd),
         Command::Attach(args) => attach::run(&cli.global, args),
         Command::Pull(args) => pull::run(&cli.global, args),
         Command::Push(args) => push::run(&cli.global, args),
