@@ -93,6 +93,17 @@ pub enum Command {
     Rm(commands::rm::RmArgs),
     /// Run a command in a running container.
     Exec(commands::exec::ExecArgs),
+    /// Show a running container's output until it exits (Ctrl-P Ctrl-Q detaches).
+    Attach(commands::attach::AttachArgs),
+    /// Install stack as the docker client's `compose` plugin.
+    #[command(subcommand)]
+    DockerPlugin(commands::docker_plugin::DockerPluginCommand),
+    /// Copy files between a service's container and the host.
+    Cp(commands::cp::CpArgs),
+    /// Pull the services' images.
+    Pull(commands::pull::PullArgs),
+    /// Push the images of services with `build:` and `image:`.
+    Push(commands::push::PushArgs),
     /// Run a one-off container of a service.
     Run(commands::run::RunArgs),
     /// Show the containers' processes.
@@ -124,9 +135,9 @@ pub enum Command {
     /// Generate init-system units for the stack.
     #[command(subcommand)]
     Systemd(commands::systemd::SystemdCommand),
-    /// Take the stack beyond one host: Kubernetes manifests or a Swarm compose file.
-    #[command(subcommand)]
-    Export(commands::export::ExportCommand),
+    /// A service container's filesystem as a tar archive; or the stack beyond
+    /// one host: Kubernetes manifests or a Swarm compose file.
+    Export(commands::export::ExportArgs),
     /// Run a project's log keeper (started by its supervisor).
     #[command(name = "__logs", hide = true)]
     LogKeeper(commands::log_keeper::LogKeeperArgs),

@@ -114,14 +114,22 @@ impl Command {
             Command::Wait(a) => &mut a.project,
             Command::Scale(a) => &mut a.project,
             Command::Build(a) => &mut a.project,
-            Command::Export(ExportCommand::Kubernetes(a)) => &mut a.project,
-            Command::Export(ExportCommand::Swarm(a)) => &mut a.project,
+            Command::Export(a) => match &mut a.command {
+                Some(ExportCommand::Kubernetes(a)) => &mut a.project,
+                Some(ExportCommand::Swarm(a)) => &mut a.project,
+                None => &mut a.project,
+            },
+            Command::Cp(a) => &mut a.project,
+            Command::Attach(a) => &mut a.project,
+            Command::Pull(a) => &mut a.project,
+            Command::Push(a) => &mut a.project,
             Command::Systemd(SystemdCommand::Generate(a)) => &mut a.project,
             Command::Image(_)
             | Command::Builder(_)
             | Command::Container(_)
             | Command::Ls(_)
             | Command::Completion(_)
+            | Command::DockerPlugin(_)
             | Command::Version(_)
             | Command::Man(_)
             | Command::LogKeeper(_)

@@ -19,7 +19,16 @@ fn main() -> ExitCode {
     // The same binary is the containers' init stage: when started as one,
     // this never returns.
     stack_runtime::init_main();
-    let cli = cli::Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == commands::docker_plugin::METADATA_COMMAND)
+    {
+        println!("{}", commands::docker_plugin::metadata());
+        return ExitCode::SUCCESS;
+    }
+    let by_client = commands::docker_plugin::run_by_client();
+    let cli = cli::Cli::parse_from(commands::docker_plugin::arguments(args, by_client));
     init_tracing(cli.global.verbose);
     if let Err(err) = check_cgroup_manager() {
         return failure::report(&err, false);

@@ -38,7 +38,8 @@ pub fn print_lines(lines: &[String]) {
     }
 }
 
-fn render<const N: usize>(rows: &[[String; N]]) -> Vec<String> {
+/// The lines [`print`] prints.
+pub fn render<const N: usize>(rows: &[[String; N]]) -> Vec<String> {
     let rows: Vec<Vec<String>> = rows.iter().map(|r| r.to_vec()).collect();
     render_rows(&rows)
 }

@@ -127,6 +127,23 @@ impl RawMode {
     }
 }
 
+impl RawMode {
+    /// Keys read one by one without echo, while output lines and Ctrl-C
+    /// keep working as usual (`attach` watching for its detach keys).
+    pub fn keys_only() -> Self {
+        use nix::sys::termios::LocalFlags;
+        let stdin = std::io::stdin();
+        let Ok(saved) = tcgetattr(stdin.as_fd()) else {
+            return Self(None);
+        };
+        let mut keys = saved.clone();
+        keys.local_flags
+            .remove(LocalFlags::ICANON | LocalFlags::ECHO);
+        let _ = tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &keys);
+        Self(Some(saved))
+    }
+}
+
 impl Drop for RawMode {
     fn drop(&mut self) {
         if let Some(saved) = &self.0 {

@@ -12,6 +12,7 @@ pub use crate::container_exec::ContainerExec;
 pub use crate::control::{
     Channel, ControlError, Progress, Reply, Request, RunOptions, RunStdio, UpOptions, socket_path,
 };
+pub use crate::copy::{CopyError, Kind as PathKind, Landing, Source, Tree, landing};
 pub use crate::error::{EngineError, ErrorKind};
 pub use crate::host::HostConfig;
 pub use crate::leftover::remove_volumes;

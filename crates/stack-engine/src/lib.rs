@@ -14,6 +14,7 @@ pub mod api;
 mod console;
 mod container_exec;
 mod control;
+pub mod copy;
 mod error;
 mod execute;
 pub mod hash;

@@ -29,6 +29,7 @@ pub mod settings;
 pub mod signal;
 pub mod units;
 mod validate;
+pub mod variables;
 pub mod volumes;
 mod yaml;
 

@@ -100,6 +100,9 @@ pub struct Loaded {
     /// files.
     pub inputs: Vec<PathBuf>,
     pub project_directory: PathBuf,
+    /// The variables interpolation read: the environment over `.env` (or
+    /// `--env-file`), with the project name (`config --environment`).
+    pub environment: crate::interpolate::Vars,
 }
 
 /// Look for a stack file in `dir`, then its parents.
@@ -568,6 +571,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadErrors> {
         files: read_files,
         inputs,
         project_directory: project_dir,
+        environment: vars,
     })
 }
 

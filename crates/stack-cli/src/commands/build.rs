@@ -36,6 +36,13 @@ pub struct BuildArgs {
     /// Print only the image ids.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Push each built image that `image:` names to its registry.
+    #[arg(long)]
+    pub push: bool,
+    /// How the build's steps are shown: plain lines (auto, plain; tty and
+    /// json are warned about and shown plain too) or nothing but errors (quiet).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub progress: Option<crate::global_options::Progress>,
 }
 
 #[derive(Debug, Args)]
@@ -136,9 +143,14 @@ pub fn image_build(global: &GlobalArgs, a: ImageBuildArgs) -> anyhow::Result<Exi
 
 /// `stack build`: each selected service's `build:` section as a build.
 pub fn run(global: &GlobalArgs, a: BuildArgs) -> anyhow::Result<ExitCode> {
+    use crate::global_options::Progress;
     let Some(loaded) = a.project.load()? else {
         return Ok(ExitCode::FAILURE);
     };
+    if let Some(p @ (Progress::Tty | Progress::Json)) = a.progress {
+        eprintln!("warning: --progress {p:?}: build steps are shown as plain lines");
+    }
+    let quiet = a.quiet || a.progress == Some(Progress::Quiet);
     let project = &loaded.project;
     for name in &a.services {
         anyhow::ensure!(
@@ -163,16 +175,27 @@ pub fn run(global: &GlobalArgs, a: BuildArgs) -> anyhow::Result<ExitCode> {
         let opts = stack_build::service::options(&project.name, name, service, &inv)?;
         let image = stack_build::service::image_name(&project.name, name, service)
             .unwrap_or_else(|| opts.tags[0].to_string());
-        if !a.quiet {
+        if !quiet {
             eprintln!("building {name} as {image}");
         }
         // Taken before building, as `up` does: `up --build` then knows
         // this image is current.
         let fingerprint = stack_build::service::fingerprint(&opts).ok();
-        run_build(&opts, a.quiet).with_context(|| format!("service {name:?}"))?;
+        run_build(&opts, quiet).with_context(|| format!("service {name:?}"))?;
         if let Some(f) = fingerprint {
             stack_build::service::record_built(&global.root, &image, &f)
                 .with_context(|| format!("recording the build of {image}"))?;
+        }
+        if a.push
+            && let Some(target) = &service.image
+        {
+            super::transfer::line(quiet, name, "Pushing");
+            let store = stack_image::Store::open(&global.root)?;
+            let reference = super::transfer::reference(target)?;
+            super::transfer::runtime()?
+                .block_on(store.push(&reference, &super::transfer::options()?))
+                .with_context(|| format!("service {name:?}: pushing {target}"))?;
+            super::transfer::line(quiet, name, "Pushed");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use crate::cli::GlobalArgs;
@@ -45,6 +46,16 @@ pub struct ConfigArgs {
     /// Write to this file instead of standard output.
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<std::path::PathBuf>,
+    /// Print the variables interpolation read (`KEY=VALUE`, sorted).
+    #[arg(long)]
+    pub environment: bool,
+    /// Print the variables the files use, with their defaults (a table;
+    /// `--format json` for JSON).
+    #[arg(long)]
+    pub variables: bool,
+    /// Pin each service's image to the digest its registry serves now.
+    #[arg(long)]
+    pub resolve_image_digests: bool,
     /// Only validate: print nothing, exit 0 when valid and 1 when not.
     #[arg(short, long)]
     pub quiet: bool,
@@ -62,9 +73,45 @@ pub fn run(_global: &GlobalArgs, args: ConfigArgs) -> anyhow::Result<ExitCode> {
     if args.quiet {
         return Ok(ExitCode::SUCCESS);
     }
-    let project = &loaded.project;
+    let mut project = loaded.project.clone();
+    if args.resolve_image_digests {
+        pin_digests(&mut project)?;
+    }
+    let project = &project;
     let mut out = String::new();
-    if let Some(which) = &args.hash {
+    if args.environment {
+        let mut vars: Vec<_> = loaded.environment.iter().collect();
+        vars.sort();
+        for (k, v) in vars {
+            out.push_str(&format!("{k}={v}\n"));
+        }
+    } else if args.variables {
+        let mut all = std::collections::BTreeMap::new();
+        for f in &loaded.files {
+            let text = stack_spec::input::read_text(f, stack_spec::input::MAX_STACK_FILE)
+                .map_err(|e| anyhow::anyhow!("{}: {}", f.display(), e.reason()))?;
+            for (name, v) in stack_spec::variables::extract(&text) {
+                all.entry(name).or_insert(v);
+            }
+        }
+        match args.format {
+            Format::Json => out = serde_json::to_string_pretty(&all)? + "\n",
+            Format::Yaml => {
+                let mut rows = vec![
+                    ["NAME", "REQUIRED", "DEFAULT VALUE", "ALTERNATE VALUE"].map(str::to_owned),
+                ];
+                for v in all.values() {
+                    rows.push([
+                        v.name.clone(),
+                        v.required.to_string(),
+                        v.default_value.clone().unwrap_or_default(),
+                        v.alternate_value.clone().unwrap_or_default(),
+                    ]);
+                }
+                out = crate::table::render(&rows).join("\n") + "\n";
+            }
+        }
+    } else if let Some(which) = &args.hash {
         let wanted: Vec<&str> = which.split(',').map(str::trim).collect();
         for name in &wanted {
             if *name != "*" && !project.services.contains_key(*name) {
@@ -132,6 +179,25 @@ pub fn run(_global: &GlobalArgs, args: ConfigArgs) -> anyhow::Result<ExitCode> {
         None => print!("{out}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `image: NAME@DIGEST` for every service with an image, the digest asked
+/// of its registry (one request each, nothing pulled).
+fn pin_digests(project: &mut stack_spec::Project) -> anyhow::Result<()> {
+    let opts = super::transfer::options()?;
+    let rt = super::transfer::runtime()?;
+    for (name, svc) in project.services.iter_mut() {
+        let Some(image) = &svc.image else { continue };
+        let reference = stack_image::Reference::parse(image)?;
+        let digest = rt
+            .block_on(stack_image::push::remote_digest(&reference, &opts))
+            .with_context(|| format!("service {name}: resolving {image}"))?;
+        svc.image = Some(format!(
+            "{}@{digest}",
+            image.split('@').next().unwrap_or(image)
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `stack export kubernetes|swarm`: the loaded stack as Kubernetes manifests
 //! or a compose file for `docker stack deploy`, with a warning on standard
-//! error for every key the target cannot carry as written.
+//! error for every key the target cannot carry as written. `stack export
+//! SERVICE` is compose's: the container's root filesystem as a tar archive.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,6 +12,23 @@ use stack_export::{Warning, kubernetes, swarm};
 
 use crate::cli::GlobalArgs;
 use crate::project_args::ProjectArgs;
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ExportArgs {
+    #[command(subcommand)]
+    pub command: Option<ExportCommand>,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Write the archive to this file instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Which replica of the service.
+    #[arg(long, default_value_t = 1)]
+    pub index: u32,
+    /// The service whose container's filesystem is archived.
+    pub service: Option<String>,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum ExportCommand {
@@ -58,11 +76,63 @@ pub struct SwarmArgs {
     pub output: Option<PathBuf>,
 }
 
-pub fn run(_global: &GlobalArgs, cmd: ExportCommand) -> anyhow::Result<ExitCode> {
-    match cmd {
-        ExportCommand::Kubernetes(args) => kube(args),
-        ExportCommand::Swarm(args) => swarm_file(args),
+pub fn run(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Some(ExportCommand::Kubernetes(args)) => kube(args),
+        Some(ExportCommand::Swarm(args)) => swarm_file(args),
+        None => container_fs(global, args),
     }
+}
+
+/// `export SERVICE`: the container's overlay (not its volumes, bind mounts
+/// or `/proc`), as `docker export` writes it.
+fn container_fs(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    use std::io::{IsTerminal, Write};
+    let Some(service) = &args.service else {
+        bail!("name a service, or `kubernetes` or `swarm`");
+    };
+    let Some(project) = crate::client::project_name(&args.project)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let record = stack_engine::api::Records::new(&global.root)
+        .containers(&project)?
+        .into_iter()
+        .find(|r| r.service == *service && r.number == args.index && !r.one_off)
+        .with_context(|| {
+            format!(
+                "service {service} has no container number {} in project {project}",
+                args.index
+            )
+        })?;
+    let container = stack_runtime::Container::load(
+        &stack_fs::Layout::of_root(&global.root).runtime(),
+        &record.id,
+    )
+    .with_context(|| format!("container {}", record.name))?;
+    let tree = stack_engine::api::Tree::overlay(&container.state.rootfs, &record.name)?;
+    if is_stdout(&args.output) {
+        if std::io::stdout().is_terminal() {
+            bail!("refusing to write an archive to a terminal: use -o FILE or a redirection");
+        }
+        let mut out = std::io::stdout().lock();
+        tree.archive("/", None, false, &mut out)?;
+        out.flush()?;
+    } else if let Some(path) = &args.output {
+        // Written beside, renamed into place: no half archive under the name.
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+        let dir = dir.unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)
+            .with_context(|| format!("creating a file in {}", dir.display()))?;
+        tree.archive(
+            "/",
+            None,
+            false,
+            &mut std::io::BufWriter::new(tmp.as_file_mut()),
+        )?;
+        tmp.persist(path)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_warnings(warnings: &[Warning]) {

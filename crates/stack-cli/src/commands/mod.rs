@@ -1,11 +1,14 @@
 //! One module per subcommand; each returns the process exit code.
 
+pub mod attach;
 pub mod build;
 pub mod builder;
 pub mod completion;
 pub mod config;
 pub mod container;
+pub mod cp;
 pub mod create;
+pub mod docker_plugin;
 pub mod down;
 pub mod events;
 pub mod exec;
@@ -22,6 +25,8 @@ pub mod man;
 pub mod pause;
 pub mod port;
 pub mod ps;
+pub mod pull;
+pub mod push;
 pub mod restart;
 pub mod rm;
 pub mod run;
@@ -32,6 +37,7 @@ pub mod stop;
 pub mod supervise;
 pub mod systemd;
 pub mod top;
+pub mod transfer;
 pub mod up;
 pub mod version;
 pub mod wait;
@@ -78,6 +84,11 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Unpause(args) => pause::unpause(&cli.global, args),
         Command::Rm(args) => rm::run(&cli.global, args),
         Command::Exec(args) => exec::run(&cli.global, args),
+        Command::Cp(args) => cp::run(&cli.global, args),
+        Command::DockerPlugin(cmd) => docker_plugin::run(cmd),
+        Command::Attach(args) => attach::run(&cli.global, args),
+        Command::Pull(args) => pull::run(&cli.global, args),
+        Command::Push(args) => push::run(&cli.global, args),
         Command::Run(args) => run::run(&cli.global, args),
         Command::Top(args) => top::run(&cli.global, args),
         Command::Images(args) => images::run(&cli.global, args),
