@@ -18,6 +18,7 @@ use clap::Args;
 use stack_engine::api::logs::{Stream, read_all};
 use stack_engine::api::{ContainerRecord, Records};
 
+use super::logs::Mark;
 use crate::cli::GlobalArgs;
 use crate::client;
 use crate::project_args::ProjectArgs;
@@ -152,18 +153,19 @@ pub fn run(global: &GlobalArgs, args: AttachArgs) -> anyhow::Result<ExitCode> {
         });
     }
 
-    let mut shown = read_all(&log).map(|e| e.len()).unwrap_or(0);
+    // `kill_now`'s pidfd registers with a runtime.
+    let rt = client::runtime()?;
+    let _runtime = rt.enter();
+    // Followed as `logs -f` follows: by time, so that rotation does not
+    // repeat or skip lines.
+    let mut mark = Mark::after(&read_all(&log).unwrap_or_default());
     loop {
         let alive = find(&store, &project, &args).is_ok_and(|r| r.id == record.id && r.is_alive());
         let entries = read_all(&log).unwrap_or_default();
-        // A rotated log starts over shorter.
-        if entries.len() < shown {
-            shown = 0;
-        }
         {
             let mut out = std::io::stdout().lock();
             let mut err = std::io::stderr().lock();
-            for e in &entries[shown..] {
+            for e in mark.unseen(&entries) {
                 let _ = match e.stream {
                     Stream::Stdout => out.write_all(e.log.as_bytes()),
                     Stream::Stderr => err.write_all(e.log.as_bytes()),
@@ -171,7 +173,7 @@ pub fn run(global: &GlobalArgs, args: AttachArgs) -> anyhow::Result<ExitCode> {
             }
             let _ = out.flush();
         }
-        shown = entries.len();
+        mark = Mark::after(&entries);
         if detached.load(Ordering::SeqCst) {
             eprintln!("\r\nread escape sequence");
             return Ok(ExitCode::SUCCESS);
@@ -185,12 +187,13 @@ pub fn run(global: &GlobalArgs, args: AttachArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(code.clamp(0, 255) as u8));
         }
         let sig = pending.swap(0, Ordering::SeqCst);
-        if sig != 0
-            && let Some(pid) = record.pid
-            && record.is_alive()
-        {
-            let signal = nix::sys::signal::Signal::try_from(sig)?;
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+        if sig != 0 {
+            // Through a pidfd: never a process that reused the pid.
+            // A container that exits meanwhile (ESRCH) is seen next round.
+            match stack_engine::api::kill_now(&record, sig) {
+                Err(e) if e.raw_os_error() != Some(libc::ESRCH) => return Err(e.into()),
+                _ => {}
+            }
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -108,13 +108,13 @@ fn containers(
 /// nanoseconds, so ties are rare but possible). Rotation does not disturb
 /// it, unlike a line count.
 #[derive(Debug, Clone, Copy, Default)]
-struct Mark {
+pub(crate) struct Mark {
     time_ns: u128,
     at_time: usize,
 }
 
 impl Mark {
-    fn after(entries: &[Entry]) -> Self {
+    pub(crate) fn after(entries: &[Entry]) -> Self {
         let Some(last) = entries.last() else {
             return Self::default();
         };
@@ -130,7 +130,7 @@ impl Mark {
     }
 
     /// The entries not shown yet.
-    fn unseen<'a>(&self, entries: &'a [Entry]) -> &'a [Entry] {
+    pub(crate) fn unseen<'a>(&self, entries: &'a [Entry]) -> &'a [Entry] {
         let start = entries.partition_point(|e| e.time_ns < self.time_ns);
         let same = entries[start..]
             .iter()
