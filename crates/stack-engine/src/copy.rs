@@ -44,6 +44,8 @@ pub enum CopyError {
     FileOntoDirectory(String),
     #[error("archive entry {0} leaves the destination")]
     Escape(String),
+    #[error("archive entry {entry}: {what}")]
+    Malformed { entry: String, what: &'static str },
     #[error("container {name} is not running and its root filesystem {root} is not mounted")]
     NotMounted { name: String, root: PathBuf },
     #[error("container {0} stopped while being opened")]
@@ -359,7 +361,10 @@ impl Tree {
                     let target = entry
                         .link_name_bytes()
                         .map(|t| OsStr::from_bytes(&t).to_owned())
-                        .unwrap_or_default();
+                        .ok_or_else(|| CopyError::Malformed {
+                            entry: shown_entry.clone(),
+                            what: "a symbolic link without a target",
+                        })?;
                     at.replace_non_dir()?;
                     symlinkat(target.as_os_str(), &parent, last.as_os_str())
                         .map_err(io("create", &at.shown))?;
@@ -375,10 +380,14 @@ impl Tree {
                     }
                 }
                 tar::EntryType::Link => {
-                    let target = entry
-                        .link_name_bytes()
-                        .map(|t| t.into_owned())
-                        .unwrap_or_default();
+                    let target =
+                        entry
+                            .link_name_bytes()
+                            .map(|t| t.into_owned())
+                            .ok_or_else(|| CopyError::Malformed {
+                                entry: shown_entry.clone(),
+                                what: "a hard link without a target",
+                            })?;
                     let mut tnames = base.clone();
                     tnames.extend(clean(&String::from_utf8_lossy(&target)));
                     let (tdir, tlast) = self.parent(&tnames)?;
@@ -399,9 +408,18 @@ impl Tree {
                         tar::EntryType::Block => SFlag::S_IFBLK,
                         _ => SFlag::S_IFIFO,
                     };
+                    // A FIFO has no device numbers; a device node must.
+                    let number = |n: io::Result<Option<u32>>| match (kind, n) {
+                        (tar::EntryType::Fifo, _) => Ok(0),
+                        (_, Ok(Some(n))) => Ok(u64::from(n)),
+                        _ => Err(CopyError::Malformed {
+                            entry: shown_entry.clone(),
+                            what: "a device node without readable device numbers",
+                        }),
+                    };
                     let dev = nix::sys::stat::makedev(
-                        u64::from(header.device_major().ok().flatten().unwrap_or(0)),
-                        u64::from(header.device_minor().ok().flatten().unwrap_or(0)),
+                        number(header.device_major())?,
+                        number(header.device_minor())?,
                     );
                     at.replace_non_dir()?;
                     mknodat(&parent, last.as_os_str(), flag, mode, dev)
